@@ -1,0 +1,5 @@
+import sys
+
+from robot_ssl.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command line: one module per verb, each with `add_arguments(parser)` and `run(args) -> int`."""

@@ -1,0 +1,78 @@
+"""`robot-ssl` entry point: dispatches to one module per verb (robot_ssl/cli/<verb>.py).
+
+Each verb module defines `HELP` (one line), `add_arguments(parser)` and
+`run(args) -> int`, and imports heavy dependencies (torch, h5py, cv2) inside
+`run` so that `robot-ssl --help` stays fast. Errors derived from
+`RobotSSLError` are printed as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# verb -> one-line help (used when the module is not there yet).
+VERBS: dict[str, str] = {
+    "record": "record a session from a robot (or the simulator) and a camera",
+    "info": "summarise a session file",
+    "label": "auto-label sessions from proximity readings and odometry",
+    "train": "train the long-range obstacle detector",
+    "eval": "evaluate a detector: ROC AUC per (sensor, distance)",
+    "export": "export a detector to TorchScript or ONNX",
+    "run": "live obstacle detection on the robot (monitor or avoid)",
+    "replay": "replay a session with labels and predictions to a video",
+    "sim": "simulator: record sessions, serve a virtual Thymio, show worlds",
+    "robot": "robot tools: list serial ports, probe a Thymio",
+    "demo": "the whole pipeline on the simulator, with a report",
+}
+
+
+def _load(verb: str):
+    try:
+        return importlib.import_module(f"robot_ssl.cli.{verb}")
+    except ModuleNotFoundError as e:
+        if e.name == f"robot_ssl.cli.{verb}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robot-ssl",
+        description="Self-supervised long-range obstacle perception for a Thymio-class robot.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, help_line in VERBS.items():
+        module = _load(verb)
+        p = sub.add_parser(verb, help=getattr(module, "HELP", help_line))
+        if module is not None:
+            module.add_arguments(p)
+        p.set_defaults(_module=module, _verb=verb)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from robot_ssl.errors import RobotSSLError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 2
+    if args._module is None:
+        print(f"robot-ssl {args.verb}: not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        return int(args._module.run(args) or 0)
+    except RobotSSLError as e:
+        print(f"robot-ssl {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"robot-ssl {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

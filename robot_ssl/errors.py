@@ -1,0 +1,9 @@
+"""Exception hierarchy of the robot_ssl package: one base class, precise subclasses."""
+
+
+class RobotSSLError(Exception):
+    """Base class of every error robot_ssl raises on purpose (the CLI prints it in one line)."""
+
+
+class SpecError(RobotSSLError):
+    """A robot or camera description is invalid or cannot be read."""

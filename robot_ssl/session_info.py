@@ -1,0 +1,92 @@
+"""Summary of a session file (what `robot-ssl info` prints): durations, rates, gaps, specs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from robot_ssl.session import SessionReader
+
+DATA_STREAMS = ("camera", "proximity", "wheels", "odometry")
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    count: int
+    rate_hz: float
+    max_gap_s: float
+
+
+@dataclass
+class SessionInfo:
+    path: str
+    duration_s: float
+    size_bytes: int
+    recovered: bool
+    start_time_utc: str
+    streams: dict[str, StreamStats]
+    events: list[dict[str, Any]]
+    robot: dict[str, Any]
+    camera: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def stream_stats(t_ns: np.ndarray) -> StreamStats:
+    """Count, mean rate over the stream's own span, and the largest gap between samples."""
+    n = int(t_ns.size)
+    if n < 2:
+        return StreamStats(n, 0.0, 0.0)
+    span_s = (int(t_ns[-1]) - int(t_ns[0])) / 1e9
+    rate = (n - 1) / span_s if span_s > 0 else 0.0
+    return StreamStats(n, rate, float(np.diff(t_ns).max()) / 1e9)
+
+
+def session_info(reader: SessionReader) -> SessionInfo:
+    streams = {}
+    for name in [*DATA_STREAMS, "truth", "predictions"]:
+        if name in reader.streams:
+            streams[name] = stream_stats(reader._read(name, "t_ns"))
+    return SessionInfo(
+        path=str(reader.path),
+        duration_s=reader.duration_s,
+        size_bytes=reader.size_bytes,
+        recovered=reader.recovered,
+        start_time_utc=reader.start_time_utc,
+        streams=streams,
+        events=[asdict(e) for e in reader.events()],
+        robot=reader.robot.to_dict(),
+        camera=reader.camera.to_dict(),
+        metadata=reader.metadata,
+    )
+
+
+def format_info(info: SessionInfo) -> str:
+    """Human-readable multi-line summary."""
+    cam = info.camera
+    lines = [
+        f"session   {info.path}"
+        + ("  (recovered: writer did not finish)" if info.recovered else ""),
+        f"started   {info.start_time_utc}",
+        f"duration  {info.duration_s:.2f} s",
+        f"size      {info.size_bytes / 1e6:.2f} MB",
+        f"robot     {info.robot['name']}  ({len(info.robot['prox_sensors'])} proximity sensors,"
+        f" {info.robot['speed_m_per_unit'] * 1000:.3f} mm/s per unit)",
+        f"camera    {cam['width']}x{cam['height']} @ {cam['fps']:g} fps,"
+        f" mount z={cam['z_m']:.3f} m pitch={np.degrees(cam['pitch_rad']):.1f} deg",
+    ]
+    if info.metadata:
+        lines.append("metadata  " + ", ".join(f"{k}={v}" for k, v in info.metadata.items()))
+    lines.append(f"{'stream':<12}{'count':>9}{'rate Hz':>10}{'max gap s':>11}")
+    for name, s in info.streams.items():
+        lines.append(f"{name:<12}{s.count:>9}{s.rate_hz:>10.2f}{s.max_gap_s:>11.3f}")
+    lines.append(f"events    {len(info.events)}")
+    for e in info.events[:20]:
+        lines.append(f"  {e['t_ns'] / 1e9:12.3f} s  {e['kind']:<16} {e['message']}")
+    if len(info.events) > 20:
+        lines.append(f"  ... {len(info.events) - 20} more")
+    return "\n".join(lines)

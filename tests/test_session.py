@@ -1,0 +1,180 @@
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from robot_ssl.session import (
+    InconsistentSessionError,
+    NotASessionError,
+    SessionReader,
+    SessionWriteError,
+    SessionWriter,
+    UnsupportedVersionError,
+)
+from robot_ssl.spec import CameraSpec, RobotSpec
+
+CAM = CameraSpec(width=64, height=48)
+
+
+def make_image(i: int) -> np.ndarray:
+    y, x = np.mgrid[0:48, 0:64]
+    img = np.stack([(x * 4 + i) % 256, (y * 5) % 256, np.full_like(x, i * 7 % 256)], axis=-1)
+    return img.astype(np.uint8)
+
+
+@pytest.mark.parametrize("frame_format", ["jpeg", "raw"])
+@pytest.mark.parametrize("extras", [False, True])
+def test_round_trip_every_stream(tmp_path, frame_format, extras):
+    path = tmp_path / "s.h5"
+    robot = RobotSpec(speed_m_per_unit=0.0003)
+    kwargs = {"truth_sensors": 7, "prediction_shape": (5, 31)} if extras else {}
+    rng = np.random.default_rng(0)
+    prox = rng.integers(0, 4500, (20, 7)).astype(np.int16)
+    with SessionWriter(
+        path, robot, CAM, frame_format=frame_format, metadata={"world": "w1"}, **kwargs
+    ) as w:
+        for i in range(20):
+            t = 1_000_000_000 + i * 33_000_000
+            w.write_frame(t, make_image(i))
+            w.write_proximity(t + 1, prox[i])
+            w.write_wheels(t + 2, [i, -i], [10, -10])
+            w.write_odometry(t + 3, [i * 0.01, -i * 0.02, 0.1 * i])
+            if extras:
+                w.write_truth(t + 4, [i, 0, 0], np.arange(7) * 0.01)
+                w.write_prediction(t + 5, i, np.full((5, 31), i / 20))
+        w.write_event(t, "gap", "robot unplugged")
+        assert w.counts["camera"] == 20
+    with SessionReader(path) as r:
+        assert not r.recovered
+        assert r.robot == robot and r.camera == CAM
+        assert r.metadata == {"world": "w1"}
+        assert r.num_frames == 20
+        assert r.camera_t_ns[3] == 1_000_000_000 + 3 * 33_000_000
+        img = r.frame(5)
+        if frame_format == "raw":
+            assert np.array_equal(img, make_image(5))
+        else:
+            assert np.abs(img.astype(int) - make_image(5)).mean() < 3
+            assert r.jpeg(5)[:2] == b"\xff\xd8"
+        t, p = r.proximity()
+        assert np.array_equal(p, prox) and t.dtype == np.int64
+        t, speed, target = r.wheels()
+        assert speed[7].tolist() == [7, -7] and target[7].tolist() == [10, -10]
+        _, pose = r.odometry()
+        assert np.allclose(pose[4], [0.04, -0.08, 0.4])
+        assert [(e.kind, e.message) for e in r.events()] == [("gap", "robot unplugged")]
+        assert r.frame_index_at(1_000_000_000 + 34_000_000) == 1
+        if extras:
+            _, tp, dist = r.truth()
+            assert tp[3].tolist() == [3, 0, 0] and dist.shape == (20, 7)
+            _, fi, prob = r.predictions()
+            assert fi[9] == 9 and prob.shape == (20, 5, 31)
+        else:
+            assert r.truth() is None and r.predictions() is None
+        assert r.duration_s == pytest.approx((19 * 33_000_000 + 5 * extras + 3 - 0) / 1e9, abs=1e-8)
+
+
+def test_writer_refuses_existing_and_backwards_time(tmp_path):
+    path = tmp_path / "s.h5"
+    with SessionWriter(path) as w:
+        w.write_proximity(100, np.zeros(7))
+        with pytest.raises(SessionWriteError, match="before previous"):
+            w.write_proximity(99, np.zeros(7))
+    with pytest.raises(SessionWriteError, match="exists"):
+        SessionWriter(path)
+
+
+def test_not_a_session(tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"this is not hdf5" * 100)
+    with pytest.raises(NotASessionError, match="not an HDF5"):
+        SessionReader(junk)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(NotASessionError, match="not a robot-ssl session"):
+        SessionReader(other)
+    with pytest.raises(NotASessionError, match="no such file"):
+        SessionReader(tmp_path / "missing.h5")
+
+
+def _tamper(path: Path, fn) -> None:
+    with h5py.File(path, "r+") as f:
+        fn(f)
+
+
+def _small_session(path: Path) -> Path:
+    with SessionWriter(path) as w:
+        for i in range(5):
+            w.write_proximity(i * 100, np.full(7, i))
+    return path
+
+
+def test_newer_version_rejected(tmp_path):
+    path = _small_session(tmp_path / "s.h5")
+    _tamper(path, lambda f: f.attrs.__setitem__("version", 99))
+    with pytest.raises(UnsupportedVersionError, match="99"):
+        SessionReader(path)
+
+
+def test_decreasing_timestamps_rejected(tmp_path):
+    path = _small_session(tmp_path / "s.h5")
+
+    def swap(f):
+        f["proximity/t_ns"][1] = 1000
+
+    _tamper(path, swap)
+    with pytest.raises(InconsistentSessionError, match="proximity/t_ns decreases at row 2"):
+        SessionReader(path)
+
+
+def test_length_mismatch_rejected(tmp_path):
+    path = _small_session(tmp_path / "s.h5")
+    _tamper(path, lambda f: f["proximity/horizontal"].resize((3, 7)))
+    with pytest.raises(InconsistentSessionError, match="length mismatch"):
+        SessionReader(path)
+
+
+def test_bad_spec_rejected(tmp_path):
+    path = _small_session(tmp_path / "s.h5")
+    _tamper(path, lambda f: f.attrs.__setitem__("robot_spec", json.dumps({"bogus": 1})))
+    with pytest.raises(InconsistentSessionError, match="bogus"):
+        SessionReader(path)
+
+
+def test_sigkill_at_random_moments_leaves_readable_file(tmp_path):
+    """Kill a real writer process with SIGKILL several times: every file opens and holds
+    everything flushed more than ~1 s before the kill."""
+    killer = Path(__file__).with_name("session_killer.py")
+    rnd = random.Random(1234)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    for trial in range(5):
+        out, log = tmp_path / f"k{trial}.h5", tmp_path / f"k{trial}.log"
+        proc = subprocess.Popen([sys.executable, str(killer), str(out), str(log)], env=env)
+        deadline = time.monotonic() + 30
+        while (not log.exists() or log.stat().st_size == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.3, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kill_ns = time.monotonic_ns()
+        flushed = [tuple(map(int, line.split())) for line in log.read_text().split("\n") if line]
+        must_have = max((n for t, n in flushed if t < kill_ns - 1_000_000_000), default=0)
+        with SessionReader(out) as r:
+            assert r.recovered
+            t, p = r.proximity()
+            assert len(t) >= must_have, (trial, len(t), must_have)
+            assert len(t) >= flushed[-1][1] - 1 or len(t) >= must_have
+            assert np.all(np.diff(t) > 0)
+            assert p[-1, 0] == (len(t) - 1) % 4000
+            if r.num_frames:
+                assert r.frame(r.num_frames - 1).shape == (240, 320, 3)
+            assert len(r.wheels()[0]) >= must_have

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_ssl.geometry import se2_exp, wrap_angle
+from robot_ssl.geometry import wrap_angle
 from robot_ssl.spec import RobotSpec
 
 DEFAULT_MAX_GAP_NS = 500_000_000  # 0.5 s: several missed 50-100 Hz wheel samples
@@ -58,14 +58,17 @@ def integrate_wheel_odometry(
     gap = np.diff(t) > max_gap_ns
     v_mid = 0.5 * (v[1:] + v[:-1])
     w_mid = 0.5 * (omega[1:] + omega[:-1])
-    step = np.stack([v_mid * dt_s, np.zeros_like(dt_s), w_mid * dt_s], axis=-1)
-    step[gap] = 0.0
-    local = se2_exp(step)  # each step in the frame of the pose at its start
-    dtheta = step[:, 2]  # unwrapped: cumulative sums stay continuous
+    dist = v_mid * dt_s
+    dtheta = w_mid * dt_s
+    dist[gap] = 0.0
+    dtheta[gap] = 0.0
+    # Exact arc: the chord has length dist * sinc(dtheta / 2) and points along the
+    # heading at the middle of the step. Cumulative sums keep theta unwrapped.
     theta = pose0[2] + np.concatenate([[0.0], np.cumsum(dtheta)])
-    c, s = np.cos(theta[:-1]), np.sin(theta[:-1])
-    dx = c * local[:, 0] - s * local[:, 1]
-    dy = s * local[:, 0] + c * local[:, 1]
+    chord = dist * np.sinc(dtheta / (2.0 * np.pi))
+    mid = theta[:-1] + 0.5 * dtheta
+    dx = chord * np.cos(mid)
+    dy = chord * np.sin(mid)
     poses = np.empty((k, 3))
     poses[:, 0] = pose0[0] + np.concatenate([[0.0], np.cumsum(dx)])
     poses[:, 1] = pose0[1] + np.concatenate([[0.0], np.cumsum(dy)])

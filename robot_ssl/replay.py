@@ -1,0 +1,226 @@
+"""Replay a recorded session: top-down trajectory, camera frame, label and predicted grids.
+
+`render_replay` writes a video (one output frame per camera frame, at the recorded
+rate times `speed`). `SessionCamera` and `SessionRobot` play a session back through
+the device protocols on a replay clock so that the live loop runs on recorded data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from robot_ssl.errors import RobotSSLError
+from robot_ssl.geometry import interpolate_poses
+from robot_ssl.session import SessionReader
+from robot_ssl.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
+
+DEFAULT_DISTANCES_M = np.round(np.arange(0.0, 0.305, 0.01), 2)
+DEFAULT_SENSORS = np.arange(5)
+
+
+class ReplayError(RobotSSLError):
+    """A replay cannot be produced (no frames, unwritable video)."""
+
+
+@dataclass(frozen=True)
+class ReplayGrids:
+    """What to overlay per frame: labels (N, S, D) and/or probabilities (N, S, D), by frame."""
+
+    sensor_indices: np.ndarray
+    distances_m: np.ndarray
+    labels: dict[int, np.ndarray]
+    prob: dict[int, np.ndarray]
+
+
+def prox_hits_m(reader: SessionReader, max_range_m: float = 0.1) -> np.ndarray:
+    """World (x, y) of proximity detections: sensor pose + a nominal range, on odometry."""
+    t, prox = reader.proximity()
+    ot, opose = reader.odometry()
+    if len(t) == 0 or len(ot) < 2:
+        return np.zeros((0, 2))
+    pose = interpolate_poses(ot, opose, t, max_gap_ns=500_000_000)
+    sensors = np.array(reader.robot.prox_poses())
+    hits = []
+    for s in range(min(prox.shape[1], len(sensors))):
+        on = (prox[:, s] > 0) & np.isfinite(pose[:, 0])
+        if not on.any():
+            continue
+        sx, sy, sth = sensors[s]
+        p = pose[on]
+        r = max_range_m * (1.0 - np.clip(prox[on, s] / 4500.0, 0, 1))
+        c, si = np.cos(p[:, 2]), np.sin(p[:, 2])
+        hx = p[:, 0] + c * sx - si * sy + r * np.cos(p[:, 2] + sth)
+        hy = p[:, 1] + si * sx + c * sy + r * np.sin(p[:, 2] + sth)
+        hits.append(np.column_stack([hx, hy]))
+    return np.concatenate(hits) if hits else np.zeros((0, 2))
+
+
+def iter_replay_frames(
+    reader: SessionReader, grids: ReplayGrids | None, panel_px: int = 320
+) -> Iterator[np.ndarray]:
+    """Composite BGR frames: camera | top-down map | label grid | predicted grid."""
+    ct = reader.camera_t_ns
+    ot, opose = reader.odometry()
+    odo_at = interpolate_poses(ot, opose, ct) if len(ot) > 1 else np.full((len(ct), 3), np.nan)
+    truth = reader.truth()
+    paths = [opose]
+    true_at = None
+    if truth is not None and len(truth[0]) > 1:
+        tt, tpose, _ = truth
+        true_at = interpolate_poses(tt, tpose, ct)
+        # odometry starts at the origin; show it in the world frame from the first true pose
+        paths.append(tpose)
+    view = TopDownView(panel_px, paths)
+    if true_at is not None:
+        view.draw_path(truth[1], (160, 160, 160))
+    view.draw_path(opose, (200, 120, 0))
+    view.draw_points(prox_hits_m(reader), OBSTACLE)
+    s_idx = grids.sensor_indices if grids else DEFAULT_SENSORS
+    d_m = grids.distances_m if grids else DEFAULT_DISTANCES_M
+    for i in range(reader.num_frames):
+        cam = reader.frame(i)
+        h = panel_px
+        w = int(round(cam.shape[1] * h / cam.shape[0]))
+        cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_NEAREST)
+        put_text(cam, f"frame {i}  t={(ct[i] - ct[0]) / 1e9:7.2f} s", (6, 16))
+        poses = {"odom": (odo_at[i], (200, 120, 0))}
+        if true_at is not None:
+            poses["true"] = (true_at[i], (90, 90, 90))
+        panels = [cam, view.frame(poses)]
+        if grids is not None:
+            lab = grids.labels.get(i)
+            prob = grids.prob.get(i)
+            if grids.labels:
+                panels.append(
+                    draw_grid_panel(h, reader.robot, s_idx, d_m, labels=lab, title="labels")
+                )
+            if grids.prob:
+                panels.append(
+                    draw_grid_panel(
+                        h, reader.robot, s_idx, d_m, labels=lab, prob=prob, title="predicted"
+                    )
+                )
+        yield np.concatenate(panels, axis=1)
+
+
+def render_replay(
+    reader: SessionReader,
+    out_path: str | Path,
+    grids: ReplayGrids | None = None,
+    speed: float = 1.0,
+    max_frames: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the replay video; returns the number of frames written."""
+    if reader.num_frames == 0:
+        raise ReplayError(f"{reader.path}: session has no camera frames")
+    ct = reader.camera_t_ns
+    fps = (len(ct) - 1) / ((ct[-1] - ct[0]) / 1e9) if len(ct) > 1 and ct[-1] > ct[0] else 10.0
+    fps *= speed
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.stem + ".partial" + out_path.suffix)
+    writer = None
+    n = 0
+    try:
+        for img in iter_replay_frames(reader, grids):
+            if writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out_path.suffix == ".mp4" else "MJPG"))
+                writer = cv2.VideoWriter(str(tmp), fourcc, fps, (img.shape[1], img.shape[0]))
+                if not writer.isOpened():
+                    raise ReplayError(f"cannot open video writer for {out_path}")
+            writer.write(img)
+            n += 1
+            if progress is not None:
+                progress(1)
+            if max_frames is not None and n >= max_frames:
+                break
+    finally:
+        if writer is not None:
+            writer.release()
+    tmp.replace(out_path)
+    return n
+
+
+# -- playing a session back through the device protocols -----------------------------------
+
+
+class ReplayClock:
+    """Session time that advances with wall time times `speed`, from the session's start."""
+
+    def __init__(self, start_ns: int, speed: float = 1.0) -> None:
+        self.start_ns = start_ns
+        self.speed = speed
+        self._wall0 = time.monotonic_ns()
+
+    def now_ns(self) -> int:
+        return self.start_ns + int((time.monotonic_ns() - self._wall0) * self.speed)
+
+    def sleep_until_ns(self, t_ns: int) -> None:
+        dt = (t_ns - self.now_ns()) / self.speed / 1e9
+        if dt > 0:
+            time.sleep(dt)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    t_ns: int
+    image: np.ndarray
+    index: int
+
+
+@dataclass(frozen=True)
+class _Reading:
+    t_ns: int
+    proximity: np.ndarray
+    wheel_speed: np.ndarray
+
+
+class SessionCamera:
+    """Camera protocol over a session: the newest recorded frame at the clock's time."""
+
+    def __init__(self, reader: SessionReader, clock: ReplayClock) -> None:
+        self.reader = reader
+        self.clock = clock
+        self.t_ns = reader.camera_t_ns
+
+    def read(self) -> _Frame | None:
+        i = int(np.searchsorted(self.t_ns, self.clock.now_ns(), side="right")) - 1
+        if i < 0:
+            return None
+        return _Frame(int(self.t_ns[i]), self.reader.frame(i), i)
+
+    def close(self) -> None:
+        pass
+
+
+class SessionRobot:
+    """Robot protocol over a session: recorded readings; wheel commands are kept, not acted on."""
+
+    def __init__(self, reader: SessionReader, clock: ReplayClock) -> None:
+        self.clock = clock
+        self.pt, self.prox = reader.proximity()
+        self.wt, self.speed, _ = reader.wheels()
+        self.targets: list[tuple[int, int]] = []
+
+    def read(self) -> _Reading:
+        now = self.clock.now_ns()
+        ip = max(int(np.searchsorted(self.pt, now, side="right")) - 1, 0)
+        iw = max(int(np.searchsorted(self.wt, now, side="right")) - 1, 0)
+        prox = self.prox[ip] if len(self.prox) else np.zeros(7, np.int16)
+        speed = self.speed[iw] if len(self.speed) else np.zeros(2, np.int16)
+        return _Reading(now, prox, speed)
+
+    def set_wheel_targets(self, left: int, right: int) -> None:
+        self.targets.append((int(left), int(right)))
+
+    def stop(self) -> None:
+        self.set_wheel_targets(0, 0)
+
+    def close(self) -> None:
+        self.stop()

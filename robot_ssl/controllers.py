@@ -53,7 +53,7 @@ class _SteeringLaw:
         # steer away from the nearer side, harder when it is close
         bias = np.clip((left - right) / cfg.slow_distance_m, -1.0, 1.0)
         turn = 0.5 * speed * bias if min(left, right) < cfg.slow_distance_m else 0.0
-        return int(round(speed - turn)), int(round(speed + turn))
+        return round(speed - turn), round(speed + turn)
 
 
 class CameraAvoidController:

@@ -256,7 +256,7 @@ class LiveLoop:
         while not self._stop.is_set():
             try:
                 self.poll_sensors()
-            except Exception as e:  # noqa: BLE001 - a sensor fault must not kill the loop
+            except Exception as e:  # a sensor fault must not kill the loop
                 self._event(self.clock.now_ns(), f"sensor read failed: {e}", kind="robot_error")
                 time.sleep(0.1)
             next_t += period

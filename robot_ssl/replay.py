@@ -86,7 +86,7 @@ def iter_replay_frames(
     for i in range(reader.num_frames):
         cam = reader.frame(i)
         h = panel_px
-        w = int(round(cam.shape[1] * h / cam.shape[0]))
+        w = round(cam.shape[1] * h / cam.shape[0])
         cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_NEAREST)
         put_text(cam, f"frame {i}  t={(ct[i] - ct[0]) / 1e9:7.2f} s", (6, 16))
         poses = {"odom": (odo_at[i], (200, 120, 0))}

@@ -117,4 +117,8 @@ def interpolate_poses(
     xi = se2_log(relative(p0, p1)) * alpha[..., None]
     interp = compose(p0, se2_exp(xi))
     out[ok] = interp[ok]
+    # a query exactly on a sample is that sample, even next to a gap
+    j = np.clip(np.searchsorted(t, q), 0, t.size - 1)
+    exact = t[j] == q
+    out[exact] = p[j[exact]]
     return out

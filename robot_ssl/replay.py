@@ -224,3 +224,31 @@ class SessionRobot:
 
     def close(self) -> None:
         self.stop()
+
+
+def replay_live(reader: SessionReader, predictor, speed: float = 1.0, drive: str = "monitor"):
+    """Run the live loop (threaded, as on the robot) on a session's frames at recorded timing.
+
+    Returns the loop's LiveResult; wheel commands go to a SessionRobot, never to hardware.
+    """
+    from robot_ssl.live import LiveConfig, LiveLoop
+
+    if reader.num_frames == 0:
+        raise ReplayError(f"{reader.path}: session has no camera frames")
+    ct = reader.camera_t_ns
+    clock = ReplayClock(int(ct[0]), speed)
+    robot = SessionRobot(reader, clock)
+    camera = SessionCamera(reader, clock)
+    cfg = predictor.config
+    distances = np.asarray(cfg.distances_m) if cfg.distances_m is not None else DEFAULT_DISTANCES_M
+    loop = LiveLoop(
+        robot,
+        camera,
+        predictor,
+        distances,
+        LiveConfig(drive=drive),
+        clock=clock,
+        robot_spec=reader.robot,
+    )
+    duration_s = (int(ct[-1]) - int(ct[0])) / 1e9 / speed + 0.05
+    return loop.run(duration_s)

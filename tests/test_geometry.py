@@ -72,10 +72,11 @@ def test_interpolation_on_constant_curvature_arc_is_exact():
 def test_interpolation_refuses_gaps_and_outside():
     t = np.array([0, 10, 20, 100, 110], dtype=np.int64)
     p = np.column_stack([t / 100.0, np.zeros(5), np.zeros(5)])
-    q = np.array([-1, 0, 5, 15, 50, 105, 110, 111])
+    q = np.array([-1, 0, 5, 15, 50, 105, 110, 111, 20, 100])
     got = interpolate_poses(t, p, q, max_gap_ns=30)
     nan = np.isnan(got[:, 0])
-    assert nan.tolist() == [True, False, False, False, True, False, False, True]
+    assert nan.tolist() == [True, False, False, False, True, False, False, True, False, False]
+    assert got[8, 0] == pytest.approx(0.2) and got[9, 0] == pytest.approx(1.0)
     assert got[2, 0] == pytest.approx(0.05)
     assert got[5, 0] == pytest.approx(1.05)
 

@@ -1,0 +1,283 @@
+"""`robot-ssl label SESSION...`: auto-label sessions into `<session>.labels.h5` files.
+
+Sessions are labelled in parallel processes; each gets a labels file (next to
+the session, or in --out) and a PNG of label coverage and positive rate per
+(sensor, distance). A summary table follows; a session that cannot be
+labelled (empty, no odometry, too short, damaged) is reported in one line and
+makes the exit status 2, without stopping the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HELP = "auto-label sessions from proximity readings and odometry"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sessions", nargs="+", metavar="SESSION", help="session files (.h5)")
+    p.add_argument(
+        "--out", metavar="DIR", help="write labels and plots here (default: beside each session)"
+    )
+    p.add_argument(
+        "--jobs", "-j", type=_positive_int, metavar="N", help="parallel processes (default: cores)"
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="labelling config (YAML or JSON); flags override it"
+    )
+    p.add_argument("--truth", action="store_true", help="compare labels with simulator truth")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    g = p.add_argument_group("labelling rule (defaults: the original work's)")
+    g.add_argument(
+        "--sensors", metavar="I,J,..", help="proximity sensor indices (default 0,1,2,3,4)"
+    )
+    g.add_argument(
+        "--distances", metavar="START:STOP:STEP", help="distance bins in m, or a list a,b,c"
+    )
+    g.add_argument("--tol-d", type=float, metavar="M", help="|dx - d| tolerance (default 0.01)")
+    g.add_argument("--tol-y", type=float, metavar="M", help="|dy| tolerance (default 0.01)")
+    g.add_argument(
+        "--tol-theta", type=float, metavar="RAD", help="|dtheta| tolerance (default 0.05)"
+    )
+    g.add_argument(
+        "--threshold", type=int, metavar="RAW", help="obstacle when reading > RAW (default 0)"
+    )
+    g.add_argument("--horizon", type=float, metavar="S", help="look-ahead in seconds (default 20)")
+    g.add_argument(
+        "--max-gap", type=float, metavar="S", help="odometry gap that splits (default 0.5)"
+    )
+    g.add_argument(
+        "--max-backtrack", type=float, metavar="M", help="backward-motion allowance (default 0.01)"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _parse_floats(text: str, what: str) -> tuple[float, ...]:
+    from robot_ssl.labeling import LabelConfigError, distance_grid
+
+    try:
+        if ":" in text:
+            parts = [float(x) for x in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            return distance_grid(*parts)
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise LabelConfigError(f"{what}: expected START:STOP:STEP or a,b,c, got {text!r}") from None
+
+
+def config_from_args(args: argparse.Namespace):
+    """LabelConfig from --config (if any) with the flags applied on top."""
+    from robot_ssl.labeling import LabelConfig, LabelConfigError
+
+    cfg = LabelConfig.load(args.config) if args.config else LabelConfig()
+    overrides: dict[str, Any] = {
+        "tol_d_m": args.tol_d,
+        "tol_y_m": args.tol_y,
+        "tol_theta_rad": args.tol_theta,
+        "threshold": args.threshold,
+        "horizon_s": args.horizon,
+        "max_gap_s": args.max_gap,
+        "max_backtrack_m": args.max_backtrack,
+    }
+    if args.sensors:
+        try:
+            overrides["sensor_indices"] = tuple(
+                int(x) for x in args.sensors.split(",") if x.strip()
+            )
+        except ValueError:
+            raise LabelConfigError(
+                f"--sensors: expected integers like 0,1,2, got {args.sensors!r}"
+            ) from None
+    if args.distances:
+        overrides["distances_m"] = _parse_floats(args.distances, "--distances")
+    return cfg.with_overrides(**overrides)
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """What one worker reports back (plain, picklable data)."""
+
+    session: str
+    labels_path: str | None = None
+    plot_path: str | None = None
+    error: str | None = None
+    frames: int = 0
+    frames_with_labels: int = 0
+    known_fraction: float = 0.0
+    positive_fraction: float = 0.0
+    truth: dict[str, float | int] | None = None
+
+
+def _label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResult:
+    """Label one session, write its labels (and plot); never raises for a bad session."""
+    session, out, config_dict, with_truth, with_plot = task
+    from robot_ssl.errors import RobotSSLError
+    from robot_ssl.labeling import LabelConfig
+    from robot_ssl.labels_io import label_session, session_truth_agreement, write_labels
+
+    try:
+        labels = label_session(session, LabelConfig.from_dict(config_dict))
+        path = write_labels(out, labels)
+        stats = labels.stats()
+        plot = None
+        if with_plot:
+            png = Path(out).with_suffix(".png")
+            title = Path(session).name
+            plot_label_stats(stats, labels.sensor_indices, labels.distances_m, png, title)
+            plot = str(png)
+        truth = None
+        if with_truth:
+            found = session_truth_agreement(session, labels)
+            truth = {"available": 0} if found is None else {"available": 1, **found[0].summary()}
+    except RobotSSLError as e:
+        return SessionResult(session, error=str(e))
+    except Exception as e:  # keep the other sessions going; still a failure
+        return SessionResult(session, error=f"unexpected {type(e).__name__}: {e}")
+    return SessionResult(
+        session=session,
+        labels_path=str(path),
+        plot_path=plot,
+        frames=stats.frames,
+        frames_with_labels=stats.frames_with_labels,
+        known_fraction=stats.known_fraction,
+        positive_fraction=stats.positive_fraction,
+        truth=truth,
+    )
+
+
+def plot_label_stats(stats, sensor_indices, distances_m, path: Path, title: str = "") -> Path:
+    """PNG of label coverage and positive rate per (sensor, distance); written atomically."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d_cm = [100 * d for d in distances_m]
+    extent = (d_cm[0] - 0.5, d_cm[-1] + 0.5, len(sensor_indices) - 0.5, -0.5)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), constrained_layout=True)
+    panels = (
+        (stats.coverage, "label coverage (fraction of frames)"),
+        (stats.positive_rate, "positive rate (of known labels)"),
+    )
+    for ax, (data, name) in zip(axes, panels):
+        im = ax.imshow(data, aspect="auto", vmin=0, vmax=1, extent=extent, cmap="viridis")
+        ax.set_title(name)
+        ax.set_xlabel("distance ahead (cm)")
+        ax.set_ylabel("sensor")
+        ax.set_yticks(range(len(sensor_indices)), [str(i) for i in sensor_indices])
+        fig.colorbar(im, ax=ax)
+    if title:
+        fig.suptitle(
+            f"{title}: {stats.frames} frames, {100 * stats.known_fraction:.1f}% known, "
+            f"{100 * stats.positive_fraction:.1f}% positive"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def _print_table(results: list[SessionResult], with_truth: bool) -> None:
+    ok = [r for r in results if r.error is None]
+    if not ok:
+        return
+    head = ["session", "frames", "labelled", "known", "positive"]
+    if with_truth:
+        head += ["truth agree", "precision", "recall"]
+    head.append("labels file")
+    rows = []
+    for r in ok:
+        row = [
+            Path(r.session).name,
+            str(r.frames),
+            f"{100 * r.frames_with_labels / max(r.frames, 1):.1f}%",
+            f"{100 * r.known_fraction:.1f}%",
+            f"{100 * r.positive_fraction:.1f}%",
+        ]
+        if with_truth:
+            t = r.truth or {}
+            if t.get("available"):
+                row += [f"{100 * t[k]:.1f}%" for k in ("agreement", "precision", "recall")]
+            else:
+                row += ["no truth", "-", "-"]
+        row.append(str(r.labels_path))
+        rows.append(row)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    for row in [head, *rows]:
+        print(
+            "  ".join(
+                x.ljust(w) if i in (0, len(row) - 1) else x.rjust(w)
+                for i, (x, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from robot_ssl.labels_io import LabelsWriteError, default_labels_path
+
+    config = config_from_args(args)
+    sessions = [str(Path(s)) for s in args.sessions]
+    outs = [str(default_labels_path(s, args.out)) for s in sessions]
+    seen: dict[str, str] = {}
+    for s, o in zip(sessions, outs):
+        key = os.path.abspath(o)
+        if key in seen and os.path.abspath(seen[key]) != os.path.abspath(s):
+            raise LabelsWriteError(f"{seen[key]} and {s} would both write {o}")
+        seen[key] = s
+    tasks = list(dict.fromkeys(zip(sessions, outs)))  # each session once
+    tasks_full = [(s, o, config.to_dict(), args.truth, not args.no_plot) for s, o in tasks]
+    jobs = args.jobs or min(len(tasks_full), os.cpu_count() or 1)
+    results: list[SessionResult] = []
+    bar = tqdm(
+        total=len(tasks_full), unit="session", desc="labelling", file=sys.stderr, disable=None
+    )
+    try:
+        if jobs == 1 or len(tasks_full) == 1:
+            for task in tasks_full:
+                results.append(_label_one(task))
+                bar.update()
+        else:
+            # spawn: no fork of a process that already runs threads (tqdm, the pool's own)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_label_one, t) for t in tasks_full]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    order = {s: i for i, (s, _) in enumerate(tasks)}
+    results.sort(key=lambda r: order[r.session])
+    _print_table(results, args.truth)
+    failed = [r for r in results if r.error is not None]
+    for r in failed:
+        print(f"robot-ssl label: {r.session}: {r.error}", file=sys.stderr)
+    return 2 if failed else 0

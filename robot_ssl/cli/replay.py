@@ -1,0 +1,88 @@
+"""`robot-ssl replay SESSION`: a video of a session with trajectory, labels and predictions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "replay a session (trajectory, camera, labels, predictions) to a video"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("session", help="session file (.h5)")
+    p.add_argument("--model", help="detector (checkpoint .pt, TorchScript or ONNX) to overlay")
+    p.add_argument("--labels", help="labels file (default: <session>.labels.h5 when it exists)")
+    p.add_argument("--video", help="output video (.mp4 or .avi); default <session>.replay.mp4")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="feed recorded frames through the live loop at recorded timing (needs --model)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from robot_ssl.errors import RobotSSLError
+    from robot_ssl.labels_io import default_labels_path, read_labels
+    from robot_ssl.replay import ReplayGrids, render_replay, replay_live
+    from robot_ssl.session import SessionReader
+
+    session = Path(args.session)
+    if args.speed <= 0:
+        raise RobotSSLError("--speed must be > 0")
+    with SessionReader(session) as reader:
+        labels_path = Path(args.labels) if args.labels else default_labels_path(session)
+        if args.labels and not labels_path.exists():
+            raise RobotSSLError(f"{labels_path}: no such labels file")
+        labels = read_labels(labels_path) if labels_path.exists() else None
+        predictor = None
+        if args.model:
+            from robot_ssl.export import load_predictor
+
+            predictor = load_predictor(args.model)
+        if args.live:
+            if predictor is None:
+                raise RobotSSLError("--live needs --model")
+            result = replay_live(reader, predictor, speed=args.speed)
+            print(f"live replay: {result.frames} frames, latency {result.latency}")
+            return 0
+        grids = None
+        if labels is not None or predictor is not None:
+            lab = {}
+            if labels is not None:
+                lab = {int(i): g for i, g in zip(labels.frame_index, labels.labels)}
+            prob = {}
+            if predictor is not None:
+                n = (
+                    reader.num_frames
+                    if args.max_frames is None
+                    else min(args.max_frames, reader.num_frames)
+                )
+                for start in tqdm(range(0, n, 64), desc="predict", unit="batch", file=sys.stderr):
+                    idx = range(start, min(start + 64, n))
+                    p = predictor.predict(np.stack([reader.frame(i) for i in idx]))
+                    prob.update(zip(idx, p))
+            cfg = predictor.config if predictor is not None else None
+            sensors = labels.sensor_indices if labels is not None else cfg.sensor_indices
+            distances = labels.distances_m if labels is not None else cfg.distances_m
+            grids = ReplayGrids(
+                np.asarray(sensors if sensors is not None else range(5)),
+                np.asarray(distances if distances is not None else np.arange(31) * 0.01),
+                lab,
+                prob,
+            )
+        video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
+        total = (
+            reader.num_frames
+            if args.max_frames is None
+            else min(args.max_frames, reader.num_frames)
+        )
+        with tqdm(total=total, desc="replay", unit="frame", file=sys.stderr) as bar:
+            n = render_replay(reader, video, grids, args.speed, args.max_frames, bar.update)
+    print(f"wrote {video} ({n} frames)")
+    return 0

@@ -1,0 +1,626 @@
+"""The auto-labeller: which (sensor, distance) cells of each camera frame show an obstacle.
+
+For a camera frame taken at time t and a distance bin d, the labeller looks for a
+later moment t' (t <= t' <= t + horizon, same odometry segment) at which the
+robot stood d straight ahead of its pose at t: with the pose at t' expressed in
+the frame of the pose at t as (dx, dy, dtheta), it needs |dx - d| < tol_d,
+|dy| < tol_y and |wrap(dtheta)| < tol_theta. Among those moments it keeps the
+one closest to the bin centre (smallest |dx - d|, then the earliest); the label
+of sensor s is whether that moment's raw reading of s exceeds a threshold, and
+is unknown (-1) where no moment matched.
+
+Candidate moments are the proximity samples themselves (10 Hz on a Thymio),
+with poses interpolated from the odometry at their exact times, and every
+camera frame is labelled (30 fps), not only the frames next to a proximity
+sample as in the original method: that is where the extra labels come from.
+
+Backward motion: a sample only counts when the robot reached it driving
+forward, i.e. it was never further ahead of the pose at t before (more than
+`max_backtrack_m`) than it is at the sample: dx(t') >= max(0, max dx(t''),
+t <= t'' < t') - max_backtrack_m, the maximum taken over the proximity samples
+in between. A robot that drives forward and then reverses therefore labels its
+frames from the forward pass only, and a robot that only reverses gives no
+labels beyond the tolerance of d = 0.
+
+Everything here is pure numpy on arrays (no file I/O): `compute_labels` takes
+the three streams and a `LabelConfig`; `labels_io` reads sessions and writes
+labels files. The hot path loops only over chunks of frames and over the
+(at most a few) distance bins a pose can fall into.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from robot_ssl.errors import RobotSSLError
+from robot_ssl.geometry import interpolate_poses, relative, segment_ids
+
+__all__ = [
+    "LabelConfig",
+    "LabelConfigError",
+    "LabelGrid",
+    "LabelInputError",
+    "LabelStats",
+    "LabelingError",
+    "NothingToLabelError",
+    "TruthAgreement",
+    "compare_with_truth",
+    "compute_labels",
+    "distance_grid",
+    "label_stats",
+    "truth_labels",
+]
+
+UNKNOWN = -1
+_NS_PER_S = 1_000_000_000
+# Widening of the coarse distance filters before the exact tolerance test (m).
+_BIN_SEARCH_EPS_M = 1e-9
+
+
+class LabelingError(RobotSSLError):
+    """Base class of the auto-labeller's errors."""
+
+
+class LabelConfigError(LabelingError):
+    """A labelling configuration is invalid or cannot be read."""
+
+
+class LabelInputError(LabelingError):
+    """The streams given to the labeller have wrong shapes or unsorted timestamps."""
+
+
+class NothingToLabelError(LabelingError):
+    """The session has nothing to label: no frames, no proximity, no odometry, or too short."""
+
+
+def distance_grid(start_m: float, stop_m: float, step_m: float) -> tuple[float, ...]:
+    """Distances start, start + step, ... up to stop (inclusive), rounded to the nanometre."""
+    if step_m <= 0:
+        raise LabelConfigError(f"distances: step must be > 0, got {step_m}")
+    if stop_m < start_m:
+        raise LabelConfigError(f"distances: stop {stop_m} is below start {start_m}")
+    n = math.floor((stop_m - start_m) / step_m + 1e-9) + 1
+    return tuple(round(start_m + i * step_m, 9) for i in range(n))
+
+
+def _default_distances() -> tuple[float, ...]:
+    return distance_grid(0.0, 0.30, 0.01)
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Parameters of the labelling rule; defaults are those of the original work.
+
+    sensor_indices: proximity columns to label (Thymio: 0..4 are the front sensors).
+    distances_m: bin centres d, sorted, >= 0 (default 0..0.30 m every 0.01 m).
+    tol_d_m, tol_y_m, tol_theta_rad: a pose matches bin d when |dx - d| < tol_d_m,
+        |dy| < tol_y_m, |wrap(dtheta)| < tol_theta_rad (strict, as the original code,
+        so that a robot standing still labels d = 0 only).
+    threshold: a raw reading > threshold is an obstacle (Thymio: any non-zero value).
+    horizon_s: how far after the frame to look for matches; bounds odometry drift.
+    max_gap_s: odometry samples further apart than this split the trajectory; no
+        match is ever made across such a gap.
+    max_backtrack_m: how far the robot may have been further ahead before reaching
+        the matched pose (the backward-motion rule, see the module docstring).
+    min_duration_s: a session whose proximity and odometry streams overlap for less
+        than this is too short to label.
+    """
+
+    sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4)
+    distances_m: tuple[float, ...] = field(default_factory=_default_distances)
+    tol_d_m: float = 0.01
+    tol_y_m: float = 0.01
+    tol_theta_rad: float = 0.05
+    threshold: int = 0
+    horizon_s: float = 20.0
+    max_gap_s: float = 0.5
+    max_backtrack_m: float = 0.01
+    min_duration_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        try:
+            sensors = tuple(int(i) for i in self.sensor_indices)
+            dists = tuple(float(d) for d in self.distances_m)
+            threshold = int(self.threshold)
+            floats = {
+                f: float(getattr(self, f))
+                for f in (
+                    "tol_d_m",
+                    "tol_y_m",
+                    "tol_theta_rad",
+                    "horizon_s",
+                    "max_gap_s",
+                    "max_backtrack_m",
+                    "min_duration_s",
+                )
+            }
+        except (TypeError, ValueError) as e:
+            raise LabelConfigError(f"label config: {e}") from None
+        if threshold != self.threshold:
+            raise LabelConfigError(
+                f"label config: threshold must be an integer, got {self.threshold}"
+            )
+        object.__setattr__(self, "sensor_indices", sensors)
+        object.__setattr__(self, "distances_m", dists)
+        object.__setattr__(self, "threshold", threshold)
+        for name, value in floats.items():
+            object.__setattr__(self, name, value)
+        if not sensors:
+            raise LabelConfigError("label config: sensor_indices is empty")
+        if min(sensors) < 0 or len(set(sensors)) != len(sensors):
+            raise LabelConfigError(
+                f"label config: sensor_indices must be distinct and >= 0: {sensors}"
+            )
+        if not dists:
+            raise LabelConfigError("label config: distances_m is empty")
+        if not all(math.isfinite(d) for d in dists) or min(dists) < 0:
+            raise LabelConfigError("label config: distances_m must be finite and >= 0")
+        if any(b <= a for a, b in itertools.pairwise(dists)):
+            raise LabelConfigError("label config: distances_m must be strictly increasing")
+        for name in ("tol_d_m", "tol_y_m", "tol_theta_rad", "horizon_s", "max_gap_s"):
+            if not floats[name] > 0 or not math.isfinite(floats[name]):
+                raise LabelConfigError(f"label config: {name} must be > 0, got {floats[name]}")
+        for name in ("max_backtrack_m", "min_duration_s"):
+            if not floats[name] >= 0 or not math.isfinite(floats[name]):
+                raise LabelConfigError(f"label config: {name} must be >= 0, got {floats[name]}")
+
+    @property
+    def num_sensors(self) -> int:
+        return len(self.sensor_indices)
+
+    @property
+    def num_distances(self) -> int:
+        return len(self.distances_m)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able mapping (distances as an explicit list)."""
+        d = asdict(self)
+        d["sensor_indices"] = list(self.sensor_indices)
+        d["distances_m"] = list(self.distances_m)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LabelConfig:
+        """Build from a mapping; `distances_m` may be a list or {start, stop, step} (stop inclusive)."""
+        if not isinstance(d, Mapping):
+            raise LabelConfigError(f"label config: expected a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LabelConfigError(f"label config: unknown keys {unknown}")
+        d = dict(d)
+        dist = d.get("distances_m")
+        if isinstance(dist, Mapping):
+            keys = set(dist)
+            if keys != {"start", "stop", "step"}:
+                raise LabelConfigError(
+                    "label config: distances_m as a mapping needs exactly start, stop, step"
+                )
+            try:
+                d["distances_m"] = distance_grid(
+                    float(dist["start"]), float(dist["stop"]), float(dist["step"])
+                )
+            except (TypeError, ValueError) as e:
+                raise LabelConfigError(f"label config: distances_m: {e}") from None
+        for key in ("sensor_indices", "distances_m"):
+            if key in d and (isinstance(d[key], (str, bytes)) or not hasattr(d[key], "__iter__")):
+                raise LabelConfigError(f"label config: {key} must be a list")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> LabelConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LabelConfigError(f"label config: not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LabelConfig:
+        """Read a YAML (or .json) file holding a flat mapping of the fields; missing keys take defaults."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise LabelConfigError(f"cannot read label config {path}: {e.strerror}") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as e:
+            raise LabelConfigError(
+                f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {e}"
+            ) from None
+        try:
+            return cls.from_dict(data or {})
+        except LabelConfigError as e:
+            raise LabelConfigError(f"{path}: {e}") from None
+
+    def with_overrides(self, **overrides: Any) -> LabelConfig:
+        """A copy with the given fields replaced (None values are ignored), validated again."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return replace(self, **changes)
+        except TypeError as e:
+            raise LabelConfigError(f"label config: {e}") from None
+
+
+@dataclass(frozen=True)
+class LabelGrid:
+    """Labels of N camera frames for S sensors x D distances (the output of `compute_labels`).
+
+    t_ns: (N,) int64 frame times. labels: (N, S, D) int8 in {-1 unknown, 0, 1}.
+    readings: (N, S, D) int16 raw matched readings (-1 unknown). match_index: (N, D)
+    int64 index of the matched proximity sample (-1 unknown); match_t_ns: (N, D) its
+    time (-1 unknown); match_offset: (N, D, 3) float32 (dx_m, dy_m, dtheta_rad) of the
+    matched pose in the frame's robot frame (NaN unknown). The match depends on the
+    pose only, so it is shared by all sensors.
+    """
+
+    t_ns: np.ndarray
+    labels: np.ndarray
+    readings: np.ndarray
+    match_index: np.ndarray
+    match_t_ns: np.ndarray
+    match_offset: np.ndarray
+    sensor_indices: np.ndarray
+    distances_m: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.t_ns.shape[0])
+
+
+def _as_1d_int64(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 1:
+        raise LabelInputError(f"{name} must be 1-D, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise LabelInputError(f"{name} must hold integer nanoseconds, got {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+def _check_inputs(
+    camera_t_ns: np.ndarray,
+    prox_t_ns: np.ndarray,
+    prox_values: np.ndarray,
+    odom_t_ns: np.ndarray,
+    odom_pose: np.ndarray,
+    config: LabelConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate shapes, order and content; raise NothingToLabelError with a one-line reason."""
+    cam_t = _as_1d_int64(camera_t_ns, "camera t_ns")
+    prox_t = _as_1d_int64(prox_t_ns, "proximity t_ns")
+    odom_t = _as_1d_int64(odom_t_ns, "odometry t_ns")
+    values = np.asarray(prox_values)
+    pose = np.asarray(odom_pose, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != prox_t.shape[0]:
+        raise LabelInputError(
+            f"proximity values must be (M, sensors) with M={prox_t.shape[0]}, got {values.shape}"
+        )
+    if pose.ndim != 2 or pose.shape != (odom_t.shape[0], 3):
+        raise LabelInputError(f"odometry poses must be ({odom_t.shape[0]}, 3), got {pose.shape}")
+    if cam_t.size == 0:
+        raise NothingToLabelError("empty session: no camera frames")
+    if prox_t.size == 0:
+        raise NothingToLabelError("no proximity readings")
+    if odom_t.size == 0:
+        raise NothingToLabelError("no odometry")
+    if np.any(np.diff(prox_t) < 0):
+        raise LabelInputError("proximity timestamps are not sorted")
+    if np.any(np.diff(odom_t) < 0):
+        raise LabelInputError("odometry timestamps are not sorted")
+    if np.any(np.diff(odom_t) == 0):  # keep the first of equal timestamps
+        keep = np.concatenate([[True], np.diff(odom_t) > 0])
+        odom_t, pose = odom_t[keep], pose[keep]
+    if odom_t.size < 2:
+        raise NothingToLabelError("no odometry: fewer than 2 samples")
+    if not np.all(np.isfinite(pose)):
+        raise LabelInputError("odometry poses contain NaN or infinity")
+    bad = [i for i in config.sensor_indices if i >= values.shape[1]]
+    if bad:
+        raise LabelInputError(
+            f"sensor_indices {bad} out of range: proximity has {values.shape[1]} sensors"
+        )
+    overlap_ns = min(int(prox_t[-1]), int(odom_t[-1])) - max(int(prox_t[0]), int(odom_t[0]))
+    if overlap_ns < config.min_duration_s * _NS_PER_S:
+        raise NothingToLabelError(
+            f"too short to label: proximity and odometry overlap for {max(overlap_ns, 0) / 1e9:.2f} s"
+            f" (need {config.min_duration_s:g} s)"
+        )
+    if not np.any((cam_t >= odom_t[0]) & (cam_t <= odom_t[-1])):
+        raise NothingToLabelError("no camera frame within the odometry's time span")
+    return cam_t, prox_t, values, odom_t, pose
+
+
+def _segment_of(odom_t: np.ndarray, seg: np.ndarray, query_t: np.ndarray) -> np.ndarray:
+    """Odometry segment id of the interval that contains each query time."""
+    i = np.searchsorted(odom_t, query_t, side="right") - 1
+    return seg[np.clip(i, 0, odom_t.size - 1)]
+
+
+def compute_labels(
+    camera_t_ns: np.ndarray,
+    prox_t_ns: np.ndarray,
+    prox_values: np.ndarray,
+    odom_t_ns: np.ndarray,
+    odom_pose: np.ndarray,
+    config: LabelConfig | None = None,
+    *,
+    chunk_cells: int = 1 << 20,
+    progress: Callable[[int], None] | None = None,
+) -> LabelGrid:
+    """Label every camera frame from the proximity stream and the odometry (see module docstring).
+
+    camera_t_ns (N,), prox_t_ns (M,) sorted, prox_values (M, P) raw readings,
+    odom_t_ns (K,) sorted, odom_pose (K, 3) (x_m, y_m, theta_rad). `chunk_cells`
+    bounds the (frames x window) block held at once (memory ~ 200 bytes per cell);
+    `progress(n)` is called with the number of frames done after each chunk.
+    Raises NothingToLabelError (empty streams, too short) or LabelInputError.
+    """
+    cfg = config if config is not None else LabelConfig()
+    cam_t, prox_t, values, odom_t, pose = _check_inputs(
+        camera_t_ns, prox_t_ns, prox_values, odom_t_ns, odom_pose, cfg
+    )
+    n_frames = cam_t.size
+    dist = np.asarray(cfg.distances_m, dtype=np.float64)
+    n_dist = dist.size
+    max_gap_ns = round(cfg.max_gap_s * _NS_PER_S)
+    horizon_ns = round(cfg.horizon_s * _NS_PER_S)
+
+    # Poses at frame and sample times; NaN outside the odometry or inside a gap.
+    seg = segment_ids(odom_t, max_gap_ns)
+    seg_end_t = odom_t[np.concatenate([np.flatnonzero(np.diff(seg)), [odom_t.size - 1]])]
+    frame_pose = interpolate_poses(odom_t, pose, cam_t, max_gap_ns)
+    sample_pose = interpolate_poses(odom_t, pose, prox_t, max_gap_ns)
+    frame_ok = np.isfinite(frame_pose).all(axis=1)
+
+    # Candidate window per frame: samples in [t, min(t + horizon, end of its segment)].
+    lo = np.searchsorted(prox_t, cam_t, side="left")
+    end_t = np.minimum(cam_t + horizon_ns, seg_end_t[_segment_of(odom_t, seg, cam_t)])
+    hi = np.searchsorted(prox_t, end_t, side="right")
+    width = np.where(frame_ok, np.maximum(hi - lo, 0), 0)
+
+    match_index = np.full((n_frames, n_dist), UNKNOWN, dtype=np.int64)
+    match_offset = np.full((n_frames, n_dist, 3), np.nan, dtype=np.float32)
+    w_max = int(width.max()) if n_frames else 0
+    chunk = max(1, chunk_cells // max(w_max, 1))
+    # coarse range filter, a hair wider than the exact per-bin test done later
+    lo_d = dist[0] - cfg.tol_d_m - _BIN_SEARCH_EPS_M
+    hi_d = dist[-1] + cfg.tol_d_m + _BIN_SEARCH_EPS_M
+    for a in range(0, n_frames, chunk):
+        b = min(a + chunk, n_frames)
+        w = width[a:b]
+        wc = int(w.max())
+        if wc > 0:
+            _match_chunk(
+                a, frame_pose[a:b], lo[a:b], w, wc, sample_pose, dist, lo_d, hi_d, cfg,
+                match_index, match_offset,
+            )  # fmt: skip
+        if progress is not None:
+            progress(b - a)
+
+    known = match_index >= 0
+    sel = values[:, list(cfg.sensor_indices)]  # (M, S)
+    raw = sel[np.where(known, match_index, 0)].transpose(0, 2, 1)  # (N, S, D)
+    known_sd = np.broadcast_to(known[:, None, :], raw.shape)
+    readings = np.where(known_sd, raw, UNKNOWN).astype(np.int16)
+    labels = np.where(known_sd, raw > cfg.threshold, UNKNOWN).astype(np.int8)
+    match_t = np.where(known, prox_t[np.where(known, match_index, 0)], UNKNOWN)
+    return LabelGrid(
+        t_ns=cam_t.copy(),
+        labels=labels,
+        readings=readings,
+        match_index=match_index,
+        match_t_ns=match_t.astype(np.int64),
+        match_offset=match_offset,
+        sensor_indices=np.asarray(cfg.sensor_indices, dtype=np.int64),
+        distances_m=dist,
+    )
+
+
+def _match_chunk(
+    first: int,
+    frame_pose: np.ndarray,
+    lo: np.ndarray,
+    width: np.ndarray,
+    wc: int,
+    sample_pose: np.ndarray,
+    dist: np.ndarray,
+    lo_d: float,
+    hi_d: float,
+    cfg: LabelConfig,
+    match_index: np.ndarray,
+    match_offset: np.ndarray,
+) -> None:
+    """Match a block of frames (rows) against their candidate windows (columns), in place."""
+    n_rows, n_dist = frame_pose.shape[0], dist.size
+    cols = np.arange(wc)
+    in_window = cols[None, :] < width[:, None]
+    idx = np.minimum(lo[:, None] + cols[None, :], sample_pose.shape[0] - 1)
+    rel = relative(frame_pose[:, None, :], sample_pose[idx])  # (rows, wc, 3)
+    dx = np.where(in_window, rel[..., 0], np.nan)
+    # Backward-motion rule: never further ahead before (pose at t counts as dx = 0).
+    ahead = np.maximum(np.fmax.accumulate(dx, axis=1), 0.0)
+    ok = dx >= ahead - cfg.max_backtrack_m
+    ok &= (dx > lo_d) & (dx < hi_d)
+    ok &= np.abs(rel[..., 1]) < cfg.tol_y_m
+    ok &= np.abs(rel[..., 2]) < cfg.tol_theta_rad
+    rows, wins = np.nonzero(ok)
+    if rows.size == 0:
+        return
+    cdx = dx[rows, wins]
+    # Each pose falls into a handful of bins: loop over that small axis only.
+    k_lo = np.searchsorted(dist, cdx - cfg.tol_d_m - _BIN_SEARCH_EPS_M, side="left")
+    k_hi = np.searchsorted(dist, cdx + cfg.tol_d_m + _BIN_SEARCH_EPS_M, side="right")
+    groups, errs, cands = [], [], []
+    for j in range(int((k_hi - k_lo).max())):
+        k = k_lo + j
+        m = k < k_hi
+        err = np.abs(cdx[m] - dist[k[m]])
+        acc = err < cfg.tol_d_m
+        groups.append(rows[m][acc] * n_dist + k[m][acc])
+        errs.append(err[acc])
+        cands.append(wins[m][acc])
+    g = np.concatenate(groups)
+    if g.size == 0:
+        return
+    err = np.concatenate(errs)
+    win = np.concatenate(cands)
+    # Per (frame, bin): smallest error, then earliest sample.
+    best_err = np.full(n_rows * n_dist, np.inf)
+    np.minimum.at(best_err, g, err)
+    tie = err == best_err[g]
+    best_win = np.full(n_rows * n_dist, wc, dtype=np.int64)
+    np.minimum.at(best_win, g[tie], win[tie])
+    cells = np.flatnonzero(best_win < wc)
+    r, k = np.divmod(cells, n_dist)
+    wsel = best_win[cells]
+    match_index[first + r, k] = lo[r] + wsel
+    match_offset[first + r, k] = rel[r, wsel]
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """Coverage and positive rate of a label grid, overall and per (sensor, distance)."""
+
+    frames: int
+    frames_with_labels: int
+    cells: int
+    known_cells: int
+    positive_cells: int
+    coverage: np.ndarray  # (S, D) fraction of frames with a known label
+    positive_rate: np.ndarray  # (S, D) fraction of known labels that are 1 (NaN if none)
+
+    @property
+    def known_fraction(self) -> float:
+        return self.known_cells / self.cells if self.cells else 0.0
+
+    @property
+    def positive_fraction(self) -> float:
+        """Positives among the known cells."""
+        return self.positive_cells / self.known_cells if self.known_cells else 0.0
+
+
+def label_stats(labels: np.ndarray) -> LabelStats:
+    """Summary of an (N, S, D) label grid with -1 for unknown."""
+    labels = np.asarray(labels)
+    known = labels >= 0
+    pos = labels == 1
+    n_known = known.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.where(n_known > 0, pos.sum(axis=0) / np.maximum(n_known, 1), np.nan)
+    n = labels.shape[0]
+    return LabelStats(
+        frames=int(n),
+        frames_with_labels=int(known.reshape(n, -1).any(axis=1).sum()) if n else 0,
+        cells=int(labels.size),
+        known_cells=int(known.sum()),
+        positive_cells=int(pos.sum()),
+        coverage=n_known / n if n else np.zeros(labels.shape[1:]),
+        positive_rate=rate,
+    )
+
+
+def truth_labels(
+    camera_t_ns: np.ndarray,
+    truth_t_ns: np.ndarray,
+    truth_pose: np.ndarray,
+    truth_distance_m: np.ndarray,
+    range_m: float,
+    config: LabelConfig | None = None,
+    *,
+    chunk_cells: int = 1 << 20,
+) -> LabelGrid:
+    """The labels a perfect robot would get: true poses, obstacle = true distance < IR range.
+
+    truth_distance_m (T, P) is the simulator's true distance along each sensor's axis
+    to the nearest obstacle (NaN or inf: nothing). The same matching rule as
+    `compute_labels` is applied to the true trajectory, so the cell (t, s, d) is 1
+    when, at the true pose d ahead of the true pose at t, sensor s truly had an
+    obstacle within range (its reading would be non-zero).
+    """
+    cfg = config if config is not None else LabelConfig()
+    d = np.asarray(truth_distance_m, dtype=np.float64)
+    present = (np.isfinite(d) & (d < range_m)).astype(np.int16)
+    return compute_labels(
+        camera_t_ns,
+        truth_t_ns,
+        present,
+        truth_t_ns,
+        truth_pose,
+        replace(cfg, threshold=0),
+        chunk_cells=chunk_cells,
+    )
+
+
+@dataclass(frozen=True)
+class TruthAgreement:
+    """How labels compare with the true labels, on the cells both know."""
+
+    compared: int  # cells known in both
+    label_only: int  # labelled, but the true robot never stood there (odometry error)
+    truth_only: int  # truly reachable, but not labelled
+    agree: int
+    true_positive: int
+    false_positive: int
+    false_negative: int
+    per_cell_agreement: np.ndarray  # (S, D), NaN where nothing compared
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / self.compared if self.compared else math.nan
+
+    @property
+    def precision(self) -> float:
+        n = self.true_positive + self.false_positive
+        return self.true_positive / n if n else math.nan
+
+    @property
+    def recall(self) -> float:
+        n = self.true_positive + self.false_negative
+        return self.true_positive / n if n else math.nan
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "compared": self.compared,
+            "agreement": self.agreement,
+            "precision": self.precision,
+            "recall": self.recall,
+            "label_only": self.label_only,
+            "truth_only": self.truth_only,
+        }
+
+
+def compare_with_truth(labels: np.ndarray, truth: np.ndarray) -> TruthAgreement:
+    """Cell-by-cell comparison of two (N, S, D) grids with -1 for unknown (labels vs truth)."""
+    labels = np.asarray(labels)
+    truth = np.asarray(truth)
+    if labels.shape != truth.shape:
+        raise LabelInputError(f"label grids differ in shape: {labels.shape} vs {truth.shape}")
+    lk, tk = labels >= 0, truth >= 0
+    both = lk & tk
+    eq = both & (labels == truth)
+    n_both = both.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_cell = np.where(n_both > 0, eq.sum(axis=0) / np.maximum(n_both, 1), np.nan)
+    return TruthAgreement(
+        compared=int(both.sum()),
+        label_only=int((lk & ~tk).sum()),
+        truth_only=int((tk & ~lk).sum()),
+        agree=int(eq.sum()),
+        true_positive=int((both & (labels == 1) & (truth == 1)).sum()),
+        false_positive=int((both & (labels == 1) & (truth == 0)).sum()),
+        false_negative=int((both & (labels == 0) & (truth == 1)).sum()),
+        per_cell_agreement=per_cell,
+    )

@@ -1,0 +1,398 @@
+"""Labels files (`<session>.labels.h5`, format robot-ssl/labels, version 1): write, read, check.
+
+A labels file is derived data: it names the session it came from (path, size,
+sha256) and never lives inside it. Writing goes to a temporary file in the
+target directory that replaces the target only once complete, so a crash never
+leaves a half-written labels file. Reading validates the format, the version
+and every dataset's shape and type, and raises a precise `LabelsFileError`
+subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
+
+    attrs    format="robot-ssl/labels", version=1, session_path,
+             session_size_bytes, session_sha256, config (JSON of LabelConfig)
+    frame_index int64 (N,)   t_ns int64 (N,)
+    labels int8 (N, S, D) {-1, 0, 1}   readings int16 (N, S, D) (-1 unknown)
+    match_t_ns int64 (N, D) (-1 unknown)   match_offset float32 (N, D, 3) (NaN unknown)
+    sensor_indices int64 (S,)   distances_m float64 (D,)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from robot_ssl.errors import RobotSSLError
+from robot_ssl.labeling import (
+    LabelConfig,
+    LabelConfigError,
+    LabelGrid,
+    LabelStats,
+    TruthAgreement,
+    compare_with_truth,
+    compute_labels,
+    label_stats,
+    truth_labels,
+)
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "InconsistentLabelsError",
+    "LabelSet",
+    "LabelsFileError",
+    "LabelsMismatchError",
+    "LabelsWriteError",
+    "NotALabelsFileError",
+    "SessionIdentity",
+    "UnsupportedLabelsVersionError",
+    "default_labels_path",
+    "identify_session",
+    "label_session",
+    "read_labels",
+    "session_truth_agreement",
+    "write_labels",
+]
+
+FORMAT = "robot-ssl/labels"
+VERSION = 1
+_HASH_BLOCK = 1 << 20
+
+
+class LabelsFileError(RobotSSLError):
+    """Base class of the errors about labels files."""
+
+
+class NotALabelsFileError(LabelsFileError):
+    """The file is missing, not HDF5, or not a robot-ssl labels file."""
+
+
+class UnsupportedLabelsVersionError(LabelsFileError):
+    """The labels file has a format version this code does not read."""
+
+
+class InconsistentLabelsError(LabelsFileError):
+    """A dataset is missing or has the wrong shape or type."""
+
+
+class LabelsMismatchError(LabelsFileError):
+    """The labels were computed from a different session (size or hash differs)."""
+
+
+class LabelsWriteError(LabelsFileError):
+    """The labels file could not be written (disk full, permissions, target is the session)."""
+
+
+@dataclass(frozen=True)
+class SessionIdentity:
+    """Which session file the labels came from: absolute path, size and SHA-256 of its bytes."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+
+    def check(self, session_path: str | Path, *, full_hash: bool = True) -> None:
+        """Raise LabelsMismatchError unless `session_path` has this size (and hash)."""
+        other = identify_session(session_path) if full_hash else None
+        size = other.size_bytes if other else Path(session_path).stat().st_size
+        if size != self.size_bytes:
+            raise LabelsMismatchError(
+                f"{session_path}: size {size} differs from the labelled session's {self.size_bytes}"
+            )
+        if other is not None and other.sha256 != self.sha256:
+            raise LabelsMismatchError(f"{session_path}: content differs from the labelled session")
+
+
+def identify_session(path: str | Path) -> SessionIdentity:
+    """Size and SHA-256 of a session file (read in 1 MiB blocks)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_HASH_BLOCK):
+                digest.update(block)
+        size = path.stat().st_size
+    except OSError as e:
+        raise LabelsFileError(f"cannot read session {path}: {e.strerror}") from None
+    return SessionIdentity(str(path.resolve()), size, digest.hexdigest())
+
+
+def default_labels_path(session_path: str | Path, out_dir: str | Path | None = None) -> Path:
+    """`run1.h5` -> `run1.labels.h5`, next to the session or inside `out_dir`."""
+    session_path = Path(session_path)
+    name = session_path.with_suffix("").name + ".labels.h5"
+    return (Path(out_dir) if out_dir is not None else session_path.parent) / name
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Everything in a labels file: the label grid of one session, its config and origin.
+
+    Row i describes camera frame `frame_index[i]` taken at `t_ns[i]`; see
+    `robot_ssl.labeling.LabelGrid` for the meaning of each array.
+    """
+
+    frame_index: np.ndarray
+    t_ns: np.ndarray
+    labels: np.ndarray
+    readings: np.ndarray
+    match_t_ns: np.ndarray
+    match_offset: np.ndarray
+    sensor_indices: np.ndarray
+    distances_m: np.ndarray
+    config: LabelConfig
+    session: SessionIdentity
+
+    @classmethod
+    def from_grid(
+        cls,
+        grid: LabelGrid,
+        config: LabelConfig,
+        session: SessionIdentity,
+        frame_index: np.ndarray | None = None,
+    ) -> LabelSet:
+        """Attach config and session identity to a computed grid (frames 0..N-1 by default)."""
+        if frame_index is None:
+            frame_index = np.arange(grid.num_frames, dtype=np.int64)
+        return cls(
+            frame_index=np.asarray(frame_index, dtype=np.int64),
+            t_ns=grid.t_ns,
+            labels=grid.labels,
+            readings=grid.readings,
+            match_t_ns=grid.match_t_ns,
+            match_offset=grid.match_offset,
+            sensor_indices=grid.sensor_indices,
+            distances_m=grid.distances_m,
+            config=config,
+            session=session,
+        )
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frame_index.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames, sensors, distances)."""
+        n, s, d = self.labels.shape
+        return int(n), int(s), int(d)
+
+    def stats(self) -> LabelStats:
+        return label_stats(self.labels)
+
+    def validate(self) -> None:
+        """Raise InconsistentLabelsError unless every array has the documented shape and type."""
+        s, d = self.sensor_indices.shape[0], self.distances_m.shape[0]
+        n = self.frame_index.shape[0]
+        expected = {
+            "frame_index": ((n,), np.int64),
+            "t_ns": ((n,), np.int64),
+            "labels": ((n, s, d), np.int8),
+            "readings": ((n, s, d), np.int16),
+            "match_t_ns": ((n, d), np.int64),
+            "match_offset": ((n, d, 3), np.float32),
+            "sensor_indices": ((s,), np.int64),
+            "distances_m": ((d,), np.float64),
+        }
+        for name, (shape, dtype) in expected.items():
+            a = getattr(self, name)
+            if a.shape != shape or a.dtype != dtype:
+                raise InconsistentLabelsError(
+                    f"{name}: expected {np.dtype(dtype).name} {shape}, got {a.dtype.name} {a.shape}"
+                )
+        if tuple(self.sensor_indices.tolist()) != self.config.sensor_indices:
+            raise InconsistentLabelsError("sensor_indices differ from the config's")
+        if not np.allclose(self.distances_m, self.config.distances_m, rtol=0, atol=1e-12):
+            raise InconsistentLabelsError("distances_m differ from the config's")
+        if n and (self.labels.min() < -1 or self.labels.max() > 1):
+            raise InconsistentLabelsError("labels must be in {-1, 0, 1}")
+
+
+_DATASETS = (
+    "frame_index",
+    "t_ns",
+    "labels",
+    "readings",
+    "match_t_ns",
+    "match_offset",
+    "sensor_indices",
+    "distances_m",
+)
+_COMPRESSED = {"labels", "readings", "match_t_ns", "match_offset"}
+
+
+def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None = "gzip") -> Path:
+    """Write `labels` to `path` atomically (temporary file in the same directory, then rename).
+
+    Refuses to write over the session file itself. Returns the path written.
+    """
+    path = Path(path)
+    labels.validate()
+    target = path.resolve()
+    if target == Path(labels.session.path).resolve():
+        raise LabelsWriteError(f"{path}: refusing to overwrite the session with its labels")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as e:
+        raise LabelsWriteError(f"cannot write {path}: {e.strerror}") from None
+    tmp = Path(tmp_name)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            f.attrs["session_path"] = labels.session.path
+            f.attrs["session_size_bytes"] = labels.session.size_bytes
+            f.attrs["session_sha256"] = labels.session.sha256
+            f.attrs["config"] = labels.config.to_json()
+            for name in _DATASETS:
+                data = getattr(labels, name)
+                opts = {}
+                if compression and name in _COMPRESSED and data.size:
+                    opts = {"compression": compression, "shuffle": True}
+                f.create_dataset(name, data=data, **opts)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise LabelsWriteError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def _attr_str(f: h5py.File, name: str, path: Path) -> str:
+    if name not in f.attrs:
+        raise InconsistentLabelsError(f"{path}: attribute {name!r} is missing")
+    v = f.attrs[name]
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def read_labels(path: str | Path) -> LabelSet:
+    """Read and validate a labels file; raise a LabelsFileError subclass on anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotALabelsFileError(f"{path}: no such file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise NotALabelsFileError(f"{path}: not an HDF5 file") from None
+    with f:
+        fmt = f.attrs.get("format")
+        fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+        if fmt != FORMAT:
+            raise NotALabelsFileError(f"{path}: not a labels file (format={fmt!r})")
+        version = f.attrs.get("version")
+        try:
+            version_int = int(version)
+        except (TypeError, ValueError):
+            raise InconsistentLabelsError(f"{path}: bad version attribute {version!r}") from None
+        if version_int != VERSION:
+            raise UnsupportedLabelsVersionError(
+                f"{path}: labels format version {version_int}, this code reads version {VERSION}"
+            )
+        try:
+            config = LabelConfig.from_json(_attr_str(f, "config", path))
+        except LabelConfigError as e:
+            raise InconsistentLabelsError(f"{path}: bad config: {e}") from None
+        try:
+            session = SessionIdentity(
+                path=_attr_str(f, "session_path", path),
+                size_bytes=int(f.attrs.get("session_size_bytes", -1)),
+                sha256=_attr_str(f, "session_sha256", path),
+            )
+        except (TypeError, ValueError):
+            raise InconsistentLabelsError(f"{path}: bad session_size_bytes attribute") from None
+        arrays = {}
+        for name in _DATASETS:
+            obj = f.get(name)
+            if not isinstance(obj, h5py.Dataset):
+                raise InconsistentLabelsError(f"{path}: dataset {name!r} is missing")
+            arrays[name] = obj[()]
+    labels = LabelSet(config=config, session=session, **arrays)
+    try:
+        labels.validate()
+    except InconsistentLabelsError as e:
+        raise InconsistentLabelsError(f"{path}: {e}") from None
+    return labels
+
+
+def label_session(
+    session_path: str | Path,
+    config: LabelConfig | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> LabelSet:
+    """Label one session file (read only; nothing is written). Use `write_labels` to save.
+
+    Uses the session's odometry stream, or integrates its wheel speeds when it
+    recorded none. Raises robot_ssl.labeling.NothingToLabelError for an empty
+    session, one without odometry or one too short, and the session reader's
+    errors (robot_ssl.session.SessionError).
+    """
+    from robot_ssl.session import SessionReader
+
+    cfg = config if config is not None else LabelConfig()
+    session_path = Path(session_path)
+    if not session_path.is_file():
+        raise LabelsFileError(f"{session_path}: no such file")
+    with SessionReader(session_path) as reader:
+        camera_t = np.asarray(reader.camera_t_ns)
+        prox_t, prox_values = reader.proximity()
+        odom_t, odom_pose = _odometry_of(reader)
+    grid = compute_labels(camera_t, prox_t, prox_values, odom_t, odom_pose, cfg, progress=progress)
+    return LabelSet.from_grid(grid, cfg, identify_session(session_path))
+
+
+def _odometry_of(reader) -> tuple[np.ndarray, np.ndarray]:
+    """The session's odometry; integrated from the wheel speeds when it recorded none.
+
+    Empty arrays when there is neither (the labeller then says "no odometry").
+    """
+    from robot_ssl.odometry import DEFAULT_MAX_GAP_NS, integrate_wheel_odometry
+
+    odom_t, pose = reader.odometry()
+    if len(odom_t) >= 2:
+        return np.asarray(odom_t), np.asarray(pose)
+    wheel_t, speed, _ = reader.wheels()
+    if len(wheel_t) < 2:
+        return np.asarray(odom_t), np.asarray(pose).reshape(-1, 3)
+    keep = np.concatenate([[True], np.diff(wheel_t) > 0])  # equal stamps: keep the first
+    wheel_t, speed = np.asarray(wheel_t)[keep], np.asarray(speed)[keep]
+    pose, _ = integrate_wheel_odometry(wheel_t, speed, reader.robot, max_gap_ns=DEFAULT_MAX_GAP_NS)
+    return wheel_t, pose
+
+
+def session_truth_agreement(
+    session_path: str | Path, labels: LabelSet
+) -> tuple[TruthAgreement, LabelStats] | None:
+    """Compare labels with the simulator's truth stored in the session (None without truth).
+
+    Returns the agreement and the statistics of the true labels. The IR range
+    comes from the session's robot description (`prox_range_m`).
+    """
+    from robot_ssl.session import SessionReader
+
+    with SessionReader(session_path) as reader:
+        truth = reader.truth()
+        if truth is None or len(truth[0]) == 0:
+            return None
+        range_m = float(reader.robot.prox_range_m)
+    t_ns, pose, distance_m = truth
+    true_grid = truth_labels(labels.t_ns, t_ns, pose, distance_m, range_m, labels.config)
+    return compare_with_truth(labels.labels, true_grid.labels), label_stats(true_grid.labels)

@@ -1,0 +1,62 @@
+"""`robot-ssl eval`: ROC AUC per (sensor, distance) of a detector on labelled sessions."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate a detector: ROC AUC per (sensor, distance)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli.train import add_data_arguments
+
+    parser.add_argument(
+        "--model", required=True, help="checkpoint (.pt), TorchScript (.ts) or ONNX (.onnx)"
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--json", metavar="OUT", help="write the JSON report here")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write report.json, auc_heatmap.png, auc_vs_distance.png"
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap replicates (0: none)"
+    )
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
+
+
+def _fmt(v: float | None) -> str:
+    return "  n/a" if v is None else f"{v:.3f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ssl.cli.train import cache_dir_from
+    from robot_ssl.evaluate import evaluate
+
+    report = evaluate(
+        args.model,
+        args.data,
+        labels_dir=args.labels,
+        cache_dir=cache_dir_from(args),
+        json_out=args.json,
+        out_dir=args.out,
+        n_bootstrap=args.bootstrap,
+        confidence=args.confidence,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    lo, hi = report["mean_auc_ci"]
+    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""
+    print(
+        f"{report['num_frames']} frames, {report['num_cells_defined']}/{report['num_cells']} cells "
+        f"with both classes ({report['num_cells_single_class']} single-class)"
+    )
+    print(f"mean AUC {_fmt(report['mean_auc'])}{ci}")
+    for band, v in report["auc_by_band"].items():
+        lo, hi = report["auc_by_band_ci"][band]
+        ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""
+        print(f"  {band:>6} cm  {_fmt(v)}{ci}")
+    return 0

@@ -1,0 +1,48 @@
+"""`robot-ssl export`: a checkpoint to TorchScript or ONNX, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a detector to TorchScript or ONNX"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="training checkpoint (.pt)")
+    parser.add_argument("--format", choices=("torchscript", "onnx"), required=True)
+    parser.add_argument("--out", metavar="FILE", help="output file (default: MODEL with .ts/.onnx)")
+    parser.add_argument(
+        "--check-data",
+        nargs="+",
+        metavar="SESSION",
+        help="also check parity on (up to 64) frames of these sessions",
+    )
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed")
+
+
+def _session_frames(paths: list[str], limit: int = 64):
+    import numpy as np
+
+    from robot_ssl.dataset import find_sessions
+    from robot_ssl.session import SessionReader
+
+    frames = []
+    files = find_sessions(paths)
+    per_file = max(1, limit // len(files))
+    for path in files:
+        with SessionReader(path) as reader:
+            n = reader.num_frames
+            for i in np.linspace(0, n - 1, min(per_file, n)).astype(int) if n else []:
+                frames.append(reader.frame(int(i)))
+    return frames
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ssl.export import export_model
+
+    check = _session_frames(args.check_data) if args.check_data else None
+    path = export_model(
+        args.model, args.format, args.out, check_images=check, tolerance=args.tolerance
+    )
+    print(f"wrote {path} (parity with PyTorch checked, tolerance {args.tolerance:g})")
+    return 0

@@ -1,0 +1,114 @@
+"""`robot-ssl train`: train the long-range obstacle detector on labelled sessions.
+
+Single process:   robot-ssl train --data sessions/ --out runs/r1
+Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
+                  torchrun --nproc_per_node=2 -m robot_ssl train --data sessions/ --out runs/r1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+HELP = "train the long-range obstacle detector"
+
+
+def default_cache_dir() -> Path:
+    """Where decoded, resized frames are cached between runs ($XDG_CACHE_HOME/robot-ssl/frames)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "robot-ssl" / "frames"
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data, --labels, --cache-dir, --no-cache (shared by train and eval)."""
+    parser.add_argument(
+        "--data", nargs="+", required=True, metavar="PATH", help="session files or folders"
+    )
+    parser.add_argument(
+        "--labels", metavar="DIR", help="folder of <stem>.labels.h5 (default: beside each session)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=f"cache of decoded frames (default: {default_cache_dir()})",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not cache decoded frames")
+
+
+def cache_dir_from(args: argparse.Namespace) -> str | None:
+    if args.no_cache:
+        return None
+    return str(args.cache_dir or default_cache_dir())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "multi-process: torchrun --nproc_per_node=2 -m robot_ssl train --data ... --out ...\n"
+        "outputs: RUN_DIR/{best.pt,last.pt,metrics.csv,metrics.json,curves.png,config.json}"
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    parser.add_argument("--arch", choices=("default", "paper"), default="default")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
+    parser.add_argument("--pos-weight", type=float, help="weight of positive cells in the loss")
+    parser.add_argument("--width", type=int, default=80, help="network input width")
+    parser.add_argument("--height", type=int, default=64, help="network input height")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--val-worlds", nargs="+", metavar="WORLD", help="validation worlds")
+    split.add_argument(
+        "--val-fraction", type=float, default=0.2, help="fraction of sessions for validation"
+    )
+    parser.add_argument("--split-by", choices=("session", "world"), default="session")
+    parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
+    parser.add_argument("--no-flip", action="store_true", help="no horizontal flip")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
+    resume.add_argument("--overwrite", action="store_true", help="replace a run in RUN_DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ssl.train import AugmentConfig, TrainConfig, train
+
+    cfg = TrainConfig(
+        data=tuple(args.data),
+        out_dir=args.out,
+        labels_dir=args.labels,
+        cache_dir=cache_dir_from(args),
+        arch=args.arch,
+        input_width=args.width,
+        input_height=args.height,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        min_lr=min(1e-4, args.lr),
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        pos_weight=args.pos_weight,
+        augment=AugmentConfig(enabled=not args.no_augment, hflip=not args.no_flip),
+        val_worlds=tuple(args.val_worlds or ()),
+        val_fraction=args.val_fraction,
+        split_by=args.split_by,
+        seed=args.seed,
+        num_threads=args.threads,
+        device=args.device,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    result = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"best epoch {result.best_epoch}: score {result.best_score:.4f}; "
+            f"{result.train_time_s:.1f} s; checkpoints in {result.out_dir}"
+        )
+    return 0

@@ -1,0 +1,419 @@
+"""Honest evaluation of a detector: ROC AUC per (sensor, distance) cell over known labels.
+
+- AUC is the Mann-Whitney statistic, P(score of a positive > score of a
+  negative) with ties counted 1/2, computed exactly with numpy from the
+  sorted scores (no sklearn).
+- Confidence intervals come from a percentile bootstrap over frames: each
+  replicate draws the N evaluation frames with replacement (one multinomial
+  weight vector per replicate, shared by all cells, so the mean and the band
+  means get intervals too) and recomputes every AUC with frame weights,
+  vectorised over replicates. Consecutive frames are correlated, so these
+  intervals are optimistic; held-out worlds are the real test.
+- A cell whose known labels are all of one class (or that has none) has no
+  AUC: it is reported as null with its counts, listed, and excluded from every
+  mean (never averaged in as 0.5).
+- Distance bands, in cm: "0-10" is 0 <= d < 10, "10-20" is 10 <= d < 20,
+  "20-30" is 20 <= d <= 30 (the last band is closed so that the 30 cm cell of
+  the usual 0..30 cm grid belongs to it). Cells beyond 30 cm, if any, form a
+  band "30+".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_ssl.dataset import FrameSet, atomic_output
+
+__all__ = [
+    "BANDS_CM",
+    "auc_report",
+    "band_of_distances",
+    "cell_aucs",
+    "evaluate",
+    "plot_auc_vs_distance",
+    "plot_heatmap",
+    "roc_auc",
+    "weighted_auc",
+]
+
+BANDS_CM: tuple[tuple[str, float, float], ...] = (
+    ("0-10", 0.0, 10.0),
+    ("10-20", 10.0, 20.0),
+    ("20-30", 20.0, 30.0),
+)
+BAND_DEFINITION = (
+    "distance d in cm: 0-10 is 0 <= d < 10, 10-20 is 10 <= d < 20, 20-30 is 20 <= d <= 30, "
+    "30+ is d > 30"
+)
+REPORT_FORMAT = "robot-ssl/eval"
+REPORT_VERSION = 1
+
+
+# -- AUC -----------------------------------------------------------------------------------
+
+
+def _sort_cell(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(order, positive in score order, tie-group starts or None when all scores differ)."""
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    ties = s[1:] == s[:-1]
+    starts = np.flatnonzero(np.r_[True, ~ties]) if ties.any() else None
+    return order, positive[order], starts
+
+
+def _auc_sorted(positive: np.ndarray, starts: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    """Weighted AUC per row of `w` (R, n), columns already in increasing score order."""
+    pos = positive.astype(w.dtype)
+    neg = 1.0 - pos
+    if starts is None:  # no ties: a positive's own column carries no negative weight
+        neg_cum = np.cumsum(w * neg, axis=1)
+        num = (w * neg_cum) @ pos
+    else:  # tie groups: W+(g) * (W-(below g) + W-(g) / 2)
+        w_pos = np.add.reduceat(w * pos, starts, axis=1)
+        w_neg = np.add.reduceat(w * neg, starts, axis=1)
+        below = np.cumsum(w_neg, axis=1) - w_neg
+        num = np.sum(w_pos * (below + 0.5 * w_neg), axis=1)
+    den = (w @ pos).astype(np.float64) * (w @ neg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def weighted_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of `scores` (n,) for the boolean `positive` (n,), once per weight row (R, n).
+
+    Weights are sample multiplicities (a bootstrap replicate is a row of
+    counts; all ones gives the plain AUC): AUC = sum over positives i and
+    negatives j of w_i w_j ([s_i > s_j] + [s_i = s_j] / 2) / (W+ W-),
+    computed from one sort and cumulative sums. Rows with no positive or no
+    negative weight give NaN.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if scores.size == 0:
+        return np.full(weights.shape[0], np.nan)
+    order, pos_sorted, starts = _sort_cell(scores, positive)
+    return _auc_sorted(pos_sorted, starts, weights[:, order])
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC for binary `labels` (0/1 or bool); NaN when only one class is present."""
+    scores = np.asarray(scores)
+    return float(weighted_auc(scores, np.asarray(labels) > 0, np.ones((1, scores.size)))[0])
+
+
+def cell_aucs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AUC (S, D) with NaN where undefined, and the counts n_pos, n_neg (S, D) of known labels."""
+    _, n_s, n_d = labels.shape
+    auc = np.full((n_s, n_d), np.nan)
+    known = labels >= 0
+    n_pos = (labels == 1).sum(axis=0)
+    n_neg = (labels == 0).sum(axis=0)
+    for s in range(n_s):
+        for d in range(n_d):
+            if n_pos[s, d] and n_neg[s, d]:
+                k = known[:, s, d]
+                auc[s, d] = roc_auc(probs[k, s, d], labels[k, s, d])
+    return auc, n_pos, n_neg
+
+
+def band_of_distances(distances_m: np.ndarray) -> list[str]:
+    """The band name of each distance (see the module docstring for the edges)."""
+    names = []
+    for d_cm in np.round(np.asarray(distances_m, dtype=np.float64) * 100.0, 6):
+        name = "30+"
+        for band, lo, hi in BANDS_CM:
+            last = band == BANDS_CM[-1][0]
+            if lo <= d_cm < hi or (last and d_cm == hi):
+                name = band
+                break
+        if d_cm < 0:
+            raise ValueError(f"negative distance {d_cm} cm")
+        names.append(name)
+    return names
+
+
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN; NaN where a row has no finite value."""
+    finite = np.isfinite(a)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, a, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def _grid(a: np.ndarray) -> list[list[float | None]]:
+    return [[_num(v) for v in row] for row in a]
+
+
+def auc_report(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    distances_m: Sequence[float] | np.ndarray,
+    sensor_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    chunk: int = 100,
+) -> dict[str, Any]:
+    """The evaluation report (a JSON-ready dict) for predictions `probs` (N, S, D) vs `labels`.
+
+    Keys: `mean_auc`, `auc_by_band` ({"0-10", "10-20", "20-30"[, "30+"]}),
+    their bootstrap intervals (`mean_auc_ci`, `auc_by_band_ci`),
+    `auc_by_distance`, `auc_by_sensor`, the per-cell `grid` (`auc`, `ci_low`,
+    `ci_high`, `n_pos`, `n_neg`, each S x D with nulls), cell counts and the
+    list of single-class cells. `n_bootstrap=0` skips the intervals.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if probs.shape != labels.shape or labels.ndim != 3:
+        raise ValueError(f"probs {probs.shape} and labels {labels.shape} must both be (N, S, D)")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be in (0, 1)")
+    n, n_s, n_d = labels.shape
+    distances_m = np.asarray(distances_m, dtype=np.float64)
+    if distances_m.shape != (n_d,):
+        raise ValueError("distances_m must have one entry per distance column")
+    sensors = np.arange(n_s) if sensor_indices is None else np.asarray(sensor_indices)
+    bands = band_of_distances(distances_m)
+    band_names = [b for b, _, _ in BANDS_CM] + (["30+"] if "30+" in bands else [])
+    band_cols = {b: [j for j, x in enumerate(bands) if x == b] for b in band_names}
+
+    auc, n_pos, n_neg = cell_aucs(probs, labels)
+    defined = np.isfinite(auc)
+    has_known = (n_pos + n_neg) > 0
+
+    def summaries(a: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Mean over cells and per band, for a[..., S, D] (leading axes: replicates)."""
+        flat = a.reshape(*a.shape[:-2], -1)
+        by_band = {
+            b: _nanmean_rows(a[..., cols].reshape(*a.shape[:-2], -1))
+            if cols
+            else np.full(a.shape[:-2], np.nan)
+            for b, cols in band_cols.items()
+        }
+        return _nanmean_rows(flat), by_band
+
+    mean_auc, auc_by_band = summaries(auc)
+
+    ci_low = np.full((n_s, n_d), np.nan)
+    ci_high = np.full((n_s, n_d), np.nan)
+    mean_ci: list[float | None] = [None, None]
+    band_ci: dict[str, list[float | None]] = {b: [None, None] for b in band_names}
+    if n_bootstrap > 0 and n > 0 and defined.any():
+        rng = np.random.default_rng(seed)
+        boot = np.full((n_bootstrap, n_s, n_d), np.nan)
+        cells = []  # per defined cell: frame indices in score order, labels, tie groups
+        for s, d in zip(*np.nonzero(defined)):
+            idx = np.flatnonzero(labels[:, s, d] >= 0)
+            order, pos_sorted, starts = _sort_cell(probs[idx, s, d], labels[idx, s, d] == 1)
+            cells.append((s, d, idx[order], pos_sorted, starts))
+        for start in range(0, n_bootstrap, chunk):
+            r = min(chunk, n_bootstrap - start)
+            # float32 counts are exact; one weight row per replicate, shared by all cells
+            weights = rng.multinomial(n, np.full(n, 1.0 / n), size=r).astype(np.float32)
+            for s, d, idx, pos_sorted, starts in cells:
+                boot[start : start + r, s, d] = _auc_sorted(pos_sorted, starts, weights[:, idx])
+        alpha = (1.0 - confidence) / 2.0
+        q = [100.0 * alpha, 100.0 * (1.0 - alpha)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN: fine
+            lo, hi = np.nanpercentile(boot, q, axis=0)
+            boot_mean, boot_bands = summaries(boot)
+            mean_ci = [_num(v) for v in np.nanpercentile(boot_mean, q)]
+            band_ci = {b: [_num(v) for v in np.nanpercentile(x, q)] for b, x in boot_bands.items()}
+        ci_low = np.where(defined, lo, np.nan)
+        ci_high = np.where(defined, hi, np.nan)
+
+    single = np.argwhere(has_known & ~defined)
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "num_frames": int(n),
+        "mean_auc": _num(mean_auc),
+        "mean_auc_ci": mean_ci,
+        "auc_by_band": {b: _num(v) for b, v in auc_by_band.items()},
+        "auc_by_band_ci": band_ci,
+        "band_definition": BAND_DEFINITION,
+        "auc_by_distance": [_num(v) for v in _nanmean_rows(auc.T)],
+        "auc_by_sensor": [_num(v) for v in _nanmean_rows(auc)],
+        "num_cells": int(n_s * n_d),
+        "num_cells_defined": int(defined.sum()),
+        "num_cells_single_class": len(single),
+        "num_cells_without_labels": int((~has_known).sum()),
+        "single_class_cells": [[int(s), int(d)] for s, d in single],
+        "sensor_indices": [int(s) for s in sensors],
+        "distances_m": [float(d) for d in distances_m],
+        "bootstrap": {"replicates": int(n_bootstrap), "confidence": confidence, "unit": "frame"},
+        "grid": {
+            "auc": _grid(auc),
+            "ci_low": _grid(ci_low),
+            "ci_high": _grid(ci_high),
+            "n_pos": n_pos.astype(int).tolist(),
+            "n_neg": n_neg.astype(int).tolist(),
+        },
+    }
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def _as_array(grid: list[list[float | None]]) -> np.ndarray:
+    return np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=np.float64)
+
+
+def plot_heatmap(report: dict[str, Any], path: str | Path, title: str = "ROC AUC") -> Path:
+    """Heatmap of the per-cell AUC (sensors x distances); undefined cells are grey."""
+    from matplotlib.figure import Figure
+
+    auc = _as_array(report["grid"]["auc"])
+    d_cm = np.asarray(report["distances_m"]) * 100.0
+    fig = Figure(figsize=(10, 2.6 + 0.25 * auc.shape[0]))
+    ax = fig.add_subplot()
+    cmap = __import__("matplotlib").colormaps["viridis"].with_extremes(bad="0.75")
+    im = ax.imshow(np.ma.masked_invalid(auc), aspect="auto", cmap=cmap, vmin=0.5, vmax=1.0)
+    step = max(1, len(d_cm) // 16)
+    ax.set_xticks(range(0, len(d_cm), step), [f"{d:g}" for d in d_cm[::step]])
+    ax.set_yticks(range(auc.shape[0]), [f"s{s}" for s in report["sensor_indices"]])
+    ax.set_xlabel("distance ahead [cm]")
+    ax.set_ylabel("sensor")
+    mean = report["mean_auc"]
+    ax.set_title(f"{title} (mean {mean:.3f})" if mean is not None else title)
+    fig.colorbar(im, ax=ax, label="AUC (grey: single class / no labels)")
+    path = Path(path)
+    _save_figure(fig, path)
+    return path
+
+
+def plot_auc_vs_distance(report: dict[str, Any], path: str | Path) -> Path:
+    """AUC against distance: one thin line per sensor, the sensor mean bold, band means as steps."""
+    from matplotlib.figure import Figure
+
+    auc = _as_array(report["grid"]["auc"])
+    d_cm = np.asarray(report["distances_m"]) * 100.0
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    for s, row in zip(report["sensor_indices"], auc):
+        ax.plot(d_cm, row, lw=0.8, alpha=0.6, label=f"sensor {s}")
+    mean = np.array([np.nan if v is None else v for v in report["auc_by_distance"]])
+    ax.plot(d_cm, mean, "k-", lw=2.2, label="mean over sensors")
+    for band, lo, hi in BANDS_CM:
+        v = report["auc_by_band"].get(band)
+        if v is not None:
+            ax.hlines(v, lo, hi, colors="tab:red", linestyles="--", lw=1.2)
+            ax.text(
+                (lo + hi) / 2,
+                v + 0.015,
+                f"{band}: {v:.3f}",
+                ha="center",
+                color="tab:red",
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+            )
+    ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+    ax.set_ylim(0.4, 1.02)
+    ax.set_xlabel("distance ahead [cm]")
+    ax.set_ylabel("ROC AUC")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    path = Path(path)
+    _save_figure(fig, path)
+    return path
+
+
+# -- the whole evaluation ------------------------------------------------------------------
+
+
+def predict_frames(predictor: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Probabilities (N, S, D) of `predictor` (robot_ssl.export.load_predictor) over images."""
+    out = [predictor.predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    if not out:
+        s, d = predictor.config.num_sensors, predictor.config.num_distances
+        return np.zeros((0, s, d), np.float32)
+    return np.concatenate(out)
+
+
+def evaluate(
+    model_path: str | Path,
+    data: Sequence[str | Path],
+    *,
+    labels_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    json_out: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 256,
+    num_threads: int | None = None,
+    progress: bool = True,
+    frames: FrameSet | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model file (checkpoint, TorchScript or ONNX) on labelled sessions.
+
+    Writes the JSON report to `json_out` and, with `out_dir`, `report.json`,
+    `auc_heatmap.png` and `auc_vs_distance.png` there. `frames` replaces
+    loading `data` (tests, benchmarks). Returns the report.
+    """
+    from robot_ssl.dataset import DatasetError, FrameSet, load_sessions
+    from robot_ssl.export import load_predictor
+
+    predictor = load_predictor(model_path, num_threads=num_threads)
+    cfg = predictor.config
+    if frames is None:
+        sessions = load_sessions(
+            data, labels_dir=labels_dir, size=cfg.input_size, cache_dir=cache_dir, progress=progress
+        )
+        frames = FrameSet.from_sessions(sessions)
+    if frames.grid_shape != (cfg.num_sensors, cfg.num_distances):
+        raise DatasetError(
+            f"labels have a {frames.grid_shape} (sensors, distances) grid, the model "
+            f"predicts {(cfg.num_sensors, cfg.num_distances)}"
+        )
+    if cfg.distances_m is not None and not np.allclose(cfg.distances_m, frames.distances_m):
+        raise DatasetError("the labels' distances differ from the ones the model was trained on")
+    probs = predict_frames(predictor, frames.images, batch_size)
+    report = auc_report(
+        probs,
+        frames.labels,
+        frames.distances_m,
+        frames.sensor_indices,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        seed=seed,
+    )
+    report["model"] = str(model_path)
+    report["model_kind"] = predictor.kind
+    report["arch"] = cfg.arch
+    report["sessions"] = list(frames.session_names)
+    report["worlds"] = sorted({str(w) for w in frames.worlds if w is not None})
+    text = json.dumps(report, indent=1) + "\n"
+    if json_out is not None:
+        with atomic_output(json_out) as tmp:
+            tmp.write_text(text)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        with atomic_output(out_dir / "report.json") as tmp:
+            tmp.write_text(text)
+        plot_heatmap(report, out_dir / "auc_heatmap.png")
+        plot_auc_vs_distance(report, out_dir / "auc_vs_distance.png")
+    return report

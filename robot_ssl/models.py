@@ -1,0 +1,251 @@
+"""Detector networks: one camera image in, one obstacle logit per (sensor, distance) cell out.
+
+Two architectures share one input/output convention so that training, evaluation,
+export and the live loop never need to know which one they hold:
+
+- ``"paper"``: the original work's network (Nava et al., RA-L 2019): three
+  3x3 convolutions with 10, 10 and 8 filters, each followed by ReLU and 2x2
+  max pooling, dropout, a dense layer of 256 units and a linear output of
+  S*D logits. Kept as the baseline.
+- ``"default"``: a stronger network of our own for the same budget: strided
+  3x3 convolutions with BatchNorm (folded away at export), then a head that
+  keeps *where* things are (a 1x1 projection flattened over the coarse grid:
+  image row is the distance cue, image column the sensor cue) and adds *what*
+  the whole image looks like (global average pooling), dropout, a dense layer
+  and the S*D logits. It runs in well under 2 ms per 80x64 frame on one CPU
+  thread.
+
+Input convention (the same everywhere, including exported files): a batch of
+images ``(B, H, W, 3)`` in OpenCV's BGR channel order with values in 0..255,
+uint8 or float. The model itself converts to float, scales to [-0.5, 0.5] and
+moves channels first (:func:`normalize_images`), so no caller can get the
+normalisation wrong. Resizing to ``(input_height, input_width)`` happens
+before, in :func:`robot_ssl.dataset.prepare_images`. Output: logits
+``(B, S, D)``; apply a sigmoid for probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robot_ssl.errors import RobotSSLError
+
+__all__ = [
+    "ARCHS",
+    "DefaultNet",
+    "ModelConfig",
+    "ModelError",
+    "PaperNet",
+    "build_model",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "normalize_images",
+]
+
+ARCHS = ("default", "paper")
+_DEFAULT_WIDTHS = {"paper": (10, 10, 8), "default": (24, 32, 64, 96)}
+
+
+class ModelError(RobotSSLError):
+    """A model configuration or a model file is invalid."""
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a detector network (saved in every checkpoint and export).
+
+    `widths` are the convolution channel counts (None: the architecture's
+    default, (10, 10, 8) for "paper"). `distances_m` and `sensor_indices`
+    describe the output grid (copied from the label files) so that a model
+    file alone says what its cells mean.
+    """
+
+    arch: str = "default"
+    input_width: int = 80
+    input_height: int = 64
+    num_sensors: int = 5
+    num_distances: int = 31
+    widths: tuple[int, ...] | None = None
+    hidden: int = 256
+    head_channels: int = 32
+    dropout: float = 0.2
+    distances_m: tuple[float, ...] | None = None
+    sensor_indices: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ModelError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.widths is None:
+            self.widths = _DEFAULT_WIDTHS[self.arch]
+        self.widths = tuple(int(w) for w in self.widths)
+        if self.arch == "paper" and len(self.widths) != 3:
+            raise ModelError("arch 'paper' has exactly three convolution widths")
+        if not self.widths or min(self.widths) <= 0:
+            raise ModelError("widths must be positive channel counts")
+        down = 2 ** len(self.widths)
+        if self.input_width < down or self.input_height < down:
+            raise ModelError(
+                f"input {self.input_width}x{self.input_height} is too small for "
+                f"{len(self.widths)} stride-2 stages (need >= {down} pixels per side)"
+            )
+        for name in ("num_sensors", "num_distances", "hidden", "head_channels"):
+            if getattr(self, name) <= 0:
+                raise ModelError(f"{name} must be > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError("dropout must be in [0, 1)")
+        if self.distances_m is not None:
+            self.distances_m = tuple(float(d) for d in self.distances_m)
+            if len(self.distances_m) != self.num_distances:
+                raise ModelError("len(distances_m) must equal num_distances")
+        if self.sensor_indices is not None:
+            self.sensor_indices = tuple(int(s) for s in self.sensor_indices)
+            if len(self.sensor_indices) != self.num_sensors:
+                raise ModelError("len(sensor_indices) must equal num_sensors")
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the network input, as OpenCV's resize expects it."""
+        return self.input_width, self.input_height
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/`weights_only`-safe dict (tuples become lists)."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelError(f"model config: unknown keys {unknown}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+def normalize_images(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) BGR in 0..255 (uint8 or float) -> float (B, 3, H, W) in [-0.5, 0.5].
+
+    Part of every model's forward pass (and so of every exported file).
+    """
+    return x.permute(0, 3, 1, 2).float() * (1.0 / 255.0) - 0.5
+
+
+class PaperNet(nn.Module):
+    """The original work's network: 3 x (conv3x3 same, ReLU, maxpool 2), dropout, dense 256, S*D."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.num_sensors, self.num_distances = cfg.num_sensors, cfg.num_distances
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c_out in cfg.widths:
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        down = 2 ** len(cfg.widths)
+        flat = c_in * (cfg.input_height // down) * (cfg.input_width // down)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(flat, cfg.hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.hidden, cfg.num_sensors * cfg.num_distances),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.features(normalize_images(x)))
+        return z.view(-1, self.num_sensors, self.num_distances)
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DefaultNet(nn.Module):
+    """Strided conv+BN backbone with a spatial (where) + global (what) head.
+
+    Stage i halves the resolution with a stride-2 3x3 convolution; every stage
+    after the first adds a stride-1 3x3 convolution (more depth where the maps
+    are small and cheap). The head concatenates a flattened 1x1 projection of
+    the last map (position-aware) with its global average (context), then
+    dropout, dense `hidden`, ReLU, dropout and the S*D logits.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.num_sensors, self.num_distances = cfg.num_sensors, cfg.num_distances
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, c_out in enumerate(cfg.widths):
+            layers.append(_conv_bn(c_in, c_out, stride=2))
+            if i > 0:
+                layers.append(_conv_bn(c_out, c_out, stride=1))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        h, w = cfg.input_height, cfg.input_width
+        for _ in cfg.widths:
+            h, w = (h + 1) // 2, (w + 1) // 2
+        self.project = nn.Sequential(
+            nn.Conv2d(c_in, cfg.head_channels, 1, bias=False),
+            nn.BatchNorm2d(cfg.head_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        flat = cfg.head_channels * h * w + c_in
+        self.head = nn.Sequential(
+            nn.Dropout(cfg.dropout),
+            nn.Linear(flat, cfg.hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, cfg.num_sensors * cfg.num_distances),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(normalize_images(x))
+        z = torch.cat([self.project(f).flatten(1), self.pool(f).flatten(1)], dim=1)
+        return self.head(z).view(-1, self.num_sensors, self.num_distances)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """A freshly initialised network for `cfg` (`PaperNet` or `DefaultNet`)."""
+    if cfg.arch == "paper":
+        return PaperNet(cfg)
+    return DefaultNet(cfg)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint safely (`torch.load(..., weights_only=True)`)."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"no such checkpoint: {path}") from None
+    except Exception as e:  # torch raises many types for corrupt/foreign files
+        raise ModelError(f"{path}: not a readable robot-ssl checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise ModelError(f"{path}: not a robot-ssl checkpoint (no model/model_config)")
+    return ckpt
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelConfig]:
+    """The trained network of a checkpoint, in eval mode, with its config."""
+    ckpt = load_checkpoint(path)
+    cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ModelError(f"{path}: weights do not match the model config ({e})") from None
+    return model.eval(), cfg

@@ -1,0 +1,659 @@
+"""Training the detector: masked loss, batch augmentation and one readable training loop.
+
+The loop (:func:`train`) reads top to bottom in the nanoGPT manner: set up
+(distributed or not), load frames once into memory, split by session or
+world, build model and AdamW, optionally resume, then for each epoch: shuffle
+(DistributedSampler, so each process sees its own shard), augment on the fly,
+step with a warmup + cosine (or step) learning rate, validate (AUC per cell,
+mean and per band), log (CSV, JSON, PNG curves) and checkpoint (`last.pt`
+every epoch, `best.pt` on a new best validation AUC). Only rank 0 writes.
+
+Multi-process training uses PyTorch's own engine: launch with
+``torchrun --nproc_per_node=N -m robot_ssl train ...``; RANK / WORLD_SIZE /
+LOCAL_RANK from the environment select DistributedDataParallel with gloo on
+CPU or nccl on GPU. Everything random (shuffling, augmentation, dropout) is
+seeded from (seed, epoch, rank), so a resumed run continues exactly where
+the interrupted one would have gone.
+
+Checkpoints hold only tensors and plain Python values and load with
+``torch.load(path, weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robot_ssl.dataset import (
+    DEFAULT_INPUT_SIZE,
+    DatasetError,
+    FrameSet,
+    atomic_output,
+    load_sessions,
+    split_sessions,
+)
+from robot_ssl.errors import RobotSSLError
+from robot_ssl.evaluate import auc_report
+from robot_ssl.models import ModelConfig, build_model, load_checkpoint
+
+__all__ = [
+    "AugmentConfig",
+    "TrainConfig",
+    "TrainError",
+    "TrainResult",
+    "augment_batch",
+    "masked_bce_loss",
+    "train",
+]
+
+CHECKPOINT_FORMAT = "robot-ssl/checkpoint"
+CHECKPOINT_VERSION = 1
+SCHEDULES = ("cosine", "step", "constant")
+
+
+class TrainError(RobotSSLError):
+    """A training configuration or run directory is unusable."""
+
+
+# -- loss ----------------------------------------------------------------------------------
+
+
+def masked_bce_loss(
+    logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy over known cells only (label >= 0), averaged over their count.
+
+    Unknown cells (-1) are removed by boolean indexing before the loss, so
+    their logits influence neither the value nor the gradient. `pos_weight`
+    (a float or a tensor broadcastable to (S, D)) up-weights positives, as in
+    `BCEWithLogitsLoss`. A batch without any known cell gives a zero loss that
+    still backpropagates (zero gradients), which keeps DDP processes in step.
+    """
+    known = labels >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    target = labels.clamp(min=0).to(logits.dtype)
+    weight = None
+    if pos_weight is not None:
+        weight = torch.as_tensor(pos_weight, dtype=logits.dtype, device=logits.device)
+        weight = weight.expand_as(logits)[known]
+    return F.binary_cross_entropy_with_logits(logits[known], target[known], pos_weight=weight)
+
+
+# -- augmentation --------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation (never applied at validation or test).
+
+    Photometric: `brightness` (max offset, fraction of 255), `contrast` (max
+    relative change around the image mean), `channel_gain` (max relative
+    change per colour channel), `gradient` (max amplitude of a linear
+    illumination ramp in a random direction, fraction of 255), `noise_std`
+    (max Gaussian noise sigma, fraction of 255; each image draws its own).
+    Geometric: `hflip` flips an image left-right with probability 0.5 and
+    mirrors its labels along the sensor axis (sensor s -> S-1-s), valid only
+    for a mirror-symmetric sensor set such as the Thymio's five front sensors.
+    """
+
+    enabled: bool = True
+    hflip: bool = True
+    brightness: float = 0.15
+    contrast: float = 0.3
+    channel_gain: float = 0.1
+    gradient: float = 0.1
+    noise_std: float = 0.03
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "channel_gain", "gradient", "noise_std"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise TrainError(f"augment.{name} must be in [0, 1], got {v}")
+
+
+def augment_batch(
+    images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch in one vectorised pass: images float (B, H, W, 3) in 0..255, labels (B, S, D).
+
+    Every random draw comes from `generator` (seeded by the caller), one value
+    per image, so the result is reproducible. Returns new tensors (images
+    clamped to 0..255).
+    """
+    if not cfg.enabled:
+        return images, labels
+    b, h, w, _ = images.shape
+    dev = images.device
+
+    def uniform(*shape: int) -> torch.Tensor:  # in [-1, 1)
+        return torch.rand(*shape, generator=generator, device=dev) * 2.0 - 1.0
+
+    x = images.float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * (1.0 + cfg.contrast * uniform(b, 1, 1, 1)) + mean
+    x = x * (1.0 + cfg.channel_gain * uniform(b, 1, 1, 3))
+    x = x + 255.0 * cfg.brightness * uniform(b, 1, 1, 1)
+    if cfg.gradient > 0:
+        ys = torch.linspace(-1.0, 1.0, h, device=dev).view(1, h, 1, 1)
+        xs = torch.linspace(-1.0, 1.0, w, device=dev).view(1, 1, w, 1)
+        ramp = uniform(b, 1, 1, 1) * xs + uniform(b, 1, 1, 1) * ys
+        x = x + 255.0 * cfg.gradient * 0.5 * ramp
+    if cfg.noise_std > 0:
+        sigma = 255.0 * cfg.noise_std * torch.rand(b, 1, 1, 1, generator=generator, device=dev)
+        x = x + sigma * torch.randn(x.shape, generator=generator, device=dev)
+    x = x.clamp(0.0, 255.0)
+    if cfg.hflip:
+        flip = torch.rand(b, generator=generator, device=dev) < 0.5
+        x = torch.where(flip.view(b, 1, 1, 1), x.flip(2), x)
+        labels = torch.where(flip.view(b, 1, 1), labels.flip(1), labels)
+    return x, labels
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint).
+
+    `data` are session files or folders; their labels are found next to each
+    session or under `labels_dir`. Validation: sessions of `val_worlds`, or a
+    seeded `val_fraction` of the sessions (or worlds, `split_by="world"`).
+    `model` holds extra ModelConfig fields (widths, hidden, dropout, ...).
+    `num_threads` sets torch's intra-op threads per process (None: torch's
+    default; torchrun sets OMP_NUM_THREADS=1).
+    """
+
+    data: tuple[str, ...] = ()
+    out_dir: str = "runs/detector"
+    labels_dir: str | None = None
+    cache_dir: str | None = None
+    arch: str = "default"
+    input_width: int = DEFAULT_INPUT_SIZE[0]
+    input_height: int = DEFAULT_INPUT_SIZE[1]
+    model: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    step_epochs: int = 10
+    step_gamma: float = 0.3
+    grad_clip: float = 1.0
+    pos_weight: float | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    val_worlds: tuple[str, ...] = ()
+    val_fraction: float = 0.2
+    split_by: str = "session"
+    seed: int = 0
+    num_threads: int | None = None
+    device: str = "auto"
+    eval_batch_size: int = 512
+    decode_workers: int = 2
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data = tuple(str(d) for d in self.data)
+        self.val_worlds = tuple(str(w) for w in self.val_worlds)
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise TrainError("epochs, batch_size and eval_batch_size must be >= 1")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise TrainError("need lr > 0 and 0 <= min_lr <= lr")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0:
+            raise TrainError("weight_decay, grad_clip and warmup_steps must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise TrainError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
+            raise TrainError("need step_epochs >= 1 and 0 < step_gamma <= 1")
+        if self.pos_weight is not None and self.pos_weight <= 0:
+            raise TrainError("pos_weight must be > 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TrainError("val_fraction must be in [0, 1)")
+        if self.split_by not in ("session", "world"):
+            raise TrainError("split_by must be 'session' or 'world'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise TrainError("device must be auto, cpu or cuda")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise TrainError("num_threads must be >= 1")
+        if self.resume and self.overwrite:
+            raise TrainError("resume and overwrite exclude each other")
+        reserved = {"arch", "input_width", "input_height", "num_sensors", "num_distances"}
+        allowed = {f.name for f in fields(ModelConfig)} - reserved
+        unknown = sorted(set(self.model) - allowed)
+        if unknown:
+            raise TrainError(f"model: unknown or reserved keys {unknown}")
+        self.model_config(num_sensors=1, num_distances=1)  # validates arch and model fields
+
+    def model_config(self, num_sensors: int, num_distances: int, **extra: Any) -> ModelConfig:
+        """The ModelConfig of this run for a label grid of (num_sensors, num_distances)."""
+        kwargs = dict(self.model)
+        kwargs.update(extra)
+        return ModelConfig(
+            arch=self.arch,
+            input_width=self.input_width,
+            input_height=self.input_height,
+            num_sensors=num_sensors,
+            num_distances=num_distances,
+            **kwargs,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists instead of tuples) for JSON and `weights_only` checkpoints."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TrainError(f"train config: unknown keys {unknown}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced (rank 0 paths are meaningful on every rank)."""
+
+    out_dir: Path
+    best_path: Path
+    last_path: Path
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, Any]]
+    train_time_s: float
+
+
+# -- distributed set-up --------------------------------------------------------------------
+
+
+@dataclass
+class _Dist:
+    rank: int
+    world_size: int
+    device: torch.device
+    owns_group: bool  # this call initialised the process group and must destroy it
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+
+def _setup_distributed(device_pref: str) -> _Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1; pick the device."""
+    use_cuda = device_pref == "cuda" or (device_pref == "auto" and torch.cuda.is_available())
+    if device_pref == "cuda" and not torch.cuda.is_available():
+        raise TrainError("device cuda requested but CUDA is not available")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size <= 1:
+        return _Dist(0, 1, device, owns_group=False)
+    dist = torch.distributed
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), device, owns_group=owns)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def lr_at(step: int, epoch: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Learning rate: linear warmup, then cosine decay to min_lr, step decay, or constant."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return max(cfg.min_lr, cfg.lr * cfg.step_gamma ** (epoch // cfg.step_epochs))
+    span = max(1, total_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.inference_mode()
+def _predict_logits(
+    model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    model.eval()
+    out = [
+        model(images[i : i + batch_size].to(device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
+
+
+def _validate(
+    model: nn.Module, frames: FrameSet, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig
+) -> dict[str, float | None]:
+    """Validation loss and AUC (mean over cells and per distance band), no augmentation."""
+    device = next(model.parameters()).device
+    logits = _predict_logits(model, images, cfg.eval_batch_size, device)
+    loss = float(masked_bce_loss(logits, labels, cfg.pos_weight))
+    report = auc_report(
+        torch.sigmoid(logits).numpy(), frames.labels, frames.distances_m, n_bootstrap=0
+    )
+    metrics: dict[str, float | None] = {"val_loss": loss, "val_auc": report["mean_auc"]}
+    for band, v in report["auc_by_band"].items():
+        metrics[f"val_auc_{band}"] = v
+    return metrics
+
+
+def _score(row: dict[str, Any]) -> float:
+    """Higher is better: validation AUC, else minus validation loss, else minus train loss."""
+    if row.get("val_auc") is not None:
+        return float(row["val_auc"])
+    if row.get("val_loss") is not None:
+        return -float(row["val_loss"])
+    return -float(row["train_loss"])
+
+
+def _save_torch(obj: dict[str, Any], path: Path) -> None:
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _write_logs(history: list[dict[str, Any]], out_dir: Path) -> None:
+    """metrics.csv, metrics.json and curves.png, each replaced atomically."""
+    columns: list[str] = []
+    for row in history:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    with atomic_output(out_dir / "metrics.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+    with atomic_output(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=1) + "\n")
+    _plot_curves(history, out_dir / "curves.png")
+
+
+def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def series(key: str) -> np.ndarray:
+        return np.array([np.nan if r.get(key) is None else r[key] for r in history], float)
+
+    epochs = series("epoch")
+    fig = Figure(figsize=(11, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_auc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, series("train_loss"), "o-", label="train")
+    ax_loss.plot(epochs, series("val_loss"), "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="masked BCE", title="loss")
+    ax_loss.legend()
+    ax_loss.grid(alpha=0.3)
+    ax_auc.plot(epochs, series("val_auc"), "ko-", lw=2, label="mean")
+    for key in [k for k in history[-1] if k.startswith("val_auc_")]:
+        ax_auc.plot(epochs, series(key), ".-", label=key.removeprefix("val_auc_") + " cm")
+    ax_auc.set(xlabel="epoch", ylabel="ROC AUC", title="validation AUC")
+    ax_auc.legend()
+    ax_auc.grid(alpha=0.3)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
+def _load_frames(cfg: TrainConfig, env: _Dist) -> tuple[FrameSet, FrameSet | None]:
+    """Load, split and concatenate the sessions (rank 0 first, so others hit its cache)."""
+    if not cfg.data:
+        raise TrainError("no training data given")
+
+    def load() -> list:
+        return load_sessions(
+            cfg.data,
+            labels_dir=cfg.labels_dir,
+            size=(cfg.input_width, cfg.input_height),
+            cache_dir=cfg.cache_dir,
+            workers=cfg.decode_workers,
+            progress=cfg.progress and env.is_main,
+        )
+
+    sessions = load() if env.is_main else None
+    env.barrier()
+    if sessions is None:
+        sessions = load()
+    train_s, val_s = split_sessions(
+        sessions,
+        val_worlds=cfg.val_worlds or None,
+        val_fraction=cfg.val_fraction,
+        group_by=cfg.split_by,
+        seed=cfg.seed,
+    )
+    return FrameSet.from_sessions(train_s), (FrameSet.from_sessions(val_s) if val_s else None)
+
+
+# -- the training loop ---------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None) -> TrainResult:
+    """Train a detector as configured; `data` = (train, validation) frames skips loading sessions.
+
+    Writes to `cfg.out_dir`: last.pt, best.pt, metrics.csv, metrics.json,
+    curves.png, config.json. Works alone or under torchrun (one call per process).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
+    from tqdm import tqdm
+
+    out_dir = Path(cfg.out_dir)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if cfg.resume and not last_path.is_file():
+        raise TrainError(f"cannot resume: {last_path} does not exist")
+    if not cfg.resume and not cfg.overwrite and last_path.exists():
+        raise TrainError(f"{out_dir} already holds a run: resume it or allow overwriting")
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    env = _setup_distributed(cfg.device)
+    try:
+        # ---- data: uint8 frames stay in memory; batches are gathered by index ----
+        train_set, val_set = data if data is not None else _load_frames(cfg, env)
+        if train_set.image_size != (cfg.input_width, cfg.input_height):
+            raise DatasetError(
+                f"frames are {train_set.image_size}, the model expects "
+                f"{(cfg.input_width, cfg.input_height)} (width, height)"
+            )
+        if len(train_set) == 0:
+            raise DatasetError("no labelled training frames")
+        if cfg.augment.enabled and cfg.augment.hflip and not train_set.mirror_symmetric:
+            raise TrainError("the sensor set is not mirror-symmetric: disable the flip")
+        train_images = torch.from_numpy(train_set.images)
+        train_labels = torch.from_numpy(train_set.labels)
+        if val_set is not None:
+            val_images = torch.from_numpy(val_set.images)
+            val_labels = torch.from_numpy(val_set.labels)
+
+        # ---- model, optimiser, optional resume ----
+        n_s, n_d = train_set.grid_shape
+        ckpt = load_checkpoint(last_path) if cfg.resume else None
+        if ckpt is not None:
+            model_cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
+            grid = (model_cfg.num_sensors, model_cfg.num_distances)
+            if model_cfg.arch != cfg.arch or grid != (n_s, n_d):
+                raise TrainError(f"{last_path} was trained with a different arch or label grid")
+        else:
+            model_cfg = cfg.model_config(
+                n_s,
+                n_d,
+                distances_m=tuple(train_set.distances_m.tolist()),
+                sensor_indices=tuple(int(s) for s in train_set.sensor_indices),
+            )
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        raw_model = build_model(model_cfg).to(env.device)
+        decay = [p for p in raw_model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in raw_model.parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.lr,
+        )
+        start_epoch, step, history = 0, 0, []
+        best_score, best_epoch = -math.inf, -1
+        if ckpt is not None:
+            raw_model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
+            history = [dict(r) for r in ckpt["history"]]
+            best_score, best_epoch = float(ckpt["best_score"]), int(ckpt["best_epoch"])
+        model = raw_model
+        if env.world_size > 1:
+            model = DistributedDataParallel(
+                raw_model, device_ids=[env.device.index] if env.device.type == "cuda" else None
+            )
+        sampler = DistributedSampler(
+            range(len(train_set)),
+            num_replicas=env.world_size,
+            rank=env.rank,
+            shuffle=True,
+            seed=cfg.seed,
+        )
+        steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        if env.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            run_info = {
+                "train_config": cfg.to_dict(),
+                "model_config": model_cfg.to_dict(),
+                "world_size": env.world_size,
+                "train_sessions": train_set.session_names,
+                "val_sessions": val_set.session_names if val_set is not None else [],
+                "num_train_frames": len(train_set),
+                "num_val_frames": len(val_set) if val_set is not None else 0,
+                "num_parameters": sum(p.numel() for p in raw_model.parameters()),
+            }
+            with atomic_output(out_dir / "config.json") as tmp:
+                tmp.write_text(json.dumps(run_info, indent=1) + "\n")
+        log = tqdm.write if cfg.progress else print
+        t_start = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+
+        for epoch in range(start_epoch, cfg.epochs):
+            # ---- one epoch of training ----
+            t_epoch = time.perf_counter()
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.long)
+            run_seed = cfg.seed + 1_000_003 * (epoch + 1) + 7919 * env.rank
+            torch.manual_seed(run_seed)  # dropout
+            gen = torch.Generator(device=env.device).manual_seed(run_seed)
+            model.train()
+            loss_sum = torch.zeros(2, dtype=torch.float64)
+            bar = tqdm(
+                total=steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                leave=False,
+                disable=None if cfg.progress and env.is_main else True,  # None: on a tty only
+            )
+            for i in range(steps_per_epoch):
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                x = train_images[idx].to(env.device).float()
+                y = train_labels[idx].to(env.device)
+                x, y = augment_batch(x, y, cfg.augment, gen)
+                lr = lr_at(step, epoch, total_steps, cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss = masked_bce_loss(model(x), y, cfg.pos_weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                loss_sum += torch.tensor([loss.item() * len(idx), len(idx)], dtype=torch.float64)
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+                bar.update()
+            bar.close()
+            if env.world_size > 1:
+                torch.distributed.all_reduce(loss_sum)
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train_loss": float(loss_sum[0] / max(loss_sum[1], 1.0)),
+            }
+
+            # ---- validation (every rank evaluates the whole set: same numbers, no comms) ----
+            if val_set is not None:
+                row.update(_validate(raw_model, val_set, val_images, val_labels, cfg))
+            row["epoch_time_s"] = time.perf_counter() - t_epoch
+            row["elapsed_s"] = time.perf_counter() - t_start
+            history.append(row)
+            score = _score(row)
+            is_best = score > best_score
+            if is_best:
+                best_score, best_epoch = score, epoch + 1
+
+            # ---- checkpoints and logs (rank 0 only) ----
+            if env.is_main:
+                ckpt_out = {
+                    "format": CHECKPOINT_FORMAT,
+                    "version": CHECKPOINT_VERSION,
+                    "model": raw_model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "model_config": model_cfg.to_dict(),
+                    "train_config": cfg.to_dict(),
+                    "epoch": epoch,
+                    "step": step,
+                    "metrics": row,
+                    "history": history,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "seed": cfg.seed,
+                    "world_size": env.world_size,
+                }
+                _save_torch(ckpt_out, last_path)
+                if is_best:
+                    _save_torch(ckpt_out, best_path)
+                _write_logs(history, out_dir)
+                log(
+                    f"epoch {epoch + 1}/{cfg.epochs}  "
+                    + "  ".join(
+                        f"{k} {v:.4f}"
+                        for k, v in row.items()
+                        if k not in ("epoch", "elapsed_s") and v is not None
+                    )
+                    + ("  *best*" if is_best else "")
+                )
+            env.barrier()
+        return TrainResult(
+            out_dir=out_dir,
+            best_path=best_path,
+            last_path=last_path,
+            best_epoch=best_epoch,
+            best_score=best_score,
+            history=history,
+            train_time_s=history[-1]["elapsed_s"] if history else 0.0,
+        )
+    finally:
+        if env.owns_group:
+            torch.distributed.destroy_process_group()

@@ -1,0 +1,64 @@
+"""Export to TorchScript and ONNX: parity with PyTorch, metadata, runtime selection."""
+
+import numpy as np
+import pytest
+import torch
+
+from robot_ssl.cli.main import main
+from robot_ssl.dataset import synthetic_frames
+from robot_ssl.export import ExportError, export_model, load_predictor
+from robot_ssl.models import ModelConfig, build_model
+
+torch.set_num_threads(1)
+
+
+def _checkpoint(path, arch):
+    """A checkpoint whose BatchNorm statistics are not the trivial initial ones."""
+    cfg = ModelConfig(arch=arch, distances_m=tuple(np.arange(31) * 0.01))
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    images, _ = synthetic_frames(32, seed=9)
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.from_numpy(images))
+    torch.save({"model": model.eval().state_dict(), "model_config": cfg.to_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("arch", ["default", "paper"])
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_parity_on_camera_frames(tmp_path, arch, fmt):
+    ckpt = _checkpoint(tmp_path / "m.pt", arch)
+    frames, _ = synthetic_frames(16, size=(320, 240), seed=3)  # full camera frames
+    out = export_model(ckpt, fmt, check_images=frames)
+    assert out == tmp_path / ("m.ts" if fmt == "torchscript" else "m.onnx")
+    reference = load_predictor(ckpt)
+    exported = load_predictor(out)
+    assert reference.kind == "checkpoint" and exported.kind == fmt
+    assert exported.config == reference.config  # metadata travels with the file
+    expected = reference.predict(frames)
+    got = exported.predict(frames)
+    assert got.shape == (16, 5, 31) and got.dtype == np.float32
+    assert np.max(np.abs(got - expected)) < 1e-4
+    assert np.all((got >= 0) & (got <= 1))
+    # live-loop halves and a single image
+    assert np.allclose(exported.infer(exported.preprocess(frames[:1])), got[:1], atol=1e-6)
+    assert exported.predict(frames[0]).shape == (1, 5, 31)
+
+
+def test_cli_export_and_errors(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "m.pt", "default")
+    rc = main(
+        ["export", "--model", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]
+    )
+    assert rc == 0 and (tmp_path / "x.onnx").is_file()
+    assert "parity" in capsys.readouterr().out
+    assert load_predictor(tmp_path / "x.onnx").kind == "onnx"
+    with pytest.raises(ExportError, match="unknown format"):
+        export_model(ckpt, "tflite")
+    (tmp_path / "junk.bin").write_bytes(b"junk")
+    with pytest.raises(ExportError, match="not a checkpoint"):
+        load_predictor(tmp_path / "junk.bin")
+    with pytest.raises(ExportError, match="no such"):
+        load_predictor(tmp_path / "missing.onnx")
+    assert main(["export", "--model", str(tmp_path / "missing.pt"), "--format", "onnx"]) == 2

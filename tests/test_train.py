@@ -1,0 +1,198 @@
+"""Masked loss, augmentation, the training loop, checkpoints and resume (tiny synthetic data)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from robot_ssl.dataset import synthetic_frameset
+from robot_ssl.models import load_checkpoint, model_from_checkpoint
+from robot_ssl.train import (
+    AugmentConfig,
+    TrainConfig,
+    TrainError,
+    augment_batch,
+    lr_at,
+    masked_bce_loss,
+    train,
+)
+
+torch.set_num_threads(1)
+
+
+# -- loss ----------------------------------------------------------------------------------
+
+
+def test_masked_loss_ignores_unknown_cells():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(-1, 2, (8, 5, 31), generator=g, dtype=torch.int8)
+    unknown = labels < 0
+    logits = torch.randn(8, 5, 31, generator=g, requires_grad=True)
+    loss = masked_bce_loss(logits, labels)
+    loss.backward()
+    grad = logits.grad.clone()
+
+    changed = logits.detach().clone()
+    changed[unknown] = torch.randn(int(unknown.sum()), generator=g) * 100
+    changed.requires_grad_(True)
+    loss2 = masked_bce_loss(changed, labels)
+    loss2.backward()
+    assert loss2.item() == pytest.approx(loss.item(), abs=0)
+    assert torch.equal(changed.grad, grad)
+    assert torch.all(grad[unknown] == 0)
+
+    known = ~unknown
+    manual = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.detach()[known], labels[known].float()
+    )
+    assert loss.item() == pytest.approx(manual.item(), rel=1e-6)  # mean over known cells
+
+
+def test_masked_loss_pos_weight_and_all_unknown():
+    logits = torch.zeros(2, 1, 2, requires_grad=True)
+    labels = torch.tensor([[[1, 0]], [[-1, -1]]], dtype=torch.int8)
+    assert masked_bce_loss(logits, labels, pos_weight=3.0).item() == pytest.approx(
+        (3 * np.log(2) + np.log(2)) / 2
+    )
+    empty = masked_bce_loss(logits, torch.full((2, 1, 2), -1, dtype=torch.int8))
+    empty.backward()
+    assert empty.item() == 0.0 and torch.all(logits.grad == 0)
+
+
+# -- augmentation --------------------------------------------------------------------------
+
+
+def test_flip_mirrors_image_and_sensor_axis():
+    fs = synthetic_frameset(16, seed=3, size=(40, 32))
+    x = torch.from_numpy(fs.images).float()
+    y = torch.from_numpy(fs.labels)
+    only_flip = AugmentConfig(brightness=0, contrast=0, channel_gain=0, gradient=0, noise_std=0)
+    xa, ya = augment_batch(x, y, only_flip, torch.Generator().manual_seed(0))
+    flipped = [bool(torch.equal(xa[i], x[i].flip(1))) for i in range(16)]
+    assert 0 < sum(flipped) < 16
+    for i in range(16):
+        if flipped[i]:
+            assert torch.equal(ya[i], y[i].flip(0))  # sensor s -> S-1-s
+            assert torch.equal(ya[i, 0], y[i, -1])
+        else:
+            assert torch.equal(xa[i], x[i]) and torch.equal(ya[i], y[i])
+
+
+def test_photometric_augmentation_is_seeded_bounded_and_keeps_labels():
+    fs = synthetic_frameset(8, seed=4, size=(40, 32))
+    x = torch.from_numpy(fs.images).float()
+    y = torch.from_numpy(fs.labels)
+    cfg = AugmentConfig(hflip=False)
+    a1, l1 = augment_batch(x, y, cfg, torch.Generator().manual_seed(5))
+    a2, _ = augment_batch(x, y, cfg, torch.Generator().manual_seed(5))
+    a3, _ = augment_batch(x, y, cfg, torch.Generator().manual_seed(6))
+    assert torch.equal(a1, a2) and not torch.equal(a1, a3)
+    assert torch.equal(l1, y) and not torch.equal(a1, x)
+    assert a1.min() >= 0 and a1.max() <= 255
+    off, _ = augment_batch(x, y, AugmentConfig(enabled=False), torch.Generator())
+    assert off is x
+
+
+def test_lr_schedule_warmup_cosine_step():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-5, warmup_steps=10)
+    assert lr_at(0, 0, 100, cfg) < lr_at(9, 0, 100, cfg) < 1e-3
+    assert lr_at(10, 0, 100, cfg) == pytest.approx(1e-3)
+    assert lr_at(100, 9, 100, cfg) == pytest.approx(1e-5)
+    step = TrainConfig(lr=1e-3, min_lr=0, warmup_steps=0, schedule="step", step_epochs=2)
+    assert lr_at(50, 2, 100, step) == pytest.approx(3e-4)
+
+
+def test_config_validation():
+    with pytest.raises(TrainError):
+        TrainConfig(epochs=0)
+    with pytest.raises(TrainError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(TrainError, match="unknown or reserved"):
+        TrainConfig(model={"num_sensors": 3})
+    with pytest.raises(TrainError, match="exclude"):
+        TrainConfig(resume=True, overwrite=True)
+    cfg = TrainConfig(model={"widths": [8, 8, 8, 8]}, val_worlds=("a",))
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(
+        out_dir=str(tmp_path / "run"),
+        epochs=2,
+        batch_size=32,
+        lr=3e-3,
+        warmup_steps=5,
+        progress=False,
+        num_threads=1,
+        model={"widths": [16, 24, 32, 48], "hidden": 128},
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return synthetic_frameset(384, seed=1), synthetic_frameset(96, seed=2)
+
+
+def test_learns_synthetic_task(tmp_path, toy):
+    result = train(_cfg(tmp_path, epochs=5), data=toy)
+    assert result.best_score > 0.9, result.history
+    run = tmp_path / "run"
+    for name in ("best.pt", "last.pt", "metrics.csv", "metrics.json", "curves.png", "config.json"):
+        assert (run / name).is_file(), name
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    assert {"train_loss", "val_loss", "val_auc", "val_auc_0-10", "lr"} <= set(rows[0])
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,")
+    assert not list(run.glob("*.tmp"))
+
+
+def test_checkpoint_round_trip_and_resume(tmp_path, toy):
+    # A constant LR keeps the schedule independent of the epoch count, so that a
+    # 2-epoch run extended to 3 must equal a 3-epoch run.
+    paper = dict(arch="paper", model={}, schedule="constant")
+    full = train(_cfg(tmp_path / "a", epochs=3, **paper), data=toy)
+    train(_cfg(tmp_path / "b", epochs=2, **paper), data=toy)
+    resumed = train(_cfg(tmp_path / "b", epochs=3, resume=True, **paper), data=toy)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+
+    ckpt = torch.load(tmp_path / "b/run/last.pt", weights_only=True)  # safe loading works
+    assert ckpt["epoch"] == 2 and ckpt["model_config"]["arch"] == "paper"
+    assert {"model", "optimizer", "train_config", "metrics", "seed", "history"} <= set(ckpt)
+    # Shuffling, augmentation and dropout are seeded per epoch: resuming reproduces the run.
+    ref = load_checkpoint(tmp_path / "a/run/last.pt")["model"]
+    for k, v in ckpt["model"].items():
+        assert torch.allclose(v, ref[k], atol=1e-5), k
+    assert resumed.history[-1]["train_loss"] == pytest.approx(
+        full.history[-1]["train_loss"], rel=1e-4
+    )
+
+    model, cfg = model_from_checkpoint(tmp_path / "b/run/best.pt")
+    assert cfg.num_sensors == 5 and cfg.distances_m is not None and len(cfg.distances_m) == 31
+    assert not model.training
+
+
+def test_run_directory_guards(tmp_path, toy):
+    small = (synthetic_frameset(64, seed=1), None)
+    with pytest.raises(TrainError, match="cannot resume"):
+        train(_cfg(tmp_path, resume=True), data=small)
+    result = train(_cfg(tmp_path, epochs=1), data=small)  # no validation: best by train loss
+    assert result.best_epoch == 1 and "val_auc" not in result.history[0]
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(_cfg(tmp_path, epochs=1), data=small)
+    train(_cfg(tmp_path, epochs=1, overwrite=True), data=small)
+    done = train(_cfg(tmp_path, epochs=1, resume=True), data=small)  # nothing left to do
+    assert len(done.history) == 1
+
+
+def test_cli_train_errors_are_one_line(tmp_path, capsys):
+    from robot_ssl.cli.main import main
+
+    assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robot-ssl train: error: no such session") and "\n" not in err

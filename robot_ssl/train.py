@@ -104,6 +104,10 @@ class AugmentConfig:
     change per colour channel), `gradient` (max amplitude of a linear
     illumination ramp in a random direction, fraction of 255), `noise_std`
     (max Gaussian noise sigma, fraction of 255; each image draws its own).
+    Colour: `channel_shuffle` (probability of a random permutation of the colour
+    channels) and `grayscale` (probability of dropping colour): floors and
+    obstacles come in any colour, so the network must not key on hue; these
+    push it towards edges, shading and where things meet the floor.
     Geometric: `hflip` flips an image left-right with probability 0.5 and
     mirrors its labels along the sensor axis (sensor s -> S-1-s), valid only
     for a mirror-symmetric sensor set such as the Thymio's five front sensors.
@@ -116,9 +120,19 @@ class AugmentConfig:
     channel_gain: float = 0.1
     gradient: float = 0.1
     noise_std: float = 0.03
+    channel_shuffle: float = 0.5
+    grayscale: float = 0.2
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "channel_gain", "gradient", "noise_std"):
+        for name in (
+            "brightness",
+            "contrast",
+            "channel_gain",
+            "gradient",
+            "noise_std",
+            "channel_shuffle",
+            "grayscale",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise TrainError(f"augment.{name} must be in [0, 1], got {v}")
@@ -142,6 +156,15 @@ def augment_batch(
         return torch.rand(*shape, generator=generator, device=dev) * 2.0 - 1.0
 
     x = images.float()
+    if cfg.channel_shuffle > 0:
+        perm = torch.argsort(torch.rand(b, 3, generator=generator, device=dev), dim=1)
+        shuffled = torch.gather(x, 3, perm.view(b, 1, 1, 3).expand(b, h, w, 3))
+        pick = torch.rand(b, generator=generator, device=dev) < cfg.channel_shuffle
+        x = torch.where(pick.view(b, 1, 1, 1), shuffled, x)
+    if cfg.grayscale > 0:
+        luma = x @ torch.tensor([0.114, 0.587, 0.299], device=dev)  # BGR weights
+        pick = torch.rand(b, generator=generator, device=dev) < cfg.grayscale
+        x = torch.where(pick.view(b, 1, 1, 1), luma.unsqueeze(-1).expand(b, h, w, 3), x)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * (1.0 + cfg.contrast * uniform(b, 1, 1, 1)) + mean
     x = x * (1.0 + cfg.channel_gain * uniform(b, 1, 1, 3))

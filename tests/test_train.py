@@ -67,7 +67,15 @@ def test_flip_mirrors_image_and_sensor_axis():
     fs = synthetic_frameset(16, seed=3, size=(40, 32))
     x = torch.from_numpy(fs.images).float()
     y = torch.from_numpy(fs.labels)
-    only_flip = AugmentConfig(brightness=0, contrast=0, channel_gain=0, gradient=0, noise_std=0)
+    only_flip = AugmentConfig(
+        brightness=0,
+        contrast=0,
+        channel_gain=0,
+        gradient=0,
+        noise_std=0,
+        channel_shuffle=0,
+        grayscale=0,
+    )
     xa, ya = augment_batch(x, y, only_flip, torch.Generator().manual_seed(0))
     flipped = [bool(torch.equal(xa[i], x[i].flip(1))) for i in range(16)]
     assert 0 < sum(flipped) < 16
@@ -92,6 +100,25 @@ def test_photometric_augmentation_is_seeded_bounded_and_keeps_labels():
     assert a1.min() >= 0 and a1.max() <= 255
     off, _ = augment_batch(x, y, AugmentConfig(enabled=False), torch.Generator())
     assert off is x
+
+
+def test_colour_augmentation_permutes_channels_or_drops_colour():
+    fs = synthetic_frameset(16, seed=5, size=(40, 32))
+    x = torch.from_numpy(fs.images).float()
+    x[..., 1] *= 0.5  # make channels distinguishable
+    y = torch.from_numpy(fs.labels)
+    none = {"brightness": 0, "contrast": 0, "channel_gain": 0, "gradient": 0, "noise_std": 0}
+    shuffle = AugmentConfig(hflip=False, channel_shuffle=1.0, grayscale=0.0, **none)
+    xa, _ = augment_batch(x, y, shuffle, torch.Generator().manual_seed(1))
+    changed = 0
+    for i in range(16):
+        sums = sorted(xa[i].sum(dim=(0, 1)).tolist())
+        assert sums == pytest.approx(sorted(x[i].sum(dim=(0, 1)).tolist()))
+        changed += not torch.equal(xa[i], x[i])
+    assert changed > 0
+    grey = AugmentConfig(hflip=False, channel_shuffle=0.0, grayscale=1.0, **none)
+    xg, _ = augment_batch(x, y, grey, torch.Generator().manual_seed(1))
+    assert torch.allclose(xg[..., 0], xg[..., 2]) and torch.allclose(xg[..., 0], xg[..., 1])
 
 
 def test_lr_schedule_warmup_cosine_step():

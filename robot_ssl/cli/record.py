@@ -1,0 +1,300 @@
+"""`robot-ssl record`: record a session from a robot (or the simulator) and a camera.
+
+    robot-ssl record --robot /dev/ttyACM0 --camera 0 --duration 600 --drive wander run1.h5
+    robot-ssl record --robot socket://127.0.0.1:33333 --camera clip.avi --drive none s.h5
+    robot-ssl record --robot sim --camera sim --duration 60 sim.h5
+
+Devices are opened (and checked) before the output file is created, so a
+missing robot or camera costs one line and exit status 2, and leaves nothing
+behind. Ctrl-C or SIGTERM stops the recording and finalises the file; the
+motors stop on every exit path when the recorder drove them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "record a session from a robot (or the simulator) and a camera"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", metavar="OUT.h5", help="session file to write")
+    p.add_argument(
+        "--robot",
+        required=True,
+        metavar="URL|sim[:WORLD]|none",
+        help="serial device (/dev/ttyACM0), pyserial URL (socket://host:33333), 'auto' (first "
+        "Thymio port), 'sim[:WORLD]' (the simulator in-process, real time) or 'none'",
+    )
+    p.add_argument(
+        "--camera",
+        required=True,
+        metavar="SRC|sim|synthetic|none",
+        help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file (played at "
+        "its frame rate), 'sim' (needs --robot sim), 'synthetic[:WxH[@FPS]]' or 'none'",
+    )
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+    p.add_argument(
+        "--drive",
+        choices=("wander", "none"),
+        default="none",
+        help="'wander': explore with the IR sensors while recording; 'none': something else "
+        "drives (default)",
+    )
+    p.add_argument("--fps", type=float, default=None, help="camera frame rate to request")
+    p.add_argument("--width", type=int, default=None, help="camera width to request")
+    p.add_argument("--height", type=int, default=None, help="camera height to request")
+    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
+    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
+    p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
+    p.add_argument("--prox-hz", type=float, default=10.0, help="proximity rate (default 10)")
+    p.add_argument("--wheels-hz", type=float, default=50.0, help="wheel speed rate (default 50)")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --robot sim)")
+    p.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=32.0,
+        help="stop cleanly when the disk has less than this left (default 32)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
+    p.add_argument(
+        "--status",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="status line on stderr (default: when stderr is a terminal)",
+    )
+
+
+class _Devices(contextlib.ExitStack):
+    """Opened robot, camera (and simulator pieces); closes all of them on exit."""
+
+    robot: Any = None
+    camera: Any = None
+    truth: Any = None
+    clock: Any = None
+    camera_fps: float | None = None
+    camera_size: tuple[int, int] | None = None
+    metadata: dict[str, Any]
+
+
+def _open_robot(args: argparse.Namespace, dev: _Devices) -> None:
+    from robot_ssl.recorder import DeviceUnavailable
+
+    source = args.robot
+    if source == "none":
+        return
+    if source == "sim" or source.startswith("sim:"):
+        raise DeviceUnavailable("internal: the simulator is opened by _open_sim")
+    try:
+        from firmware_bridge.errors import FirmwareBridgeError
+        from firmware_bridge.thymio import ThymioRobot
+    except ImportError as e:  # pragma: no cover - installation problem
+        raise DeviceUnavailable(f"robot {source}: firmware_bridge unavailable: {e}") from None
+    try:
+        robot = ThymioRobot.open(None if source == "auto" else source)
+    except FirmwareBridgeError as e:
+        raise DeviceUnavailable(f"robot {source}: {e}") from None
+    dev.callback(robot.close)
+    dev.robot = robot
+    dev.metadata["robot_source"] = source
+
+
+def _open_camera(args: argparse.Namespace, dev: _Devices) -> None:
+    from robot_ssl.cameras import OpenCVCamera, OpenCVCameraConfig, SyntheticCamera, parse_synthetic
+
+    source = args.camera
+    if source == "none":
+        return
+    synth = parse_synthetic(source)
+    if synth is not None:
+        w, h, fps = synth
+        cam = SyntheticCamera(args.width or w, args.height or h, args.fps or fps, seed=args.seed)
+        dev.camera_fps = cam.fps
+    else:
+        cam = OpenCVCamera(
+            OpenCVCameraConfig(
+                source,
+                width=args.width,
+                height=args.height,
+                fps=args.fps,
+                fourcc=args.fourcc,
+                loop=args.loop_video,
+            )
+        )
+        dev.camera_fps = cam.fps
+    dev.callback(cam.close)
+    dev.camera = cam
+    dev.camera_size = (cam.width, cam.height)
+    dev.metadata["camera_source"] = source
+
+
+def _open_sim(args: argparse.Namespace, dev: _Devices, robot_spec, camera_spec) -> None:
+    """The simulator in-process, stepped in real time by a background thread.
+
+    Its clock starts at time.monotonic_ns(), so simulated timestamps run on with
+    the real camera's when `--camera` is not `sim`. `sim` alone draws a world
+    from `--seed`; `sim:WORLD` loads a scenario by name or file.
+    """
+    import threading
+    import time
+
+    from robot_ssl.recorder import DeviceUnavailable
+
+    try:  # the CLI may wire the simulator, the library never does
+        from robot_ssl.cli.sim import resolve_world, sim_params
+        from sim.errors import SimError
+        from sim.simulator import Simulator
+    except ImportError as e:  # pragma: no cover - installation problem
+        raise DeviceUnavailable(f"the simulator is not available: {e}") from None
+    changes = {"width": args.width, "height": args.height, "fps": args.fps}
+    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
+    try:
+        drive, ir, camera = sim_params(robot_spec, camera_spec)
+        world = resolve_world(args.robot.partition(":")[2] or None, args.seed)
+        sim = Simulator(
+            world,
+            seed=args.seed,
+            drive=drive,
+            ir=ir,
+            camera=camera if args.camera == "sim" else None,
+            start_ns=time.monotonic_ns(),
+            realtime=True,
+        )
+    except SimError as e:
+        raise DeviceUnavailable(f"simulator: {e}") from None
+    sim.advance_to(time.monotonic_ns())  # catch up the set-up time: sim time = monotonic
+    stop = threading.Event()
+    stepper = threading.Thread(target=sim.run_realtime, args=(stop,), name="sim", daemon=True)
+    stepper.start()
+    dev.callback(stepper.join, 2.0)
+    dev.callback(stop.set)
+    dev.callback(sim.robot.close)
+    dev.robot, dev.clock, dev.truth = sim.robot, sim.clock, sim.robot.truth
+    dev.metadata.update(world=world.name, seed=args.seed, simulated=True, robot_source=args.robot)
+    if sim.camera is not None:
+        dev.camera = sim.camera
+        dev.camera_fps = sim.camera.fps
+        dev.camera_size = (camera.width, camera.height)
+        dev.metadata["camera_source"] = "sim"
+
+
+def _controller(args: argparse.Namespace, dev: _Devices, robot_spec) -> Any:
+    if args.drive == "none":
+        return None
+    if dev.robot is None:
+        from robot_ssl.recorder import RecorderError
+
+        raise RecorderError("--drive wander needs a robot")
+    from robot_ssl.cli.sim import wander_controller
+
+    return wander_controller(robot_spec, args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ssl.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
+    from robot_ssl.session import SessionWriteError, SessionWriter
+    from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
+    if args.duration is not None and args.duration <= 0:
+        raise RecorderError("--duration must be > 0")
+    if args.camera == "sim" and not args.robot.startswith("sim"):
+        raise RecorderError("--camera sim needs --robot sim[:WORLD] (one simulated world)")
+    robot_spec, camera_spec = load_specs(args.spec) if args.spec else (RobotSpec(), CameraSpec())
+    config = RecorderConfig(
+        prox_hz=args.prox_hz,
+        wheels_hz=args.wheels_hz,
+        jpeg_quality=args.jpeg_quality,
+        status=args.status,
+        min_free_bytes=int(args.min_free_mb * 1e6),
+    )
+    free = free_bytes(out.absolute())
+    if free is not None and free < config.min_free_bytes:
+        raise RecorderError(
+            f"only {max(free, 0) / 1e6:.1f} MB free for {out} (need --min-free-mb "
+            f"{args.min_free_mb:g}): free some space first"
+        )
+    with _Devices() as dev:
+        dev.metadata = {"recorded_by": "robot-ssl record", "drive": args.drive}
+        if args.robot == "sim" or args.robot.startswith("sim:"):
+            _open_sim(args, dev, robot_spec, camera_spec)
+        else:
+            _open_robot(args, dev)
+        if dev.camera is None:
+            _open_camera(args, dev)
+        if dev.robot is None and dev.camera is None:
+            raise RecorderError("nothing to record: --robot none and --camera none")
+        if dev.camera_size is not None:
+            w, h = dev.camera_size
+            camera_spec = dataclasses.replace(camera_spec, width=w, height=h)
+        if dev.camera_fps:
+            camera_spec = dataclasses.replace(camera_spec, fps=float(dev.camera_fps))
+        controller = _controller(args, dev, robot_spec)
+        writer = SessionWriter(
+            out,
+            robot=robot_spec,
+            camera=camera_spec,
+            jpeg_quality=args.jpeg_quality,
+            metadata=dev.metadata,
+            truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
+            flush_interval_s=config.flush_interval_s,
+            overwrite=args.overwrite,
+        )
+        try:
+            recorder = Recorder(
+                dev.robot,
+                dev.camera,
+                writer,
+                config,
+                clock=dev.clock,
+                controller=controller,
+                truth=dev.truth,
+            )
+            with _stop_on_signals(recorder):
+                stats = recorder.run(args.duration)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                writer.close()
+            raise
+        writer.close()
+    c = stats.counts
+    print(
+        f"recorded {stats.elapsed_s:.1f} s to {out}: {c.get('camera', 0)} frames "
+        f"({stats.frames_dropped} dropped), {c.get('proximity', 0)} proximity, "
+        f"{c.get('wheels', 0)} wheel rows, {stats.robot_gaps} robot gaps, "
+        f"{out.stat().st_size / 1e6:.1f} MB ({stats.stop_reason})",
+        file=sys.stderr,
+    )
+    if stats.disk_full:
+        print(f"robot-ssl record: {stats.stop_reason}; {out} is complete", file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(recorder):
+    """SIGINT/SIGTERM ask the recorder to stop and finalise; a second SIGINT interrupts."""
+    count = 0
+
+    def handler(signum, frame):
+        nonlocal count
+        count += 1
+        if count > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        recorder.request_stop()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

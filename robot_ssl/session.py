@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ class SessionWriter:
         prediction_shape: tuple[int, int] | None = None,
         flush_interval_s: float = 0.5,
         overwrite: bool = False,
+        reserve_bytes: int = 4 << 20,
     ) -> None:
         if frame_format not in ("jpeg", "raw"):
             raise ValueError(f"frame_format must be 'jpeg' or 'raw', not {frame_format!r}")
@@ -147,6 +149,7 @@ class SessionWriter:
         self.frame_format = frame_format
         self.jpeg_quality = int(jpeg_quality)
         self.flush_interval_s = float(flush_interval_s)
+        self.reserve_bytes = int(reserve_bytes)
         self._lock = threading.RLock()
         self._closed = False
         self._failed: SessionWriteError | None = None
@@ -327,12 +330,38 @@ class SessionWriter:
             if self._closed or self._failed is not None:
                 return
             try:
+                self._check_space()
                 self._flush_locked()
-            except OSError as e:
+            except SessionWriteError as e:
+                # nothing was written: the file is intact, close it cleanly
+                self._failed = e
+                self._closed = True
+                self._file.close()
+                raise
+            except (OSError, RuntimeError) as e:  # h5py reports some write errors as RuntimeError
                 self._failed = SessionWriteError(_describe_os_error(e, self.path))
                 self._abandon()
                 raise self._failed from None
             self._last_flush = time.monotonic()
+
+    def _pending_bytes(self) -> int:
+        n = self._jpeg_bytes
+        for stream, fields in self._schema.items():
+            rows = len(self._buf[stream]["t_ns"])
+            for dtype, shape in fields.values():
+                n += rows * np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+        return n
+
+    def _check_space(self) -> None:
+        """Refuse to start a flush the disk cannot hold: a write cut short by a full disk
+        can leave an HDF5 file that no longer opens, so stop while it is still intact."""
+        need = self._pending_bytes() + self.reserve_bytes
+        free = shutil.disk_usage(self.path.parent).free
+        if free < need:
+            raise SessionWriteError(
+                f"disk full while writing {self.path} ({free // 1024} KiB free, {need // 1024} KiB"
+                " needed); data flushed before stays readable"
+            )
 
     def _flush_locked(self) -> None:
         f = self._file
@@ -377,10 +406,17 @@ class SessionWriter:
             if self._closed:
                 return
             try:
+                self._check_space()
+            except SessionWriteError as e:
+                self._failed = e
+                self._closed = True
+                self._file.close()
+                raise
+            try:
                 self._flush_locked()
                 self._file["finalized"][()] = np.int8(1)
                 self._file.close()
-            except OSError as e:
+            except (OSError, RuntimeError) as e:
                 self._failed = SessionWriteError(_describe_os_error(e, self.path))
                 self._abandon()
                 raise self._failed from None

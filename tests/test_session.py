@@ -178,3 +178,38 @@ def test_sigkill_at_random_moments_leaves_readable_file(tmp_path):
             if r.num_frames:
                 assert r.frame(r.num_frames - 1).shape == (240, 320, 3)
             assert len(r.wheels()[0]) >= must_have
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 16 MiB tmpfs (needs root); skipped with a reason where it cannot be mounted."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_stops_with_clear_error_and_keeps_flushed_data(tiny_disk):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)  # ~170 kB JPEG each
+    path = tiny_disk / "s.h5"
+    written = 0
+    with (
+        pytest.raises(SessionWriteError, match="disk full"),
+        SessionWriter(path, flush_interval_s=0.05) as w,
+    ):
+        for i in range(10_000):
+            w.write_frame(i * 1_000_000, noise)
+            w.write_proximity(i * 1_000_000, np.full(7, i))
+            written = i
+    with SessionReader(path) as r:
+        assert r.recovered  # not finalised: the recording did not end normally
+        assert 20 < r.num_frames <= written + 1
+        assert r.frame(r.num_frames - 1).shape == (240, 320, 3)
+        t, p = r.proximity()
+        assert np.array_equal(p[:, 0], np.arange(len(t)))

@@ -1,0 +1,72 @@
+"""The included simulator: worlds, kinematics, IR sensors, camera renderer, wander
+controller and a virtual Thymio that speaks the Aseba protocol.
+
+It satisfies robot_ssl's device protocols by shape and never imports robot_ssl.
+Typical use::
+
+    from sim import Simulator, WanderController, load_world
+    sim = Simulator(load_world("arena_boxes"), seed=1)
+    ctrl = WanderController(seed=1)
+    while sim.clock.now_ns() < 10e9:
+        r = sim.robot.read()
+        sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
+        sim.clock.sleep_until_ns(r.t_ns + 20_000_000)
+    frame = sim.camera.read()
+"""
+
+from sim.camera import CameraParams, Renderer
+from sim.controller import WanderConfig, WanderController
+from sim.errors import SimError, WorldError
+from sim.ir import THYMIO_PROX_POSES, IRParams, IRSensors, ir_response
+from sim.kinematics import DiffDrive, DriveParams, integrate_arc
+from sim.simulator import SimCamera, SimClock, SimFrame, SimReading, SimRobot, SimTruth, Simulator
+from sim.world import (
+    Arena,
+    Backdrop,
+    Box,
+    Cylinder,
+    Lighting,
+    Surface,
+    Wall,
+    World,
+    list_worlds,
+    load_world,
+    save_world,
+)
+from sim.worldgen import WorldGenConfig, generate_world
+
+__all__ = [
+    "THYMIO_PROX_POSES",
+    "Arena",
+    "Backdrop",
+    "Box",
+    "CameraParams",
+    "Cylinder",
+    "DiffDrive",
+    "DriveParams",
+    "IRParams",
+    "IRSensors",
+    "Lighting",
+    "Renderer",
+    "SimCamera",
+    "SimClock",
+    "SimError",
+    "SimFrame",
+    "SimReading",
+    "SimRobot",
+    "SimTruth",
+    "Simulator",
+    "Surface",
+    "Wall",
+    "WanderConfig",
+    "WanderController",
+    "World",
+    "WorldError",
+    "WorldGenConfig",
+    "generate_world",
+    "integrate_arc",
+    "ir_response",
+    "list_worlds",
+    "load_world",
+    "save_world",
+]

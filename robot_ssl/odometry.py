@@ -8,6 +8,7 @@ and the gap is reported, so nothing downstream trusts motion nobody measured.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,24 +91,36 @@ class OdometryIntegrator:
         self.max_gap_ns = max_gap_ns
         self.pose = np.zeros(3) if initial_pose is None else np.asarray(initial_pose, float)
         self._last_t: int | None = None
-        self._last_speed: np.ndarray | None = None
+        self._last_speed: tuple[float, float] = (0.0, 0.0)
 
     def update(self, t_ns: int, speed_units: np.ndarray) -> tuple[np.ndarray, OdometryGap | None]:
-        """Advance to t_ns with a new measured speed; returns (pose copy, gap or None)."""
-        speed = np.asarray(speed_units, dtype=np.float64)
+        """Advance to t_ns with a new measured speed; returns (pose copy, gap or None).
+
+        Scalar maths (no array allocation): this runs once per wheel sample on the robot.
+        """
+        left, right = float(speed_units[0]), float(speed_units[1])
         gap = None
         if self._last_t is not None and t_ns > self._last_t:
             if t_ns - self._last_t > self.max_gap_ns:
                 gap = OdometryGap(self._last_t, int(t_ns))
             else:
-                poses, _ = integrate_wheel_odometry(
-                    np.array([self._last_t, t_ns]),
-                    np.stack([self._last_speed, speed]),
-                    self.robot,
-                    max_gap_ns=self.max_gap_ns,
-                    initial_pose=self.pose,
+                k = self.robot.speed_m_per_unit
+                pl, pr = self._last_speed
+                dt_s = (t_ns - self._last_t) / 1e9
+                dist = 0.25 * k * (left + right + pl + pr) * dt_s
+                dtheta = 0.5 * k * (right - left + pr - pl) / self.robot.axle_length_m * dt_s
+                half = 0.5 * dtheta
+                chord = dist * (math.sin(half) / half if abs(half) > 1e-9 else 1.0)
+                x, y, th = self.pose
+                mid = th + half
+                th = th + dtheta
+                self.pose = np.array(
+                    [
+                        x + chord * math.cos(mid),
+                        y + chord * math.sin(mid),
+                        math.atan2(math.sin(th), math.cos(th)),
+                    ]
                 )
-                self.pose = poses[-1]
         if self._last_t is None or t_ns > self._last_t:
-            self._last_t, self._last_speed = int(t_ns), speed
+            self._last_t, self._last_speed = int(t_ns), (left, right)
         return self.pose.copy(), gap

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from robot_ssl.errors import RobotSSLError
-from robot_ssl.geometry import interpolate_poses
+from robot_ssl.geometry import compose, interpolate_poses, inverse
 from robot_ssl.session import SessionReader
 from robot_ssl.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
 
@@ -38,10 +38,12 @@ class ReplayGrids:
     prob: dict[int, np.ndarray]
 
 
-def prox_hits_m(reader: SessionReader, max_range_m: float = 0.1) -> np.ndarray:
-    """World (x, y) of proximity detections: sensor pose + a nominal range, on odometry."""
+def prox_hits_m(
+    reader: SessionReader, odometry: tuple[np.ndarray, np.ndarray], max_range_m: float = 0.1
+) -> np.ndarray:
+    """(x, y) of proximity detections, placed from the given odometry poses."""
     t, prox = reader.proximity()
-    ot, opose = reader.odometry()
+    ot, opose = odometry
     if len(t) == 0 or len(ot) < 2:
         return np.zeros((0, 2))
     pose = interpolate_poses(ot, opose, t, max_gap_ns=500_000_000)
@@ -67,20 +69,24 @@ def iter_replay_frames(
     """Composite BGR frames: camera | top-down map | label grid | predicted grid."""
     ct = reader.camera_t_ns
     ot, opose = reader.odometry()
-    odo_at = interpolate_poses(ot, opose, ct) if len(ot) > 1 else np.full((len(ct), 3), np.nan)
     truth = reader.truth()
     paths = [opose]
     true_at = None
     if truth is not None and len(truth[0]) > 1:
         tt, tpose, _ = truth
         true_at = interpolate_poses(tt, tpose, ct)
-        # odometry starts at the origin; show it in the world frame from the first true pose
-        paths.append(tpose)
+        if len(ot):
+            # odometry starts at the origin: draw it from the true pose at its first sample
+            start = interpolate_poses(tt, tpose, ot[:1])[0]
+            if np.all(np.isfinite(start)):
+                opose = compose(compose(start, inverse(opose[0])), opose)
+        paths = [opose, tpose]
+    odo_at = interpolate_poses(ot, opose, ct) if len(ot) > 1 else np.full((len(ct), 3), np.nan)
     view = TopDownView(panel_px, paths)
     if true_at is not None:
         view.draw_path(truth[1], (160, 160, 160))
     view.draw_path(opose, (200, 120, 0))
-    view.draw_points(prox_hits_m(reader), OBSTACLE)
+    view.draw_points(prox_hits_m(reader, (ot, opose)), OBSTACLE)
     s_idx = grids.sensor_indices if grids else DEFAULT_SENSORS
     d_m = grids.distances_m if grids else DEFAULT_DISTANCES_M
     for i in range(reader.num_frames):

@@ -38,7 +38,7 @@ THYMIO_PIDS = {0x000A: "wired", 0x000C: "wireless dongle"}
 PROX = "prox.horizontal"
 SPEED = ("motor.left.speed", "motor.right.speed")
 TARGET = ("motor.left.target", "motor.right.target")
-PROX_SPEED_NAMES = (PROX, *SPEED)  # what ThymioRobot.read asks for, in one request
+PROX_SPEED_NAMES = (PROX, *SPEED, *TARGET)  # what ThymioRobot.read asks for, in one request
 REQUIRED_VARIABLES = (PROX, *SPEED, *TARGET)
 
 
@@ -97,11 +97,12 @@ def require_thymio(node: NodeInfo, url: str = "") -> None:
 
 @dataclass(frozen=True, eq=False)
 class ThymioReading:
-    """One read of the horizontal proximity sensors and measured wheel speeds."""
+    """One read of the horizontal proximity sensors, measured wheel speeds and targets."""
 
     t_ns: int  # time.monotonic_ns() when the reply arrived
     proximity: np.ndarray  # int16 (7,): front left..front right, back left, back right
     wheel_speed: np.ndarray  # int16 (2,): measured (left, right), raw units
+    wheel_target: np.ndarray  # int16 (2,): commanded (left, right), whoever set them
 
 
 def _zero_motors(link: AsebaLink) -> None:
@@ -167,11 +168,13 @@ class ThymioRobot:
     # ------------------------------------------------------------------ Robot protocol
 
     def read(self) -> ThymioReading:
-        """Proximity and measured wheel speeds, read together (one request when they are
-        close in memory); raises LinkTimeout / LinkDown when the robot does not answer."""
+        """Proximity, measured wheel speeds and wheel targets, read together (one request
+        when they are close in memory, as on the Thymio II and in Aseba Playground);
+        raises LinkTimeout / LinkDown when the robot does not answer."""
         t_ns, values = self.link.read_timed(PROX_SPEED_NAMES)
         speed = np.array([values[SPEED[0]][0], values[SPEED[1]][0]], dtype=np.int16)
-        return ThymioReading(t_ns, values[PROX].astype(np.int16), speed)
+        target = np.array([values[TARGET[0]][0], values[TARGET[1]][0]], dtype=np.int16)
+        return ThymioReading(t_ns, values[PROX].astype(np.int16), speed, target)
 
     def set_wheel_targets(self, left: int, right: int) -> None:
         """Command wheel speeds in raw units, clipped to ±max_speed (both in one message)."""

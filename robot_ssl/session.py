@@ -139,7 +139,7 @@ class SessionWriter:
         prediction_shape: tuple[int, int] | None = None,
         flush_interval_s: float = 0.5,
         overwrite: bool = False,
-        reserve_bytes: int = 4 << 20,
+        reserve_bytes: int = 2 << 20,
     ) -> None:
         if frame_format not in ("jpeg", "raw"):
             raise ValueError(f"frame_format must be 'jpeg' or 'raw', not {frame_format!r}")

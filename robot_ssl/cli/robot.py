@@ -69,7 +69,7 @@ def _probe(args: argparse.Namespace) -> int:
     finally:
         link.close()
     prox = " ".join(str(int(v)) for v in values[PROX_SPEED_NAMES[0]])
-    left, right = (int(values[n][0]) for n in PROX_SPEED_NAMES[1:])
+    left, right = (int(values[n][0]) for n in PROX_SPEED_NAMES[1:3])
     print(f"port:             {url}")
     print(f"node:             {node.node_id} '{node.name}'")
     print(f"protocol version: {node.protocol_version}")

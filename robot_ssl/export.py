@@ -3,8 +3,7 @@
 Exported files take what the live loop has: uint8 images ``(B, H, W, 3)`` in
 BGR order at the model's input size (normalisation is inside the graph, see
 robot_ssl.models.normalize_images) and return obstacle probabilities
-``(B, S, D)`` (the sigmoid is inside too). BatchNorm is folded into the
-convolutions. Each file carries its ModelConfig as JSON (ONNX metadata
+``(B, S, D)`` (the sigmoid is inside too). Each file carries its ModelConfig as JSON (ONNX metadata
 ``robot_ssl``, TorchScript extra file ``robot_ssl.json``), so a model file is
 self-describing. Every export is checked against the PyTorch model before it
 is written: maximum absolute difference of probabilities below 1e-4.

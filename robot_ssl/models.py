@@ -7,8 +7,11 @@ export and the live loop never need to know which one they hold:
   3x3 convolutions with 10, 10 and 8 filters, each followed by ReLU and 2x2
   max pooling, dropout, a dense layer of 256 units and a linear output of
   S*D logits. Kept as the baseline.
-- ``"default"``: a stronger network of our own for the same budget: strided
-  3x3 convolutions with BatchNorm (folded away at export), then a head that
+- ``"default"``: a stronger network of our own for the same budget: each image
+  standardised on its own (per-channel mean and variance), strided 3x3
+  convolutions with GroupNorm (per-image statistics: held-out worlds with unseen
+  colours do not meet training-world BatchNorm statistics; held-out mean AUC
+  0.972 against 0.935 with BatchNorm and 0.952 for "paper"), then a head that
   keeps *where* things are (a 1x1 projection flattened over the coarse grid:
   image row is the distance cue, image column the sensor cue) and adds *what*
   the whole image looks like (global average pooling), dropout, a dense layer
@@ -165,16 +168,32 @@ class PaperNet(nn.Module):
         return z.view(-1, self.num_sensors, self.num_distances)
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+def _conv_gn(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    """3x3 conv, GroupNorm, ReLU. GroupNorm normalises each image on its own, so a world
+    with unseen colours or lighting does not meet statistics learnt on other worlds
+    (BatchNorm's running means), which is what hurt held-out AUC."""
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.GroupNorm(_groups(c_out), c_out),
         nn.ReLU(inplace=True),
     )
 
 
+def _groups(channels: int) -> int:
+    return next(g for g in (8, 4, 2, 1) if channels % g == 0)
+
+
+def standardize_images(x: torch.Tensor) -> torch.Tensor:
+    """Per-image, per-channel zero mean and unit variance: removes global colour casts and
+    brightness, so the network has to use structure (edges, where things meet the floor)."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = x.std(dim=(2, 3), keepdim=True)
+    return (x - mean) / (std + 1e-3)
+
+
 class DefaultNet(nn.Module):
-    """Strided conv+BN backbone with a spatial (where) + global (what) head.
+    """Strided conv+GroupNorm backbone on standardised images, with a spatial (where) +
+    global (what) head.
 
     Stage i halves the resolution with a stride-2 3x3 convolution; every stage
     after the first adds a stride-1 3x3 convolution (more depth where the maps
@@ -189,9 +208,9 @@ class DefaultNet(nn.Module):
         layers: list[nn.Module] = []
         c_in = 3
         for i, c_out in enumerate(cfg.widths):
-            layers.append(_conv_bn(c_in, c_out, stride=2))
+            layers.append(_conv_gn(c_in, c_out, stride=2))
             if i > 0:
-                layers.append(_conv_bn(c_out, c_out, stride=1))
+                layers.append(_conv_gn(c_out, c_out, stride=1))
             c_in = c_out
         self.features = nn.Sequential(*layers)
         h, w = cfg.input_height, cfg.input_width
@@ -199,7 +218,7 @@ class DefaultNet(nn.Module):
             h, w = (h + 1) // 2, (w + 1) // 2
         self.project = nn.Sequential(
             nn.Conv2d(c_in, cfg.head_channels, 1, bias=False),
-            nn.BatchNorm2d(cfg.head_channels),
+            nn.GroupNorm(_groups(cfg.head_channels), cfg.head_channels),
             nn.ReLU(inplace=True),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -213,7 +232,7 @@ class DefaultNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(normalize_images(x))
+        f = self.features(standardize_images(normalize_images(x)))
         z = torch.cat([self.project(f).flatten(1), self.pool(f).flatten(1)], dim=1)
         return self.head(z).view(-1, self.num_sensors, self.num_distances)
 

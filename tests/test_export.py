@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 
 def _checkpoint(path, arch):
-    """A checkpoint whose BatchNorm statistics are not the trivial initial ones."""
+    """A checkpoint of a randomly initialised model (run in train mode once, as after training)."""
     cfg = ModelConfig(arch=arch, distances_m=tuple(np.arange(31) * 0.01))
     torch.manual_seed(0)
     model = build_model(cfg).train()

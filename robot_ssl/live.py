@@ -1,28 +1,58 @@
 """Onboard inference loop: capture, preprocess, infer, act; with a motor watchdog.
 
-`LiveLoop` runs either threaded on the wall clock (a real robot: a sensor thread,
-a watchdog thread, inference in the caller's thread) or stepped on a simulated
-clock (deterministic, as fast as the CPU allows). In both, the watchdog stops the
-motors when the newest command is based on a frame older than `max_staleness_s`
-(camera stalled, inference stalled), and every exit path stops them.
+`LiveLoop` runs either threaded on a real-time clock (a real robot: a sensor thread,
+a watchdog thread, capture + inference + command in the caller's thread) or stepped
+on a simulated clock (deterministic, as fast as the CPU allows, with the
+capture-to-command latency modelled in simulated time). `ProximityLoop` is the
+IR-only reactive baseline, stepped on the same clock.
+
+Watchdog semantics (both loops): every wheel command goes through the `Watchdog`,
+which refuses a command whose perception basis (the frame's capture time, or the
+proximity reading's time) is older than `max_staleness_s`, and stops the motors when
+the basis of the newest command gets older than that (camera stalled, inference
+stalled, sensor thread stalled). It checks every `watchdog_period_s`, so the motors
+stop at most `max_staleness_s + watchdog_period_s` (default 0.15 + 0.02 s) after the
+capture of the last frame that drove them. A stop request (`request_stop`, e.g.
+from a SIGINT handler) halts the motors at once from the watchdog thread, even while
+inference is busy, and every exit path (end of run, exception, KeyboardInterrupt)
+halts them in `finally`.
+
+Latency stages (milliseconds in `LatencyStats`): `capture` is the frame's age when
+the loop picked it up (clock now - capture time), `preprocess` and `inference` the
+wall time of the two predictor halves, `command` the wall time of the controller
+and the wheel command, `end_to_end` capture to command sent (threaded: age + the
+three others; stepped: age + the modelled latency, i.e. what the physics saw).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from robot_ssl.controllers import CameraAvoidController
+from robot_ssl.controllers import CameraAvoidController, IRReactiveController
 from robot_ssl.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.odometry import OdometryIntegrator
 from robot_ssl.session import SessionWriter
 from robot_ssl.spec import RobotSpec
+
+__all__ = [
+    "STAGES",
+    "LatencyStats",
+    "LiveConfig",
+    "LiveLoop",
+    "LiveResult",
+    "Predictor",
+    "ProximityLoop",
+    "Watchdog",
+]
 
 STAGES = ("capture", "preprocess", "inference", "command", "end_to_end")
 
@@ -39,88 +69,284 @@ class Predictor(Protocol):
 class LiveConfig:
     """Live loop settings; times in seconds, rates in Hz."""
 
-    drive: str = "monitor"  # "monitor" (never moves) or "avoid" (camera-only avoidance)
-    max_staleness_s: float = 0.15  # watchdog: newest acted-on frame older than this -> stop
+    drive: str = "monitor"  # "monitor" (never moves the robot) or "avoid" (camera-only)
+    max_staleness_s: float = 0.15  # watchdog: basis of the newest command older -> stop
     watchdog_period_s: float = 0.02
     sensor_hz: float = 50.0  # wheels/odometry; proximity every `prox_every` sensor reads
     prox_every: int = 5
-    frame_poll_s: float = 0.002
+    frame_poll_s: float = 0.002  # threaded: sleep when no new frame
+    status_interval_s: float = 1.0  # threaded: on_status cadence
+    health_interval_s: float = 0.25  # threaded: camera health check cadence
 
     def __post_init__(self) -> None:
         if self.drive not in ("monitor", "avoid"):
             raise ValueError(f"drive must be 'monitor' or 'avoid', not {self.drive!r}")
+        if self.max_staleness_s <= 0 or self.watchdog_period_s <= 0:
+            raise ValueError("max_staleness_s and watchdog_period_s must be > 0")
         if self.max_staleness_s + self.watchdog_period_s > 0.2:
             raise ValueError("watchdog must react within 200 ms")
+        if self.sensor_hz <= 0 or self.prox_every < 1:
+            raise ValueError("sensor_hz must be > 0 and prox_every >= 1")
 
 
 class LatencyStats:
     """Rolling per-stage latencies (ms) for the live status line and benchmarks."""
 
-    def __init__(self, window: int = 2000) -> None:
-        self._ms = {s: deque(maxlen=window) for s in STAGES}
+    def __init__(self, window: int = 100_000) -> None:
+        self._ms: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
+        self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self._ms[stage].append(seconds * 1e3)
+        with self._lock:
+            self._ms[stage].append(seconds * 1e3)
 
     def summary(self) -> dict[str, dict[str, float]]:
+        """Per stage with samples: median_ms, p99_ms, mean_ms, max_ms, n."""
         out = {}
-        for s, v in self._ms.items():
-            if v:
-                a = np.fromiter(v, float)
-                out[s] = {"median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99))}
+        with self._lock:
+            items = [(s, np.fromiter(v, float)) for s, v in self._ms.items() if v]
+        for s, a in items:
+            out[s] = {
+                "median_ms": float(np.median(a)),
+                "p99_ms": float(np.percentile(a, 99)),
+                "mean_ms": float(a.mean()),
+                "max_ms": float(a.max()),
+                "n": len(a),
+            }
         return out
 
     def line(self) -> str:
-        return "  ".join(f"{s} {v['median_ms']:.1f}ms" for s, v in self.summary().items())
+        short = {"capture": "cap", "preprocess": "pre", "inference": "inf", "command": "cmd"}
+        parts = []
+        for s, v in self.summary().items():
+            if s == "end_to_end":
+                parts.append(f"e2e {v['median_ms']:.1f} (p99 {v['p99_ms']:.1f}) ms")
+            else:
+                parts.append(f"{short[s]} {v['median_ms']:.1f}")
+        return "  ".join(parts)
 
 
 class Watchdog:
-    """Stops the robot when fed data gets older than the limit; resumes when fed fresh data."""
+    """The only way to the motors: refuses stale commands, stops them when data go stale.
 
-    def __init__(self, robot: Robot, clock: Clock, max_staleness_s: float) -> None:
+    `command(basis_t_ns, left, right)` sends wheel targets if the basis (capture time of
+    the frame, or time of the reading, the command was computed from) is fresh.
+    `check()` stops the motors once the newest basis is older than the limit, and
+    `halt()` stops them for good (no command is accepted after it). One lock orders
+    commands, checks and stops, so a command computed before a stop cannot overtake it.
+    """
+
+    def __init__(
+        self,
+        robot: Robot,
+        clock: Clock,
+        max_staleness_s: float,
+        on_trip: Callable[[int, str], None] | None = None,
+    ) -> None:
         self.robot = robot
         self.clock = clock
         self.limit_ns = int(max_staleness_s * 1e9)
-        self._last_frame_t_ns: int | None = None
-        self._lock = threading.Lock()
+        self.on_trip = on_trip
+        self._lock = threading.RLock()
+        self._basis_ns: int | None = None
         self.tripped = False
+        self.halted = False
         self.trips = 0
-        self.on_trip: Callable[[int, str], None] | None = None
+        self.refused = 0  # commands refused because their basis was stale
+        self.targets: tuple[int, int] = (0, 0)  # last wheel targets sent
 
-    def feed(self, frame_t_ns: int) -> None:
+    @property
+    def basis_ns(self) -> int | None:
+        return self._basis_ns
+
+    def fresh(self, basis_t_ns: int, now_ns: int) -> bool:
+        return now_ns - basis_t_ns <= self.limit_ns
+
+    def feed(self, basis_t_ns: int) -> None:
+        """Note fresh perception without commanding (monitor mode): the watchdog then
+        reports when perception stalls, although the motors are not driven."""
         with self._lock:
-            self._last_frame_t_ns = frame_t_ns
+            self._basis_ns = basis_t_ns
             self.tripped = False
 
-    def fresh(self, frame_t_ns: int, now_ns: int) -> bool:
-        return now_ns - frame_t_ns <= self.limit_ns
+    def command(self, basis_t_ns: int, left: int, right: int) -> bool:
+        """Send wheel targets if the basis is fresh and the loop is not halted."""
+        with self._lock:
+            if self.halted:
+                return False
+            if not self.fresh(basis_t_ns, self.clock.now_ns()):
+                self.refused += 1
+                return False
+            self.robot.set_wheel_targets(int(left), int(right))
+            self.targets = (int(left), int(right))
+            self._basis_ns = basis_t_ns
+            self.tripped = False
+            return True
+
+    def stop_motors(self) -> None:
+        """Set the wheel targets to zero now (does not halt: commands may follow)."""
+        with self._lock:
+            self.robot.stop()
+            self.targets = (0, 0)
 
     def check(self) -> bool:
-        """Stop the motors if the newest acted-on frame is too old; True when tripped now."""
-        now = self.clock.now_ns()
+        """Stop the motors if the newest basis is too old; True when tripped by this call."""
         with self._lock:
-            last = self._last_frame_t_ns
-            if last is None or self.tripped or now - last <= self.limit_ns:
+            now = self.clock.now_ns()
+            last = self._basis_ns
+            if self.halted or self.tripped or last is None or now - last <= self.limit_ns:
                 return False
+            self.robot.stop()  # raises if the robot is gone: the caller logs and retries
+            self.targets = (0, 0)
             self.tripped = True
             self.trips += 1
-        self.robot.stop()
         if self.on_trip is not None:
-            self.on_trip(now, f"no fresh command for {(now - last) / 1e6:.0f} ms: motors stopped")
+            self.on_trip(now, f"no fresh data for {(now - last) / 1e6:.0f} ms: motors stopped")
         return True
+
+    def halt(self) -> None:
+        """Stop the motors and refuse every later command (end of a run); idempotent."""
+        with self._lock:
+            self.halted = True
+            self.robot.stop()
+            self.targets = (0, 0)
 
 
 @dataclass
 class LiveResult:
+    """What a run did: counts, latency summary (see LatencyStats.summary), why it ended."""
+
     frames: int = 0
     commands: int = 0
+    refused: int = 0
     watchdog_trips: int = 0
+    duration_s: float = 0.0
+    stop_reason: str = ""
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
     last_prob: np.ndarray | None = None
 
 
-class LiveLoop:
-    """Capture -> preprocess -> infer -> act, recording everything when given a writer."""
+@dataclass
+class _Perception:
+    """One frame through the detector, waiting to be acted on and recorded."""
+
+    frame_t_ns: int
+    image: np.ndarray
+    prob: np.ndarray
+    t_ns: int  # clock time when the prediction was ready
+    capture_s: float
+    preprocess_s: float
+    inference_s: float
+    wall_done: float  # perf_counter() when the prediction was ready
+
+
+class _LoopBase:
+    """Sensors, odometry, recording, watchdog and stop handling shared by both loops."""
+
+    def __init__(
+        self,
+        robot: Robot,
+        config: LiveConfig,
+        clock: Clock | None,
+        writer: SessionWriter | None,
+        robot_spec: RobotSpec | None,
+        truth: Callable[[], Any] | None,
+    ) -> None:
+        self.robot = robot
+        self.cfg = config
+        self.clock = clock or WallClock()
+        self.writer = writer
+        self.truth = truth if writer is not None and "truth" in writer.counts else None
+        self.stats = LatencyStats()
+        self.watchdog = Watchdog(robot, self.clock, config.max_staleness_s, self._on_trip)
+        self.odometry = OdometryIntegrator(robot_spec or RobotSpec())
+        self.result = LiveResult()
+        self.last_reading: Any = None
+        self.pose: np.ndarray | None = None  # odometry (x_m, y_m, theta_rad), for controllers
+        self._sensor_reads = 0
+        self._stop = threading.Event()
+        self._stop_reason = ""
+
+    # -- events and sensors -----------------------------------------------------------------
+
+    def _event(self, t_ns: int, kind: str, message: str = "") -> None:
+        if self.writer is not None:
+            self.writer.write_event(t_ns, kind, message)
+
+    def _on_trip(self, t_ns: int, message: str) -> None:
+        self._event(t_ns, "watchdog_stop", message)
+
+    def poll_sensors(self) -> None:
+        """Read the robot once; record wheels, odometry, truth and (every few reads)
+        proximity."""
+        r = self.robot.read()
+        self.last_reading = r
+        self._sensor_reads += 1
+        pose, gap = self.odometry.update(r.t_ns, r.wheel_speed)
+        self.pose = pose
+        if self.writer is None:
+            return
+        if gap is not None:
+            self._event(r.t_ns, "odometry_gap", f"{(gap.end_ns - gap.start_ns) / 1e9:.2f} s")
+        self.writer.write_wheels(r.t_ns, r.wheel_speed, self.watchdog.targets)
+        self.writer.write_odometry(r.t_ns, pose)
+        if (self._sensor_reads - 1) % self.cfg.prox_every == 0:
+            self.writer.write_proximity(r.t_ns, r.proximity)
+        if self.truth is not None:
+            t = self.truth()
+            self.writer.write_truth(t.t_ns, t.pose, t.prox_distance_m)
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to finish (thread- and signal-safe: only sets a flag). In a threaded
+        run the watchdog thread halts the motors at once; the loop exits after the
+        current stage."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+        self._stop.set()
+
+    def stop(self) -> None:
+        """Alias of request_stop()."""
+        self.request_stop()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def _halt_and_finish(self, reason: str, started: float, final_read: bool = True) -> LiveResult:
+        """Halt the motors (logged) and record a last sensor row with the zero targets."""
+        now = self.clock.now_ns()
+        try:
+            self.watchdog.halt()
+            self._event(now, "stop", f"motors stopped: {reason}")
+        except Exception as e:  # the robot may be what failed; report, do not mask
+            self._event(now, "robot_error", f"stop failed ({reason}): {e}")
+        if final_read:
+            with contextlib.suppress(Exception):  # the robot may be what failed
+                self.poll_sensors()
+        self.result.stop_reason = reason
+        self.result.duration_s = time.monotonic() - started
+        self.result.watchdog_trips = self.watchdog.trips
+        self.result.refused = self.watchdog.refused
+        self.result.latency = self.stats.summary()
+        return self.result
+
+    def _check_watchdog(self) -> None:
+        try:
+            self.watchdog.check()
+        except Exception as e:  # stop failed (link down): log; the next check retries
+            self._event(self.clock.now_ns(), "robot_error", f"watchdog stop failed: {e}")
+
+
+class LiveLoop(_LoopBase):
+    """Capture -> preprocess -> infer -> act, recording everything when given a writer.
+
+    `distances_m` are the detector grid's distance bins (for the default controller);
+    `controller` overrides the camera controller; `truth` (simulator only) gives the true
+    pose and sensor distances, recorded with the sensor rows when the writer has a truth
+    stream; `on_status` receives the status line once per `status_interval_s`.
+    """
 
     def __init__(
         self,
@@ -134,120 +360,139 @@ class LiveLoop:
         writer: SessionWriter | None = None,
         robot_spec: RobotSpec | None = None,
         controller: CameraAvoidController | None = None,
+        truth: Callable[[], Any] | None = None,
         on_status: Callable[[str], None] | None = None,
     ) -> None:
-        self.robot = robot
+        super().__init__(robot, config or LiveConfig(), clock, writer, robot_spec, truth)
         self.camera = camera
         self.predictor = predictor
-        self.cfg = config or LiveConfig()
-        self.clock = clock or WallClock()
-        self.writer = writer
-        self.controller = controller or CameraAvoidController(distances_m)
-        self.stats = LatencyStats()
-        self.watchdog = Watchdog(robot, self.clock, self.cfg.max_staleness_s)
-        self.watchdog.on_trip = self._event
-        self.odometry = OdometryIntegrator(robot_spec or RobotSpec())
+        self.controller = controller or CameraAvoidController(
+            distances_m, sensor_range_m=(robot_spec or RobotSpec()).prox_range_m
+        )
         self.on_status = on_status
-        self.result = LiveResult()
-        self._targets = (0, 0)
+        self.last_clearance_m: np.ndarray | None = None
         self._last_index = -1
-        self._sensor_reads = 0
-        self._stop = threading.Event()
 
-    # -- pieces shared by both modes --------------------------------------------------------
+    # -- the pipeline stages ------------------------------------------------------------
 
-    def _event(self, t_ns: int, message: str, kind: str = "watchdog_stop") -> None:
-        if self.writer is not None:
-            self.writer.write_event(t_ns, kind, message)
-
-    def poll_sensors(self) -> None:
-        """Read the robot once; record wheels, odometry and (every few reads) proximity."""
-        r = self.robot.read()
-        self._sensor_reads += 1
-        pose, gap = self.odometry.update(r.t_ns, r.wheel_speed)
-        if self.writer is None:
-            return
-        if gap is not None:
-            self.writer.write_event(
-                r.t_ns, "odometry_gap", f"{(gap.end_ns - gap.start_ns) / 1e9:.2f} s"
-            )
-        self.writer.write_wheels(r.t_ns, r.wheel_speed, self._targets)
-        self.writer.write_odometry(r.t_ns, pose)
-        if (self._sensor_reads - 1) % self.cfg.prox_every == 0:
-            self.writer.write_proximity(r.t_ns, r.proximity)
-
-    def process_frame(self) -> bool:
-        """Handle the newest frame if there is a new one; False when nothing new."""
-        t0 = time.perf_counter()
+    def perceive(self) -> _Perception | None:
+        """Read the newest frame and run the detector on it; None when there is no new frame."""
         frame = self.camera.read()
         if frame is None or frame.index == self._last_index:
-            return False
+            return None
         self._last_index = frame.index
+        capture_s = max(0, self.clock.now_ns() - frame.t_ns) / 1e9
         t1 = time.perf_counter()
         batch = self.predictor.preprocess(frame.image[None])
         t2 = time.perf_counter()
-        prob = self.predictor.infer(batch)[0]
+        prob = np.asarray(self.predictor.infer(batch)[0])
         t3 = time.perf_counter()
-        now = self.clock.now_ns()
-        fresh = self.watchdog.fresh(frame.t_ns, now)
-        if self.cfg.drive == "avoid" and fresh:
-            self._targets = self.controller.command(prob, now)
-            self.robot.set_wheel_targets(*self._targets)
-            self.result.commands += 1
-        if fresh:
-            self.watchdog.feed(frame.t_ns)
-        t4 = time.perf_counter()
-        if self.writer is not None:
-            index = self.writer.counts["camera"]
-            self.writer.write_frame(frame.t_ns, frame.image)
-            self.writer.write_prediction(frame.t_ns, index, prob)
-        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            self.stats.add(stage, dt)
-        self.stats.add("end_to_end", (now - frame.t_ns) / 1e9 + (t4 - t3))
         self.result.frames += 1
         self.result.last_prob = prob
+        return _Perception(
+            frame.t_ns, frame.image, prob, self.clock.now_ns(), capture_s, t2 - t1, t3 - t2, t3
+        )
+
+    def act(self, p: _Perception, modelled_latency_s: float | None = None) -> bool:
+        """Command the wheels from a perception (avoid mode; through the watchdog) and
+        account latencies; True when a command was sent."""
+        t0 = time.perf_counter()
+        self.last_clearance_m = self.controller.clearance(p.prob)
+        sent = False
+        if self.cfg.drive == "avoid":
+            targets = self.controller.command(p.prob, self.clock.now_ns(), pose=self.pose)
+            sent = self.watchdog.command(p.frame_t_ns, *targets)
+            self.result.commands += int(sent)
+        elif self.watchdog.fresh(p.frame_t_ns, self.clock.now_ns()):
+            self.watchdog.feed(p.frame_t_ns)
+        t1 = time.perf_counter()
+        self.stats.add("capture", p.capture_s)
+        self.stats.add("preprocess", p.preprocess_s)
+        self.stats.add("inference", p.inference_s)
+        self.stats.add("command", t1 - t0)
+        if modelled_latency_s is None:  # threaded: measured
+            e2e = p.capture_s + p.preprocess_s + p.inference_s + (t1 - t0)
+        else:
+            e2e = p.capture_s + modelled_latency_s
+        self.stats.add("end_to_end", e2e)
+        return sent
+
+    def record(self, p: _Perception) -> None:
+        """Write the frame and its prediction (the prediction's time: when it was ready)."""
+        if self.writer is None:
+            return
+        index = self.writer.counts["camera"]
+        self.writer.write_frame(p.frame_t_ns, p.image)
+        if "predictions" in self.writer.counts:
+            self.writer.write_prediction(max(p.t_ns, p.frame_t_ns), index, p.prob)
+
+    def process_frame(self) -> bool:
+        """Perceive, act and record the newest frame if there is a new one."""
+        p = self.perceive()
+        if p is None:
+            return False
+        self.act(p)
+        self.record(p)
         return True
 
-    def stop(self) -> None:
-        """Ask a running loop to finish (thread-safe)."""
-        self._stop.set()
+    # -- threaded, real-time clock --------------------------------------------------------
 
-    def _finish(self) -> LiveResult:
-        self.robot.stop()
-        self.result.watchdog_trips = self.watchdog.trips
-        self.result.latency = self.stats.summary()
-        return self.result
-
-    # -- threaded, wall clock ------------------------------------------------------------
-
-    def run(self, duration_s: float | None = None, status_interval_s: float = 1.0) -> LiveResult:
-        """Run on the wall clock until `duration_s`, stop(), an error or Ctrl-C; motors stop."""
+    def run(self, duration_s: float | None = None) -> LiveResult:
+        """Run until `duration_s`, request_stop(), a failed camera, an error or Ctrl-C;
+        the motors are halted on every exit path."""
+        started = time.monotonic()
+        reason = "stopped"
         threads = [
             threading.Thread(target=self._sensor_thread, name="live-sensors", daemon=True),
             threading.Thread(target=self._watchdog_thread, name="live-watchdog", daemon=True),
         ]
-        t_end = None if duration_s is None else time.monotonic() + duration_s
-        next_status = time.monotonic() + status_interval_s
+        t_end = None if duration_s is None else started + duration_s
+        next_status = started + self.cfg.status_interval_s
+        next_health = started + self.cfg.health_interval_s
         try:
+            self.watchdog.stop_motors()
             for t in threads:
                 t.start()
-            while not self._stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            while True:
+                if self._stop.is_set():
+                    reason = self._stop_reason or "stop requested"
+                    break
+                now = time.monotonic()
+                if t_end is not None and now >= t_end:
+                    reason = f"duration {duration_s:g} s reached"
+                    break
                 if not self.process_frame():
                     time.sleep(self.cfg.frame_poll_s)
-                if self.on_status is not None and time.monotonic() >= next_status:
-                    next_status += status_interval_s
+                if now >= next_health:
+                    next_health = now + self.cfg.health_interval_s
+                    failed = _camera_failure(self.camera)
+                    if failed:
+                        reason = f"camera failed: {failed}"
+                        break
+                if self.on_status is not None and now >= next_status:
+                    next_status += self.cfg.status_interval_s
                     self.on_status(self.status_line())
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise
         finally:
-            self._stop.set()
-            self.robot.stop()
+            self._stop.set()  # the watchdog thread halts the motors at once
             for t in threads:
-                t.join(timeout=1.0)
-        return self._finish()
+                if t.is_alive():
+                    t.join(timeout=1.0)
+            alive = any(t.is_alive() for t in threads)  # a read stuck in a dead link
+            self._halt_and_finish(reason, started, final_read=not alive)
+        return self.result
 
     def status_line(self) -> str:
+        """One line: frames, commands, watchdog trips, clearance ahead, wheels, latencies."""
+        c = self.last_clearance_m
+        ahead = "-" if c is None or not np.isfinite(c).any() else f"{np.min(c):.2f} m"
+        lt, rt = self.watchdog.targets
         return (
-            f"frames {self.result.frames}  commands {self.result.commands}  "
-            f"watchdog {self.watchdog.trips}  {self.stats.line()}"
+            f"frames {self.result.frames}  cmd {self.result.commands}  "
+            f"watchdog {self.watchdog.trips}  obstacle {ahead}  wheels {lt:+d} {rt:+d}  "
+            f"{self.stats.line()}"
         )
 
     def _sensor_thread(self) -> None:
@@ -257,37 +502,215 @@ class LiveLoop:
             try:
                 self.poll_sensors()
             except Exception as e:  # a sensor fault must not kill the loop
-                self._event(self.clock.now_ns(), f"sensor read failed: {e}", kind="robot_error")
-                time.sleep(0.1)
+                self._event(self.clock.now_ns(), "robot_error", f"sensor read failed: {e}")
+                self._stop.wait(0.1)
             next_t += period
-            time.sleep(max(0.0, next_t - time.monotonic()))
+            delay = next_t - time.monotonic()
+            if delay < -period:  # fell behind (slow link): do not try to catch up
+                next_t = time.monotonic()
+            self._stop.wait(max(0.0, delay))
 
     def _watchdog_thread(self) -> None:
         while not self._stop.wait(self.cfg.watchdog_period_s):
-            self.watchdog.check()
-
-    # -- stepped, simulated clock ----------------------------------------------------------
-
-    def run_stepped(self, duration_s: float, fps: float) -> LiveResult:
-        """Deterministic single-threaded loop on a clock that advances when waited on."""
-        start = self.clock.now_ns()
-        end = start + int(duration_s * 1e9)
-        sensor_period = int(1e9 / self.cfg.sensor_hz)
-        frame_period = int(1e9 / fps)
-        next_sensor, next_frame = start, start
+            self._check_watchdog()
+        # A stop request: halt now, without waiting for the main thread's inference.
         try:
-            while not self._stop.is_set():
-                t = min(next_sensor, next_frame)
-                if t > end:
-                    break
-                self.clock.sleep_until_ns(t)
-                if t == next_sensor:
-                    self.poll_sensors()
-                    next_sensor += sensor_period
-                if t == next_frame:
-                    self.process_frame()
-                    next_frame += frame_period
-                self.watchdog.check()
+            self.watchdog.halt()
+        except Exception as e:
+            self._event(self.clock.now_ns(), "robot_error", f"halt failed: {e}")
+
+    # -- stepped, simulated clock ---------------------------------------------------------
+
+    def run_stepped(
+        self, duration_s: float, fps: float | None = None, command_latency_s: float = 0.0
+    ) -> LiveResult:
+        """Deterministic single-threaded loop on a clock that advances when waited on.
+
+        Frames are taken at `fps` (default: the camera's `fps`, else 30), sensors at
+        `sensor_hz`, the watchdog every `watchdog_period_s`; a frame's command reaches the
+        wheels `command_latency_s` after its capture (the compute time of the robot's
+        computer, modelled in simulated time: meanwhile the robot keeps its old command).
+        """
+        if fps is None:
+            fps = float(getattr(self.camera, "fps", 30.0))
+        if fps <= 0 or command_latency_s < 0:
+            raise ValueError("need fps > 0 and command_latency_s >= 0")
+        started = time.monotonic()
+        lat_ns = round(command_latency_s * 1e9)
+        pending: deque[tuple[int, _Perception]] = deque()
+        reason = f"duration {duration_s:g} s reached"
+
+        def on_frame(t: int) -> None:
+            p = self.perceive()
+            if p is None:
+                return
+            self.record(p)
+            if lat_ns == 0:
+                self.act(p, modelled_latency_s=0.0)
+            else:
+                pending.append((t + lat_ns, p))
+
+        def on_pending(t: int) -> None:
+            while pending and pending[0][0] <= t:
+                _, p = pending.popleft()
+                self.act(p, modelled_latency_s=command_latency_s)
+
+        periods = {
+            "sensor": round(1e9 / self.cfg.sensor_hz),
+            "frame": round(1e9 / fps),
+            "watchdog": round(self.cfg.watchdog_period_s * 1e9),
+        }
+        handlers = {
+            "sensor": lambda t: self.poll_sensors(),
+            "frame": on_frame,
+            "watchdog": lambda t: self._check_watchdog(),
+        }
+        try:
+            self.watchdog.stop_motors()
+            reason = _run_events(
+                self.clock,
+                duration_s,
+                periods,
+                handlers,
+                self._stop,
+                lambda: pending[0][0] if pending else None,
+                on_pending,
+            )
+            if self._stop.is_set():
+                reason = self._stop_reason or "stop requested"
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise
         finally:
-            self.robot.stop()
-        return self._finish()
+            self._halt_and_finish(reason, started)
+        return self.result
+
+
+class ProximityLoop(_LoopBase):
+    """IR-only reactive baseline: commands from the proximity sensors instead of frames.
+
+    Proximity readings come with every sensor read; the controller runs at
+    `command_hz` (Thymio: proximity updates at 10 Hz) on the newest reading, and its
+    command goes through the same watchdog (basis: the reading's time).
+    """
+
+    def __init__(
+        self,
+        robot: Robot,
+        controller: IRReactiveController,
+        config: LiveConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        writer: SessionWriter | None = None,
+        robot_spec: RobotSpec | None = None,
+        truth: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__(
+            robot, config or LiveConfig(drive="avoid"), clock, writer, robot_spec, truth
+        )
+        self.controller = controller
+
+    def run_stepped(
+        self, duration_s: float, command_hz: float = 10.0, command_latency_s: float = 0.0
+    ) -> LiveResult:
+        """Deterministic loop on a stepped clock: sensors at `sensor_hz`, a command from the
+        newest reading at `command_hz`, applied `command_latency_s` later."""
+        if command_hz <= 0 or command_latency_s < 0:
+            raise ValueError("need command_hz > 0 and command_latency_s >= 0")
+        started = time.monotonic()
+        lat_ns = round(command_latency_s * 1e9)
+        pending: deque[tuple[int, int, tuple[int, int], float]] = deque()
+        reason = f"duration {duration_s:g} s reached"
+
+        def on_command(t: int) -> None:
+            r = self.robot.read()
+            t0 = time.perf_counter()
+            targets = self.controller.command(r.proximity, self.clock.now_ns(), pose=self.pose)
+            compute_s = time.perf_counter() - t0
+            if lat_ns == 0:
+                apply(r.t_ns, targets, compute_s)
+            else:
+                pending.append((t + lat_ns, r.t_ns, targets, compute_s))
+
+        def apply(basis_ns: int, targets: tuple[int, int], compute_s: float) -> None:
+            sent = self.watchdog.command(basis_ns, *targets)
+            self.result.commands += int(sent)
+            self.result.frames += 1
+            self.stats.add("command", compute_s)
+            self.stats.add("end_to_end", max(0, self.clock.now_ns() - basis_ns) / 1e9)
+
+        def on_pending(t: int) -> None:
+            while pending and pending[0][0] <= t:
+                _, basis, targets, compute_s = pending.popleft()
+                apply(basis, targets, compute_s)
+
+        periods = {
+            "sensor": round(1e9 / self.cfg.sensor_hz),
+            "command": round(1e9 / command_hz),
+            "watchdog": round(self.cfg.watchdog_period_s * 1e9),
+        }
+        handlers = {
+            "sensor": lambda t: self.poll_sensors(),
+            "command": on_command,
+            "watchdog": lambda t: self._check_watchdog(),
+        }
+        try:
+            self.watchdog.stop_motors()
+            reason = _run_events(
+                self.clock,
+                duration_s,
+                periods,
+                handlers,
+                self._stop,
+                lambda: pending[0][0] if pending else None,
+                on_pending,
+            )
+            if self._stop.is_set():
+                reason = self._stop_reason or "stop requested"
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise
+        finally:
+            self._halt_and_finish(reason, started)
+        return self.result
+
+
+def _run_events(
+    clock: Clock,
+    duration_s: float,
+    periods: dict[str, int],
+    handlers: dict[str, Callable[[int], None]],
+    stop: threading.Event,
+    next_pending: Callable[[], int | None],
+    on_pending: Callable[[int], None],
+) -> str:
+    """Periodic events (handlers called in dict order when due together) plus one-shot
+    pending events, on a clock that advances when waited on; returns why it ended."""
+    start = clock.now_ns()
+    end = start + round(duration_s * 1e9)
+    due = dict.fromkeys(periods, start)
+    while not stop.is_set():
+        pend = next_pending()
+        t = min(min(due.values()), pend if pend is not None else math.inf)
+        if t > end:
+            return f"duration {duration_s:g} s reached"
+        clock.sleep_until_ns(int(t))
+        if pend is not None and pend <= t:
+            on_pending(int(t))
+        for name, handler in handlers.items():
+            if due[name] == t:
+                handler(int(t))
+                due[name] += periods[name]
+    return "stop requested"
+
+
+def _camera_failure(camera: Camera) -> str:
+    """Why the camera gave up ('' when healthy or when it cannot tell)."""
+    health = getattr(camera, "health", None)
+    if health is None:
+        return ""
+    try:
+        h = health()
+    except Exception as e:  # a broken camera object: treat as failed
+        return str(e) or type(e).__name__
+    return (h.error or "stopped delivering frames") if getattr(h, "failed", False) else ""

@@ -34,13 +34,12 @@ class DemoConfig:
         "gen:train:12",
         "gen:train:13",
         "gen:train:14",
-        "gen:train:15",
     )
     heldout_worlds: tuple[str, ...] = ("heldout_clutter", "heldout_mixed", "gen:heldout:21")
     closed_loop_world: str = "gen:heldout:31"
-    train_minutes: float = 5.0
+    train_minutes: float = 4.0
     heldout_minutes: float = 3.0
-    epochs: int = 8
+    epochs: int = 5
     arch: str = "default"
     closed_loop_minutes: float = 3.0
     cruise_speed: int = 150

@@ -1,0 +1,468 @@
+"""Closed loop in the simulator: the live loop (or the IR baseline) driving a simulated robot.
+
+This module is command-line layer: it is where `sim` meets `robot_ssl.live`.
+
+- `closed_loop_trial(...)` runs one controller in one world for some simulated minutes
+  on the simulator's stepped clock (deterministic for a deterministic predictor, much
+  faster than real time) and returns collisions, speeds and latencies.
+- `OraclePredictor` is perfect perception: the grid the auto-labeller would give for
+  the current pose, from the simulator's geometry. It bounds what a trained detector
+  can achieve with the same controller, and is a test double that needs no model.
+- `open_virtual_thymio(...)` serves a simulated robot as a virtual Thymio II over a
+  pseudo-terminal (or TCP) and opens it with firmware_bridge, exactly like a real
+  robot, with a camera rendered from the same simulation (same process: the
+  `VirtualThymio` steps the `Simulator` it was given, and `SimCamera` renders it).
+
+Collisions are rising edges of `sim.drive.bumping`, checked after every physics step
+(10 ms) by the trial's clock, and debounced: a new contact counts only after the body
+was free for `debounce_s` (sliding along a wall or pushing against it is one
+collision). Mean forward speed is the true pose's displacement projected on its
+heading, summed over physics steps, over the trial time (turning in place and
+sliding sideways add nothing, reversing subtracts); the path speed (total distance
+over time) is reported too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_ssl.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
+from robot_ssl.live import LiveConfig, LiveLoop, ProximityLoop
+from robot_ssl.spec import CameraSpec, RobotSpec
+
+__all__ = [
+    "DEFAULT_LATENCY_S",
+    "OraclePredictor",
+    "TrialClock",
+    "closed_loop_trial",
+    "grid_distances",
+    "make_simulator",
+    "open_virtual_thymio",
+    "realtime_trial",
+]
+
+DEFAULT_DISTANCES_M = tuple(round(0.01 * i, 2) for i in range(31))
+# Capture-to-command latency modelled in simulated time, per controller: the camera's
+# covers frame pick-up and inference on a Raspberry-Pi-class computer (measured here:
+# see docs/live.md), the IR one a serial round trip of the proximity read.
+DEFAULT_LATENCY_S = {"camera": 0.05, "ir": 0.02}
+
+
+def grid_distances(predictor: Any) -> np.ndarray:
+    """Distance bins (m) of a predictor's output grid (its ModelConfig, else 0..0.30 m)."""
+    cfg = getattr(predictor, "config", None)
+    d = getattr(cfg, "distances_m", None)
+    if d is not None:
+        return np.asarray(d, dtype=np.float64)
+    n = getattr(cfg, "num_distances", len(DEFAULT_DISTANCES_M))
+    if n == len(DEFAULT_DISTANCES_M):
+        return np.asarray(DEFAULT_DISTANCES_M)
+    return np.linspace(0.0, 0.30, n)
+
+
+def make_simulator(
+    world: Any = None,
+    seed: int = 0,
+    *,
+    split: str = "heldout",
+    robot_spec: RobotSpec | None = None,
+    camera_spec: CameraSpec | None = None,
+    camera: bool = True,
+    start_ns: int = 0,
+    realtime: bool = False,
+) -> Any:
+    """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
+    `split`) with the robot's and camera's parameters from the specs."""
+    from robot_ssl.cli.sim import resolve_world, sim_params
+    from sim.simulator import Simulator
+
+    robot_spec = robot_spec or RobotSpec()
+    camera_spec = camera_spec or CameraSpec()
+    if world is None or isinstance(world, (str, Path)):
+        world = resolve_world(str(world) if world is not None else None, seed, split)
+    drive, ir, cam = sim_params(robot_spec, camera_spec)
+    return Simulator(
+        world,
+        seed=seed,
+        drive=drive,
+        ir=ir,
+        camera=cam if camera else None,
+        start_ns=start_ns,
+        realtime=realtime,
+    )
+
+
+class TrialClock:
+    """The simulator's clock, stepped one physics step at a time to measure the trial:
+    collisions (debounced rising edges of `bumping`), contact time, forward displacement
+    along the heading and path length."""
+
+    def __init__(self, sim: Any, debounce_s: float = 0.5) -> None:
+        self.sim = sim
+        self.debounce_ns = int(debounce_s * 1e9)
+        self.collisions = 0
+        self.contact_steps = 0
+        self.forward_m = 0.0
+        self.path_m = 0.0
+        self.events: list[tuple[float, float, float, float]] = []  # (t_s, x, y, theta)
+        self._last_contact_ns: int | None = None
+        self._pose = sim.pose
+
+    def now_ns(self) -> int:
+        return self.sim.t_ns
+
+    def sleep_until_ns(self, t_ns: int) -> None:
+        sim = self.sim
+        while sim.t_ns < t_ns:
+            sim.step()
+            pose = sim.drive.pose
+            dx, dy = pose[0] - self._pose[0], pose[1] - self._pose[1]
+            dth = math.atan2(math.sin(pose[2] - self._pose[2]), math.cos(pose[2] - self._pose[2]))
+            mid = self._pose[2] + 0.5 * dth
+            self.forward_m += dx * math.cos(mid) + dy * math.sin(mid)
+            self.path_m += math.hypot(dx, dy)
+            self._pose = pose.copy()
+            if sim.drive.bumping:
+                self.contact_steps += 1
+                last = self._last_contact_ns
+                if last is None or sim.t_ns - last > self.debounce_ns:
+                    self.collisions += 1
+                    t_s = (sim.t_ns - sim.start_ns) / 1e9
+                    self.events.append((t_s, float(pose[0]), float(pose[1]), float(pose[2])))
+                self._last_contact_ns = sim.t_ns
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The output-grid part of a ModelConfig (without importing torch)."""
+
+    distances_m: tuple[float, ...]
+    sensor_indices: tuple[int, ...]
+
+    @property
+    def num_distances(self) -> int:
+        return len(self.distances_m)
+
+    @property
+    def num_sensors(self) -> int:
+        return len(self.sensor_indices)
+
+
+class OraclePredictor:
+    """Perfect perception for the camera controller, from the simulator's geometry.
+
+    Cell (s, d) is 1 when sensor s, noise-free, would read an obstacle after the robot
+    drove d straight on from its current true pose: the auto-labeller's rule with
+    perfect odometry. Images are ignored (preprocess returns an empty batch row).
+    """
+
+    def __init__(
+        self,
+        sim: Any,
+        distances_m: np.ndarray | None = None,
+        sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4),
+    ) -> None:
+        self.sim = sim
+        d = np.asarray(DEFAULT_DISTANCES_M if distances_m is None else distances_m, float)
+        self.distances_m = d
+        self.sensor_indices = list(sensor_indices)
+        self.config = GridConfig(tuple(d), tuple(self.sensor_indices))
+
+    def grid(self, pose: np.ndarray) -> np.ndarray:
+        """(S, D) float32 0/1 grid at a true pose: the simulator's noise-free IR model
+        (sim.ir.IRSensors.values, vectorised over all distances in one ray cast)."""
+        from sim.ir import ir_response
+        from sim.raycast import cast_rays
+
+        ir = self.sim.ir
+        p = ir.params
+        local = np.asarray(p.poses, np.float64)[self.sensor_indices]  # (S, 3)
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        ox = pose[0] + c * local[:, 0] - s * local[:, 1]
+        oy = pose[1] + s * local[:, 0] + c * local[:, 1]
+        a = p.aperture_rad
+        ang = pose[2] + local[:, 2, None] + np.array([-a, 0.0, a])  # (S, 3)
+        d = self.distances_m[:, None, None]  # (D, 1, 1)
+        org = np.stack(
+            [
+                np.broadcast_to(ox[None, :, None] + d * c, (len(d), len(ox), 3)),
+                np.broadcast_to(oy[None, :, None] + d * s, (len(d), len(ox), 3)),
+            ],
+            axis=-1,
+        ).reshape(-1, 2)
+        dirs = np.broadcast_to(
+            np.stack([np.cos(ang), np.sin(ang)], axis=-1), (len(d), len(ox), 3, 2)
+        ).reshape(-1, 2)
+        t, idx = cast_rays(org, dirs, ir.segments, ir.circles)
+        t = t.reshape(len(d), len(ox), 3)
+        refl = np.where(idx >= 0, ir.reflectance[np.maximum(idx, 0)], 0.0).reshape(t.shape)
+        in_range = t <= p.range_m
+        with np.errstate(invalid="ignore", over="ignore"):
+            ray = np.where(in_range, ir_response(np.where(in_range, t, 0.0), p), 0.0)
+            corr = np.where(
+                in_range[..., 1],
+                ir_response(np.where(in_range[..., 1], t[..., 1], 0.0) / math.cos(a), p),
+                0.0,
+            )
+        ray[..., 1] -= 2.0 * corr
+        value = np.rint((ray * refl).sum(axis=-1))  # (D, S)
+        return (value > 0).T.astype(np.float32)
+
+    def preprocess(self, images_bgr: np.ndarray) -> np.ndarray:
+        return np.zeros((len(images_bgr), 1), np.uint8)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return np.stack([self.grid(self.sim.pose) for _ in range(len(batch))])
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self.infer(self.preprocess(np.asarray(images)))
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What a trial used, for reports (the world's name and the controller's law)."""
+
+    world: str
+    seed: int
+    controller: str
+    cruise_speed: int
+    latency_s: float
+    avoid: AvoidConfig
+
+
+def closed_loop_trial(
+    world: Any = None,
+    seed: int = 0,
+    controller: str = "camera",
+    cruise_speed: int = 200,
+    minutes: float = 1.0,
+    predictor: Any = None,
+    camera_spec: CameraSpec | None = None,
+    robot_spec: RobotSpec | None = None,
+    *,
+    avoid: AvoidConfig | None = None,
+    latency_s: float | None = None,
+    split: str = "heldout",
+    fps: float | None = None,
+    debounce_s: float = 0.5,
+) -> dict[str, Any]:
+    """Drive one controller for `minutes` of simulated time in one world; returns a dict:
+    world, seed, controller, cruise_speed, minutes, collisions, collisions_per_10min,
+    contact_s, mean_forward_speed_m_s, path_speed_m_s, frames, commands,
+    watchdog_trips, turns, latency (per stage: median_ms, p99_ms, ...), wall_s.
+
+    `controller`: "camera" (LiveLoop in avoid mode, camera alone; needs `predictor`: a
+    Predictor, a model path, or "oracle" for perfect perception) or "ir" (the
+    reactive IR baseline at 10 Hz, same steering law over its own range). `world`: a
+    World, a name/file, or None for a world generated from `seed` in `split`.
+    `latency_s`: capture-to-command latency modelled in simulated time (default
+    DEFAULT_LATENCY_S[controller]). `avoid` overrides the law's parameters (its
+    cruise_speed is replaced by `cruise_speed`).
+    """
+    from dataclasses import replace
+
+    if controller not in ("camera", "ir"):
+        raise ValueError(f"controller must be 'camera' or 'ir', not {controller!r}")
+    if not minutes > 0:
+        raise ValueError("minutes must be > 0")
+    robot_spec = robot_spec or RobotSpec()
+    camera_spec = camera_spec or CameraSpec()
+    if fps is not None:
+        camera_spec = replace(camera_spec, fps=float(fps))
+    if latency_s is None:
+        latency_s = DEFAULT_LATENCY_S[controller]
+    sim = make_simulator(
+        world,
+        seed,
+        split=split,
+        robot_spec=robot_spec,
+        camera_spec=camera_spec,
+        camera=controller == "camera",
+    )
+    clock = TrialClock(sim, debounce_s)
+    duration_s = minutes * 60.0
+    wall0 = time.perf_counter()
+    if controller == "camera":
+        if predictor is None:
+            raise ValueError("the camera controller needs a predictor (or 'oracle')")
+        if isinstance(predictor, str) and predictor == "oracle":
+            predictor = OraclePredictor(sim)
+        elif isinstance(predictor, (str, Path)):
+            from robot_ssl.export import load_predictor
+
+            predictor = load_predictor(predictor)
+        cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
+        ctrl = CameraAvoidController(
+            grid_distances(predictor), cfg, sensor_range_m=robot_spec.prox_range_m
+        )
+        loop = LiveLoop(
+            sim.robot,
+            sim.camera,
+            predictor,
+            ctrl.distances_m,
+            LiveConfig(drive="avoid"),
+            clock=clock,
+            robot_spec=robot_spec,
+            controller=ctrl,
+        )
+        result = loop.run_stepped(duration_s, fps=camera_spec.fps, command_latency_s=latency_s)
+        turns = ctrl.law.turns
+    else:
+        cfg = replace(avoid or AvoidConfig.for_ir(), cruise_speed=int(cruise_speed))
+        ir_ctrl = IRReactiveController(
+            cfg,
+            tuple(robot_spec.front_sensor_indices),
+            prox_max=float(robot_spec.prox_max),
+            range_m=robot_spec.prox_range_m,
+        )
+        ir_loop = ProximityLoop(
+            sim.robot, ir_ctrl, LiveConfig(drive="avoid"), clock=clock, robot_spec=robot_spec
+        )
+        result = ir_loop.run_stepped(
+            duration_s, command_hz=sim.ir_params.rate_hz, command_latency_s=latency_s
+        )
+        turns = ir_ctrl.law.turns
+    wall_s = time.perf_counter() - wall0
+    sim_s = (sim.t_ns - sim.start_ns) / 1e9
+    return {
+        "world": sim.world.name,
+        "seed": seed,
+        "controller": controller,
+        "cruise_speed": int(cruise_speed),
+        "latency_s": latency_s,
+        "minutes": sim_s / 60.0,
+        "collisions": clock.collisions,
+        "collisions_per_10min": clock.collisions * 600.0 / sim_s,
+        "collision_poses": [list(e) for e in clock.events],
+        "contact_s": clock.contact_steps * sim.dt_ns / 1e9,
+        "mean_forward_speed_m_s": clock.forward_m / sim_s,
+        "path_speed_m_s": clock.path_m / sim_s,
+        "frames": result.frames,
+        "commands": result.commands,
+        "watchdog_trips": result.watchdog_trips,
+        "turns": turns,
+        "latency": result.latency,
+        "wall_s": wall_s,
+        "final_targets": sim.robot.targets,
+    }
+
+
+def realtime_trial(
+    predictor: Any,
+    world: Any = None,
+    seed: int = 0,
+    seconds: float = 10.0,
+    cruise_speed: int = 200,
+    *,
+    split: str = "heldout",
+    robot_spec: RobotSpec | None = None,
+    camera_spec: CameraSpec | None = None,
+) -> dict[str, Any]:
+    """The deploy path on the wall clock: `LiveLoop.run` (threaded: sensor, watchdog and
+    capture/inference threads) driving the in-process simulator, stepped in real time by
+    a background thread, for `seconds`. Returns frames, commands, watchdog_trips, fps and
+    the measured per-stage latency (capture to wheel command: `end_to_end`)."""
+    import threading
+
+    robot_spec = robot_spec or RobotSpec()
+    sim = make_simulator(
+        world,
+        seed,
+        split=split,
+        robot_spec=robot_spec,
+        camera_spec=camera_spec,
+        start_ns=time.monotonic_ns(),
+        realtime=True,
+    )
+    sim.advance_to(time.monotonic_ns())
+    stop = threading.Event()
+    stepper = threading.Thread(target=sim.run_realtime, args=(stop,), daemon=True)
+    stepper.start()
+    try:
+        ctrl = CameraAvoidController(
+            grid_distances(predictor),
+            AvoidConfig.for_camera(cruise_speed),
+            sensor_range_m=robot_spec.prox_range_m,
+        )
+        loop = LiveLoop(
+            sim.robot,
+            sim.camera,
+            predictor,
+            ctrl.distances_m,
+            LiveConfig(drive="avoid"),
+            clock=sim.clock,
+            robot_spec=robot_spec,
+            controller=ctrl,
+        )
+        result = loop.run(seconds)
+    finally:
+        stop.set()
+        stepper.join(2.0)
+    return {
+        "world": sim.world.name,
+        "seconds": result.duration_s,
+        "frames": result.frames,
+        "fps": result.frames / max(result.duration_s, 1e-9),
+        "commands": result.commands,
+        "watchdog_trips": result.watchdog_trips,
+        "latency": result.latency,
+        "final_targets": sim.robot.targets,
+    }
+
+
+@contextlib.contextmanager
+def open_virtual_thymio(
+    world: Any = None,
+    seed: int = 0,
+    *,
+    split: str = "train",
+    robot_spec: RobotSpec | None = None,
+    camera_spec: CameraSpec | None = None,
+    transport: str = "pty",
+    time_scale: float = 1.0,
+) -> Iterator[tuple[Any, Any, Any]]:
+    """A simulated Thymio II behind the Aseba protocol, opened like a real one.
+
+    Yields (robot, camera, sim): `robot` is a firmware_bridge ThymioRobot connected over
+    a pseudo-terminal (`transport="pty"`, a /dev/pts/N path like a USB serial port) or
+    TCP (`"tcp"`, socket://127.0.0.1:PORT), `camera` the SimCamera of the same
+    simulation, stepped in real time by the VirtualThymio. The simulator's clock starts
+    at time.monotonic_ns(), so frame and reading timestamps share one clock. Everything
+    is closed (motors stopped first) on exit.
+    """
+    from firmware_bridge.thymio import ThymioRobot
+    from sim.virtual_thymio import VirtualThymio
+
+    if transport not in ("pty", "tcp"):
+        raise ValueError(f"transport must be 'pty' or 'tcp', not {transport!r}")
+    sim = make_simulator(
+        world,
+        seed,
+        split=split,
+        robot_spec=robot_spec,
+        camera_spec=camera_spec,
+        camera=True,
+        start_ns=time.monotonic_ns(),
+    )
+    # Building the simulator (renderer, textures) took a while: catch its clock up with
+    # the wall clock (the robot stands still) so frames and readings share one clock.
+    sim.advance_to(time.monotonic_ns())
+    with VirtualThymio(sim, time_scale=time_scale) as vt:
+        if transport == "pty":
+            url = vt.serve_pty()
+        else:
+            host, port = vt.serve_tcp("127.0.0.1", 0)
+            url = f"socket://{host}:{port}"
+        robot = ThymioRobot.open(url)
+        try:
+            yield robot, sim.camera, sim
+        finally:
+            robot.close()

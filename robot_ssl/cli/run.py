@@ -1,0 +1,386 @@
+"""`robot-ssl run`: live obstacle detection on the robot (monitor) or camera-only avoidance.
+
+    robot-ssl run --model model.onnx --robot /dev/ttyACM0 --camera 0               # monitor
+    robot-ssl run --model model.onnx --robot /dev/ttyACM0 --camera 0 --drive avoid --record live.h5
+    robot-ssl run --model model.onnx --robot sim:arena_boxes --camera sim --drive avoid --duration 60
+    robot-ssl run --model model.onnx --robot sim --camera sim --sim-link pty --drive avoid
+
+One thread captures, preprocesses, infers and acts; a sensor thread reads the robot
+(wheels, odometry, proximity) and a watchdog thread stops the motors within 200 ms
+when frames or inferences go stale (robot_ssl/live.py). `monitor` never moves the
+robot; `avoid` drives it with the camera alone (CameraAvoidController). Ctrl-C or
+SIGTERM stop the motors at once and end the run cleanly (exit 0); the motors are
+also stopped on errors and at interpreter exit. With `--record`, the session file
+gets frames, predictions, proximity, wheels (speed and target), odometry and events
+(watchdog stops), so live runs can be labelled and used for training later.
+
+The model: an ONNX file runs on ONNX Runtime (single thread); a checkpoint (.pt) is
+exported to ONNX in a temporary folder when onnx and onnxruntime are installed, and
+otherwise run with PyTorch; a TorchScript file runs with PyTorch.
+
+`--robot sim[:WORLD] --camera sim` runs the simulator in-process in real time.
+`--sim-link pty` (or `tcp`) serves that simulated robot as a virtual Thymio II and
+talks to it through firmware_bridge, exactly as to a real robot, with the camera
+rendered from the same simulation. (A virtual Thymio served by another process,
+`robot-ssl sim serve --pty`, has no camera: use `--sim-link pty` instead.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import dataclasses
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from robot_ssl.errors import RobotSSLError
+
+HELP = "live obstacle detection on the robot (monitor or avoid)"
+
+
+class RunError(RobotSSLError):
+    """Bad options for `robot-ssl run` (printed as one line, exit status 2)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, metavar="M", help="model: .onnx, .pt or TorchScript")
+    p.add_argument(
+        "--robot",
+        required=True,
+        metavar="URL|sim[:WORLD]",
+        help="serial device (/dev/ttyACM0), pyserial URL (socket://host:33333), 'auto' (first "
+        "Thymio port) or 'sim[:WORLD]' (the simulator in-process, real time)",
+    )
+    p.add_argument(
+        "--camera",
+        required=True,
+        metavar="DEV|sim",
+        help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file, "
+        "'synthetic[:WxH[@FPS]]' or 'sim' (needs --robot sim)",
+    )
+    p.add_argument(
+        "--drive",
+        choices=("monitor", "avoid"),
+        default="monitor",
+        help="'monitor': report and log only, never move (default); 'avoid': drive, slowing "
+        "and turning away from obstacles seen by the camera",
+    )
+    p.add_argument("--record", metavar="OUT.h5", default=None, help="record a session file")
+    p.add_argument("--overwrite", action="store_true", help="replace --record's file if it exists")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+    p.add_argument(
+        "--speed", type=int, default=200, metavar="UNITS", help="cruise speed, raw units (200)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --robot sim)")
+    p.add_argument(
+        "--sim-link",
+        choices=("direct", "pty", "tcp"),
+        default="direct",
+        help="with --robot sim: talk to the simulated robot directly (default) or as a virtual "
+        "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
+    )
+    p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
+    p.add_argument("--fps", type=float, default=None, help="camera frame rate to request")
+    p.add_argument("--width", type=int, default=None, help="camera width to request")
+    p.add_argument("--height", type=int, default=None, help="camera height to request")
+    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
+    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
+    p.add_argument(
+        "--max-staleness-ms",
+        type=float,
+        default=150.0,
+        help="watchdog: stop when the newest command's frame is older (default 150)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="recorded JPEG quality")
+    p.add_argument(
+        "--status",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live status line on stderr (default: when stderr is a terminal)",
+    )
+
+
+# --------------------------------------------------------------------------- model
+
+
+def open_predictor(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
+    """The fastest runtime for a model file: (predictor, one-line description).
+
+    ONNX -> ONNX Runtime. A checkpoint is exported to ONNX in a temporary folder when
+    onnx/onnxruntime are importable (the session keeps the model in memory, so the
+    folder is removed at once), else run by PyTorch; TorchScript runs by PyTorch.
+    """
+    from robot_ssl.export import ExportError, _sniff_kind, export_model, load_predictor
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"no such model file: {path}")
+    kind = _sniff_kind(path)
+    if kind == "checkpoint":
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            try:
+                with tempfile.TemporaryDirectory(prefix="robot-ssl-run-") as tmp:
+                    onnx_path = export_model(path, "onnx", Path(tmp) / "model.onnx")
+                    predictor = load_predictor(onnx_path, num_threads=num_threads)
+                return predictor, f"{path.name} (checkpoint exported to ONNX Runtime)"
+            except ExportError as e:
+                print(f"robot-ssl run: ONNX export failed ({e}); using PyTorch", file=sys.stderr)
+    predictor = load_predictor(path, num_threads=num_threads)
+    runtime = {"onnx": "ONNX Runtime", "torchscript": "TorchScript", "checkpoint": "PyTorch"}
+    return predictor, f"{path.name} ({runtime.get(predictor.kind, predictor.kind)})"
+
+
+def grid_shape(predictor: Any) -> tuple[int, int]:
+    """(S, D) of the predictor's output grid."""
+    shape = getattr(predictor, "grid_shape", None)
+    if shape is not None:
+        return tuple(shape)  # type: ignore[return-value]
+    cfg = predictor.config
+    return cfg.num_sensors, cfg.num_distances
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def _is_sim(robot: str) -> bool:
+    return robot == "sim" or robot.startswith("sim:")
+
+
+def _open_devices(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any) -> None:
+    """Open robot and camera into `dev` (record's _Devices; closed with it).
+
+    Real robots, cameras and the direct in-process simulator are opened by
+    robot_ssl.cli.record's helpers (one place that knows device URLs); the virtual
+    Thymio link by robot_ssl.cli.closed_loop.
+    """
+    from robot_ssl.cli.record import _open_camera, _open_robot, _open_sim
+
+    dev.metadata = {}
+    if _is_sim(args.robot) and args.sim_link != "direct":
+        _open_virtual_thymio(args, dev, robot_spec, camera_spec)
+    elif _is_sim(args.robot):
+        _open_sim(args, dev, robot_spec, camera_spec)
+    else:
+        _open_robot(args, dev)
+    if dev.camera is None:
+        _open_camera(args, dev)
+
+
+def _open_virtual_thymio(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any):
+    from robot_ssl.cli.closed_loop import open_virtual_thymio
+    from robot_ssl.recorder import DeviceUnavailable
+
+    changes = {"width": args.width, "height": args.height, "fps": args.fps}
+    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
+    world = args.robot.partition(":")[2] or None
+    try:
+        robot, camera, sim = dev.enter_context(
+            open_virtual_thymio(
+                world,
+                args.seed,
+                robot_spec=robot_spec,
+                camera_spec=camera_spec,
+                transport=args.sim_link,
+            )
+        )
+    except RobotSSLError:
+        raise
+    except Exception as e:  # SimError, FirmwareBridgeError
+        raise DeviceUnavailable(f"virtual Thymio: {e}") from None
+    dev.robot, dev.truth = robot, sim.robot.truth
+    dev.metadata.update(
+        world=sim.world.name, seed=args.seed, simulated=True, robot_source=robot.link.url
+    )
+    if args.camera == "sim":
+        dev.camera = camera
+        dev.camera_fps = camera.fps
+        dev.camera_size = (camera_spec.width, camera_spec.height)
+        dev.metadata["camera_source"] = "sim"
+
+
+# --------------------------------------------------------------------------- exit paths
+
+
+@contextlib.contextmanager
+def stop_on_signals(loop: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the loop to stop (the watchdog thread halts the motors at once
+    and the run ends cleanly); a second SIGINT raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    count = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal count
+        count += 1
+        loop.request_stop(f"{signal.Signals(signum).name} received")
+        if count > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def stop_at_exit(robot: Any) -> Iterator[None]:
+    """Stop the motors at interpreter exit too (e.g. sys.exit from another thread)."""
+
+    def emergency_stop() -> None:
+        with contextlib.suppress(Exception):
+            robot.stop()
+
+    atexit.register(emergency_stop)
+    try:
+        yield
+    finally:
+        emergency_stop()
+        atexit.unregister(emergency_stop)
+
+
+def _status_printer(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        if tty:
+            sys.stderr.write("\r\x1b[K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
+
+
+# --------------------------------------------------------------------------- command
+
+
+def run(args: argparse.Namespace) -> int:
+    from robot_ssl.cli.closed_loop import grid_distances
+    from robot_ssl.cli.record import _Devices
+    from robot_ssl.controllers import AvoidConfig, CameraAvoidController
+    from robot_ssl.live import LiveConfig, LiveLoop
+    from robot_ssl.session import SessionWriteError, SessionWriter
+    from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
+
+    if args.duration is not None and not args.duration > 0:
+        raise RunError("--duration must be > 0")
+    if not 0 <= args.speed <= 32767:
+        raise RunError("--speed must be in 0..32767 raw units")
+    if args.camera == "sim" and not _is_sim(args.robot):
+        raise RunError(
+            "--camera sim needs --robot sim[:WORLD] (one simulated world; for a virtual "
+            "Thymio on a pty add --sim-link pty)"
+        )
+    if args.sim_link != "direct" and not _is_sim(args.robot):
+        raise RunError("--sim-link needs --robot sim[:WORLD]")
+    out = Path(args.record) if args.record else None
+    if out is not None and out.exists() and not args.overwrite:
+        raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
+    try:
+        config = LiveConfig(drive=args.drive, max_staleness_s=args.max_staleness_ms / 1e3)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    robot_spec, camera_spec = load_specs(args.spec) if args.spec else (RobotSpec(), CameraSpec())
+    predictor, model_line = open_predictor(args.model, args.threads)
+    distances = grid_distances(predictor)
+    status = _status_printer(sys.stderr.isatty() if args.status is None else args.status)
+
+    with _Devices() as dev:
+        _open_devices(args, dev, robot_spec, camera_spec)
+        if dev.robot is None or dev.camera is None:
+            raise RunError("run needs both a robot and a camera")
+        if dev.camera_size is not None:
+            w, h = dev.camera_size
+            camera_spec = dataclasses.replace(camera_spec, width=w, height=h)
+        if dev.camera_fps:
+            camera_spec = dataclasses.replace(camera_spec, fps=float(dev.camera_fps))
+        writer = None
+        if out is not None:
+            model_cfg = getattr(predictor.config, "to_dict", lambda: {})()
+            writer = SessionWriter(
+                out,
+                robot=robot_spec,
+                camera=camera_spec,
+                jpeg_quality=args.jpeg_quality,
+                metadata={
+                    **dev.metadata,
+                    "recorded_by": "robot-ssl run",
+                    "drive": args.drive,
+                    "model": str(args.model),
+                    "model_config": model_cfg,
+                    "cruise_speed": args.speed,
+                },
+                truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
+                prediction_shape=grid_shape(predictor),
+                overwrite=args.overwrite,
+            )
+            dev.callback(writer.close)
+        controller = CameraAvoidController(
+            distances,
+            AvoidConfig.for_camera(args.speed),
+            sensor_range_m=robot_spec.prox_range_m,
+        )
+        loop = LiveLoop(
+            dev.robot,
+            dev.camera,
+            predictor,
+            distances,
+            config,
+            clock=dev.clock,
+            writer=writer,
+            robot_spec=robot_spec,
+            controller=controller,
+            truth=dev.truth,
+            on_status=status,
+        )
+        print(
+            f"robot-ssl run: {args.drive} with {model_line}, robot {args.robot}"
+            f"{'' if args.sim_link == 'direct' or not _is_sim(args.robot) else ' via ' + args.sim_link}"
+            f", camera {args.camera}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        with stop_at_exit(dev.robot), stop_on_signals(loop):
+            result = loop.run(args.duration)
+        final = getattr(dev.robot, "targets", None)
+    if status is not None and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    _print_summary(result, final, out)
+    return 1 if result.stop_reason.startswith("camera failed") else 0
+
+
+def _print_summary(result: Any, final_targets: Any, out: Path | None) -> None:
+    lat = result.latency
+    e2e = lat.get("end_to_end")
+    e2e_s = (
+        f", capture-to-command {e2e['median_ms']:.1f} ms (p99 {e2e['p99_ms']:.1f})" if e2e else ""
+    )
+    stages = "  ".join(
+        f"{s} {lat[s]['median_ms']:.1f}" for s in ("capture", "preprocess", "inference") if s in lat
+    )
+    fps = result.frames / result.duration_s if result.duration_s > 0 else 0.0
+    motors = f"; motors stopped, wheel targets {tuple(final_targets)}" if final_targets else ""
+    print(
+        f"ran {result.duration_s:.1f} s: {result.frames} frames ({fps:.1f}/s), "
+        f"{result.commands} commands, {result.watchdog_trips} watchdog stops{e2e_s} "
+        f"[{stages} ms]; {result.stop_reason}{motors}"
+        + (f"; recorded {out}" if out is not None else ""),
+        file=sys.stderr,
+    )

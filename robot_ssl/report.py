@@ -52,7 +52,12 @@ class DemoReport:
             "",
         ]
         if self.sessions:
-            lines += ["## Sessions", "", "| session | world | split | minutes |", "|---|---|---|---|"]
+            lines += [
+                "## Sessions",
+                "",
+                "| session | world | split | minutes |",
+                "|---|---|---|---|",
+            ]
             for s in self.sessions:
                 lines.append(f"| {s['name']} | {s['world']} | {s['split']} | {s['minutes']:.1f} |")
             lines.append("")

@@ -86,7 +86,9 @@ class _Timer:
 def _robot_ssl(*args: str, quiet: bool = False) -> None:
     """Run one `robot-ssl` verb in a subprocess; raise with its last error line on failure."""
     cmd = [sys.executable, "-m", "robot_ssl", *args]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(
+        cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True
+    )
     if r.returncode != 0:
         from robot_ssl.errors import RobotSSLError
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             jobs.append((split, world, minutes, cfg.seed + 100 * k + 7, path))
 
     def record(job) -> None:
-        split, world, minutes, seed, path = job
+        _, world, minutes, seed, path = job
         if args.keep and path.exists():
             return
         w = _world_arg(world, worlds_dir)
@@ -253,8 +255,12 @@ def _closed_loop(report, world: str, model: Path, cfg: DemoConfig) -> None:
     from robot_ssl.report import ClosedLoopRow
 
     predictor = load_predictor(model)
-    fast = int(round(cfg.cruise_speed * cfg.fast_factor))
-    for controller, speed in (("ir", cfg.cruise_speed), ("camera", cfg.cruise_speed), ("camera", fast)):
+    fast = round(cfg.cruise_speed * cfg.fast_factor)
+    for controller, speed in (
+        ("ir", cfg.cruise_speed),
+        ("camera", cfg.cruise_speed),
+        ("camera", fast),
+    ):
         r = closed_loop_trial(
             world,
             seed=cfg.seed,

@@ -159,23 +159,23 @@ def _is_sim(robot: str) -> bool:
 
 
 def _open_devices(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any) -> None:
-    """Open robot and camera into `dev` (record's _Devices; closed with it).
+    """Open robot and camera into `dev` (record's Devices; closed with it).
 
     Real robots, cameras and the direct in-process simulator are opened by
     robot_ssl.cli.record's helpers (one place that knows device URLs); the virtual
     Thymio link by robot_ssl.cli.closed_loop.
     """
-    from robot_ssl.cli.record import _open_camera, _open_robot, _open_sim
+    from robot_ssl.cli.devices import open_camera, open_robot, open_sim
 
     dev.metadata = {}
     if _is_sim(args.robot) and args.sim_link != "direct":
         _open_virtual_thymio(args, dev, robot_spec, camera_spec)
     elif _is_sim(args.robot):
-        _open_sim(args, dev, robot_spec, camera_spec)
+        open_sim(args, dev, robot_spec, camera_spec)
     else:
-        _open_robot(args, dev)
+        open_robot(args, dev)
     if dev.camera is None:
-        _open_camera(args, dev)
+        open_camera(args, dev)
 
 
 def _open_virtual_thymio(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any):
@@ -273,7 +273,7 @@ def _status_printer(enabled: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.closed_loop import grid_distances
-    from robot_ssl.cli.record import _Devices
+    from robot_ssl.cli.devices import Devices
     from robot_ssl.controllers import AvoidConfig, CameraAvoidController
     from robot_ssl.live import LiveConfig, LiveLoop
     from robot_ssl.session import SessionWriteError, SessionWriter
@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
     distances = grid_distances(predictor)
     status = _status_printer(sys.stderr.isatty() if args.status is None else args.status)
 
-    with _Devices() as dev:
+    with Devices() as dev:
         _open_devices(args, dev, robot_spec, camera_spec)
         if dev.robot is None or dev.camera is None:
             raise RunError("run needs both a robot and a camera")

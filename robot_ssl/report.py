@@ -93,7 +93,7 @@ class DemoReport:
                 "## Closed loop in an unseen world",
                 "",
                 "| controller | cruise speed (units) | minutes | collisions / 10 min |"
-                " mean forward speed (cm/s) | capture-to-command latency median / p99 (ms) |",
+                " mean forward speed (cm/s) | capture-to-command latency, simulated time, median / p99 (ms) |",
                 "|---|---|---|---|---|---|",
             ]
             for c in self.closed_loop:

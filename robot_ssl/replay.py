@@ -7,6 +7,7 @@ the device protocols on a replay clock so that the live loop runs on recorded da
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -150,6 +151,34 @@ def render_replay(
         if writer is not None:
             writer.release()
     tmp.replace(out_path)
+    return n
+
+
+def show_replay(
+    reader: SessionReader,
+    grids: ReplayGrids | None = None,
+    speed: float = 1.0,
+    max_frames: int | None = None,
+) -> int:
+    """Show the replay in a window at recorded timing (q or Esc quits); returns frames shown."""
+    ct = reader.camera_t_ns
+    t0 = time.monotonic()
+    n = 0
+    try:
+        for i, img in enumerate(iter_replay_frames(reader, grids)):
+            cv2.imshow("robot-ssl replay", img)
+            due = t0 + (int(ct[i]) - int(ct[0])) / 1e9 / speed
+            key = cv2.waitKey(max(1, int((due - time.monotonic()) * 1000))) & 0xFF
+            n += 1
+            if key in (ord("q"), 27) or (max_frames is not None and n >= max_frames):
+                break
+    except cv2.error as e:
+        raise ReplayError(
+            "no window available (OpenCV without GUI support or no display); use --video"
+        ) from e
+    finally:
+        with contextlib.suppress(cv2.error):
+            cv2.destroyAllWindows()
     return n
 
 

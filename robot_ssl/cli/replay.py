@@ -17,6 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="playback speed factor")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument(
+        "--window",
+        action="store_true",
+        help="show in a window at recorded timing (needs an OpenCV build with GUI and a display)",
+    )
+    p.add_argument(
         "--live",
         action="store_true",
         help="feed recorded frames through the live loop at recorded timing (needs --model)",
@@ -76,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
                 lab,
                 prob,
             )
+        if args.window:
+            from robot_ssl.replay import show_replay
+
+            n = show_replay(reader, grids, args.speed, args.max_frames)
+            print(f"showed {n} frames")
+            return 0
         video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
         total = (
             reader.num_frames

@@ -19,12 +19,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from robot_ssl.odometry import integrate_wheel_odometry  # noqa: E402
-from robot_ssl.session import SessionReader, SessionWriter  # noqa: E402
-from robot_ssl.spec import CameraSpec, RobotSpec  # noqa: E402
+from robot_ssl.odometry import integrate_wheel_odometry
+from robot_ssl.session import SessionReader, SessionWriter
+from robot_ssl.spec import CameraSpec, RobotSpec
 
 cv2.setNumThreads(1)
 CAM = CameraSpec(width=640, height=480)

@@ -3,8 +3,8 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 BOXES = {
     "robot": (0.0, 2.0, "Thymio II\n(firmware_bridge,\nAseba over serial)"),
@@ -49,7 +49,13 @@ def edge_points(a, b):
 for a, b in ARROWS:
     start, end = edge_points(a, b)
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#444"))
-ax.text(6.6, 0.35, "--record on a live run: predictions + sensors, labelled later", fontsize=8, color="#555")
+ax.text(
+    6.6,
+    0.35,
+    "--record on a live run: predictions + sensors, labelled later",
+    fontsize=8,
+    color="#555",
+)
 ax.set_xlim(-0.2, 10.8)
 ax.set_ylim(0.2, 4.2)
 ax.axis("off")

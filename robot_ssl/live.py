@@ -314,6 +314,49 @@ class _LoopBase:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def _run_events(
+        self,
+        duration_s: float,
+        started: float,
+        name: str,
+        period_ns: int,
+        handler: Callable[[int], None],
+        pending: deque,
+        on_pending: Callable[[int], None],
+    ) -> LiveResult:
+        """Stepped loop shared by both loops: sensors, `name` every `period_ns`, the
+        watchdog, and pending (latency-delayed) commands; motors stop on every exit."""
+        periods = {
+            "sensor": round(1e9 / self.cfg.sensor_hz),
+            name: period_ns,
+            "watchdog": round(self.cfg.watchdog_period_s * 1e9),
+        }
+        handlers = {
+            "sensor": lambda t: self.poll_sensors(),
+            name: handler,
+            "watchdog": lambda t: self._check_watchdog(),
+        }
+        reason = f"duration {duration_s:g} s reached"
+        try:
+            self.watchdog.stop_motors()
+            reason = _run_events(
+                self.clock,
+                duration_s,
+                periods,
+                handlers,
+                self._stop,
+                lambda: pending[0][0] if pending else None,
+                on_pending,
+            )
+            if self._stop.is_set():
+                reason = self._stop_reason or "stop requested"
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise
+        finally:
+            self._halt_and_finish(reason, started)
+        return self.result
+
     def _halt_and_finish(self, reason: str, started: float, final_read: bool = True) -> LiveResult:
         """Halt the motors (logged) and record a last sensor row with the zero targets."""
         now = self.clock.now_ns()
@@ -538,7 +581,6 @@ class LiveLoop(_LoopBase):
         started = time.monotonic()
         lat_ns = round(command_latency_s * 1e9)
         pending: deque[tuple[int, _Perception]] = deque()
-        reason = f"duration {duration_s:g} s reached"
 
         def on_frame(t: int) -> None:
             p = self.perceive()
@@ -555,35 +597,10 @@ class LiveLoop(_LoopBase):
                 _, p = pending.popleft()
                 self.act(p, modelled_latency_s=command_latency_s)
 
-        periods = {
-            "sensor": round(1e9 / self.cfg.sensor_hz),
-            "frame": round(1e9 / fps),
-            "watchdog": round(self.cfg.watchdog_period_s * 1e9),
-        }
-        handlers = {
-            "sensor": lambda t: self.poll_sensors(),
-            "frame": on_frame,
-            "watchdog": lambda t: self._check_watchdog(),
-        }
-        try:
-            self.watchdog.stop_motors()
-            reason = _run_events(
-                self.clock,
-                duration_s,
-                periods,
-                handlers,
-                self._stop,
-                lambda: pending[0][0] if pending else None,
-                on_pending,
-            )
-            if self._stop.is_set():
-                reason = self._stop_reason or "stop requested"
-        except BaseException as e:
-            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            raise
-        finally:
-            self._halt_and_finish(reason, started)
-        return self.result
+        period_ns = round(1e9 / fps)
+        return self._run_events(
+            duration_s, started, "frame", period_ns, on_frame, pending, on_pending
+        )
 
 
 class ProximityLoop(_LoopBase):
@@ -620,7 +637,6 @@ class ProximityLoop(_LoopBase):
         started = time.monotonic()
         lat_ns = round(command_latency_s * 1e9)
         pending: deque[tuple[int, int, tuple[int, int], float]] = deque()
-        reason = f"duration {duration_s:g} s reached"
 
         def on_command(t: int) -> None:
             r = self.robot.read()
@@ -644,35 +660,10 @@ class ProximityLoop(_LoopBase):
                 _, basis, targets, compute_s = pending.popleft()
                 apply(basis, targets, compute_s)
 
-        periods = {
-            "sensor": round(1e9 / self.cfg.sensor_hz),
-            "command": round(1e9 / command_hz),
-            "watchdog": round(self.cfg.watchdog_period_s * 1e9),
-        }
-        handlers = {
-            "sensor": lambda t: self.poll_sensors(),
-            "command": on_command,
-            "watchdog": lambda t: self._check_watchdog(),
-        }
-        try:
-            self.watchdog.stop_motors()
-            reason = _run_events(
-                self.clock,
-                duration_s,
-                periods,
-                handlers,
-                self._stop,
-                lambda: pending[0][0] if pending else None,
-                on_pending,
-            )
-            if self._stop.is_set():
-                reason = self._stop_reason or "stop requested"
-        except BaseException as e:
-            reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-            raise
-        finally:
-            self._halt_and_finish(reason, started)
-        return self.result
+        period_ns = round(1e9 / command_hz)
+        return self._run_events(
+            duration_s, started, "command", period_ns, on_command, pending, on_pending
+        )
 
 
 def _run_events(

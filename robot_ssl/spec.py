@@ -114,7 +114,7 @@ class CameraSpec:
 
     width: int = 320
     height: int = 240
-    hfov_rad: float = math.radians(62.2)  # Raspberry Pi camera v2
+    hfov_rad: float = math.radians(102.0)  # Raspberry Pi Camera Module 3 Wide
     fx: float | None = None
     fy: float | None = None
     cx: float | None = None

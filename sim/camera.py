@@ -47,7 +47,7 @@ class CameraParams:
 
     width: int = 320
     height: int = 240
-    hfov_rad: float = math.radians(62.2)
+    hfov_rad: float = math.radians(102.0)  # as robot_ssl CameraSpec: Pi Camera Module 3 Wide
     fx: float | None = None
     fy: float | None = None
     cx: float | None = None

@@ -106,6 +106,38 @@ class _CaptureThread:
                 age = (time.monotonic_ns() - self._frame.t_ns) / 1e9
             return CameraHealth(self._count, self._failures, age, self._failed, self._error)
 
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Ask the capture thread to end and wait for it; True when it has ended."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=timeout_s)
+        return t is None or not t.is_alive()
+
+
+class _ThreadedCamera:
+    """Camera protocol over a `_CaptureThread` (subclasses start the thread)."""
+
+    _slot: _CaptureThread
+
+    def read(self) -> CapturedFrame | None:
+        """The newest frame (None before the first); never blocks."""
+        return self._slot.read()
+
+    def health(self) -> CameraHealth:
+        """Frames captured, failures, newest frame's age, failed flag."""
+        return self._slot.health()
+
+    def close(self) -> None:
+        """Stop the capture thread; idempotent."""
+        self._slot.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # --------------------------------------------------------------------------------------
 # OpenCV
@@ -161,7 +193,7 @@ class OpenCVCameraConfig:
         return "file"
 
 
-class OpenCVCamera:
+class OpenCVCamera(_ThreadedCamera):
     """`cv2.VideoCapture` in a background thread that keeps only the newest frame.
 
     Raises `CameraNotFound` at construction when the source does not exist or
@@ -322,36 +354,18 @@ class OpenCVCamera:
         except Exception as e:  # a driver exception must not kill the process silently
             slot._fail(f"capture error: {e}".splitlines()[0])
 
-    def read(self) -> CapturedFrame | None:
-        """The newest frame (None before the first); never blocks."""
-        return self._slot.read()
-
-    def health(self) -> CameraHealth:
-        """Frames captured, failures, newest frame's age, failed flag."""
-        return self._slot.health()
-
     def close(self) -> None:
         """Stop the capture thread and release the device; idempotent."""
-        self._slot._stop.set()
-        t = self._slot._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout=2.0)
-        if t is None or not t.is_alive():  # never release under a blocked read()
+        if self._slot.stop():  # never release under a blocked read()
             with contextlib.suppress(Exception):
                 self._cap.release()
-
-    def __enter__(self) -> OpenCVCamera:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------
 # Synthetic
 
 
-class SyntheticCamera:
+class SyntheticCamera(_ThreadedCamera):
     """A paced camera that draws frames in its own thread (benchmarks, tests, demos).
 
     Frames are a textured scene scrolling sideways with the frame number
@@ -416,24 +430,6 @@ class SyntheticCamera:
             behind = (time.monotonic_ns() - start) // period_ns
             if behind > k + 1:  # fell behind (paused process): skip, as a real camera would
                 k = int(behind)
-
-    def read(self) -> CapturedFrame | None:
-        return self._slot.read()
-
-    def health(self) -> CameraHealth:
-        return self._slot.health()
-
-    def close(self) -> None:
-        self._slot._stop.set()
-        t = self._slot._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout=2.0)
-
-    def __enter__(self) -> SyntheticCamera:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def parse_synthetic(source: str) -> tuple[int, int, float] | None:

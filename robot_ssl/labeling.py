@@ -34,13 +34,13 @@ import itertools
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from robot_ssl.config_io import checked_fields, read_config_file
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.geometry import interpolate_poses, relative, segment_ids
 
@@ -194,13 +194,7 @@ class LabelConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LabelConfig:
         """Build from a mapping; `distances_m` may be a list or {start, stop, step} (stop inclusive)."""
-        if not isinstance(d, Mapping):
-            raise LabelConfigError(f"label config: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LabelConfigError(f"label config: unknown keys {unknown}")
-        d = dict(d)
+        d = checked_fields(cls, d, "label config", LabelConfigError)
         dist = d.get("distances_m")
         if isinstance(dist, Mapping):
             keys = set(dist)
@@ -230,17 +224,7 @@ class LabelConfig:
     @classmethod
     def load(cls, path: str | Path) -> LabelConfig:
         """Read a YAML (or .json) file holding a flat mapping of the fields; missing keys take defaults."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise LabelConfigError(f"cannot read label config {path}: {e.strerror}") from None
-        try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as e:
-            raise LabelConfigError(
-                f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {e}"
-            ) from None
+        data = read_config_file(path, "label config", LabelConfigError)
         try:
             return cls.from_dict(data or {})
         except LabelConfigError as e:

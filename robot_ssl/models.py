@@ -29,13 +29,14 @@ before, in :func:`robot_ssl.dataset.prepare_images`. Output: logits
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from robot_ssl.config_io import checked_fields, plain_dict
 from robot_ssl.errors import RobotSSLError
 
 __all__ = [
@@ -117,18 +118,11 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/`weights_only`-safe dict (tuples become lists)."""
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ModelError(f"model config: unknown keys {unknown}")
+        d = checked_fields(cls, d, "model config", ModelError)
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
         return cls(**d)
 

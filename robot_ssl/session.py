@@ -161,7 +161,8 @@ class SessionWriter:
             s: {f: [] for f in fields} for s, fields in self._schema.items()
         }
         self._jpeg_buf: list[bytes] = []
-        self._jpeg_bytes = 0
+        self._jpeg_bytes = 0  # buffered, not yet in /camera/jpeg_data
+        self._jpeg_total = 0  # all JPEG bytes written: the next frame's offset
         self._last_t: dict[str, int] = {}
         self._counts = dict.fromkeys(self._schema, 0)
         try:
@@ -255,10 +256,11 @@ class SessionWriter:
         if self.frame_format != "jpeg":
             raise SessionWriteError("write_jpeg needs frame_format='jpeg'")
         with self._lock:
-            offset = self._file["camera/jpeg_data"].shape[0] + self._jpeg_bytes
+            offset = self._jpeg_total
             self._append("camera", t_ns, jpeg_offset=offset, jpeg_size=len(jpeg))
             self._jpeg_buf.append(bytes(jpeg))
             self._jpeg_bytes += len(jpeg)
+            self._jpeg_total += len(jpeg)
             self._maybe_flush()
 
     def write_proximity(self, t_ns: int, horizontal: np.ndarray) -> None:

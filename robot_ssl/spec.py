@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from robot_ssl.config_io import checked_fields, read_config_file
 from robot_ssl.errors import SpecError
 
 
@@ -156,13 +157,7 @@ class CameraSpec:
 
 
 def _check_keys(cls: type, d: Any, what: str) -> dict[str, Any]:
-    if not isinstance(d, dict):
-        raise SpecError(f"{what}: expected a mapping, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise SpecError(f"{what}: unknown keys {unknown}")
-    return dict(d)
+    return checked_fields(cls, d, what, SpecError)
 
 
 def specs_to_json(robot: RobotSpec, camera: CameraSpec) -> tuple[str, str]:
@@ -172,16 +167,7 @@ def specs_to_json(robot: RobotSpec, camera: CameraSpec) -> tuple[str, str]:
 
 def load_specs(path: str | Path) -> tuple[RobotSpec, CameraSpec]:
     """Read `{robot: {...}, camera: {...}}` from a YAML or JSON file; missing parts take defaults."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"cannot read spec file {path}: {e.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise SpecError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {e}") from None
-    data = data or {}
+    data = read_config_file(path, "spec file", SpecError) or {}
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping with 'robot' and/or 'camera'")
     robot = RobotSpec.from_dict(data.get("robot") or {})

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robot_ssl.config_io import checked_fields, plain_dict
 from robot_ssl.dataset import (
     DEFAULT_INPUT_SIZE,
     DatasetError,
@@ -281,19 +282,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (lists instead of tuples) for JSON and `weights_only` checkpoints."""
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        return plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainError(f"train config: unknown keys {unknown}")
-        return cls(**d)
+        return cls(**checked_fields(cls, d, "train config", TrainError))
 
 
 @dataclass

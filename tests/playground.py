@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from firmware_bridge import protocol as p
+from sim.virtual_thymio import THYMIO2_VARIABLES
 
 REQUIRE_ENV = "ROBOT_SSL_REQUIRE_PLAYGROUND"
 
@@ -204,26 +205,7 @@ class Playground:
 # Layout like Aseba Playground's Thymio (prox.horizontal at 42, motor.left.speed at 59),
 # plus one long array to exercise chunked replies.
 THYMIO_LIKE: tuple[tuple[str, int], ...] = (
-    ("_id", 1),
-    ("event.source", 1),
-    ("event.args", 32),
-    ("_productId", 1),
-    ("_fwversion", 2),
-    ("button.backward", 1),
-    ("button.left", 1),
-    ("button.center", 1),
-    ("button.forward", 1),
-    ("button.right", 1),
-    ("prox.horizontal", 7),
-    ("prox.comm.rx", 1),
-    ("prox.comm.tx", 1),
-    ("prox.ground.ambiant", 2),
-    ("prox.ground.reflected", 2),
-    ("prox.ground.delta", 2),
-    ("motor.left.target", 1),
-    ("motor.right.target", 1),
-    ("motor.left.speed", 1),
-    ("motor.right.speed", 1),
+    *THYMIO2_VARIABLES[: [n for n, _ in THYMIO2_VARIABLES].index("motor.right.speed") + 1],
     ("big.array", 120),
 )
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_ssl.cli.sim import make_simulator
 from robot_ssl.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
 from robot_ssl.live import LiveConfig, LiveLoop, ProximityLoop
 from robot_ssl.spec import CameraSpec, RobotSpec
@@ -66,38 +67,6 @@ def grid_distances(predictor: Any) -> np.ndarray:
     if n == len(DEFAULT_DISTANCES_M):
         return np.asarray(DEFAULT_DISTANCES_M)
     return np.linspace(0.0, 0.30, n)
-
-
-def make_simulator(
-    world: Any = None,
-    seed: int = 0,
-    *,
-    split: str = "heldout",
-    robot_spec: RobotSpec | None = None,
-    camera_spec: CameraSpec | None = None,
-    camera: bool = True,
-    start_ns: int = 0,
-    realtime: bool = False,
-) -> Any:
-    """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
-    `split`) with the robot's and camera's parameters from the specs."""
-    from robot_ssl.cli.sim import resolve_world, sim_params
-    from sim.simulator import Simulator
-
-    robot_spec = robot_spec or RobotSpec()
-    camera_spec = camera_spec or CameraSpec()
-    if world is None or isinstance(world, (str, Path)):
-        world = resolve_world(str(world) if world is not None else None, seed, split)
-    drive, ir, cam = sim_params(robot_spec, camera_spec)
-    return Simulator(
-        world,
-        seed=seed,
-        drive=drive,
-        ir=ir,
-        camera=cam if camera else None,
-        start_ns=start_ns,
-        realtime=realtime,
-    )
 
 
 class TrialClock:

@@ -89,25 +89,24 @@ def open_sim(args: argparse.Namespace, dev: Devices, robot_spec, camera_spec) ->
     from robot_ssl.recorder import DeviceUnavailable
 
     try:  # the CLI may wire the simulator, the library never does
-        from robot_ssl.cli.sim import resolve_world, sim_params
+        from robot_ssl.cli.sim import make_simulator
         from sim.errors import SimError
-        from sim.simulator import Simulator
     except ImportError as e:  # pragma: no cover - installation problem
         raise DeviceUnavailable(f"the simulator is not available: {e}") from None
     changes = {"width": args.width, "height": args.height, "fps": args.fps}
     camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
     try:
-        drive, ir, camera = sim_params(robot_spec, camera_spec)
-        world = resolve_world(args.robot.partition(":")[2] or None, args.seed)
-        sim = Simulator(
-            world,
-            seed=args.seed,
-            drive=drive,
-            ir=ir,
-            camera=camera if args.camera == "sim" else None,
+        sim = make_simulator(
+            args.robot.partition(":")[2] or None,
+            args.seed,
+            split="train",
+            robot_spec=robot_spec,
+            camera_spec=camera_spec,
+            camera=args.camera == "sim",
             start_ns=time.monotonic_ns(),
             realtime=True,
         )
+        world = sim.world
     except SimError as e:
         raise DeviceUnavailable(f"simulator: {e}") from None
     sim.advance_to(time.monotonic_ns())  # catch up the set-up time: sim time = monotonic
@@ -122,5 +121,5 @@ def open_sim(args: argparse.Namespace, dev: Devices, robot_spec, camera_spec) ->
     if sim.camera is not None:
         dev.camera = sim.camera
         dev.camera_fps = sim.camera.fps
-        dev.camera_size = (camera.width, camera.height)
+        dev.camera_size = (sim.camera_params.width, sim.camera_params.height)
         dev.metadata["camera_source"] = "sim"

@@ -153,6 +153,40 @@ def wander_controller(robot_spec: Any, seed: int) -> Any:
     )
 
 
+def make_simulator(
+    world: Any = None,
+    seed: int = 0,
+    *,
+    split: str = "heldout",
+    robot_spec: Any = None,
+    camera_spec: Any = None,
+    camera: bool = True,
+    start_ns: int = 0,
+    realtime: bool = False,
+    start_pose: Any = None,
+) -> Any:
+    """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
+    `split`) with the robot's and camera's parameters from the specs (Thymio defaults)."""
+    from robot_ssl.spec import CameraSpec, RobotSpec
+    from sim.simulator import Simulator
+
+    robot_spec = robot_spec or RobotSpec()
+    camera_spec = camera_spec or CameraSpec()
+    if world is None or isinstance(world, (str, Path)):
+        world = resolve_world(str(world) if world is not None else None, seed, split)
+    drive, ir, cam = sim_params(robot_spec, camera_spec)
+    return Simulator(
+        world,
+        seed=seed,
+        drive=drive,
+        ir=ir,
+        camera=cam if camera else None,
+        start_ns=start_ns,
+        realtime=realtime,
+        start_pose=start_pose,
+    )
+
+
 def resolve_world(world: str | None, seed: int, split: str = "train") -> Any:
     """A named/file world, or one generated from the seed."""
     from sim.world import load_world
@@ -211,7 +245,6 @@ def record_session(
     from robot_ssl.recorder import Recorder, RecorderConfig
     from robot_ssl.session import SessionWriteError, SessionWriter
     from robot_ssl.spec import CameraSpec, RobotSpec
-    from sim.simulator import Simulator
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -220,9 +253,8 @@ def record_session(
         raise SimCommandError("--minutes must be > 0")
     robot_spec = robot_spec or RobotSpec()
     camera_spec = camera_spec or CameraSpec()
-    w = resolve_world(world, seed, split)
-    drive, ir, cam = sim_params(robot_spec, camera_spec)
-    sim = Simulator(w, seed=seed, drive=drive, ir=ir, camera=cam)
+    sim = make_simulator(world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec)
+    w = sim.world
     metadata = {
         "world": w.name,
         "seed": seed,
@@ -256,7 +288,9 @@ def record_session(
             sim.robot,
             sim.camera,
             writer,
-            RecorderConfig(camera_fps=cam.fps, jpeg_quality=jpeg_quality, status=False),
+            RecorderConfig(
+                camera_fps=sim.camera_params.fps, jpeg_quality=jpeg_quality, status=False
+            ),
             clock=_ProgressClock(sim.clock, bar),
             controller=wander_controller(robot_spec, seed),
             truth=sim.robot.truth,
@@ -309,13 +343,18 @@ def _show(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from sim.simulator import Simulator
     from sim.topdown import draw_topdown
 
     robot, camera = _specs(args.spec, args.width, args.height)
-    w = resolve_world(args.world, args.seed, args.split)
-    drive, ir, cam = sim_params(robot, camera)
-    sim = Simulator(w, seed=args.seed, drive=drive, ir=ir, camera=cam, start_pose=args.pose)
+    sim = make_simulator(
+        args.world,
+        args.seed,
+        split=args.split,
+        robot_spec=robot,
+        camera_spec=camera,
+        start_pose=args.pose,
+    )
+    w = sim.world
     trajectory = [sim.pose]
     if args.wander > 0:
         ctrl = wander_controller(robot, args.seed)
@@ -331,9 +370,9 @@ def _show(args: argparse.Namespace) -> int:
         w,
         sim.pose,
         ir=sim.ir,
-        body_radius_m=drive.body_radius_m,
-        hfov_rad=cam.hfov_rad,
-        camera_x_m=cam.x_m,
+        body_radius_m=sim.drive_params.body_radius_m,
+        hfov_rad=sim.camera_params.hfov_rad,
+        camera_x_m=sim.camera_params.x_m,
         trajectory=np.array(trajectory) if len(trajectory) > 1 else None,
     )
     view = sim.renderer.render(sim.pose, sim.t_s, np.random.default_rng([args.seed, 0xC0]))
@@ -351,13 +390,13 @@ def _show(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import threading
 
-    from sim.simulator import Simulator
     from sim.virtual_thymio import VirtualThymio
 
     robot, camera = _specs(args.spec)
-    w = resolve_world(args.world, args.seed, args.split)
-    drive, ir, _ = sim_params(robot, camera)
-    sim = Simulator(w, seed=args.seed, drive=drive, ir=ir, camera=None)
+    sim = make_simulator(
+        args.world, args.seed, split=args.split, robot_spec=robot, camera_spec=camera, camera=False
+    )
+    w = sim.world
     if not args.port and not args.pty:
         raise SimCommandError("nothing to serve on: give --port and/or --pty")
     stop = threading.Event()

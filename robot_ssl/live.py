@@ -40,6 +40,7 @@ import numpy as np
 from robot_ssl.controllers import CameraAvoidController, IRReactiveController
 from robot_ssl.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.odometry import OdometryIntegrator
+from robot_ssl.sampler import RobotSample, RobotSampler, write_row
 from robot_ssl.session import SessionWriter
 from robot_ssl.spec import RobotSpec
 
@@ -149,6 +150,7 @@ class Watchdog:
         self.on_trip = on_trip
         self._lock = threading.RLock()
         self._basis_ns: int | None = None
+        self._min_basis_ns: int | None = None  # set by rearm(): older perception is refused
         self.tripped = False
         self.halted = False
         self.trips = 0
@@ -174,7 +176,8 @@ class Watchdog:
         with self._lock:
             if self.halted:
                 return False
-            if not self.fresh(basis_t_ns, self.clock.now_ns()):
+            stale = self._min_basis_ns is not None and basis_t_ns < self._min_basis_ns
+            if stale or not self.fresh(basis_t_ns, self.clock.now_ns()):
                 self.refused += 1
                 return False
             self.robot.set_wheel_targets(int(left), int(right))
@@ -203,6 +206,16 @@ class Watchdog:
         if self.on_trip is not None:
             self.on_trip(now, f"no fresh data for {(now - last) / 1e6:.0f} ms: motors stopped")
         return True
+
+    def rearm(self, after_ns: int) -> None:
+        """Stop the motors and refuse commands computed from perception older than
+        `after_ns` (after a link loss: the robot may have kept or lost old targets, and
+        what the loop saw before the gap is no basis for driving)."""
+        with self._lock:
+            self._min_basis_ns = after_ns
+            self._basis_ns = None
+            self.robot.stop()
+            self.targets = (0, 0)
 
     def halt(self) -> None:
         """Stop the motors and refuse every later command (end of a run); idempotent."""
@@ -259,11 +272,20 @@ class _LoopBase:
         self.truth = truth if writer is not None and "truth" in writer.counts else None
         self.stats = LatencyStats()
         self.watchdog = Watchdog(robot, self.clock, config.max_staleness_s, self._on_trip)
-        self.odometry = OdometryIntegrator(robot_spec or RobotSpec())
+        spec = robot_spec or (writer.robot if writer is not None else RobotSpec())
+        self.odometry = OdometryIntegrator(spec)
+        self.sampler = RobotSampler(
+            robot,
+            self.odometry,
+            self.clock,
+            targets=lambda: self.watchdog.targets,
+            truth=self.truth,
+        )
         self.result = LiveResult()
-        self.last_reading: Any = None
+        self.last_sample: RobotSample | None = None
         self.pose: np.ndarray | None = None  # odometry (x_m, y_m, theta_rad), for controllers
         self._sensor_reads = 0
+        self._robot_error_logged = False  # one "robot_error" per link gap, not one per check
         self._stop = threading.Event()
         self._stop_reason = ""
 
@@ -273,28 +295,41 @@ class _LoopBase:
         if self.writer is not None:
             self.writer.write_event(t_ns, kind, message)
 
+    def _emit(self, row: tuple) -> None:
+        if self.writer is not None:
+            write_row(self.writer, row)
+
     def _on_trip(self, t_ns: int, message: str) -> None:
         self._event(t_ns, "watchdog_stop", message)
 
     def poll_sensors(self) -> None:
-        """Read the robot once; record wheels, odometry, truth and (every few reads)
-        proximity."""
-        r = self.robot.read()
-        self.last_reading = r
-        self._sensor_reads += 1
-        pose, gap = self.odometry.update(r.t_ns, r.wheel_speed)
-        self.pose = pose
-        if self.writer is None:
+        """Read the robot once (through the shared `RobotSampler`): record wheels,
+        odometry, truth and (every `prox_every` reads) proximity. A failed read logs a
+        gap and returns; the first read after a gap stops the motors until perception
+        newer than the reconnection drives them again."""
+        prox = self._sensor_reads % self.cfg.prox_every == 0
+        sample = self.sampler.step(self._emit, wheels=True, proximity=prox)
+        if sample is None:
             return
-        if gap is not None:
-            self._event(r.t_ns, "odometry_gap", f"{(gap.end_ns - gap.start_ns) / 1e9:.2f} s")
-        self.writer.write_wheels(r.t_ns, r.wheel_speed, self.watchdog.targets)
-        self.writer.write_odometry(r.t_ns, pose)
-        if (self._sensor_reads - 1) % self.cfg.prox_every == 0:
-            self.writer.write_proximity(r.t_ns, r.proximity)
-        if self.truth is not None:
-            t = self.truth()
-            self.writer.write_truth(t.t_ns, t.pose, t.prox_distance_m)
+        self._sensor_reads += 1
+        self.last_sample = sample
+        self.pose = sample.pose
+        if sample.reconnected:
+            self._robot_error_logged = False
+            try:
+                self.watchdog.rearm(self.clock.now_ns())
+                self._event(
+                    sample.t_ns, "motors_held", "robot back: motors at 0 until a fresh frame"
+                )
+            except Exception as e:  # gone again already: the next read logs the gap
+                self.sampler.failed(self._emit, e)
+
+    def _robot_failed(self, what: str, error: BaseException) -> None:
+        """A command or stop failed (link down): log it once per gap; the loop goes on."""
+        if self.sampler.in_gap or self._robot_error_logged:
+            return
+        self._robot_error_logged = True
+        self._event(self.clock.now_ns(), "robot_error", f"{what} failed: {error}".splitlines()[0])
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -379,7 +414,7 @@ class _LoopBase:
         try:
             self.watchdog.check()
         except Exception as e:  # stop failed (link down): log; the next check retries
-            self._event(self.clock.now_ns(), "robot_error", f"watchdog stop failed: {e}")
+            self._robot_failed("watchdog stop", e)
 
 
 class LiveLoop(_LoopBase):
@@ -444,7 +479,11 @@ class LiveLoop(_LoopBase):
         sent = False
         if self.cfg.drive == "avoid":
             targets = self.controller.command(p.prob, self.clock.now_ns(), pose=self.pose)
-            sent = self.watchdog.command(p.frame_t_ns, *targets)
+            try:
+                sent = self.watchdog.command(p.frame_t_ns, *targets)
+            except Exception as e:  # link down: no command reached the robot; go on
+                self._robot_failed("wheel command", e)
+                sent = False
             self.result.commands += int(sent)
         elif self.watchdog.fresh(p.frame_t_ns, self.clock.now_ns()):
             self.watchdog.feed(p.frame_t_ns)
@@ -493,6 +532,7 @@ class LiveLoop(_LoopBase):
         next_status = started + self.cfg.status_interval_s
         next_health = started + self.cfg.health_interval_s
         try:
+            self.sampler.attach()
             self.watchdog.stop_motors()
             for t in threads:
                 t.start()
@@ -525,6 +565,7 @@ class LiveLoop(_LoopBase):
                     t.join(timeout=1.0)
             alive = any(t.is_alive() for t in threads)  # a read stuck in a dead link
             self._halt_and_finish(reason, started, final_read=not alive)
+            self.sampler.detach()
         return self.result
 
     def status_line(self) -> str:
@@ -546,6 +587,8 @@ class LiveLoop(_LoopBase):
                 self.poll_sensors()
             except Exception as e:  # a sensor fault must not kill the loop
                 self._event(self.clock.now_ns(), "robot_error", f"sensor read failed: {e}")
+                self._stop.wait(0.1)
+            if self.sampler.in_gap:  # robot gone: retry gently while the link reconnects
                 self._stop.wait(0.1)
             next_t += period
             delay = next_t - time.monotonic()

@@ -30,17 +30,17 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import numpy as np
 
 from robot_ssl.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
+from robot_ssl.sampler import RobotSampler, TruthSource, write_row
 from robot_ssl.session import SessionWriteError, SessionWriter
 
 __all__ = [
@@ -71,10 +71,6 @@ class Controller(Protocol):
     """
 
     def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]: ...
-
-
-TruthSource = Callable[[], tuple[int, np.ndarray, np.ndarray]]
-"""Simulator truth: () -> (t_ns, pose (x_m, y_m, theta_rad), true distance per sensor (m))."""
 
 
 @dataclass
@@ -200,8 +196,13 @@ class Recorder:
         # robot state (robot thread only)
         self._targets = (0, 0)
         self._targets_sent_ns: int | None = None
-        self._gap_since_ns: int | None = None
-        self._gap_error = ""
+        self._sampler = (
+            None
+            if robot is None
+            else RobotSampler(
+                robot, self.odometry, self.clock, targets=lambda: self._targets, truth=truth
+            )
+        )
         # camera state (camera thread only)
         self._last_index = -1
         self._last_new_frame_ns: int | None = None
@@ -215,7 +216,6 @@ class Recorder:
         self._write_q: queue.Queue = queue.Queue(
             maxsize=cfg.write_queue_rows + cfg.write_queue_frames
         )
-        self._pending_link_events: deque[tuple[str, str]] = deque(maxlen=1000)
         self._crash: tuple[str, BaseException] | None = None
         self._started_ns = 0
         self._started_wall = 0.0
@@ -239,6 +239,9 @@ class Recorder:
         s = self._stats
         with self._counter_lock:
             out = RecordingStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
+        if self._sampler is not None:
+            out.robot_read_failures = self._sampler.read_failures
+            out.robot_gaps = self._sampler.gaps
         out.counts = self.writer.counts
         out.size_bytes = self.writer.size_bytes
         return out
@@ -259,72 +262,22 @@ class Recorder:
                 return
             t_ns = last  # events from several threads: keep them in order
         self._last_t[kind] = t_ns
-        try:
-            self._write_unchecked(kind, t_ns, item)
-        except SessionWriteError:
-            raise
-        except Exception as e:  # h5py reports some write failures as RuntimeError
-            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise SessionWriteError(f"write to {self.writer.path} failed: {detail}") from e
-
-    def _write_unchecked(self, kind: str, t_ns: int, item: tuple) -> None:
-        w = self.writer
-        if kind == "wheels":
-            w.write_wheels(t_ns, item[2], item[3])
-        elif kind == "odometry":
-            w.write_odometry(t_ns, item[2])
-        elif kind == "proximity":
-            w.write_proximity(t_ns, item[2])
-        elif kind == "jpeg":
-            w.write_jpeg(t_ns, item[2])
-        elif kind == "raw":
-            w.write_frame(t_ns, item[2])
-        elif kind == "truth":
-            w.write_truth(t_ns, item[2], item[3])
-        elif kind == "event":
-            w.write_event(t_ns, item[2], item[3])
-        else:  # pragma: no cover - programming error
-            raise AssertionError(kind)
+        write_row(self.writer, (kind, t_ns, *item[2:]))
 
     def _event(self, emit: Callable[[tuple], None], t_ns: int, kind: str, message: str) -> None:
         emit(("event", t_ns, kind, message))
 
     def _robot_step(self, emit: Callable[[tuple], None], do_wheels: bool, do_prox: bool) -> bool:
         """One robot poll: read, record, drive. False when the robot did not answer."""
-        robot = self.robot
-        assert robot is not None
-        try:
-            r = robot.read()
-        except Exception as e:  # any transport error: the robot is gone for now
-            self._robot_failed(emit, e)
+        sample = self._sampler.step(emit, do_wheels, do_prox)
+        if sample is None:
             return False
-        t = int(r.t_ns)
-        if self._gap_since_ns is not None:
-            gap_s = (self.clock.now_ns() - self._gap_since_ns) / 1e9
-            self._event(emit, t, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s")
-            self._gap_since_ns = None
+        if sample.reconnected:
             self._targets_sent_ns = None  # resend targets now: the robot may have reset them
-        proximity = np.asarray(r.proximity, dtype=np.int16)
-        speed = np.asarray(r.wheel_speed, dtype=np.int16)
-        if do_wheels:
-            target = getattr(r, "wheel_target", None)
-            if target is None:
-                target = self._targets
-            emit(("wheels", t, speed, np.asarray(target, dtype=np.int16)))
-            pose, gap = self.odometry.update(t, speed)
-            if gap is not None:
-                dur = (gap.end_ns - gap.start_ns) / 1e9
-                self._event(
-                    emit, t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"
-                )
-            emit(("odometry", t, pose))
-            if self.truth is not None:
-                tt, pose_true, dist = self.truth()
-                emit(("truth", int(tt), np.asarray(pose_true), np.asarray(dist)))
-        if do_prox:
-            emit(("proximity", t, proximity))
         if self.controller is not None and do_wheels:
-            left, right = self.controller.command(proximity, t)
+            robot = self.robot
+            assert robot is not None
+            left, right = self.controller.command(sample.proximity, sample.t_ns)
             targets = (int(left), int(right))
             now = self.clock.now_ns()
             stale = (
@@ -335,20 +288,10 @@ class Recorder:
                 try:
                     robot.set_wheel_targets(*targets)
                 except Exception as e:
-                    self._robot_failed(emit, e)
+                    self._sampler.failed(emit, e)
                     return False
                 self._targets, self._targets_sent_ns = targets, now
         return True
-
-    def _robot_failed(self, emit: Callable[[tuple], None], error: Exception) -> None:
-        self._count("robot_read_failures")
-        if self._gap_since_ns is None:
-            self._gap_since_ns = self.clock.now_ns()
-            self._gap_error = f"{type(error).__name__}: {error}".splitlines()[0]
-            self._count("robot_gaps")
-            self._event(
-                emit, self._gap_since_ns, "robot_gap", f"robot not answering: {self._gap_error}"
-            )
 
     def _camera_step(
         self, emit_frame: Callable[[int, np.ndarray], None], emit: Callable[[tuple], None]
@@ -401,27 +344,15 @@ class Recorder:
             raise SessionWriteError("JPEG encoding failed")
         return ("jpeg", t_ns, enc.tobytes())
 
-    def _on_link_event(self, event: Any) -> None:
-        # From the link's threads: queue it; the robot thread writes it.
-        if getattr(event, "kind", "") in (
-            "lost",
-            "reconnected",
-            "layout_changed",
-            "protocol_error",
-        ):
-            self._pending_link_events.append((f"link_{event.kind}", str(event.message)))
-
     def _drain_link_events(self, emit: Callable[[tuple], None]) -> None:
-        while self._pending_link_events:
-            kind, message = self._pending_link_events.popleft()
-            self._event(emit, self.clock.now_ns(), kind, message)
+        if self._sampler is not None:
+            self._sampler.drain_link_events(emit)
 
     def _begin(self, emit: Callable[[tuple], None], mode: str) -> None:
         self._started_ns = self.clock.now_ns()
         self._started_wall = time.monotonic()
-        link = getattr(self.robot, "link", None)
-        if link is not None and hasattr(link, "subscribe"):
-            link.subscribe(self._on_link_event)
+        if self._sampler is not None:
+            self._sampler.attach()
         parts = [mode]
         if self.robot is not None:
             parts.append(f"prox {self.config.prox_hz:g} Hz, wheels {self.config.wheels_hz:g} Hz")
@@ -451,9 +382,8 @@ class Recorder:
         with self._counter_lock:
             self._stats.stop_reason = reason
             self._stats.elapsed_s = time.monotonic() - self._started_wall
-        link = getattr(self.robot, "link", None)
-        if link is not None and hasattr(link, "unsubscribe"):
-            link.unsubscribe(self._on_link_event)
+        if self._sampler is not None:
+            self._sampler.detach()
         return self.stats
 
     # ------------------------------------------------------------------ stepped mode
@@ -773,10 +703,11 @@ class Recorder:
             else:
                 rate = (counts.get(stream, 0) - prev[1].get(stream, 0)) / (now - prev[0])
             parts.append(f"{short} {rate:5.1f} Hz")
-        s = self._stats
+        s = self.stats
         parts.append(f"dropped {s.frames_dropped}")
         if s.robot_gaps:
-            parts.append(f"robot gaps {s.robot_gaps}" + (" (down)" if self._gap_since_ns else ""))
+            down = self._sampler is not None and self._sampler.in_gap
+            parts.append(f"robot gaps {s.robot_gaps}" + (" (down)" if down else ""))
         if s.camera_failed:
             parts.append("camera FAILED")
         parts.append(f"{self.writer.size_bytes / 1e6:.1f} MB")

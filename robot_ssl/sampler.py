@@ -1,0 +1,194 @@
+"""One robot poll, shared by the recorder and the live loop: read, odometry, gaps, rows.
+
+`RobotSampler.step` reads the robot once and emits the rows of a session
+(wheels with targets, odometry, proximity, simulator truth) as tuples to an
+`emit` callable, which the recorder queues for its writer thread and the live
+loop writes through `write_row`. A failed read does not raise: the first failure
+of a gap emits a "robot_gap" event, the first good read after it a
+"robot_reconnected" event, so both callers ride out link losses the same way
+(the link reconnects on its own, see firmware_bridge.link). Link events
+("link_lost", "link_reconnected", ...) are queued from the link's threads and
+emitted, in order, by the next step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robot_ssl.devices import Clock, Robot
+from robot_ssl.odometry import OdometryIntegrator
+from robot_ssl.session import SessionWriteError, SessionWriter
+
+__all__ = ["ROW_KINDS", "RobotSample", "RobotSampler", "Row", "write_row"]
+
+Row = tuple
+"""("wheels", t_ns, speed, target) | ("odometry", t_ns, pose) | ("proximity", t_ns, prox)
+| ("truth", t_ns, pose, distances) | ("jpeg", t_ns, bytes) | ("raw", t_ns, image)
+| ("event", t_ns, kind, message)."""
+
+ROW_KINDS = ("wheels", "odometry", "proximity", "truth", "jpeg", "raw", "event")
+_LINK_EVENTS = ("lost", "reconnected", "layout_changed", "protocol_error")
+
+Emit = Callable[[Row], None]
+TruthSource = Callable[[], tuple[int, np.ndarray, np.ndarray]]
+"""Simulator truth: () -> (t_ns, pose (x_m, y_m, theta_rad), true distance per sensor (m))."""
+
+
+def write_row(writer: SessionWriter, row: Row) -> None:
+    """Write one row tuple (see `Row`) into a session; h5py failures become SessionWriteError."""
+    kind, t_ns = row[0], int(row[1])
+    try:
+        if kind == "wheels":
+            writer.write_wheels(t_ns, row[2], row[3])
+        elif kind == "odometry":
+            writer.write_odometry(t_ns, row[2])
+        elif kind == "proximity":
+            writer.write_proximity(t_ns, row[2])
+        elif kind == "jpeg":
+            writer.write_jpeg(t_ns, row[2])
+        elif kind == "raw":
+            writer.write_frame(t_ns, row[2])
+        elif kind == "truth":
+            writer.write_truth(t_ns, row[2], row[3])
+        elif kind == "event":
+            writer.write_event(t_ns, row[2], row[3])
+        else:  # pragma: no cover - programming error
+            raise AssertionError(f"unknown row kind {kind!r}")
+    except (SessionWriteError, AssertionError):
+        raise
+    except Exception as e:  # h5py reports some write failures as RuntimeError
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SessionWriteError(f"write to {writer.path} failed: {detail}") from e
+
+
+@dataclass(frozen=True)
+class RobotSample:
+    """What one good read gave: the reading's time, sensors and the odometry pose."""
+
+    t_ns: int
+    proximity: np.ndarray  # int16 (7,)
+    wheel_speed: np.ndarray  # int16 (2,)
+    pose: np.ndarray  # (x_m, y_m, theta_rad)
+    reconnected: bool  # first good read after a gap: the robot may have lost its targets
+
+
+class RobotSampler:
+    """Reads a robot, integrates odometry and emits session rows and gap events.
+
+    `targets` gives the wheel targets to record when the reading does not carry the
+    robot's own (`wheel_target`). Not thread-safe: one thread steps it.
+    """
+
+    def __init__(
+        self,
+        robot: Robot,
+        odometry: OdometryIntegrator,
+        clock: Clock,
+        *,
+        targets: Callable[[], tuple[int, int]] = lambda: (0, 0),
+        truth: TruthSource | None = None,
+    ) -> None:
+        self.robot = robot
+        self.odometry = odometry
+        self.clock = clock
+        self.targets = targets
+        self.truth = truth
+        self.read_failures = 0
+        self.gaps = 0
+        self.gap_since_ns: int | None = None  # clock time of the first failed read of a gap
+        self.last_error = ""
+        self._link_events: deque[tuple[str, str]] = deque(maxlen=1000)
+        self._link_lock = threading.Lock()
+        self._link: Any = None
+
+    # -- link events ----------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Listen to the robot's link events (robots behind an AsebaLink); idempotent."""
+        link = getattr(self.robot, "link", None)
+        if self._link is None and link is not None and hasattr(link, "subscribe"):
+            link.subscribe(self._on_link_event)
+            self._link = link
+
+    def detach(self) -> None:
+        if self._link is not None and hasattr(self._link, "unsubscribe"):
+            self._link.unsubscribe(self._on_link_event)
+        self._link = None
+
+    def _on_link_event(self, event: Any) -> None:
+        # From the link's threads: queue it; the stepping thread emits it.
+        kind = getattr(event, "kind", "")
+        if kind in _LINK_EVENTS:
+            with self._link_lock:
+                self._link_events.append((f"link_{kind}", str(event.message)))
+
+    def drain_link_events(self, emit: Emit) -> None:
+        while True:
+            with self._link_lock:
+                if not self._link_events:
+                    return
+                kind, message = self._link_events.popleft()
+            emit(("event", self.clock.now_ns(), kind, message))
+
+    # -- polling --------------------------------------------------------------------------
+
+    @property
+    def in_gap(self) -> bool:
+        return self.gap_since_ns is not None
+
+    def step(self, emit: Emit, wheels: bool = True, proximity: bool = True) -> RobotSample | None:
+        """Read the robot once and emit its rows (`wheels`: wheels, odometry and truth;
+        `proximity`: proximity); None when the robot did not answer (gap logged)."""
+        self.drain_link_events(emit)
+        try:
+            r = self.robot.read()
+        except Exception as e:  # any transport error: the robot is gone for now
+            self.failed(emit, e)
+            return None
+        t = int(r.t_ns)
+        reconnected = self.gap_since_ns is not None
+        if reconnected:
+            gap_s = (self.clock.now_ns() - self.gap_since_ns) / 1e9
+            emit(("event", t, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s"))
+            self.gap_since_ns = None
+        prox = np.asarray(r.proximity, dtype=np.int16)
+        speed = np.asarray(r.wheel_speed, dtype=np.int16)
+        pose = self.odometry.pose
+        if wheels:
+            target = getattr(r, "wheel_target", None)
+            if target is None:
+                target = self.targets()
+            emit(("wheels", t, speed, np.asarray(target, dtype=np.int16)))
+            pose, gap = self.odometry.update(t, speed)
+            if gap is not None:
+                dur = (gap.end_ns - gap.start_ns) / 1e9
+                emit(("event", t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
+            emit(("odometry", t, pose))
+            if self.truth is not None:
+                tt, pose_true, dist = self.truth()
+                emit(("truth", int(tt), np.asarray(pose_true), np.asarray(dist)))
+        if proximity:
+            emit(("proximity", t, prox))
+        return RobotSample(t, prox, speed, np.asarray(pose), reconnected)
+
+    def failed(self, emit: Emit, error: BaseException) -> None:
+        """Note a failed read or write; the first failure of a gap emits "robot_gap"."""
+        self.read_failures += 1
+        if self.gap_since_ns is None:
+            self.gap_since_ns = self.clock.now_ns()
+            self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
+            self.gaps += 1
+            emit(
+                (
+                    "event",
+                    self.gap_since_ns,
+                    "robot_gap",
+                    f"robot not answering: {self.last_error}",
+                )
+            )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_ssl.config_io import check_field_types
 from robot_ssl.errors import RobotSSLError
 
 __all__ = [
@@ -167,6 +168,7 @@ class OpenCVCameraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.source, str) and self.source.strip().isdigit():
             self.source = int(self.source.strip())
+        check_field_types(self, "camera", CameraError)  # integer sizes, finite rates and timeouts
         if self.width is not None and self.width <= 0:
             raise CameraError("camera: width must be > 0")
         if self.height is not None and self.height <= 0:
@@ -434,10 +436,15 @@ class SyntheticCamera(_ThreadedCamera):
 
 def parse_synthetic(source: str) -> tuple[int, int, float] | None:
     """(width, height, fps) for 'synthetic[:WxH[@FPS]]', None for any other source."""
-    m = re.fullmatch(r"synthetic(?::(\d+)x(\d+)(?:@([\d.]+))?)?", source.strip())
-    if m is None:
+    source = source.strip()
+    if source != "synthetic" and not source.startswith("synthetic:"):
         return None
+    m = re.fullmatch(r"synthetic(?::(\d+)x(\d+)(?:@(\d+(?:\.\d*)?))?)?", source)
+    if m is None:
+        raise CameraError(f"camera {source!r}: expected synthetic[:WxH[@FPS]], e.g. 160x120@20")
     w = int(m.group(1) or 640)
     h = int(m.group(2) or 480)
     fps = float(m.group(3) or 30.0)
+    if not (1 <= w <= 8192 and 1 <= h <= 8192 and 0 < fps <= 1000):
+        raise CameraError(f"camera {source!r}: size 1..8192 and 0 < fps <= 1000 needed")
     return w, h, fps

@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from robot_ssl.config_io import check_field_types
+
 __all__ = [
     "AvoidConfig",
     "CameraAvoidController",
@@ -68,6 +70,7 @@ class AvoidConfig:
     threshold: float = 0.5  # probability above which a grid cell counts as an obstacle
 
     def __post_init__(self) -> None:
+        check_field_types(self, "avoid config", ValueError)  # finite numbers, integer speeds
         if not 0 <= self.stop_distance_m < self.slow_distance_m:
             raise ValueError("need 0 <= stop_distance_m < slow_distance_m")
         if self.cruise_speed < 0 or self.turn_speed <= 0:

@@ -21,11 +21,8 @@ This module is torch-free (numpy, OpenCV, h5py) so that the live loop can use
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ import cv2
 import numpy as np
 
 from robot_ssl.errors import RobotSSLError
+from robot_ssl.outputs import atomic_output  # re-exported: the one atomic-output helper
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -59,27 +57,6 @@ _CACHE_VERSION = 1
 
 class DatasetError(RobotSSLError):
     """Sessions or labels cannot be loaded, do not match, or cannot be split as asked."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on error it vanishes.
-
-    Every file the learning modules write (checkpoints, logs, plots, exports,
-    caches) goes through this, so an interrupted run never leaves a
-    half-written output behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 # -- the one preprocessing function --------------------------------------------------------

@@ -16,10 +16,17 @@
   "20-30" is 20 <= d <= 30 (the last band is closed so that the 30 cm cell of
   the usual 0..30 cm grid belongs to it). Cells beyond 30 cm, if any, form a
   band "30+".
+
+:func:`evaluate` checks its options and that every output can be written
+before it loads the model (whose integrity robot_ssl.export.load_predictor
+checks) or any data, renders every output in memory and only then writes them
+all, each atomically: a failure leaves no report beside stale plots.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import warnings
@@ -29,10 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.dataset import FrameSet, atomic_output
+from robot_ssl.dataset import FrameSet
+from robot_ssl.errors import RobotSSLError
+from robot_ssl.outputs import OutputError, atomic_output, check_writable
 
 __all__ = [
     "BANDS_CM",
+    "EvalError",
     "auc_report",
     "band_of_distances",
     "cell_aucs",
@@ -54,6 +64,10 @@ BAND_DEFINITION = (
 )
 REPORT_FORMAT = "robot-ssl/eval"
 REPORT_VERSION = 1
+
+
+class EvalError(RobotSSLError):
+    """Evaluation options are invalid or the report cannot be written."""
 
 
 # -- AUC -----------------------------------------------------------------------------------
@@ -270,12 +284,32 @@ def auc_report(
 # -- plots ---------------------------------------------------------------------------------
 
 
-def _save_figure(fig: Any, path: Path) -> None:
+def _png(fig: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _write_files(outputs: dict[Path, bytes]) -> None:
+    """Write every output atomically; all contents are ready before the first one appears."""
+    current = None
+    try:
+        with contextlib.ExitStack() as stack:
+            tmps = [(p, stack.enter_context(atomic_output(p)), data) for p, data in outputs.items()]
+            for path, tmp, data in tmps:
+                current = path
+                tmp.write_bytes(data)
+    except OutputError:
+        raise
+    except OSError as e:
+        raise EvalError(f"cannot write {current or 'the report'}: {e.strerror or e}") from None
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    _write_files({path: _png(fig)})
 
 
 def _as_array(grid: list[list[float | None]]) -> np.ndarray:
@@ -284,6 +318,12 @@ def _as_array(grid: list[list[float | None]]) -> np.ndarray:
 
 def plot_heatmap(report: dict[str, Any], path: str | Path, title: str = "ROC AUC") -> Path:
     """Heatmap of the per-cell AUC (sensors x distances); undefined cells are grey."""
+    path = Path(path)
+    _save_figure(_heatmap_figure(report, title), path)
+    return path
+
+
+def _heatmap_figure(report: dict[str, Any], title: str = "ROC AUC") -> Any:
     from matplotlib.figure import Figure
 
     auc = _as_array(report["grid"]["auc"])
@@ -300,13 +340,17 @@ def plot_heatmap(report: dict[str, Any], path: str | Path, title: str = "ROC AUC
     mean = report["mean_auc"]
     ax.set_title(f"{title} (mean {mean:.3f})" if mean is not None else title)
     fig.colorbar(im, ax=ax, label="AUC (grey: single class / no labels)")
-    path = Path(path)
-    _save_figure(fig, path)
-    return path
+    return fig
 
 
 def plot_auc_vs_distance(report: dict[str, Any], path: str | Path) -> Path:
     """AUC against distance: one thin line per sensor, the sensor mean bold, band means as steps."""
+    path = Path(path)
+    _save_figure(_auc_vs_distance_figure(report), path)
+    return path
+
+
+def _auc_vs_distance_figure(report: dict[str, Any]) -> Any:
     from matplotlib.figure import Figure
 
     auc = _as_array(report["grid"]["auc"])
@@ -335,9 +379,7 @@ def plot_auc_vs_distance(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("ROC AUC")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left", ncol=2)
-    path = Path(path)
-    _save_figure(fig, path)
-    return path
+    return fig
 
 
 # -- the whole evaluation ------------------------------------------------------------------
@@ -373,9 +415,32 @@ def evaluate(
     Writes the JSON report to `json_out` and, with `out_dir`, `report.json`,
     `auc_heatmap.png` and `auc_vs_distance.png` there. `frames` replaces
     loading `data` (tests, benchmarks). Returns the report.
+
+    Bad options raise EvalError, an output that cannot be written OutputError,
+    both before the model or any data is loaded.
     """
     from robot_ssl.dataset import DatasetError, FrameSet, load_sessions
     from robot_ssl.export import load_predictor
+
+    if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
+        raise EvalError(f"confidence must be a number in (0, 1), got {confidence}")
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
+        raise EvalError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise EvalError(f"batch_size must be an integer >= 1, got {batch_size}")
+    targets: list[Path] = []
+    if json_out is not None:
+        json_out = Path(json_out)
+        if json_out.is_dir():
+            raise EvalError(f"{json_out} is a folder; name the JSON file to write")
+        targets.append(json_out)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"cannot write to {out_dir}: not a directory")
+        targets += [out_dir / n for n in ("report.json", "auc_heatmap.png", "auc_vs_distance.png")]
+    for folder in dict.fromkeys(t.parent for t in targets):
+        check_writable(folder)
 
     predictor = load_predictor(model_path, num_threads=num_threads)
     cfg = predictor.config
@@ -406,14 +471,13 @@ def evaluate(
     report["arch"] = cfg.arch
     report["sessions"] = list(frames.session_names)
     report["worlds"] = sorted({str(w) for w in frames.worlds if w is not None})
-    text = json.dumps(report, indent=1) + "\n"
+    text = (json.dumps(report, indent=1) + "\n").encode()
+    outputs: dict[Path, bytes] = {}
     if json_out is not None:
-        with atomic_output(json_out) as tmp:
-            tmp.write_text(text)
+        outputs[json_out] = text
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        with atomic_output(out_dir / "report.json") as tmp:
-            tmp.write_text(text)
-        plot_heatmap(report, out_dir / "auc_heatmap.png")
-        plot_auc_vs_distance(report, out_dir / "auc_vs_distance.png")
+        outputs[out_dir / "report.json"] = text
+        outputs[out_dir / "auc_heatmap.png"] = _png(_heatmap_figure(report))
+        outputs[out_dir / "auc_vs_distance.png"] = _png(_auc_vs_distance_figure(report))
+    _write_files(outputs)
     return report

@@ -8,6 +8,15 @@ robot_ssl.models.normalize_images) and return obstacle probabilities
 self-describing. Every export is checked against the PyTorch model before it
 is written: maximum absolute difference of probabilities below 1e-4.
 
+Damaged model files are refused, never run (robot_ssl.integrity): the zip
+archive of a checkpoint or TorchScript file has every member's CRC-32 checked
+before torch reads it, and an ONNX file carries a SHA-256 of its content in
+``metadata_props`` (key ``robot_ssl_sha256``, written here at export) that is
+checked before ONNX Runtime sees the bytes. :func:`load_predictor` also checks
+that the file agrees with its own metadata (ONNX input and output shapes, one
+inference on a blank image giving a (1, S, D) grid) so that a mismatch is found
+when the model is opened, not at the first camera frame.
+
 :func:`load_predictor` opens a checkpoint (``.pt``), a TorchScript file or an
 ONNX file and gives a :class:`Predictor` whose ``predict(images)`` applies
 exactly the training preprocessing (robot_ssl.dataset.prepare_images). The
@@ -26,13 +35,22 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.dataset import atomic_output, prepare_images
+from robot_ssl.dataset import prepare_images
 from robot_ssl.errors import RobotSSLError
+from robot_ssl.integrity import (
+    ModelIntegrityError,
+    check_onnx,
+    check_zip,
+    one_line,
+    stamp_onnx_checksum,
+)
 from robot_ssl.models import ModelConfig
+from robot_ssl.outputs import atomic_output, check_writable
 
 __all__ = [
     "FORMATS",
     "ExportError",
+    "ModelIntegrityError",
     "Predictor",
     "export_model",
     "load_predictor",
@@ -104,7 +122,8 @@ def export_model(
     exported model is run on `check_images` (BGR uint8, any size; prepared
     like in training) plus a fixed random batch and compared with the
     PyTorch model; a difference above `tolerance` raises ExportError and
-    nothing is written.
+    nothing is written. A damaged checkpoint raises ModelIntegrityError; an
+    output folder that cannot be written raises OutputError before any work.
     """
     import torch
 
@@ -114,6 +133,11 @@ def export_model(
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     model_path = Path(model_path)
     out = Path(out) if out is not None else model_path.with_suffix(SUFFIXES[fmt])
+    if out.is_dir():
+        raise ExportError(f"{out} is a folder; name the file to write")
+    if not (tolerance > 0 and np.isfinite(tolerance)):
+        raise ExportError(f"tolerance must be a finite number > 0, got {tolerance}")
+    check_writable(out.parent)
     model, cfg = model_from_checkpoint(model_path)
     wrapped = _probability_model(model)
     w, h = cfg.input_size
@@ -129,7 +153,8 @@ def export_model(
             with torch.no_grad(), _torchscript_quietly():
                 traced = torch.jit.trace(wrapped, example)
                 frozen = torch.jit.freeze(traced)
-                torch.jit.save(frozen, str(tmp), _extra_files={META_FILE: meta})
+                with tmp.open("wb") as f:  # members "archive/...", not the temporary name
+                    torch.jit.save(frozen, f, _extra_files={META_FILE: meta})
         else:
             _export_onnx(wrapped, example, tmp, meta)
         predictor = load_predictor(tmp, kind=fmt, num_threads=None)
@@ -166,7 +191,8 @@ def _export_onnx(wrapped: Any, example: Any, path: Path, meta: str) -> None:
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, meta
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    # the content checksum goes last: robot_ssl.integrity.check_onnx verifies it at every load
+    path.write_bytes(stamp_onnx_checksum(proto.SerializeToString()))
 
 
 # -- runtime -------------------------------------------------------------------------------
@@ -248,17 +274,21 @@ def _sniff_kind(path: Path) -> str:
     """'onnx', 'torchscript' or 'checkpoint' from the suffix or the zip archive's contents."""
     if path.suffix == ".onnx":
         return "onnx"
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
-            return "torchscript"
-        return "checkpoint"
     try:
         with path.open("rb") as f:
             head = f.read(16)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+            if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+                return "torchscript"
+            return "checkpoint"
     except OSError as e:
-        raise ExportError(f"cannot read {path}: {e.strerror}") from None
+        raise ExportError(f"cannot read {path}: {e.strerror or e}") from None
+    except zipfile.BadZipFile as e:
+        raise ModelIntegrityError(f"{path}: damaged zip archive ({one_line(e, 80)})") from None
+    if head[:4] == b"PK\x03\x04":  # a zip archive whose central directory is gone
+        raise ModelIntegrityError(f"{path}: damaged model file (truncated zip archive)")
     if head[:1] == b"\x08":  # ONNX ModelProto starts with field 1 (ir_version), varint
         return "onnx"
     raise ExportError(f"{path}: not a checkpoint, TorchScript or ONNX file")
@@ -272,15 +302,26 @@ def load_predictor(
     `num_threads` is ONNX Runtime's intra-op thread count, or torch's
     (`torch.set_num_threads`, process-wide) for checkpoints and TorchScript;
     None keeps the runtime's default. The default 1 suits the robot's loop.
+
+    The file's integrity is checked first (robot_ssl.integrity: zip CRCs, the
+    ONNX checksum; ModelIntegrityError), then its agreement with its metadata
+    (ExportError): both in one line, before the caller opens any device.
     """
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"no such model file: {path}")
     kind = kind or _sniff_kind(path)
     if kind in ("onnx",):
-        return _load_onnx(path, num_threads)
-    if kind not in ("torchscript", "checkpoint"):
+        predictor = _load_onnx(path, num_threads)
+    elif kind in ("torchscript", "checkpoint"):
+        predictor = _load_torch(path, kind, num_threads)
+    else:
         raise ExportError(f"unknown model kind {kind!r}")
+    _self_test(predictor)
+    return predictor
+
+
+def _load_torch(path: Path, kind: str, num_threads: int | None) -> Predictor:
     import torch
 
     if num_threads is not None:
@@ -288,23 +329,44 @@ def load_predictor(
     if kind == "checkpoint":
         from robot_ssl.models import model_from_checkpoint
 
-        model, cfg = model_from_checkpoint(path)
+        model, cfg = model_from_checkpoint(path)  # checks the archive's CRCs first
         return _TorchPredictor(path, cfg, model, "checkpoint")
+    check_zip(path, "TorchScript file")
     extra = {META_FILE: ""}
     try:
         with _torchscript_quietly():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except RuntimeError as e:
-        raise ExportError(f"{path}: not a loadable TorchScript file ({e})") from None
+    except Exception as e:  # RuntimeError, or a torch-internal error for foreign archives
+        raise ExportError(f"{path}: not a loadable TorchScript file ({one_line(e)})") from None
     cfg = _config_from_meta(extra[META_FILE], path)
     return _TorchPredictor(path, cfg, module.eval(), "torchscript")
+
+
+def _self_test(predictor: Predictor) -> None:
+    """One inference on a blank image: the output must be a finite (1, S, D) grid."""
+    w, h = predictor.input_size
+    try:
+        out = predictor.infer(np.zeros((1, h, w, 3), np.uint8))
+    except Exception as e:  # runtimes raise their own types for shape mismatches
+        raise ExportError(
+            f"{predictor.path}: the model does not run on its metadata's {w}x{h} input "
+            f"({one_line(e, 160)})"
+        ) from None
+    want = (1, *predictor.grid_shape)
+    if out.shape != want:
+        raise ExportError(
+            f"{predictor.path}: the model outputs {tuple(out.shape)} for one image, its "
+            f"metadata says {want} (batch, sensors, distances)"
+        )
+    if not np.all(np.isfinite(out)):
+        raise ExportError(f"{predictor.path}: the model outputs non-finite values (NaN or inf)")
 
 
 def _config_from_meta(meta: str | bytes, path: Path) -> ModelConfig:
     try:
         return ModelConfig.from_dict(json.loads(meta)["model_config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ExportError(f"{path}: missing or bad robot-ssl metadata ({e})") from None
+    except (ValueError, KeyError, TypeError, RobotSSLError) as e:
+        raise ExportError(f"{path}: missing or bad robot-ssl metadata ({one_line(e)})") from None
 
 
 def _load_onnx(path: Path, num_threads: int | None) -> Predictor:
@@ -318,11 +380,47 @@ def _load_onnx(path: Path, num_threads: int | None) -> Predictor:
         options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: no warnings on stderr
+    data = check_onnx(path)  # the checksum written at export; ORT gets the verified bytes
     try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
-        raise ExportError(f"{path}: cannot load ONNX model ({e})") from None
+        raise ExportError(f"{path}: cannot load ONNX model ({one_line(e)})") from None
     meta = session.get_modelmeta().custom_metadata_map.get(META_KEY)
     if meta is None:
         raise ExportError(f"{path}: ONNX file has no robot_ssl metadata")
-    return _OnnxPredictor(path, _config_from_meta(meta, path), session)
+    cfg = _config_from_meta(meta, path)
+    _check_onnx_io(path, session, cfg)
+    return _OnnxPredictor(path, cfg, session)
+
+
+def _check_onnx_io(path: Path, session: Any, cfg: ModelConfig) -> None:
+    """The graph's input (B, H, W, 3) uint8 and output (B, S, D) must match the metadata."""
+
+    def shape(arg: Any) -> str:
+        return "(" + ", ".join(str(d) for d in arg.shape) + ")"
+
+    def fits(dims: list, want: tuple) -> bool:  # symbolic or unknown dims fit anything
+        return len(dims) == len(want) and all(
+            not isinstance(d, int) or w is None or d == w for d, w in zip(dims, want)
+        )
+
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    names = ([i.name for i in inputs], [o.name for o in outputs])
+    if names != ([INPUT_NAME], [OUTPUT_NAME]):
+        raise ExportError(
+            f"{path}: ONNX graph has inputs {names[0]} and outputs {names[1]}, expected "
+            f"[{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]"
+        )
+    want_in = (None, cfg.input_height, cfg.input_width, 3)
+    if inputs[0].type != "tensor(uint8)" or not fits(list(inputs[0].shape), want_in):
+        raise ExportError(
+            f"{path}: ONNX input is {inputs[0].type} {shape(inputs[0])}, its metadata says "
+            f"tensor(uint8) (batch, {cfg.input_height}, {cfg.input_width}, 3)"
+        )
+    want_out = (None, cfg.num_sensors, cfg.num_distances)
+    if not fits(list(outputs[0].shape), want_out):
+        raise ExportError(
+            f"{path}: ONNX output is {shape(outputs[0])}, its metadata says "
+            f"(batch, {cfg.num_sensors}, {cfg.num_distances})"
+        )

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.config_io import checked_fields, read_config_file
+from robot_ssl.config_io import check_types, checked_fields, is_integer, is_number, read_config_file
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.geometry import interpolate_poses, relative, segment_ids
 
@@ -84,12 +84,24 @@ class NothingToLabelError(LabelingError):
 
 def distance_grid(start_m: float, stop_m: float, step_m: float) -> tuple[float, ...]:
     """Distances start, start + step, ... up to stop (inclusive), rounded to the nanometre."""
+    for name, value in (("start", start_m), ("stop", stop_m), ("step", step_m)):
+        if not is_number(value) or not math.isfinite(value):
+            raise LabelConfigError(f"distances: {name} must be a finite number, got {value!r}")
     if step_m <= 0:
         raise LabelConfigError(f"distances: step must be > 0, got {step_m}")
     if stop_m < start_m:
         raise LabelConfigError(f"distances: stop {stop_m} is below start {start_m}")
     n = math.floor((stop_m - start_m) / step_m + 1e-9) + 1
     return tuple(round(start_m + i * step_m, 9) for i in range(n))
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """`distances_m` given as {start, stop, step} in a label config file (for the type checks)."""
+
+    start: float
+    stop: float
+    step: float
 
 
 def _default_distances() -> tuple[float, ...]:
@@ -127,6 +139,35 @@ class LabelConfig:
     min_duration_s: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("sensor_indices", "distances_m"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise LabelConfigError(f"label config: {name} must be a list")
+        if not all(is_integer(i) for i in self.sensor_indices):
+            raise LabelConfigError(
+                f"label config: sensor_indices must be integers, got {list(self.sensor_indices)}"
+            )
+        if not all(is_number(d) for d in self.distances_m):
+            raise LabelConfigError(
+                f"label config: distances_m must be numbers, got {list(self.distances_m)}"
+            )
+        if not is_integer(self.threshold):
+            raise LabelConfigError(
+                f"label config: threshold must be an integer, got {self.threshold!r}"
+            )
+        for name in (
+            "tol_d_m",
+            "tol_y_m",
+            "tol_theta_rad",
+            "horizon_s",
+            "max_gap_s",
+            "max_backtrack_m",
+            "min_duration_s",
+        ):
+            if not is_number(getattr(self, name)):
+                raise LabelConfigError(
+                    f"label config: {name} must be a number, got {getattr(self, name)!r}"
+                )
         try:
             sensors = tuple(int(i) for i in self.sensor_indices)
             dists = tuple(float(d) for d in self.distances_m)
@@ -194,7 +235,7 @@ class LabelConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LabelConfig:
         """Build from a mapping; `distances_m` may be a list or {start, stop, step} (stop inclusive)."""
-        d = checked_fields(cls, d, "label config", LabelConfigError)
+        d = checked_fields(cls, d, "label config", LabelConfigError, types=False)
         dist = d.get("distances_m")
         if isinstance(dist, Mapping):
             keys = set(dist)
@@ -202,16 +243,10 @@ class LabelConfig:
                 raise LabelConfigError(
                     "label config: distances_m as a mapping needs exactly start, stop, step"
                 )
-            try:
-                d["distances_m"] = distance_grid(
-                    float(dist["start"]), float(dist["stop"]), float(dist["step"])
-                )
-            except (TypeError, ValueError) as e:
-                raise LabelConfigError(f"label config: distances_m: {e}") from None
-        for key in ("sensor_indices", "distances_m"):
-            if key in d and (isinstance(d[key], (str, bytes)) or not hasattr(d[key], "__iter__")):
-                raise LabelConfigError(f"label config: {key} must be a list")
-        return cls(**d)
+            grid = {k: dist[k] for k in ("start", "stop", "step")}
+            grid = check_types(_Grid, grid, "label config.distances_m", LabelConfigError)
+            d["distances_m"] = distance_grid(grid["start"], grid["stop"], grid["step"])
+        return cls(**check_types(cls, d, "label config", LabelConfigError))
 
     @classmethod
     def from_json(cls, text: str) -> LabelConfig:

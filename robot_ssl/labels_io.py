@@ -17,10 +17,7 @@ subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +37,7 @@ from robot_ssl.labeling import (
     label_stats,
     truth_labels,
 )
+from robot_ssl.outputs import OutputError, atomic_output
 
 __all__ = [
     "FORMAT",
@@ -238,14 +236,7 @@ def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None 
     if target == Path(labels.session.path).resolve():
         raise LabelsWriteError(f"{path}: refusing to overwrite the session with its labels")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as e:
-        raise LabelsWriteError(f"cannot write {path}: {e.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with h5py.File(tmp, "w") as f:
+        with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
             f.attrs["session_path"] = labels.session.path
@@ -258,21 +249,10 @@ def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None 
                 if compression and name in _COMPRESSED and data.size:
                     opts = {"compression": compression, "shuffle": True}
                 f.create_dataset(name, data=data, **opts)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    except OutputError as e:  # the folder cannot be written: "cannot write to DIR: reason"
+        raise LabelsWriteError(str(e)) from None
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise LabelsWriteError(f"cannot write {path}: {e.strerror or e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     return path
 
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from robot_ssl.config_io import check_numbers
 from robot_ssl.controllers import CameraAvoidController, IRReactiveController
 from robot_ssl.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.odometry import OdometryIntegrator
@@ -82,6 +83,21 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.drive not in ("monitor", "avoid"):
             raise ValueError(f"drive must be 'monitor' or 'avoid', not {self.drive!r}")
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "live config",
+            ValueError,
+            {
+                "max_staleness_s": positive,
+                "watchdog_period_s": positive,
+                "sensor_hz": positive,
+                "prox_every": dict(integer=True, min=1),
+                "frame_poll_s": positive,
+                "status_interval_s": positive,
+                "health_interval_s": positive,
+            },
+        )
         if self.max_staleness_s <= 0 or self.watchdog_period_s <= 0:
             raise ValueError("max_staleness_s and watchdog_period_s must be > 0")
         if self.max_staleness_s + self.watchdog_period_s > 0.2:

@@ -29,6 +29,7 @@ before, in :func:`robot_ssl.dataset.prepare_images`. Output: logits
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,14 +240,42 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint safely (`torch.load(..., weights_only=True)`)."""
+    """Read a training checkpoint safely: integrity first, then `torch.load(weights_only=True)`.
+
+    Every member of the zip archive is checked against its CRC-32 before torch
+    reads it (robot_ssl.integrity.check_zip; torch itself does not check), so
+    a damaged file is refused instead of giving wrong weights. A pickle that
+    needs anything but tensors and plain values is refused with one line.
+    """
+    import warnings
+    import zipfile
+
+    from robot_ssl.integrity import ModelIntegrityError, check_zip, one_line, refusal_reason
+
     path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"no such checkpoint: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"no such checkpoint: {path}") from None
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise ModelError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    if not is_zip:
+        with path.open("rb") as f:
+            head = f.read(4)
+        if head.startswith(b"PK"):
+            raise ModelIntegrityError(f"{path}: damaged checkpoint (truncated zip archive)")
+        raise ModelError(f"{path}: not a readable robot-ssl checkpoint (not a torch zip archive)")
+    check_zip(path, "checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on stderr
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelIntegrityError(
+            f"{path}: refused: not a plain-weights checkpoint (unsafe pickle: {refusal_reason(e)})"
+        ) from None
     except Exception as e:  # torch raises many types for corrupt/foreign files
-        raise ModelError(f"{path}: not a readable robot-ssl checkpoint ({e})") from None
+        raise ModelError(f"{path}: not a readable robot-ssl checkpoint ({one_line(e)})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise ModelError(f"{path}: not a robot-ssl checkpoint (no model/model_config)")
     return ckpt
@@ -254,11 +283,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelConfig]:
     """The trained network of a checkpoint, in eval mode, with its config."""
+    from robot_ssl.integrity import one_line
+
     ckpt = load_checkpoint(path)
     cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
     model = build_model(cfg)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise ModelError(f"{path}: weights do not match the model config ({e})") from None
+        raise ModelError(f"{path}: weights do not match the model config ({one_line(e)})") from None
     return model.eval(), cfg

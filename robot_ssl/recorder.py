@@ -37,6 +37,7 @@ from typing import Protocol, TextIO
 
 import numpy as np
 
+from robot_ssl.config_io import check_numbers
 from robot_ssl.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
@@ -94,6 +95,32 @@ class RecorderConfig:
     status_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "recorder config",
+            RecorderError,
+            {
+                "prox_hz": positive,
+                "wheels_hz": positive,
+                "camera_fps": dict(optional=True, **positive),
+                "jpeg_quality": dict(optional=True, integer=True, min=1, max=100),
+                "flush_interval_s": positive,
+                "frame_queue_size": dict(integer=True, min=1),
+                "write_queue_frames": dict(integer=True, min=1),
+                "write_queue_rows": dict(integer=True, min=1),
+                "robot_retry_s": positive,
+                "target_refresh_s": positive,
+                "camera_stall_s": positive,
+                "max_odometry_gap_ns": dict(integer=True, min=1),
+                "min_free_bytes": dict(integer=True, min=0),
+                "status_interval_s": positive,
+            },
+        )
+        if self.status is not None and not isinstance(self.status, bool):
+            raise RecorderError(
+                f"recorder config.status: must be true, false or null, got {self.status!r}"
+            )
         if self.prox_hz <= 0 or self.wheels_hz <= 0:
             raise RecorderError("prox_hz and wheels_hz must be > 0")
         if self.camera_fps is not None and self.camera_fps <= 0:

@@ -18,6 +18,7 @@ import numpy as np
 
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.geometry import compose, interpolate_poses, inverse
+from robot_ssl.outputs import atomic_output
 from robot_ssl.session import SessionReader
 from robot_ssl.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
 
@@ -95,7 +96,9 @@ def iter_replay_frames(
         h = panel_px
         w = round(cam.shape[1] * h / cam.shape[0])
         cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_NEAREST)
-        put_text(cam, f"frame {i}  t={(ct[i] - ct[0]) / 1e9:7.2f} s", (6, 16))
+        # one line each: the outlined texts must not run into each other
+        put_text(cam, f"frame {i}", (6, 18))
+        put_text(cam, f"t = {(ct[i] - ct[0]) / 1e9:.2f} s", (6, 38))
         poses = {"odom": (odo_at[i], (200, 120, 0))}
         if true_at is not None:
             poses["true"] = (true_at[i], (90, 90, 90))
@@ -131,26 +134,30 @@ def render_replay(
     fps = (len(ct) - 1) / ((ct[-1] - ct[0]) / 1e9) if len(ct) > 1 and ct[-1] > ct[0] else 10.0
     fps *= speed
     out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.stem + ".partial" + out_path.suffix)
-    writer = None
     n = 0
-    try:
-        for img in iter_replay_frames(reader, grids):
-            if writer is None:
-                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out_path.suffix == ".mp4" else "MJPG"))
-                writer = cv2.VideoWriter(str(tmp), fourcc, fps, (img.shape[1], img.shape[0]))
-                if not writer.isOpened():
-                    raise ReplayError(f"cannot open video writer for {out_path}")
-            writer.write(img)
-            n += 1
-            if progress is not None:
-                progress(1)
-            if max_frames is not None and n >= max_frames:
-                break
-    finally:
-        if writer is not None:
-            writer.release()
-    tmp.replace(out_path)
+    # the folder is created; the video appears only when complete (nothing is left on error)
+    with atomic_output(out_path) as tmp:
+        writer = None
+        try:
+            for img in iter_replay_frames(reader, grids):
+                if writer is None:
+                    fourcc = cv2.VideoWriter_fourcc(
+                        *("mp4v" if out_path.suffix.lower() == ".mp4" else "MJPG")
+                    )
+                    writer = cv2.VideoWriter(str(tmp), fourcc, fps, (img.shape[1], img.shape[0]))
+                    if not writer.isOpened():
+                        raise ReplayError(f"cannot open a video writer for {out_path}")
+                writer.write(img)
+                n += 1
+                if progress is not None:
+                    progress(1)
+                if max_frames is not None and n >= max_frames:
+                    break
+        finally:
+            if writer is not None:
+                writer.release()
+        if n == 0:
+            raise ReplayError(f"{out_path}: no frames to write")
     return n
 
 

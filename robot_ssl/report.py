@@ -117,8 +117,12 @@ class DemoReport:
         return "\n".join(lines)
 
     def write(self, name: str = "report.md") -> Path:
+        from robot_ssl.outputs import atomic_output
+
         path = self.out_dir / name
-        path.write_text(self.to_markdown())
+        text = self.to_markdown()
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)
         return path
 
 

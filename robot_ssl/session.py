@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -38,6 +40,7 @@ _JPEG_CHUNK_BYTES = 1 << 20
 __all__ = [
     "FORMAT",
     "VERSION",
+    "DamagedSessionError",
     "Event",
     "InconsistentSessionError",
     "NotASessionError",
@@ -45,6 +48,7 @@ __all__ = [
     "SessionReader",
     "SessionWriteError",
     "SessionWriter",
+    "StreamRecovery",
     "UnsupportedVersionError",
 ]
 
@@ -63,6 +67,11 @@ class UnsupportedVersionError(SessionError):
 
 class InconsistentSessionError(SessionError):
     """The session's streams contradict each other (lengths, timestamp order)."""
+
+
+class DamagedSessionError(SessionError):
+    """The file is damaged (truncated, unreadable HDF5 metadata) beyond recovery: no data
+    stream has an intact row, or the root metadata is gone."""
 
 
 class SessionWriteError(SessionError):
@@ -437,29 +446,99 @@ def _describe_os_error(e: OSError, path: Path) -> str:
     return f"write to {path} failed: {e}"
 
 
+# Errors h5py raises for HDF5 metadata it cannot read: checksum mismatches ("incorrect
+# metadata checksum"), bad signatures, object headers or indexes past the end of a
+# truncated file. Caught per stream so that one damaged object does not hide the rest.
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
+
+
+class _DamageFound(RuntimeError):
+    """Raised inside the strict checks when a dataset turns out damaged: recheck carefully."""
+
+
+_REQUIRED_STREAMS = ("camera", "proximity", "wheels", "odometry", "events")
+_LABELS_FORMAT = "robot-ssl/labels"  # robot_ssl.labels_io.FORMAT (not imported: no cycle)
+
+
+def _h5_reason(e: BaseException) -> str:
+    """The first line of an HDF5 error, without h5py's "Unable to ... (" wrapping."""
+    text = str(e).strip().strip("'\"").splitlines()[0] if str(e).strip() else type(e).__name__
+    if "(" in text and text.endswith(")"):
+        text = text[text.index("(") + 1 : -1]
+    return text.replace(" after all read attempts", "")[:160]
+
+
+@dataclass(frozen=True)
+class StreamRecovery:
+    """How much of one stream an unfinished or damaged file still holds."""
+
+    intact: int  # rows the reader gives (an intact prefix)
+    stored: int | None  # rows the file's metadata says were written (None: unreadable)
+    note: str = ""  # why rows were lost, empty when none were
+
+    @property
+    def complete(self) -> bool:
+        return self.stored is not None and self.intact >= self.stored and not self.note
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """How `_open_h5` opened the file: `damage` is "truncated file" when it is shorter than
+    HDF5's recorded end (`size` of `expected_size` bytes)."""
+
+    swmr: bool = False
+    damage: str | None = None
+    size: int = 0
+    expected_size: int | None = None
+
+
 class SessionReader:
     """Validated, read-only view of a session file; use as a context manager.
 
-    Files whose writer died (not finalised) open too: each stream is cut to the
-    rows whose every field was flushed, and `recovered` is True.
+    Files whose writer died (not finalised) and damaged files (truncated: an
+    interrupted copy, a full SD card, a power cut; unreadable HDF5 metadata)
+    open too: each stream is cut to its intact prefix (rows whose every field,
+    and JPEG bytes, are really in the file), `recovered` is True and
+    `recovery_reason` / `recovery_summary` / `stream_recovery` say what is left.
+    A damaged file with no intact row in any data stream, or without readable
+    root metadata, raises `DamagedSessionError`.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise NotASessionError(f"{self.path}: no such file")
-        self._file = _open_h5(self.path)
+        self._file, self._opened = _open_h5(self.path)
         try:
             self._validate()
-        except Exception:
+        except SessionError:
+            self._file.close()
+            raise
+        except _H5_ERRORS as e:  # metadata damage outside the per-stream checks
+            self._file.close()
+            raise DamagedSessionError(f"{self.path}: damaged file: {_h5_reason(e)}") from None
+        except BaseException:
             self._file.close()
             raise
 
     def _validate(self) -> None:
         f = self._file
-        if f.attrs.get("format") != FORMAT:
+        try:
+            attrs = dict(f.attrs)
+        except _H5_ERRORS as e:
+            raise DamagedSessionError(
+                f"{self.path}: root metadata is damaged ({_h5_reason(e)}); nothing to recover"
+            ) from None
+        fmt = attrs.get("format")
+        fmt = fmt.decode(errors="replace") if isinstance(fmt, bytes) else fmt
+        if fmt == _LABELS_FORMAT:
+            raise NotASessionError(f"{self.path}: a labels file, not a session")
+        if fmt != FORMAT:
             raise NotASessionError(f"{self.path}: not a robot-ssl session (no format={FORMAT!r})")
-        version = int(f.attrs.get("version", -1))
+        try:
+            version = int(attrs.get("version", -1))
+        except (TypeError, ValueError):
+            version = -1
         if version > VERSION:
             raise UnsupportedVersionError(
                 f"{self.path}: session version {version} is newer than supported {VERSION}"
@@ -467,63 +546,214 @@ class SessionReader:
         if version < 1:
             raise NotASessionError(f"{self.path}: invalid session version {version}")
         try:
-            self.robot = RobotSpec.from_dict(json.loads(f.attrs["robot_spec"]))
-            self.camera = CameraSpec.from_dict(json.loads(f.attrs["camera_spec"]))
-            self.metadata: dict[str, Any] = json.loads(f.attrs.get("metadata", "{}"))
-        except (KeyError, ValueError, RobotSSLError) as e:
+            self.robot = RobotSpec.from_dict(json.loads(attrs["robot_spec"]))
+            self.camera = CameraSpec.from_dict(json.loads(attrs["camera_spec"]))
+            self.metadata: dict[str, Any] = json.loads(attrs.get("metadata", "{}"))
+        except (KeyError, ValueError, TypeError, RobotSSLError) as e:
             raise InconsistentSessionError(f"{self.path}: bad spec attributes: {e}") from None
-        self.frame_format = str(f.attrs.get("frame_format", "jpeg"))
-        self.start_time_utc = str(f.attrs.get("start_time_utc", ""))
-        self.recovered = not ("finalized" in f and int(f["finalized"][()]) == 1)
+        self.frame_format = str(attrs.get("frame_format", "jpeg"))
+        self.start_time_utc = str(attrs.get("start_time_utc", ""))
+        #: "truncated file" or "damaged metadata" when the file is damaged, else None
+        self.damage: str | None = self._opened.damage
+        self._notes: list[str] = []  # damage outside the streams
+        try:
+            self.finalized = "finalized" in f and int(f["finalized"][()]) == 1
+        except _H5_ERRORS:
+            self.finalized = False
+            self.damage = self.damage or "damaged metadata"
+            self._notes.append("finalized flag unreadable")
+        self.recovered = self.damage is not None or not self.finalized
         self._lengths: dict[str, int] = {}
-        for stream in ("camera", "proximity", "wheels", "odometry", "events"):
-            if stream not in f:
+        self._recovery: dict[str, StreamRecovery] = {}
+        self._lost: set[str] = set()
+        try:
+            names = list(f)
+        except _H5_ERRORS as e:
+            raise DamagedSessionError(
+                f"{self.path}: root metadata is damaged ({_h5_reason(e)}); nothing to recover"
+            ) from None
+        for stream in _REQUIRED_STREAMS:
+            if stream not in names and not self.recovered:
                 raise InconsistentSessionError(f"{self.path}: missing stream group /{stream}")
-        for stream in f:
-            if isinstance(f[stream], h5py.Group):
-                self._lengths[stream] = self._stream_length(stream)
-        for stream, n in self._lengths.items():
-            t = f[stream]["t_ns"][:n]
-            if n > 1 and np.any(np.diff(t) < 0):
-                i = int(np.argmax(np.diff(t) < 0))
-                raise InconsistentSessionError(
-                    f"{self.path}: /{stream}/t_ns decreases at row {i + 1}"
-                )
+        streams = [s for s in names if s != "finalized"]
+        for stream in [*streams, *(s for s in _REQUIRED_STREAMS if s not in names)]:
+            try:
+                if stream not in names:
+                    raise KeyError("group missing")
+                if not isinstance(f[stream], h5py.Group):
+                    continue
+                if not self.recovered:
+                    try:
+                        n = self._stream_length(stream)
+                        self._recovery[stream] = StreamRecovery(n, n)
+                        self._lengths[stream] = n
+                        continue
+                    except _H5_ERRORS:  # damaged metadata in a file that opened normally
+                        self.damage = "damaged metadata"
+                        self.recovered = True
+                self._recovery[stream] = self._intact_stream(stream)
+            except _H5_ERRORS as e:
+                self.damage = self.damage or "damaged metadata"
+                self.recovered = True
+                self._recovery[stream] = StreamRecovery(0, None, f"unreadable: {_h5_reason(e)}")
+                self._lost.add(stream)
+            self._lengths[stream] = self._recovery[stream].intact
+        if self.damage is not None and not any(
+            n for s, n in self._lengths.items() if s != "events"
+        ):
+            raise DamagedSessionError(
+                f"{self.path}: {self._damage_text()}: no stream has an intact row;"
+                " nothing to recover"
+            )
 
     def _stream_length(self, stream: str) -> int:
+        """Rows of a stream in a finalised, undamaged file; raises on any inconsistency."""
         g = self._file[stream]
-        lengths = {name: ds.shape[0] for name, ds in g.items() if name != "jpeg_data"}
+        datasets = {name: g[name] for name in g}
+        lengths = {name: ds.shape[0] for name, ds in datasets.items() if name != "jpeg_data"}
         if "t_ns" not in lengths:
             raise InconsistentSessionError(f"{self.path}: /{stream} has no t_ns")
         n = lengths["t_ns"]
-        if self.recovered:
-            n = min(lengths.values())
-            if stream == "camera" and "jpeg_offset" in g and n > 0:
-                end = g["jpeg_offset"][:n] + g["jpeg_size"][:n]
-                n = int(np.searchsorted(end > g["jpeg_data"].shape[0], True))
-        else:
-            bad = {k: v for k, v in lengths.items() if v != n}
-            if bad:
+        bad = {k: v for k, v in lengths.items() if v != n}
+        if bad:
+            raise InconsistentSessionError(
+                f"{self.path}: /{stream} length mismatch: t_ns has {n} rows, {bad}"
+            )
+        if stream == "camera" and "jpeg_offset" in g and n > 0:
+            end = int(g["jpeg_offset"][n - 1] + g["jpeg_size"][n - 1])
+            if end > g["jpeg_data"].shape[0]:
                 raise InconsistentSessionError(
-                    f"{self.path}: /{stream} length mismatch: t_ns has {n} rows, {bad}"
+                    f"{self.path}: /camera/jpeg_data is shorter than its index"
                 )
-            if stream == "camera" and "jpeg_offset" in g and n > 0:
-                end = int(g["jpeg_offset"][n - 1] + g["jpeg_size"][n - 1])
-                if end > g["jpeg_data"].shape[0]:
-                    raise InconsistentSessionError(
-                        f"{self.path}: /camera/jpeg_data is shorter than its index"
-                    )
+        t = g["t_ns"][:n]
+        if n > 1 and np.any(np.diff(t) < 0):
+            i = int(np.argmax(np.diff(t) < 0))
+            raise InconsistentSessionError(f"{self.path}: /{stream}/t_ns decreases at row {i + 1}")
+        for name, ds in datasets.items():  # every chunk indexed and inside the file (~5 us each)
+            _, why = _intact_rows(ds, self._opened.size)
+            if why:
+                raise _DamageFound(f"/{stream}/{name}: {why}")
         return n
+
+    def _intact_stream(self, stream: str) -> StreamRecovery:
+        """The intact row prefix of a stream of an unfinished or damaged file.
+
+        Never trusts a raw read blindly: HDF5 returns zeros for data past the end
+        of a truncated file, so each field counts only rows whose chunk (or part
+        of an unfiltered chunk) lies inside the file; camera frames also need
+        their JPEG bytes there; and rows after a decrease of t_ns (unwritten
+        zeros) are dropped.
+        """
+        g = self._file[stream]
+        size = self._opened.size
+        names = [k for k in g if k != "jpeg_data"]
+        if "t_ns" not in names:
+            return StreamRecovery(0, None, "no t_ns dataset")
+        stored: int | None = None
+        n: int | None = None
+        lost: dict[str, list[str]] = {}  # why -> fields
+        for name in names:
+            try:
+                ds = g[name]
+                rows = ds.shape[0]
+                if name == "t_ns":
+                    stored = rows
+                intact, why = _intact_rows(ds, size)
+            except _H5_ERRORS as e:
+                intact, why = 0, f"unreadable ({_h5_reason(e)})"
+            if why:
+                lost.setdefault(why, []).append(name)
+            n = intact if n is None else min(n, intact)
+        n = n or 0
+        notes = [f"{', '.join(fields)}: {why}" for why, fields in lost.items()]
+        if stream == "camera" and "jpeg_offset" in names and n > 0:
+            try:
+                nbytes, why = _intact_rows(g["jpeg_data"], size)
+            except _H5_ERRORS as e:
+                nbytes, why = 0, f"unreadable ({_h5_reason(e)})"
+            off = g["jpeg_offset"][:n]
+            length = g["jpeg_size"][:n]
+            bad = (off < 0) | (length <= 0) | (off + length > nbytes)
+            if bad.any():
+                n = int(np.argmax(bad))
+                notes.append(f"jpeg_data: {why}" if why else "JPEG bytes missing")
+        if n > 1:
+            dec = np.diff(g["t_ns"][:n]) < 0
+            if dec.any():
+                n = int(np.argmax(dec)) + 1
+                notes.append("t_ns decreases (rows never written)")
+        return StreamRecovery(n, stored, "; ".join(notes))
+
+    # -- recovery ------------------------------------------------------------------------
+
+    @property
+    def recovery_reason(self) -> str | None:
+        """Why the file needed recovery: the damage, "writer did not finish", or None."""
+        if self.damage is not None:
+            return self._damage_text()
+        return None if self.finalized else "writer did not finish"
+
+    def _damage_text(self) -> str:
+        o = self._opened
+        if self.damage == "truncated file" and o.expected_size:
+            return f"truncated file ({o.size} of {o.expected_size} bytes)"
+        return str(self.damage)
+
+    @property
+    def stream_recovery(self) -> dict[str, StreamRecovery]:
+        """Per stream: rows intact, rows stored, why rows were lost."""
+        return dict(self._recovery)
+
+    @property
+    def recovery_summary(self) -> str | None:
+        """One line: why recovered and how much is intact (None for an intact, finished file).
+
+        e.g. "truncated file (4448701 of 4943002 bytes), 181 of ~181 frames intact;
+        cut: truth 0 of 301 rows, events 0 of 2 rows".
+        """
+        reason = self.recovery_reason
+        if not self.recovered or reason is None:
+            return None
+        cam = self._recovery.get("camera")
+        if cam is None or cam.stored is None:
+            frames = "camera unreadable"
+        else:
+            frames = f"{cam.intact} of ~{cam.stored} frames intact"
+        cut = [
+            f"{s} {r.intact} of {'?' if r.stored is None else r.stored} rows"
+            for s, r in self._recovery.items()
+            if s != "camera" and not r.complete
+        ]
+        return (
+            f"{reason}, {frames}"
+            + ("; cut: " + ", ".join(cut) if cut else "")
+            + "".join(f"; {note}" for note in self._notes)
+        )
 
     # -- streams -------------------------------------------------------------------------
 
     @property
     def streams(self) -> dict[str, int]:
-        """Row count per stream present in the file."""
+        """Row count per stream present in the file (intact rows of a recovered file)."""
         return dict(self._lengths)
 
+    def _empty(self, stream: str, name: str) -> np.ndarray:
+        """An empty array shaped like /stream/name, for a stream whose metadata is lost."""
+        frame_shape = (self.camera.height, self.camera.width, 3)
+        fields = _schema(self.frame_format, frame_shape, self.robot.num_prox, (0, 0))
+        dtype, shape = fields.get(stream, {}).get(name, (np.float64, ()))
+        return np.empty((0, *shape), dtype=dtype)
+
     def _read(self, stream: str, name: str) -> np.ndarray:
-        return self._file[stream][name][: self._lengths[stream]]
+        n = self._lengths[stream]
+        if stream in self._lost or (n == 0 and self.damage is not None):
+            return self._empty(stream, name)
+        try:
+            return self._file[stream][name][:n]
+        except _H5_ERRORS as e:
+            raise DamagedSessionError(
+                f"{self.path}: cannot read /{stream}/{name}: {_h5_reason(e)}"
+            ) from None
 
     @property
     def camera_t_ns(self) -> np.ndarray:
@@ -538,14 +768,25 @@ class SessionReader:
         if self.frame_format != "jpeg":
             raise SessionError(f"{self.path}: frames are stored raw, not as JPEG")
         i = self._check_index(i)
-        g = self._file["camera"]
-        off, size = int(g["jpeg_offset"][i]), int(g["jpeg_size"][i])
-        return g["jpeg_data"][off : off + size].tobytes()
+        try:
+            g = self._file["camera"]
+            off, size = int(g["jpeg_offset"][i]), int(g["jpeg_size"][i])
+            return g["jpeg_data"][off : off + size].tobytes()
+        except _H5_ERRORS as e:
+            raise DamagedSessionError(
+                f"{self.path}: cannot read frame {i}: {_h5_reason(e)}"
+            ) from None
 
     def frame(self, i: int) -> np.ndarray:
         """Decoded frame i as uint8 (H, W, 3) BGR."""
         if self.frame_format == "raw":
-            return self._file["camera"]["rgb"][self._check_index(i)]
+            i = self._check_index(i)
+            try:
+                return self._file["camera"]["rgb"][i]
+            except _H5_ERRORS as e:
+                raise DamagedSessionError(
+                    f"{self.path}: cannot read frame {i}: {_h5_reason(e)}"
+                ) from None
         img = cv2.imdecode(np.frombuffer(self.jpeg(i), np.uint8), cv2.IMREAD_COLOR)
         if img is None:
             raise InconsistentSessionError(f"{self.path}: frame {i} is not a valid JPEG")
@@ -613,10 +854,16 @@ class SessionReader:
         firsts, lasts = [], []
         for stream, n in self._lengths.items():
             if n and stream != "events":
-                t = self._file[stream]["t_ns"]
+                t = self._read(stream, "t_ns")
                 firsts.append(int(t[0]))
-                lasts.append(int(t[n - 1]))
+                lasts.append(int(t[-1]))
         return (min(firsts), max(lasts)) if firsts else None
+
+    @property
+    def start_ns(self) -> int | None:
+        """The session's first timestamp over every stream (events too), or None when empty."""
+        firsts = [int(self._read(s, "t_ns")[0]) for s, n in self._lengths.items() if n]
+        return min(firsts) if firsts else None
 
     @property
     def duration_s(self) -> float:
@@ -637,17 +884,132 @@ class SessionReader:
         self.close()
 
 
-def _open_h5(path: Path) -> h5py.File:
-    """Open read-only; fall back to SWMR read for a file still (or last) open for writing."""
+def _intact_rows(ds: h5py.Dataset, file_size: int) -> tuple[int, str]:
+    """(rows of `ds` that really lie in a file of `file_size` bytes, why fewer than stored).
+
+    Chunked datasets count chunks in order while each is allocated and inside the
+    file; of an unfiltered chunk cut by the end of the file, the rows before the
+    cut count too. A chunk-index lookup that fails (index past the end, damaged)
+    ends the count there.
+    """
+    n = int(ds.shape[0]) if ds.shape else 1
+    if n == 0:
+        return 0, ""
+    dcpl = ds.id.get_create_plist()
+    layout = dcpl.get_layout()
+    row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
+    if layout == h5py.h5d.COMPACT:
+        return n, ""
+    if layout == h5py.h5d.CONTIGUOUS:
+        off = ds.id.get_offset()
+        rows = 0 if off is None else min(n, max(0, (file_size - off) // max(row_bytes, 1)))
+        return rows, "" if rows == n else "past the end of the file"
+    chunks = ds.chunks
+    raw = dcpl.get_nfilters() == 0
+    # Chunk grid over the trailing dimensions: our writer's chunks span whole rows (one cell).
+    trailing = [range(0, s, c) for s, c in zip(ds.shape[1:], chunks[1:])]
+    whole_rows = tuple(chunks[1:]) == tuple(ds.shape[1:])
+    intact = 0
+    for start in range(0, n, chunks[0]):
+        want = min(chunks[0], n - start)
+        fits = want
+        for rest in itertools.product(*trailing):
+            try:
+                info = ds.id.get_chunk_info_by_coord((start, *rest))
+            except _H5_ERRORS as e:
+                return intact, f"chunk index unreadable ({_h5_reason(e)})"
+            if info.byte_offset is None:
+                return intact, "chunk never written"
+            if info.byte_offset + info.size <= file_size:
+                continue
+            part = (file_size - info.byte_offset) // max(row_bytes, 1)
+            fits = min(fits, max(0, part) if raw and whole_rows else 0)
+        intact += fits
+        if fits < want:
+            return intact, "past the end of the file"
+    return intact, ""
+
+
+_attempts_setter: Any = None
+
+
+def _metadata_read_attempts_setter() -> Any:
+    """HDF5's H5Pset_metadata_read_attempts from the library h5py runs on, or None.
+
+    h5py does not expose it. In SWMR read mode HDF5 retries a metadata read that
+    fails its checksum up to 100 times with growing sleeps, which on a truncated
+    file (metadata past the end reads as zeros) takes minutes per object; with
+    one attempt the error comes at once.
+    """
+    global _attempts_setter
+    if _attempts_setter is not None:
+        return _attempts_setter or None
+    import ctypes
+    import glob
+
+    candidates: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/self/maps") as maps:  # h5py's copy (Linux)
+        for line in maps:
+            p = line.split()[-1] if "/" in line else ""
+            if os.path.basename(p).startswith("libhdf5") and "_hl" not in p:
+                candidates.append(p)
+    pkg = Path(h5py.__file__).parent
+    for pattern in ("../h5py.libs/libhdf5-*", ".dylibs/libhdf5*", "hdf5.dll"):
+        candidates += sorted(glob.glob(str(pkg / pattern)))
+    _attempts_setter = False
+    for c in dict.fromkeys(candidates):
+        try:
+            fn = ctypes.CDLL(c).H5Pset_metadata_read_attempts
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int64, ctypes.c_uint]
+        fn.restype = ctypes.c_int
+        _attempts_setter = fn
+        break
+    return _attempts_setter or None
+
+
+def _open_swmr(path: Path, attempts: int) -> h5py.File | None:
+    """SWMR read with at most `attempts` metadata read attempts (None when not settable)."""
+    setter = _metadata_read_attempts_setter()
+    if setter is None:
+        return None
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    if setter(fapl.id, attempts) < 0:
+        return None
+    flags = h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ
+    return h5py.File(h5py.h5f.open(os.fsencode(path), flags, fapl=fapl))
+
+
+def _open_h5(path: Path) -> tuple[h5py.File, _Opened]:
+    """Open read-only. A file still (or last) open for writing opens in SWMR read mode; so
+    does a truncated one (SWMR skips HDF5's end-of-file check), marked damaged."""
+    size = path.stat().st_size
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r"), _Opened(size=size)
     except OSError as e:
         first = str(e)
-    if "already open for write" in first or "file locking" in first.lower():
-        try:
-            return h5py.File(path, "r", swmr=True)
-        except OSError as e:
-            raise NotASessionError(f"{path}: cannot open recovered session: {e}") from None
-    if "signature" in first or "file signature not found" in first:
+    if "signature" in first:
         raise NotASessionError(f"{path}: not an HDF5 file")
-    raise NotASessionError(f"{path}: cannot open: {first.splitlines()[0]}")
+    truncated = "truncated file" in first
+    if not (truncated or "already open for write" in first or "file locking" in first.lower()):
+        raise NotASessionError(f"{path}: cannot open: {_h5_reason(first)}")
+    expected = None
+    if truncated:
+        m = re.search(r"stored_eof = (\d+)", first)
+        expected = int(m.group(1)) if m else None
+    opened = _Opened(True, "truncated file" if truncated else None, size, expected)
+    try:
+        # A live writer's file may need a few attempts; a truncated one never recovers.
+        f = _open_swmr(path, 1 if truncated else 10)
+        if f is None and not truncated:
+            f = h5py.File(path, "r", swmr=True)
+    except OSError as e:
+        what = "truncated session" if truncated else "recovered session"
+        raise NotASessionError(f"{path}: cannot open {what}: {_h5_reason(e)}") from None
+    if f is None:
+        raise DamagedSessionError(
+            f"{path}: truncated file ({size} of {expected} bytes); cannot open it for"
+            " recovery (HDF5's metadata read attempts are not settable here)"
+        )
+    return f, opened

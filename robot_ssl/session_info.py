@@ -31,6 +31,9 @@ class SessionInfo:
     robot: dict[str, Any]
     camera: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
+    start_ns: int | None = None  # first timestamp of any stream: event times count from it
+    # recovered files: why, one-line summary, per stream {intact, stored, note}
+    recovery: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +54,18 @@ def session_info(reader: SessionReader) -> SessionInfo:
     for name in [*DATA_STREAMS, "truth", "predictions"]:
         if name in reader.streams:
             streams[name] = stream_stats(reader._read(name, "t_ns"))
+    start = reader.start_ns
+    events = [
+        {**asdict(e), "t_s": (e.t_ns - start) / 1e9 if start is not None else 0.0}
+        for e in reader.events()
+    ]
+    recovery = None
+    if reader.recovered:
+        recovery = {
+            "reason": reader.recovery_reason,
+            "summary": reader.recovery_summary,
+            "streams": {s: asdict(r) for s, r in reader.stream_recovery.items()},
+        }
     return SessionInfo(
         path=str(reader.path),
         duration_s=reader.duration_s,
@@ -58,10 +73,12 @@ def session_info(reader: SessionReader) -> SessionInfo:
         recovered=reader.recovered,
         start_time_utc=reader.start_time_utc,
         streams=streams,
-        events=[asdict(e) for e in reader.events()],
+        events=events,
         robot=reader.robot.to_dict(),
         camera=reader.camera.to_dict(),
         metadata=reader.metadata,
+        start_ns=start,
+        recovery=recovery,
     )
 
 
@@ -69,8 +86,7 @@ def format_info(info: SessionInfo) -> str:
     """Human-readable multi-line summary."""
     cam = info.camera
     lines = [
-        f"session   {info.path}"
-        + ("  (recovered: writer did not finish)" if info.recovered else ""),
+        f"session   {info.path}",
         f"started   {info.start_time_utc}",
         f"duration  {info.duration_s:.2f} s",
         f"size      {info.size_bytes / 1e6:.2f} MB",
@@ -79,14 +95,19 @@ def format_info(info: SessionInfo) -> str:
         f"camera    {cam['width']}x{cam['height']} @ {cam['fps']:g} fps,"
         f" mount z={cam['z_m']:.3f} m pitch={np.degrees(cam['pitch_rad']):.1f} deg",
     ]
+    if info.recovery is not None:
+        lines.append(f"recovered {info.recovery['summary']}")
+        for name, r in info.recovery["streams"].items():
+            if r["note"]:
+                lines.append(f"  {name}: {r['note']}")
     if info.metadata:
         lines.append("metadata  " + ", ".join(f"{k}={v}" for k, v in info.metadata.items()))
     lines.append(f"{'stream':<12}{'count':>9}{'rate Hz':>10}{'max gap s':>11}")
     for name, s in info.streams.items():
         lines.append(f"{name:<12}{s.count:>9}{s.rate_hz:>10.2f}{s.max_gap_s:>11.3f}")
-    lines.append(f"events    {len(info.events)}")
+    lines.append(f"events    {len(info.events)}  (times from the session start)")
     for e in info.events[:20]:
-        lines.append(f"  {e['t_ns'] / 1e9:12.3f} s  {e['kind']:<16} {e['message']}")
+        lines.append(f"  {e['t_s']:+11.3f} s  {e['kind']:<16} {e['message']}")
     if len(info.events) > 20:
         lines.append(f"  ... {len(info.events) - 20} more")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from robot_ssl.config_io import checked_fields, read_config_file
+from robot_ssl.config_io import check_number, check_numbers, checked_fields, read_config_file
 from robot_ssl.errors import SpecError
 
 
@@ -27,6 +27,9 @@ class IRSensor:
     x_m: float
     y_m: float
     theta_rad: float
+
+    def __post_init__(self) -> None:
+        _check_sensor(self, "IRSensor")
 
 
 def _thymio_sensors() -> tuple[IRSensor, ...]:
@@ -63,14 +66,43 @@ class RobotSpec:
     body_radius_m: float = 0.08
 
     def __post_init__(self) -> None:
-        if self.wheel_radius_m <= 0 or self.axle_length_m <= 0 or self.speed_m_per_unit <= 0:
-            raise SpecError("robot: wheel_radius_m, axle_length_m, speed_m_per_unit must be > 0")
-        if not self.prox_sensors:
-            raise SpecError("robot: at least one proximity sensor is required")
+        if not isinstance(self.name, str):
+            raise SpecError(f"robot.name: must be a string, got {self.name!r}")
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "robot",
+            SpecError,
+            {
+                "wheel_radius_m": positive,
+                "axle_length_m": positive,
+                "speed_m_per_unit": positive,
+                "max_speed_units": dict(integer=True, min=1),
+                "prox_min": dict(integer=True),
+                "prox_max": dict(integer=True),
+                "prox_range_m": positive,
+                "body_radius_m": positive,
+            },
+        )
+        if not isinstance(self.prox_sensors, (tuple, list)) or not self.prox_sensors:
+            raise SpecError("robot.prox_sensors: at least one proximity sensor is required")
+        for i, sensor in enumerate(self.prox_sensors):
+            if not isinstance(sensor, IRSensor):
+                raise SpecError(f"robot.prox_sensors[{i}]: must be an IRSensor, got {sensor!r}")
+            _check_sensor(sensor, f"robot.prox_sensors[{i}]")
+        names = [s.name for s in self.prox_sensors]
+        if len(set(names)) != len(names):
+            raise SpecError(f"robot.prox_sensors: names must be distinct: {names}")
         n = len(self.prox_sensors)
-        bad = [i for i in self.front_sensor_indices if not 0 <= i < n]
-        if bad:
-            raise SpecError(f"robot: front_sensor_indices {bad} out of range 0..{n - 1}")
+        if not isinstance(self.front_sensor_indices, (tuple, list)):
+            raise SpecError("robot.front_sensor_indices: must be a list of sensor indices")
+        for i, index in enumerate(self.front_sensor_indices):
+            check_number(
+                index, f"robot.front_sensor_indices[{i}]", SpecError, integer=True, min=0, max=n - 1
+            )
+        # lists from library callers become tuples: hashable, and equal to what from_dict builds
+        object.__setattr__(self, "prox_sensors", tuple(self.prox_sensors))
+        object.__setattr__(self, "front_sensor_indices", tuple(map(int, self.front_sensor_indices)))
         if self.prox_max <= self.prox_min:
             raise SpecError("robot: prox_max must exceed prox_min")
 
@@ -94,15 +126,8 @@ class RobotSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RobotSpec:
-        d = _check_keys(cls, d, "robot")
-        if "prox_sensors" in d:
-            try:
-                d["prox_sensors"] = tuple(IRSensor(**s) for s in d["prox_sensors"])
-            except TypeError as e:
-                raise SpecError(f"robot.prox_sensors: {e}") from None
-        if "front_sensor_indices" in d:
-            d["front_sensor_indices"] = tuple(int(i) for i in d["front_sensor_indices"])
-        return cls(**d)
+        """From a mapping (a spec file's `robot:`, a session's JSON); keys and types checked."""
+        return cls(**_check_keys(cls, d, "robot"))
 
 
 @dataclass(frozen=True)
@@ -127,12 +152,28 @@ class CameraSpec:
     fps: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.width <= 0 or self.height <= 0:
-            raise SpecError("camera: width and height must be > 0")
-        if not 0 < self.hfov_rad < math.pi:
-            raise SpecError("camera: hfov_rad must be in (0, pi)")
-        if self.fps <= 0:
-            raise SpecError("camera: fps must be > 0")
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "camera",
+            SpecError,
+            {
+                "width": dict(integer=True, min=1),
+                "height": dict(integer=True, min=1),
+                "hfov_rad": dict(min=0, max=math.pi, min_inclusive=False, max_inclusive=False),
+                "fx": dict(optional=True, **positive),
+                "fy": dict(optional=True, **positive),
+                "cx": dict(optional=True),
+                "cy": dict(optional=True),
+                "x_m": {},
+                "y_m": {},
+                "z_m": positive,
+                "pitch_rad": dict(
+                    min=-math.pi / 2, max=math.pi / 2, min_inclusive=False, max_inclusive=False
+                ),
+                "fps": positive,
+            },
+        )
 
     def intrinsics(self) -> tuple[float, float, float, float]:
         """(fx, fy, cx, cy) in pixels; derived from hfov with square pixels when not given."""
@@ -153,11 +194,22 @@ class CameraSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CameraSpec:
+        """From a mapping (a spec file's `camera:`, a session's JSON); keys and types checked."""
         return cls(**_check_keys(cls, d, "camera"))
 
 
+def _check_sensor(sensor: IRSensor, what: str) -> None:
+    if not isinstance(sensor.name, str) or not sensor.name:
+        raise SpecError(f"{what}.name: must be a non-empty string, got {sensor.name!r}")
+    check_numbers(sensor, what, SpecError, {"x_m": {}, "y_m": {}, "theta_rad": {}})
+
+
 def _check_keys(cls: type, d: Any, what: str) -> dict[str, Any]:
+    """Keys and value types of `d` against the fields of `cls` (nested sensors included)."""
     return checked_fields(cls, d, what, SpecError)
+
+
+SPEC_FILE_KEYS = ("robot", "camera")
 
 
 def specs_to_json(robot: RobotSpec, camera: CameraSpec) -> tuple[str, str]:
@@ -166,13 +218,30 @@ def specs_to_json(robot: RobotSpec, camera: CameraSpec) -> tuple[str, str]:
 
 
 def load_specs(path: str | Path) -> tuple[RobotSpec, CameraSpec]:
-    """Read `{robot: {...}, camera: {...}}` from a YAML or JSON file; missing parts take defaults."""
-    data = read_config_file(path, "spec file", SpecError) or {}
+    """Read `{robot: {...}, camera: {...}}` from a YAML or JSON file; missing parts take defaults.
+
+    Any unknown key (a misspelt `camra:` as much as a `robot.wheel_radius:`) or a value of
+    the wrong type is a SpecError naming the file and the key path.
+    """
+    data = read_config_file(path, "spec file", SpecError)
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping with 'robot' and/or 'camera'")
-    robot = RobotSpec.from_dict(data.get("robot") or {})
-    camera = CameraSpec.from_dict(data.get("camera") or {})
+    unknown = sorted(set(data) - set(SPEC_FILE_KEYS), key=str)
+    if unknown:
+        raise SpecError(f"{path}: unknown top-level keys {unknown} (expected robot, camera)")
+    try:
+        robot = RobotSpec.from_dict(_section(data, "robot"))
+        camera = CameraSpec.from_dict(_section(data, "camera"))
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
     return robot, camera
+
+
+def _section(data: dict[str, Any], key: str) -> Any:
+    value = data.get(key)
+    return {} if value is None else value
 
 
 def save_specs(path: str | Path, robot: RobotSpec, camera: CameraSpec) -> None:

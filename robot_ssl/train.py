@@ -8,6 +8,17 @@ step with a warmup + cosine (or step) learning rate, validate (AUC per cell,
 mean and per band), log (CSV, JSON, PNG curves) and checkpoint (`last.pt`
 every epoch, `best.pt` on a new best validation AUC). Only rank 0 writes.
 
+A run folder is always complete or resumable. `last.pt` is written first in
+each epoch and records which epoch is the best; `best.pt` follows. A run killed
+between the two (or any time) is continued by `--resume`, which first rebuilds
+`best.pt` from `last.pt` when `last.pt`'s own epoch is the best one and
+`best.pt` is missing, damaged or older, and always rewrites the logs (metrics,
+curves) and config.json at the end, also when no epoch was left to train.
+`overwrite` removes the previous run's files before the new run writes its
+first one, so no stale file is left beside the new ones. The output folder is
+checked for writing before any data is loaded, and the label grids of all
+sessions are checked to agree before the first epoch.
+
 Multi-process training uses PyTorch's own engine: launch with
 ``torchrun --nproc_per_node=N -m robot_ssl train ...``; RANK / WORLD_SIZE /
 LOCAL_RANK from the environment select DistributedDataParallel with gloo on
@@ -21,11 +32,13 @@ Checkpoints hold only tensors and plain Python values and load with
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,18 +49,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_ssl.config_io import checked_fields, plain_dict
+from robot_ssl.config_io import check_numbers, checked_fields, is_number, plain_dict
 from robot_ssl.dataset import (
     DEFAULT_INPUT_SIZE,
     DatasetError,
     FrameSet,
-    atomic_output,
     load_sessions,
     split_sessions,
 )
 from robot_ssl.errors import RobotSSLError
 from robot_ssl.evaluate import auc_report
-from robot_ssl.models import ModelConfig, build_model, load_checkpoint
+from robot_ssl.integrity import one_line
+from robot_ssl.models import ModelConfig, ModelError, build_model, load_checkpoint
+from robot_ssl.outputs import (
+    OutputError,
+    atomic_output,
+    check_writable,
+    remove_stale_temps,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -62,6 +81,8 @@ __all__ = [
 CHECKPOINT_FORMAT = "robot-ssl/checkpoint"
 CHECKPOINT_VERSION = 1
 SCHEDULES = ("cosine", "step", "constant")
+# every file a run writes in its folder (what `overwrite` removes first)
+RUN_OUTPUTS = ("last.pt", "best.pt", "metrics.csv", "metrics.json", "curves.png", "config.json")
 
 
 class TrainError(RobotSSLError):
@@ -135,8 +156,13 @@ class AugmentConfig:
             "grayscale",
         ):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise TrainError(f"augment.{name} must be in [0, 1], got {v}")
+            if not is_number(v) or not 0.0 <= v <= 1.0:
+                raise TrainError(f"augment.{name} must be in [0, 1], got {v!r}")
+        for name in ("enabled", "hflip"):
+            if not isinstance(getattr(self, name), bool):
+                raise TrainError(
+                    f"augment.{name} must be true or false, got {getattr(self, name)!r}"
+                )
 
 
 def augment_batch(
@@ -237,7 +263,38 @@ class TrainConfig:
         self.data = tuple(str(d) for d in self.data)
         self.val_worlds = tuple(str(w) for w in self.val_worlds)
         if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(**self.augment)
+            self.augment = AugmentConfig(
+                **checked_fields(AugmentConfig, self.augment, "augment", TrainError)
+            )
+        if not isinstance(self.augment, AugmentConfig):
+            raise TrainError(f"augment: must be an AugmentConfig, got {self.augment!r}")
+        if not isinstance(self.model, dict):
+            raise TrainError(f"model: must be a mapping, got {self.model!r}")
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "train config",
+            TrainError,
+            {
+                "input_width": dict(integer=True, min=1),
+                "input_height": dict(integer=True, min=1),
+                "epochs": dict(integer=True, min=1),
+                "batch_size": dict(integer=True, min=1),
+                "eval_batch_size": dict(integer=True, min=1),
+                "lr": positive,
+                "min_lr": dict(min=0),
+                "weight_decay": dict(min=0),
+                "warmup_steps": dict(integer=True, min=0),
+                "step_epochs": dict(integer=True, min=1),
+                "step_gamma": dict(min=0, max=1, min_inclusive=False),
+                "grad_clip": dict(min=0),
+                "pos_weight": dict(optional=True, **positive),
+                "val_fraction": dict(min=0, max=1, max_inclusive=False),
+                "seed": dict(integer=True, min=0),
+                "num_threads": dict(optional=True, integer=True, min=1),
+                "decode_workers": dict(integer=True, min=0),
+            },
+        )
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise TrainError("epochs, batch_size and eval_batch_size must be >= 1")
         if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
@@ -393,9 +450,97 @@ def _score(row: dict[str, Any]) -> float:
     return -float(row["train_loss"])
 
 
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a failed write (disk full, I/O error) into one line; atomic_output cleans up."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except (OSError, RuntimeError) as e:  # torch.save reports write failures as RuntimeError
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e, 120)
+        raise TrainError(f"cannot write {path}: {reason}") from None
+
+
 def _save_torch(obj: dict[str, Any], path: Path) -> None:
-    with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+    with _writing(path), atomic_output(path) as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)  # a file object: members are "archive/...", not the temporary name
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Fail now, not after an epoch, when the run folder cannot be written.
+
+    An existing folder is probed directly; otherwise the nearest existing
+    parent is probed, so that a refused run leaves no empty folder behind.
+    """
+    folder = out_dir
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write to {out_dir}: {folder} is not a directory")
+    check_writable(folder)
+
+
+def _remove_run_outputs(out_dir: Path) -> None:
+    """Remove the files of a previous run in `out_dir` (and their leftover temporary files)."""
+    for name in RUN_OUTPUTS:
+        path = out_dir / name
+        remove_stale_temps(path)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise OutputError(f"cannot remove {path}: {e.strerror or e}") from None
+
+
+def _repair_best(ckpt: dict[str, Any], last_path: Path, best_path: Path) -> None:
+    """Make best.pt hold the best epoch `last.pt` records (what a kill between them breaks).
+
+    When last.pt's own epoch is the best, best.pt is rebuilt from it if missing,
+    damaged or of another epoch; otherwise best.pt must already hold that epoch.
+    """
+    best_epoch, last_epoch = int(ckpt["best_epoch"]), int(ckpt["epoch"]) + 1
+    if best_epoch < 1:
+        return
+    try:
+        held = int(load_checkpoint(best_path)["epoch"]) + 1 if best_path.exists() else None
+        problem = "is missing" if held is None else f"holds epoch {held}"
+    except (ModelError, RobotSSLError, KeyError, TypeError, ValueError) as e:
+        held, problem = None, f"is unreadable ({e})"
+    if held == best_epoch:
+        return
+    if best_epoch != last_epoch:
+        raise TrainError(
+            f"{best_path} {problem}, but the best epoch is {best_epoch} and its weights are "
+            f"not in {last_path.name} (epoch {last_epoch}): train again with --overwrite"
+        )
+    with _writing(best_path), atomic_output(best_path) as tmp:
+        shutil.copyfile(last_path, tmp)
+
+
+def _check_same_grids(sessions: list) -> None:
+    """All sessions must share one label grid (sensors, distances): name the first misfit."""
+
+    def grid(s: Any) -> str:
+        d_cm = np.asarray(s.distances_m, np.float64) * 100.0
+        span = f"{d_cm[0]:g}-{d_cm[-1]:g} cm" if len(d_cm) else "no distances"
+        sensors = ",".join(str(int(i)) for i in s.sensor_indices)
+        return f"sensors [{sensors}] x {len(d_cm)} distances ({span})"
+
+    first = sessions[0]
+    for s in sessions[1:]:
+        same = (
+            s.labels.shape[1:] == first.labels.shape[1:]
+            and len(s.distances_m) == len(first.distances_m)
+            and np.allclose(s.distances_m, first.distances_m)
+            and np.array_equal(s.sensor_indices, first.sensor_indices)
+        )
+        if not same:
+            raise DatasetError(
+                f"label grids differ: {first.path} is labelled with {grid(first)}, {s.path} "
+                f"with {grid(s)}; label all sessions with the same settings"
+            )
 
 
 def _write_logs(history: list[dict[str, Any]], out_dir: Path) -> None:
@@ -408,9 +553,9 @@ def _write_logs(history: list[dict[str, Any]], out_dir: Path) -> None:
     writer.writeheader()
     for row in history:
         writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-    with atomic_output(out_dir / "metrics.csv") as tmp:
+    with _writing(out_dir / "metrics.csv"), atomic_output(out_dir / "metrics.csv") as tmp:
         tmp.write_text(buf.getvalue())
-    with atomic_output(out_dir / "metrics.json") as tmp:
+    with _writing(out_dir / "metrics.json"), atomic_output(out_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(history, indent=1) + "\n")
     _plot_curves(history, out_dir / "curves.png")
 
@@ -437,7 +582,7 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     ax_auc.set(xlabel="epoch", ylabel="ROC AUC", title="validation AUC")
     ax_auc.legend()
     ax_auc.grid(alpha=0.3)
-    with atomic_output(path) as tmp:
+    with _writing(path), atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
@@ -460,6 +605,7 @@ def _load_frames(cfg: TrainConfig, env: _Dist) -> tuple[FrameSet, FrameSet | Non
     env.barrier()
     if sessions is None:
         sessions = load()
+    _check_same_grids(sessions)
     train_s, val_s = split_sessions(
         sessions,
         val_worlds=cfg.val_worlds or None,
@@ -487,8 +633,12 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if cfg.resume and not last_path.is_file():
         raise TrainError(f"cannot resume: {last_path} does not exist")
-    if not cfg.resume and not cfg.overwrite and last_path.exists():
-        raise TrainError(f"{out_dir} already holds a run: resume it or allow overwriting")
+    previous = [n for n in RUN_OUTPUTS if n != "config.json" and (out_dir / n).exists()]
+    if not cfg.resume and not cfg.overwrite and previous:
+        held = ", ".join(previous)
+        raise TrainError(f"{out_dir} already holds a run ({held}): resume it or allow overwriting")
+    if int(os.environ.get("RANK", "0")) == 0:
+        _check_out_dir(out_dir)
     if cfg.num_threads is not None:
         torch.set_num_threads(cfg.num_threads)
     env = _setup_distributed(cfg.device)
@@ -504,6 +654,18 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             raise DatasetError("no labelled training frames")
         if cfg.augment.enabled and cfg.augment.hflip and not train_set.mirror_symmetric:
             raise TrainError("the sensor set is not mirror-symmetric: disable the flip")
+        if val_set is not None and len(val_set) == 0:
+            val_set = None
+        if val_set is not None and (
+            val_set.grid_shape != train_set.grid_shape
+            or not np.allclose(val_set.distances_m, train_set.distances_m)
+            or not np.array_equal(val_set.sensor_indices, train_set.sensor_indices)
+        ):
+            raise DatasetError(
+                f"label grids differ: training sessions {train_set.session_names} have "
+                f"{train_set.grid_shape} (sensors, distances), validation sessions "
+                f"{val_set.session_names} {val_set.grid_shape} or other distances"
+            )
         train_images = torch.from_numpy(train_set.images)
         train_labels = torch.from_numpy(train_set.labels)
         if val_set is not None:
@@ -559,6 +721,12 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
         steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         if env.is_main:
+            if cfg.overwrite:
+                _remove_run_outputs(out_dir)  # no file of the old run stays beside the new ones
+            if ckpt is not None:
+                for name in RUN_OUTPUTS:  # temporary files of a killed writer
+                    remove_stale_temps(out_dir / name)
+                _repair_best(ckpt, last_path, best_path)  # before last.pt is written again
             out_dir.mkdir(parents=True, exist_ok=True)
             run_info = {
                 "train_config": cfg.to_dict(),
@@ -570,10 +738,12 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 "num_val_frames": len(val_set) if val_set is not None else 0,
                 "num_parameters": sum(p.numel() for p in raw_model.parameters()),
             }
-            with atomic_output(out_dir / "config.json") as tmp:
+            with _writing(out_dir / "config.json"), atomic_output(out_dir / "config.json") as tmp:
                 tmp.write_text(json.dumps(run_info, indent=1) + "\n")
+        env.barrier()
         log = tqdm.write if cfg.progress else print
         t_start = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+        logged = -1  # len(history) when the logs were last written
 
         for epoch in range(start_epoch, cfg.epochs):
             # ---- one epoch of training ----
@@ -651,6 +821,7 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 if is_best:
                     _save_torch(ckpt_out, best_path)
                 _write_logs(history, out_dir)
+                logged = len(history)
                 log(
                     f"epoch {epoch + 1}/{cfg.epochs}  "
                     + "  ".join(
@@ -661,6 +832,10 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                     + ("  *best*" if is_best else "")
                 )
             env.barrier()
+        if env.is_main and history and logged != len(history):
+            # the final outputs, also when a resumed run had no epoch left to train
+            _write_logs(history, out_dir)
+        env.barrier()
         return TrainResult(
             out_dir=out_dir,
             best_path=best_path,

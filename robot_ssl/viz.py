@@ -109,14 +109,20 @@ class TopDownView:
             cv2.circle(self.base, (int(u), int(v)), 1, colour, -1)
 
     def frame(self, poses: dict[str, tuple[np.ndarray, tuple[int, int, int]]]) -> np.ndarray:
-        """Copy of the map with a robot marker for each named current pose."""
+        """Copy of the map with a robot marker for each named current pose.
+
+        The names go in a legend in the top-left corner, one line each, not beside
+        the markers: two poses close together would write their names over each other.
+        """
         img = self.base.copy()
-        for name, (pose, colour) in poses.items():
+        for k, (name, (pose, colour)) in enumerate(poses.items()):
+            y = 16 + 16 * k
+            cv2.line(img, (6, y - 4), (22, y - 4), colour, 2)
+            cv2.putText(img, name, (28, y), FONT, 0.4, (40, 40, 40), 1, cv2.LINE_AA)
             if not np.all(np.isfinite(pose)):
                 continue
             c = self.px(pose[:2])
             tip = self.px(pose[:2] + 0.08 * np.array([np.cos(pose[2]), np.sin(pose[2])]))
             cv2.circle(img, (int(c[0]), int(c[1])), max(3, int(0.08 * self.scale)), colour, 1)
             cv2.line(img, (int(c[0]), int(c[1])), (int(tip[0]), int(tip[1])), colour, 2)
-            put_text(img, name, (int(c[0]) + 6, int(c[1]) - 6), 0.35)
         return img

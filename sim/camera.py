@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from sim.atlas import BACKDROP_TAN_MAX, Atlas, build_atlas
+from sim.checks import check_fields
 from sim.errors import SimError
 from sim.world import World
 
@@ -65,6 +66,7 @@ class CameraParams:
     texture_px_per_m: float = 200.0
 
     def __post_init__(self) -> None:
+        check_fields(self, "camera")
         if self.width <= 0 or self.height <= 0:
             raise SimError("camera: width and height must be > 0")
         if not 0 < self.hfov_rad < math.pi:

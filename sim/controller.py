@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.checks import check_fields
 from sim.errors import SimError
 
 __all__ = ["WanderConfig", "WanderController"]
@@ -48,6 +49,7 @@ class WanderConfig:
     speed_m_per_unit: float = 0.000332
 
     def __post_init__(self) -> None:
+        check_fields(self, "wander")
         for name in ("cruise_speed", "stop_threshold", "turn_speed"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim.checks import check_fields
 from sim.errors import SimError
 from sim.raycast import RayCaster
 
@@ -53,6 +54,7 @@ class IRParams:
     rate_hz: float = 10.0
 
     def __post_init__(self) -> None:
+        check_fields(self, "ir")
         object.__setattr__(self, "poses", tuple(tuple(float(v) for v in p) for p in self.poses))
         if not self.poses or any(len(p) != 3 for p in self.poses):
             raise SimError("ir: poses must be (x_m, y_m, theta_rad) triples")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.checks import check_fields
 from sim.errors import SimError
 from sim.raycast import point_distances
 
@@ -46,6 +47,7 @@ class DriveParams:
     collision: str = "slide"  # "slide" along obstacles, or "stop" (translation rejected)
 
     def __post_init__(self) -> None:
+        check_fields(self, "drive")
         if self.axle_length_m <= 0 or self.speed_m_per_unit <= 0 or self.body_radius_m <= 0:
             raise SimError("drive: axle_length_m, speed_m_per_unit, body_radius_m must be > 0")
         if self.max_speed_units <= 0:

@@ -12,7 +12,9 @@ files under data/worlds/.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -539,8 +541,19 @@ def load_world(name_or_path: str | Path) -> World:
 
 
 def save_world(world: World, path: str | Path) -> None:
-    """Write a world as YAML (written to a temporary file first, then renamed)."""
+    """Write a world as YAML (written to a temporary file first, then renamed).
+
+    The temporary file, ``.NAME.tmp-PID`` beside `path`, is created with the usual
+    mode (0o666 less the umask) and removed on any error or interruption; the YAML
+    is built before it is created, so a bad world never leaves a file behind.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(world.to_dict(), sort_keys=False, default_flow_style=None))
-    tmp.replace(path)
+    text = yaml.safe_dump(world.to_dict(), sort_keys=False, default_flow_style=None)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -136,3 +136,25 @@ def test_parse_synthetic():
     assert parse_synthetic("synthetic:320x240") == (320, 240, 30.0)
     assert parse_synthetic("synthetic:320x240@15") == (320, 240, 15.0)
     assert parse_synthetic("/dev/video0") is None
+
+
+@pytest.mark.parametrize(
+    "bad", ["synthetic:0x0", "synthetic:1x1@1.2.3", "synthetic:5x5@0", "synthetic:9x"]
+)
+def test_synthetic_camera_string_is_checked(bad):
+    from robot_ssl.cameras import CameraError, parse_synthetic
+
+    with pytest.raises(CameraError, match="camera"):
+        parse_synthetic(bad)
+
+
+def test_record_with_a_bad_synthetic_camera_is_one_line(tmp_path, capsys):
+    from robot_ssl.cli.main import main
+
+    assert (
+        main(["record", str(tmp_path / "s.h5"), "--robot", "none", "--camera", "synthetic:0x0"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "synthetic:0x0" in err[0]
+    assert not (tmp_path / "s.h5").exists()

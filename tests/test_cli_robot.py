@@ -147,4 +147,5 @@ def test_entry_point_wrong_port_is_one_line_and_quick() -> None:
 @pytest.mark.parametrize("bad", ["0", "-1"])
 def test_probe_rejects_a_bad_timeout(capsys, bad: str) -> None:
     rc, _, err, _ = run_cli(capsys, "probe", "--port", "/dev/null", "--timeout", bad)
-    assert rc == 2 and "--timeout must be positive" in err
+    assert rc == 2 and "--timeout: must be a finite number > 0" in err
+    assert err.count("\n") == 1, err

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -289,22 +288,6 @@ def test_latency_stats_summary():
 
 
 # ------------------------------------------------------------------------- command line
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory) -> Path:
-    """An untrained detector exported to ONNX (real preprocessing and runtime)."""
-    pytest.importorskip("onnxruntime")
-    torch = pytest.importorskip("torch")
-    from robot_ssl.export import export_model
-    from robot_ssl.models import ModelConfig, build_model
-
-    d = tmp_path_factory.mktemp("model")
-    cfg = ModelConfig(distances_m=tuple(D), sensor_indices=(0, 1, 2, 3, 4))
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    torch.save({"model": model.state_dict(), "model_config": cfg.to_dict()}, d / "m.pt")
-    return export_model(d / "m.pt", "onnx", d / "m.onnx")
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:

@@ -56,7 +56,7 @@ def test_replay_video_has_one_frame_per_camera_frame(sim_session, onnx_model, tm
         expected = r.num_frames
     assert expected > 50
     assert frame_count(video) == expected
-    assert not list(tmp_path.glob("*.partial*"))
+    assert not list(tmp_path.glob(".*.tmp-*"))  # no temporary file left
     cap = cv2.VideoCapture(str(video))
     ok, img = cap.read()
     # camera | map | labels | predictions, each 320 px high

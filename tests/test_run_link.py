@@ -7,30 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from playground import Playground, PlaygroundRobot, free_port, playground_or_skip
-from test_live import D
 from test_recorder_e2e import _wait_until_thymio_answers, write_video
 
 from robot_ssl.session import SessionReader
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory) -> Path:
-    pytest.importorskip("onnxruntime")
-    torch = pytest.importorskip("torch")
-    from robot_ssl.export import export_model
-    from robot_ssl.models import ModelConfig, build_model
-
-    d = tmp_path_factory.mktemp("model")
-    cfg = ModelConfig(distances_m=tuple(D), sensor_indices=(0, 1, 2, 3, 4))
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    torch.save({"model": model.state_dict(), "model_config": cfg.to_dict()}, d / "m.pt")
-    return export_model(d / "m.pt", "onnx", d / "m.onnx")
 
 
 @pytest.mark.playground

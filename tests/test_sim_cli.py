@@ -30,7 +30,7 @@ def test_record_writes_a_complete_session_with_truth(tmp_path):
 
     out = tmp_path / "s.h5"
     _record(out, "--world", "corridor", "--seed", "2")
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob(".*.tmp-*"))  # no temporary file left
     with SessionReader(out) as r:
         assert r.metadata["world"] == "corridor" and r.metadata["source"] == "sim"
         assert r.metadata["seed"] == 2

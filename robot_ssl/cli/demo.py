@@ -63,10 +63,14 @@ class DemoConfig:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--quick", action="store_true", help="a small run that checks every step")
-    p.add_argument("--jobs", type=int, default=None, help="parallel recordings (default: 2)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument(
+        "--jobs", type=t.positive_int(), default=None, help="parallel recordings (default: 2)"
+    )
+    p.add_argument("--epochs", type=t.positive_int(), default=None, help="training epochs")
     p.add_argument("--keep", action="store_true", help="reuse sessions already in OUT")
 
 

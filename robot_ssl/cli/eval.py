@@ -8,6 +8,7 @@ HELP = "evaluate a detector: ROC AUC per (sensor, distance)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
     from robot_ssl.cli.train import add_data_arguments
 
     parser.add_argument(
@@ -19,11 +20,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", metavar="DIR", help="write report.json, auc_heatmap.png, auc_vs_distance.png"
     )
     parser.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap replicates (0: none)"
+        "--bootstrap", type=t.int_range(min=0), default=1000, help="bootstrap replicates (0: none)"
     )
-    parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--confidence",
+        type=t.finite_float(0, 1, min_inclusive=False, max_inclusive=False),
+        default=0.95,
+    )
+    parser.add_argument("--seed", type=t.SEED, default=0)
+    parser.add_argument("--batch-size", type=t.positive_int(), default=256)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
 
 

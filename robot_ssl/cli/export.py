@@ -8,6 +8,8 @@ HELP = "export a detector to TorchScript or ONNX"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     parser.add_argument("--model", required=True, help="training checkpoint (.pt)")
     parser.add_argument("--format", choices=("torchscript", "onnx"), required=True)
     parser.add_argument("--out", metavar="FILE", help="output file (default: MODEL with .ts/.onnx)")
@@ -17,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SESSION",
         help="also check parity on (up to 64) frames of these sessions",
     )
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed")
+    parser.add_argument(
+        "--tolerance", type=t.positive_float(), default=1e-4, help="max abs difference allowed"
+    )
 
 
 def _session_frames(paths: list[str], limit: int = 64):

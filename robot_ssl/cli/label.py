@@ -20,12 +20,18 @@ HELP = "auto-label sessions from proximity readings and odometry"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="session files (.h5)")
     p.add_argument(
         "--out", metavar="DIR", help="write labels and plots here (default: beside each session)"
     )
     p.add_argument(
-        "--jobs", "-j", type=_positive_int, metavar="N", help="parallel processes (default: cores)"
+        "--jobs",
+        "-j",
+        type=t.positive_int(),
+        metavar="N",
+        help="parallel processes (default: cores)",
     )
     p.add_argument(
         "--config", metavar="FILE", help="labelling config (YAML or JSON); flags override it"
@@ -39,31 +45,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--distances", metavar="START:STOP:STEP", help="distance bins in m, or a list a,b,c"
     )
-    g.add_argument("--tol-d", type=float, metavar="M", help="|dx - d| tolerance (default 0.01)")
-    g.add_argument("--tol-y", type=float, metavar="M", help="|dy| tolerance (default 0.01)")
     g.add_argument(
-        "--tol-theta", type=float, metavar="RAD", help="|dtheta| tolerance (default 0.05)"
+        "--tol-d", type=t.positive_float(), metavar="M", help="|dx - d| tolerance (default 0.01)"
     )
     g.add_argument(
-        "--threshold", type=int, metavar="RAW", help="obstacle when reading > RAW (default 0)"
-    )
-    g.add_argument("--horizon", type=float, metavar="S", help="look-ahead in seconds (default 20)")
-    g.add_argument(
-        "--max-gap", type=float, metavar="S", help="odometry gap that splits (default 0.5)"
+        "--tol-y", type=t.positive_float(), metavar="M", help="|dy| tolerance (default 0.01)"
     )
     g.add_argument(
-        "--max-backtrack", type=float, metavar="M", help="backward-motion allowance (default 0.01)"
+        "--tol-theta",
+        type=t.positive_float(),
+        metavar="RAD",
+        help="|dtheta| tolerance (default 0.05)",
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
+    g.add_argument(
+        "--threshold",
+        type=t.int_range(min=0),
+        metavar="RAW",
+        help="obstacle when reading > RAW (default 0)",
+    )
+    g.add_argument(
+        "--horizon", type=t.positive_float(), metavar="S", help="look-ahead in seconds (default 20)"
+    )
+    g.add_argument(
+        "--max-gap",
+        type=t.positive_float(),
+        metavar="S",
+        help="odometry gap that splits (default 0.5)",
+    )
+    g.add_argument(
+        "--max-backtrack",
+        type=t.non_negative_float(),
+        metavar="M",
+        help="backward-motion allowance (default 0.01)",
+    )
 
 
 def _parse_floats(text: str, what: str) -> tuple[float, ...]:
@@ -160,14 +174,53 @@ def _label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResu
     )
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker set-up: exit when the parent dies (even by SIGKILL), leaving no temp files.
+
+    Linux delivers SIGTERM to the worker when its parent dies (PR_SET_PDEATHSIG); a
+    thread watching os.getppid() covers other systems and a parent that died before
+    the request took effect. Either way the worker removes the temporary file of a
+    labels file or plot it was writing and exits at once.
+    """
+    import signal
+    import threading
+
+    from robot_ssl.outputs import remove_active_temps
+
+    def die(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        remove_active_temps()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, die)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        die()
+
+    if os.getppid() != parent_pid:
+        die()
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def plot_label_stats(stats, sensor_indices, distances_m, path: Path, title: str = "") -> Path:
     """PNG of label coverage and positive rate per (sensor, distance); written atomically."""
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from robot_ssl.outputs import atomic_output
 
     d_cm = [100 * d for d in distances_m]
     extent = (d_cm[0] - 0.5, d_cm[-1] + 0.5, len(sensor_indices) - 0.5, -0.5)
@@ -188,15 +241,11 @@ def plot_label_stats(stats, sensor_indices, distances_m, path: Path, title: str 
             f"{title}: {stats.frames} frames, {100 * stats.known_fraction:.1f}% known, "
             f"{100 * stats.positive_fraction:.1f}% positive"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -253,6 +302,10 @@ def run(args: argparse.Namespace) -> int:
             raise LabelsWriteError(f"{seen[key]} and {s} would both write {o}")
         seen[key] = s
     tasks = list(dict.fromkeys(zip(sessions, outs)))  # each session once
+    if args.out:  # one folder for all: one line and exit 2 now, not one failure per session
+        from robot_ssl.outputs import check_writable
+
+        check_writable(args.out)
     tasks_full = [(s, o, config.to_dict(), args.truth, not args.no_plot) for s, o in tasks]
     jobs = args.jobs or min(len(tasks_full), os.cpu_count() or 1)
     results: list[SessionResult] = []
@@ -267,7 +320,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             # spawn: no fork of a process that already runs threads (tqdm, the pool's own)
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            ) as pool:
                 futures = [pool.submit(_label_one, t) for t in tasks_full]
                 for fut in as_completed(futures):
                     results.append(fut.result())

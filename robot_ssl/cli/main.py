@@ -38,8 +38,22 @@ def _load(verb: str):
         raise
 
 
+class UsageError(Exception):
+    """A command line argparse rejects: `main` prints it in one line and returns 2."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(f"{prog}: error: {message} (usage: {prog} --help)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser (and sub-parsers) whose errors are one line, not usage + line + exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="robot-ssl",
         description="Self-supervised long-range obstacle perception for a Thymio-class robot.",
     )
@@ -57,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from robot_ssl.errors import RobotSSLError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
     if args.verb is None:
         parser.print_help()
         return 2

@@ -7,7 +7,10 @@
 Devices are opened (and checked) before the output file is created, so a
 missing robot or camera costs one line and exit status 2, and leaves nothing
 behind. Ctrl-C or SIGTERM stops the recording and finalises the file; the
-motors stop on every exit path when the recorder drove them.
+motors stop on every exit path when the recorder drove them. With --overwrite
+an existing OUT.h5 is replaced only when the new session is complete (it is
+written beside it as ``.OUT.h5.tmp-PID.h5`` until then), so a crash or a
+kill -9 during the recording leaves the old session intact.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ HELP = "record a session from a robot (or the simulator) and a camera"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     p.add_argument("out", metavar="OUT.h5", help="session file to write")
     p.add_argument(
         "--robot",
@@ -41,7 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file (played at "
         "its frame rate), 'sim' (needs --robot sim), 'synthetic[:WxH[@FPS]]' or 'none'",
     )
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
+    p.add_argument(
+        "--duration", type=t.positive_float(), default=None, metavar="S", help="stop after S s"
+    )
     p.add_argument(
         "--drive",
         choices=("wander", "none"),
@@ -49,19 +56,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="'wander': explore with the IR sensors while recording; 'none': something else "
         "drives (default)",
     )
-    p.add_argument("--fps", type=float, default=None, help="camera frame rate to request")
-    p.add_argument("--width", type=int, default=None, help="camera width to request")
-    p.add_argument("--height", type=int, default=None, help="camera height to request")
+    p.add_argument(
+        "--fps", type=t.positive_float(), default=None, help="camera frame rate to request"
+    )
+    p.add_argument("--width", type=t.IMAGE_SIZE, default=None, help="camera width to request")
+    p.add_argument("--height", type=t.IMAGE_SIZE, default=None, help="camera height to request")
     p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
     p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
-    p.add_argument("--prox-hz", type=float, default=10.0, help="proximity rate (default 10)")
-    p.add_argument("--wheels-hz", type=float, default=50.0, help="wheel speed rate (default 50)")
-    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
-    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --robot sim)")
+    p.add_argument(
+        "--prox-hz", type=t.positive_float(), default=10.0, help="proximity rate (default 10)"
+    )
+    p.add_argument(
+        "--wheels-hz",
+        type=t.positive_float(),
+        default=50.0,
+        help="wheel speed rate (default 50)",
+    )
+    p.add_argument(
+        "--jpeg-quality", type=t.JPEG_QUALITY, default=90, help="JPEG quality (default 90)"
+    )
+    p.add_argument("--seed", type=t.SEED, default=0, help="simulator seed (with --robot sim)")
     p.add_argument(
         "--min-free-mb",
-        type=float,
+        type=t.non_negative_float(),
         default=32.0,
         help="stop cleanly when the disk has less than this left (default 32)",
     )
@@ -87,6 +105,7 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.outputs import replacing_output
     from robot_ssl.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
     from robot_ssl.session import SessionWriteError, SessionWriter
     from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
@@ -128,33 +147,34 @@ def run(args: argparse.Namespace) -> int:
         if dev.camera_fps:
             camera_spec = dataclasses.replace(camera_spec, fps=float(dev.camera_fps))
         controller = _controller(args, dev, robot_spec)
-        writer = SessionWriter(
-            out,
-            robot=robot_spec,
-            camera=camera_spec,
-            jpeg_quality=args.jpeg_quality,
-            metadata=dev.metadata,
-            truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
-            flush_interval_s=config.flush_interval_s,
-            overwrite=args.overwrite,
-        )
-        try:
-            recorder = Recorder(
-                dev.robot,
-                dev.camera,
-                writer,
-                config,
-                clock=dev.clock,
-                controller=controller,
-                truth=dev.truth,
+        with replacing_output(out, args.overwrite) as target:
+            writer = SessionWriter(
+                target,
+                robot=robot_spec,
+                camera=camera_spec,
+                jpeg_quality=args.jpeg_quality,
+                metadata=dev.metadata,
+                truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
+                flush_interval_s=config.flush_interval_s,
+                overwrite=args.overwrite,
             )
-            with _stop_on_signals(recorder):
-                stats = recorder.run(args.duration)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the first error is the one to report
-                writer.close()
-            raise
-        writer.close()
+            try:
+                recorder = Recorder(
+                    dev.robot,
+                    dev.camera,
+                    writer,
+                    config,
+                    clock=dev.clock,
+                    controller=controller,
+                    truth=dev.truth,
+                )
+                with _stop_on_signals(recorder):
+                    stats = recorder.run(args.duration)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    writer.close()
+                raise
+            writer.close()
     c = stats.counts
     print(
         f"recorded {stats.elapsed_s:.1f} s to {out}: {c.get('camera', 0)} frames "

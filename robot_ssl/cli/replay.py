@@ -10,12 +10,14 @@ HELP = "replay a session (trajectory, camera, labels, predictions) to a video"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     p.add_argument("session", help="session file (.h5)")
     p.add_argument("--model", help="detector (checkpoint .pt, TorchScript or ONNX) to overlay")
     p.add_argument("--labels", help="labels file (default: <session>.labels.h5 when it exists)")
     p.add_argument("--video", help="output video (.mp4 or .avi); default <session>.replay.mp4")
-    p.add_argument("--speed", type=float, default=1.0, help="playback speed factor")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--speed", type=t.positive_float(), default=1.0, help="playback speed factor")
+    p.add_argument("--max-frames", type=t.positive_int(), help="stop after this many frames")
     p.add_argument(
         "--window",
         action="store_true",
@@ -56,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
             result = replay_live(reader, predictor, speed=args.speed)
             print(f"live replay: {result.frames} frames, latency {result.latency}")
             return 0
+        video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
+        if not args.window:  # an unwritable folder: one line now, not after the predictions
+            from robot_ssl.outputs import check_writable
+
+            check_writable(video.parent)
         grids = None
         if labels is not None or predictor is not None:
             lab = {}
@@ -87,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
             n = show_replay(reader, grids, args.speed, args.max_frames)
             print(f"showed {n} frames")
             return 0
-        video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
         total = (
             reader.num_frames
             if args.max_frames is None

@@ -15,6 +15,8 @@ HELP = "robot tools: list serial ports, probe a Thymio"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Nested subcommands: `ports [--all]` and `probe [--port URL] [--timeout S]`."""
+    from robot_ssl.cli import argtypes as t
+
     sub = parser.add_subparsers(dest="robot_command", metavar="COMMAND")
     p_ports = sub.add_parser("ports", help="list serial ports with a Thymio's USB id (0x0617)")
     p_ports.add_argument("--all", action="store_true", help="list every serial port")
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p_probe.add_argument(
         "--timeout",
-        type=float,
+        type=t.positive_float(),
         default=3.0,
         metavar="S",
         help="seconds to wait for the robot to answer (default 3)",

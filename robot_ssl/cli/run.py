@@ -49,6 +49,8 @@ class RunError(RobotSSLError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     p.add_argument("--model", required=True, metavar="M", help="model: .onnx, .pt or TorchScript")
     p.add_argument(
         "--robot",
@@ -73,11 +75,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--record", metavar="OUT.h5", default=None, help="record a session file")
     p.add_argument("--overwrite", action="store_true", help="replace --record's file if it exists")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S s")
     p.add_argument(
-        "--speed", type=int, default=200, metavar="UNITS", help="cruise speed, raw units (200)"
+        "--duration", type=t.positive_float(), default=None, metavar="S", help="stop after S s"
     )
-    p.add_argument("--seed", type=int, default=0, help="simulator seed (with --robot sim)")
+    p.add_argument(
+        "--speed",
+        type=t.int_range(0, 32767),
+        default=200,
+        metavar="UNITS",
+        help="cruise speed, raw units (200)",
+    )
+    p.add_argument("--seed", type=t.SEED, default=0, help="simulator seed (with --robot sim)")
     p.add_argument(
         "--sim-link",
         choices=("direct", "pty", "tcp"),
@@ -86,19 +94,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
     )
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
-    p.add_argument("--fps", type=float, default=None, help="camera frame rate to request")
-    p.add_argument("--width", type=int, default=None, help="camera width to request")
-    p.add_argument("--height", type=int, default=None, help="camera height to request")
+    p.add_argument(
+        "--fps", type=t.positive_float(), default=None, help="camera frame rate to request"
+    )
+    p.add_argument("--width", type=t.IMAGE_SIZE, default=None, help="camera width to request")
+    p.add_argument("--height", type=t.IMAGE_SIZE, default=None, help="camera height to request")
     p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
     p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
     p.add_argument(
         "--max-staleness-ms",
-        type=float,
+        type=t.finite_float(0, 180, min_inclusive=False),
         default=150.0,
         help="watchdog: stop when the newest command's frame is older (default 150)",
     )
-    p.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    p.add_argument("--jpeg-quality", type=int, default=90, help="recorded JPEG quality")
+    p.add_argument(
+        "--threads", type=t.positive_int(), default=1, help="inference threads (default 1)"
+    )
+    p.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90, help="recorded JPEG quality")
     p.add_argument(
         "--status",
         action=argparse.BooleanOptionalAction,
@@ -116,6 +128,10 @@ def open_predictor(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
     ONNX -> ONNX Runtime. A checkpoint is exported to ONNX in a temporary folder when
     onnx/onnxruntime are importable (the session keeps the model in memory, so the
     folder is removed at once), else run by PyTorch; TorchScript runs by PyTorch.
+    Every path goes through robot_ssl.export.load_predictor, which refuses a damaged
+    file (ModelIntegrityError: zip CRCs, the ONNX checksum; never caught here, so a
+    damaged checkpoint does not fall back to PyTorch) and one that disagrees with its
+    metadata (input/output shapes): `run` calls this before it opens any device.
     """
     from robot_ssl.export import ExportError, _sniff_kind, export_model, load_predictor
 
@@ -276,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.devices import Devices
     from robot_ssl.controllers import AvoidConfig, CameraAvoidController
     from robot_ssl.live import LiveConfig, LiveLoop
+    from robot_ssl.outputs import replacing_output
     from robot_ssl.session import SessionWriteError, SessionWriter
     from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
 
@@ -314,8 +331,9 @@ def run(args: argparse.Namespace) -> int:
         writer = None
         if out is not None:
             model_cfg = getattr(predictor.config, "to_dict", lambda: {})()
+            target = dev.enter_context(replacing_output(out, args.overwrite))
             writer = SessionWriter(
-                out,
+                target,
                 robot=robot_spec,
                 camera=camera_spec,
                 jpeg_quality=args.jpeg_quality,

@@ -38,6 +38,8 @@ class SimCommandError(RobotSSLError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     sub = p.add_subparsers(dest="sim_command", metavar="COMMAND")
     sub.required = True
 
@@ -50,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             q.add_argument("world", nargs="?", default=None, help=help_world)
         else:
             q.add_argument("--world", default=None, help=help_world)
-        q.add_argument("--seed", type=int, default=0, help="simulation (and world) seed")
+        q.add_argument("--seed", type=t.SEED, default=0, help="simulation (and world) seed")
         q.add_argument(
             "--split",
             choices=("train", "heldout"),
@@ -62,40 +64,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rec = sub.add_parser("record", help="record a simulated session (faster than real time)")
     rec.add_argument("out", metavar="OUT.h5", help="session file to write")
     world_args(rec)
-    rec.add_argument("--minutes", type=float, required=True, help="simulated minutes")
-    rec.add_argument("--width", type=int, default=None, help="image width (default: spec)")
-    rec.add_argument("--height", type=int, default=None, help="image height (default: spec)")
-    rec.add_argument("--fps", type=float, default=None, help="frame rate (default: spec)")
+    rec.add_argument("--minutes", type=t.positive_float(), required=True, help="simulated minutes")
+    rec.add_argument("--width", type=t.IMAGE_SIZE, default=None, help="image width (default: spec)")
+    rec.add_argument(
+        "--height", type=t.IMAGE_SIZE, default=None, help="image height (default: spec)"
+    )
+    rec.add_argument(
+        "--fps", type=t.positive_float(), default=None, help="frame rate (default: spec)"
+    )
     rec.add_argument("--frame-format", choices=("jpeg", "raw"), default="jpeg")
-    rec.add_argument("--jpeg-quality", type=int, default=90)
+    rec.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90)
     rec.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     rec.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     serve = sub.add_parser("serve", help="serve a simulated Thymio over the Aseba protocol")
     world_args(serve)
-    serve.add_argument("--port", type=int, default=33333, help="TCP port (0: none)")
+    serve.add_argument("--port", type=t.PORT, default=33333, help="TCP port (0: none)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--pty", action="store_true", help="also serve on a pseudo-terminal")
-    serve.add_argument("--time-scale", type=float, default=1.0, help="sim seconds per second")
-    serve.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    serve.add_argument(
+        "--time-scale", type=t.positive_float(), default=1.0, help="sim seconds per second"
+    )
+    serve.add_argument(
+        "--duration", type=t.positive_float(), default=None, help="stop after S seconds"
+    )
 
     show = sub.add_parser("show", help="write a top-down map PNG and a camera view PNG")
     world_args(show, positional=True)
     show.add_argument("--out", default=".", help="output directory (default: here)")
-    show.add_argument("--width", type=int, default=None, help="image width (default: spec)")
-    show.add_argument("--height", type=int, default=None, help="image height (default: spec)")
     show.add_argument(
-        "--pose", type=float, nargs=3, metavar=("X", "Y", "THETA"), help="robot pose (m, rad)"
+        "--width", type=t.IMAGE_SIZE, default=None, help="image width (default: spec)"
     )
     show.add_argument(
-        "--wander", type=float, default=0.0, metavar="S", help="wander S seconds first"
+        "--height", type=t.IMAGE_SIZE, default=None, help="image height (default: spec)"
+    )
+    show.add_argument(
+        "--pose",
+        type=t.finite_float(),
+        nargs=3,
+        metavar=("X", "Y", "THETA"),
+        help="robot pose (m, rad)",
+    )
+    show.add_argument(
+        "--wander",
+        type=t.non_negative_float(),
+        default=0.0,
+        metavar="S",
+        help="wander S seconds first",
     )
 
     sub.add_parser("worlds", help="list the named worlds")
 
     gen = sub.add_parser("generate", help="write a generated world as YAML")
     gen.add_argument("out", metavar="OUT.yaml")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=t.SEED, default=0)
     gen.add_argument("--split", choices=("train", "heldout"), default="train")
     gen.add_argument("--name", default=None, help="world name (default gen_<split>_<seed>)")
 
@@ -242,6 +264,7 @@ def record_session(
     recorder's RecordingStats. The file appears only when complete."""
     from tqdm import tqdm
 
+    from robot_ssl.outputs import atomic_output
     from robot_ssl.recorder import Recorder, RecorderConfig
     from robot_ssl.session import SessionWriteError, SessionWriter
     from robot_ssl.spec import CameraSpec, RobotSpec
@@ -262,51 +285,50 @@ def record_session(
         "split": w.split,
         "recorded_by": "robot-ssl sim record",
     }
-    tmp = out.with_name(f".{out.name}.partial")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    writer = SessionWriter(
-        tmp,
-        robot=robot_spec,
-        camera=camera_spec,
-        frame_format=frame_format,
-        jpeg_quality=jpeg_quality,
-        metadata=metadata,
-        truth_sensors=robot_spec.num_prox,
-        overwrite=True,
-    )
     duration_s = minutes * 60.0
-    bar = tqdm(
-        total=round(duration_s, 3),
-        unit="sim s",
-        disable=not progress,
-        desc=f"sim {w.name}",
-        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]",
-    )
-    try:
-        recorder = Recorder(
-            sim.robot,
-            sim.camera,
-            writer,
-            RecorderConfig(
-                camera_fps=sim.camera_params.fps, jpeg_quality=jpeg_quality, status=False
-            ),
-            clock=_ProgressClock(sim.clock, bar),
-            controller=wander_controller(robot_spec, seed),
-            truth=sim.robot.truth,
+    # written beside `out` under a temporary name, renamed when complete; removed on any
+    # error, Ctrl-C or SIGTERM (robot_ssl.outputs)
+    with atomic_output(out) as tmp:
+        writer = SessionWriter(
+            tmp,
+            robot=robot_spec,
+            camera=camera_spec,
+            frame_format=frame_format,
+            jpeg_quality=jpeg_quality,
+            metadata=metadata,
+            truth_sensors=robot_spec.num_prox,
+            overwrite=True,
         )
-        stats = recorder.run_stepped(duration_s)
-        writer.close()
-        bar.update(max(0.0, bar.total - bar.n))
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(Exception):
+        bar = tqdm(
+            total=round(duration_s, 3),
+            unit="sim s",
+            disable=not progress,
+            desc=f"sim {w.name}",
+            bar_format=(
+                "{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]"
+            ),
+        )
+        try:
+            recorder = Recorder(
+                sim.robot,
+                sim.camera,
+                writer,
+                RecorderConfig(
+                    camera_fps=sim.camera_params.fps, jpeg_quality=jpeg_quality, status=False
+                ),
+                clock=_ProgressClock(sim.clock, bar),
+                controller=wander_controller(robot_spec, seed),
+                truth=sim.robot.truth,
+            )
+            stats = recorder.run_stepped(duration_s)
             writer.close()
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    finally:
-        bar.close()
+            bar.update(max(0.0, bar.total - bar.n))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            raise
+        finally:
+            bar.close()
     return stats
 
 
@@ -343,6 +365,7 @@ def _show(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from robot_ssl.outputs import atomic_output, check_writable
     from sim.topdown import draw_topdown
 
     robot, camera = _specs(args.spec, args.width, args.height)
@@ -364,8 +387,7 @@ def _show(args: argparse.Namespace) -> int:
             sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
             sim.clock.sleep_until_ns(r.t_ns + 20_000_000)
             trajectory.append(sim.pose)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(args.out)  # one line and exit 2 when the folder cannot be written
     top = draw_topdown(
         w,
         sim.pose,
@@ -378,8 +400,11 @@ def _show(args: argparse.Namespace) -> int:
     view = sim.renderer.render(sim.pose, sim.t_s, np.random.default_rng([args.seed, 0xC0]))
     paths = (out / f"{w.name}_topdown.png", out / f"{w.name}_camera.png")
     for path, img in zip(paths, (top, view)):
-        if not cv2.imwrite(str(path), img):
-            raise SimCommandError(f"cannot write {path}")
+        ok, png = cv2.imencode(".png", img)
+        if not ok:
+            raise SimCommandError(f"cannot encode {path}")
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(png.tobytes())
     x, y, th = sim.pose
     print(
         f"{paths[0]}\n{paths[1]}\npose x={x:.3f} m y={y:.3f} m theta={th:.3f} rad", file=sys.stderr
@@ -426,11 +451,13 @@ def _worlds(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from robot_ssl.outputs import atomic_output
     from sim.world import save_world
     from sim.worldgen import WorldGenConfig, generate_world
 
     w = generate_world(args.seed, WorldGenConfig(split=args.split), name=args.name)
-    save_world(w, args.out)
+    with atomic_output(args.out) as tmp:  # one line and exit 2 when it cannot be written
+        save_world(w, tmp)
     print(f"{args.out}: {w.name}, {len(w.obstacles)} obstacles", file=sys.stderr)
     return 0
 

@@ -43,6 +43,8 @@ def cache_dir_from(args: argparse.Namespace) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "multi-process: torchrun --nproc_per_node=2 -m robot_ssl train --data ... --out ...\n"
@@ -51,24 +53,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     parser.add_argument("--arch", choices=("default", "paper"), default="default")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (AdamW)")
-    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--epochs", type=t.positive_int(), default=30)
+    parser.add_argument("--batch-size", type=t.positive_int(), default=64)
+    parser.add_argument(
+        "--lr", type=t.positive_float(), default=2e-3, help="peak learning rate (AdamW)"
+    )
+    parser.add_argument("--weight-decay", type=t.non_negative_float(), default=0.01)
     parser.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
-    parser.add_argument("--pos-weight", type=float, help="weight of positive cells in the loss")
-    parser.add_argument("--width", type=int, default=80, help="network input width")
-    parser.add_argument("--height", type=int, default=64, help="network input height")
+    parser.add_argument(
+        "--pos-weight", type=t.positive_float(), help="weight of positive cells in the loss"
+    )
+    parser.add_argument("--width", type=t.IMAGE_SIZE, default=80, help="network input width")
+    parser.add_argument("--height", type=t.IMAGE_SIZE, default=64, help="network input height")
     split = parser.add_mutually_exclusive_group()
     split.add_argument("--val-worlds", nargs="+", metavar="WORLD", help="validation worlds")
     split.add_argument(
-        "--val-fraction", type=float, default=0.2, help="fraction of sessions for validation"
+        "--val-fraction",
+        type=t.finite_float(0, 1, max_inclusive=False),
+        default=0.2,
+        help="fraction of sessions for validation",
     )
     parser.add_argument("--split-by", choices=("session", "world"), default="session")
     parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     parser.add_argument("--no-flip", action="store_true", help="no horizontal flip")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch threads per process")
+    parser.add_argument("--seed", type=t.SEED, default=0)
+    parser.add_argument("--threads", type=t.positive_int(), help="torch threads per process")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")

@@ -1,0 +1,97 @@
+"""argparse types for numeric options: finite and in range, else a one-line usage error.
+
+    p.add_argument("--duration", type=finite_float(min=0, min_inclusive=False))
+    $ robot-ssl record --duration nan ...
+    robot-ssl record: error: argument --duration: must be a finite number > 0, got 'nan'
+
+argparse prints the usage and that line and exits with status 2. The range words
+come from `robot_ssl.config_io.describe_range`, as in the config dataclasses' checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from robot_ssl.config_io import describe_range, in_range
+
+__all__ = [
+    "IMAGE_SIZE",
+    "JPEG_QUALITY",
+    "PORT",
+    "SEED",
+    "finite_float",
+    "int_range",
+    "non_negative_float",
+    "positive_float",
+    "positive_int",
+]
+
+
+def finite_float(
+    min: float | None = None,
+    max: float | None = None,
+    *,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+) -> Callable[[str], float]:
+    """A type that parses a finite float within the bounds (nan and inf never pass)."""
+    bounds = dict(min=min, max=max, min_inclusive=min_inclusive, max_inclusive=max_inclusive)
+    what = describe_range(**bounds)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not in_range(value, **bounds):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = "finite_float"
+    return parse
+
+
+def int_range(min: int | None = None, max: int | None = None) -> Callable[[str], int]:
+    """A type that parses a decimal integer in min..max (either bound may be open)."""
+    what = describe_range(integer=True, min=min, max=max)
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or not in_range(value, integer=True, min=min, max=max):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = "int_range"
+    return parse
+
+
+def positive_float() -> Callable[[str], float]:
+    """finite_float > 0: durations, rates, tolerances."""
+    return finite_float(min=0, min_inclusive=False)
+
+
+def non_negative_float() -> Callable[[str], float]:
+    """finite_float >= 0."""
+    return finite_float(min=0)
+
+
+def positive_int() -> Callable[[str], int]:
+    """int_range >= 1: counts, sizes, epochs."""
+    return int_range(min=1)
+
+
+SEED = int_range(0, 2**32 - 1)
+"""Random seeds (numpy's SeedSequence takes non-negative integers)."""
+
+PORT = int_range(0, 65535)
+"""TCP ports (0: none or any, per option)."""
+
+IMAGE_SIZE = int_range(1, 8192)
+"""Image widths and heights in pixels."""
+
+JPEG_QUALITY = int_range(1, 100)
+"""JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""

@@ -357,6 +357,7 @@ class TrainResult:
     best_score: float
     history: list[dict[str, Any]]
     train_time_s: float
+    final_state: dict[str, Any] | None = None  # this rank's own final weights (CPU tensors)
 
 
 # -- distributed set-up --------------------------------------------------------------------
@@ -844,6 +845,7 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             best_score=best_score,
             history=history,
             train_time_s=history[-1]["elapsed_s"] if history else 0.0,
+            final_state={k: v.detach().cpu().clone() for k, v in raw_model.state_dict().items()},
         )
     finally:
         if env.owns_group:

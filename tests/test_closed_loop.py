@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("sim.simulator")
 from robot_ssl.cli.closed_loop import (
     OraclePredictor,
     TrialClock,

@@ -1,6 +1,7 @@
 """ROC AUC (exact, tie-aware), bootstrap intervals, the report and `robot-ssl eval`."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -132,3 +133,62 @@ def test_eval_rejects_mismatched_grid(tmp_path):
     )
     with pytest.raises(DatasetError, match="grid"):
         evaluate(tmp_path / "m.pt", [], frames=synthetic_frameset(8), n_bootstrap=0, progress=False)
+
+
+def _memorising_model(path, frames, cfg: ModelConfig, invert: bool = False):
+    """A real TorchScript detector that knows the answers: it recognises each prepared
+    image by its pixel sum and returns that frame's labels (unknown cells 0) as
+    probabilities, or their complement with `invert`. Saved with the metadata a real
+    export carries, so `robot-ssl eval` loads and runs it like any model file."""
+    from robot_ssl.export import META_FILE, _metadata
+
+    keys = torch.from_numpy(frames.images.reshape(len(frames.images), -1).astype(np.int64).sum(1))
+    assert len(torch.unique(keys)) == len(keys)  # every frame has its own key
+    table = torch.from_numpy(np.clip(frames.labels, 0, 1).astype(np.float32))
+    if invert:
+        table = 1.0 - table
+
+    class Memorised(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("keys", keys)
+            self.register_buffer("table", table)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            k = x.reshape(x.shape[0], -1).to(torch.int64).sum(1)
+            hit = k[:, None] == self.keys[None, :]
+            found = hit.any(1)
+            out = self.table[hit.to(torch.int64).argmax(1)]
+            return torch.where(found[:, None, None], out, torch.full_like(out, 0.5))
+
+    with warnings.catch_warnings():  # torch.jit's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(Memorised())
+    torch.jit.save(scripted, str(path), _extra_files={META_FILE: _metadata(cfg, "test")})
+    return path
+
+
+@pytest.mark.parametrize(("invert", "auc"), [(False, 1.0), (True, 0.0)])
+def test_eval_end_to_end_scores_a_perfect_and_an_inverted_detector(tmp_path, invert, auc):
+    """Sessions on disk, a model file, the `eval` command: a detector that is always right
+    scores AUC 1.0 in every cell, one that is always wrong 0.0 (so the whole chain, from
+    frame decoding to the labels' alignment and the report, keeps frames and labels
+    together)."""
+    from robot_ssl.dataset import FrameSet, load_sessions
+
+    for i in range(2):
+        write_synthetic_session(tmp_path / f"data/s{i}.h5", 60, world=f"w{i}", seed=10 + i)
+    cfg = ModelConfig(distances_m=tuple(np.round(np.arange(31) * 0.01, 2)))
+    frames = FrameSet.from_sessions(
+        load_sessions([tmp_path / "data"], size=cfg.input_size, progress=False)
+    )
+    model = _memorising_model(tmp_path / "m.ts", frames, cfg, invert)
+    data, out = str(tmp_path / "data"), str(tmp_path / "r.json")
+    rc = main(["eval", "--model", str(model), "--data", data, "--no-cache", "--json", out])
+    assert rc == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["num_frames"] == 120 and report["model_kind"] == "torchscript"
+    assert report["mean_auc"] == pytest.approx(auc)
+    cells = np.array(report["grid"]["auc"], dtype=float)
+    defined = cells[~np.isnan(cells)]
+    assert defined.size > 100 and np.all(defined == auc)

@@ -17,7 +17,6 @@ import pytest
 from robot_ssl.live import LatencyStats, LiveConfig, LiveLoop, Watchdog
 from robot_ssl.session import SessionReader, SessionWriter
 
-pytest.importorskip("sim.simulator")
 from robot_ssl.cli.closed_loop import make_simulator
 
 D = np.round(np.arange(31) * 0.01, 2)

@@ -17,7 +17,6 @@ from robot_ssl.spec import CameraSpec
 
 # Submodules, not the package: an editable install made before sim/__init__.py existed
 # exposes `sim` as a namespace package when the repository root is not on sys.path.
-pytest.importorskip("sim.simulator")
 from sim.controller import WanderController
 from sim.simulator import Simulator
 from sim.worldgen import generate_world

@@ -51,12 +51,12 @@ def held_out_worlds(generated: list[int]) -> list[tuple[str | None, int]]:
 def _trial(job: dict) -> dict:
     import cv2
 
-    from robot_ssl.cli.closed_loop import closed_loop_trial
+    from robot_ssl.simlink.closed_loop import closed_loop_trial
 
     cv2.setNumThreads(1)
     predictor = job.pop("predictor")
     if predictor not in (None, "oracle"):
-        from robot_ssl.export import load_predictor
+        from robot_ssl.learning.export import load_predictor
 
         predictor = load_predictor(predictor, num_threads=1)
     r = closed_loop_trial(predictor=predictor, split="heldout", **job)
@@ -155,8 +155,8 @@ def main() -> int:
         )
     summary = summarise(rows)
 
-    from robot_ssl.cli.closed_loop import realtime_trial
-    from robot_ssl.export import load_predictor
+    from robot_ssl.learning.export import load_predictor
+    from robot_ssl.simlink.closed_loop import realtime_trial
 
     live = realtime_trial(
         load_predictor(model, num_threads=1), worlds[0][0], worlds[0][1], args.realtime_s, fast

@@ -74,7 +74,7 @@ def latency(checkpoints: dict[str, Path], work: Path, iters: int) -> dict[str, A
     """Single-thread latency per frame for each arch and runtime (batch of one)."""
     import torch
 
-    from robot_ssl.export import export_model, load_predictor
+    from robot_ssl.learning.export import export_model, load_predictor
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -105,7 +105,7 @@ def untrained_checkpoints(work: Path) -> dict[str, Path]:
     """Checkpoints of freshly initialised models (latency does not depend on the weights)."""
     import torch
 
-    from robot_ssl.models import ModelConfig, build_model
+    from robot_ssl.learning.models import ModelConfig, build_model
 
     paths = {}
     for arch in ARCHS:
@@ -128,7 +128,7 @@ def _run(cmd: str) -> None:
 
 def generate_sim_data(args: argparse.Namespace, data: Path) -> None:
     """Record and label `sessions_per_world` sessions per world with the CLI (skips existing)."""
-    from robot_ssl.dataset import labels_path_for
+    from robot_ssl.learning.dataset import labels_path_for
 
     for world in args.train_worlds + args.test_worlds:
         for k in range(args.sessions_per_world):
@@ -149,8 +149,8 @@ def generate_sim_data(args: argparse.Namespace, data: Path) -> None:
 
 
 def generate_synthetic_data(data: Path, worlds: list[str], frames: int) -> None:
-    """Toy sessions (robot_ssl.dataset.synthetic_frames), two per 'world', to exercise the flow."""
-    from robot_ssl.dataset import write_synthetic_session
+    """Toy sessions (robot_ssl.learning.dataset.synthetic_frames), two per 'world', to exercise the flow."""
+    from robot_ssl.learning.dataset import write_synthetic_session
 
     for i, world in enumerate(worlds):
         for k in range(2):
@@ -179,9 +179,9 @@ def default_worlds() -> tuple[list[str], list[str]]:
 def train_and_evaluate(args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
     import torch
 
-    from robot_ssl.dataset import FrameSet, load_sessions, split_sessions
-    from robot_ssl.evaluate import evaluate
-    from robot_ssl.train import TrainConfig, train
+    from robot_ssl.learning.dataset import FrameSet, load_sessions, split_sessions
+    from robot_ssl.learning.evaluate import evaluate
+    from robot_ssl.learning.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ A small closed-loop simulator (a 2 m x 2 m arena with cylinders, a Thymio with
 its 7 IR sensors and the Enki IR response, a wander controller that drives
 straight, stops, backs off obstacles and turns) makes a session in memory:
 30 fps camera times, 10 Hz proximity, 100 Hz wheel odometry (integrated by
-robot_ssl.odometry from noisy, miscalibrated wheel speeds) and 50 Hz truth.
+robot_ssl.core.odometry from noisy, miscalibrated wheel speeds) and 50 Hz truth.
 
 Prints, on one core:
 - labelling time (median of repeats) and frames per second; target: one hour
@@ -36,16 +36,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from robot_ssl.geometry import compose, relative
-from robot_ssl.labeling import (
+from robot_ssl.core.geometry import compose, relative
+from robot_ssl.core.odometry import integrate_wheel_odometry
+from robot_ssl.core.spec import RobotSpec
+from robot_ssl.labelling.labeller import (
     LabelConfig,
     compare_with_truth,
     compute_labels,
     label_stats,
     truth_labels,
 )
-from robot_ssl.odometry import integrate_wheel_odometry
-from robot_ssl.spec import RobotSpec
 
 MS = 1_000_000
 STEP_NS = 10 * MS  # wheel/odometry period (100 Hz)

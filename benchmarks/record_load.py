@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_ssl.cameras import SyntheticCamera
-from robot_ssl.recorder import Recorder, RecorderConfig
-from robot_ssl.session import SessionReader, SessionWriter
-from robot_ssl.spec import CameraSpec
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.recording.cameras import SyntheticCamera
+from robot_ssl.recording.recorder import Recorder, RecorderConfig
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2
 import numpy as np
 
-from robot_ssl.odometry import integrate_wheel_odometry
-from robot_ssl.session import SessionReader, SessionWriter
-from robot_ssl.spec import CameraSpec, RobotSpec
+from robot_ssl.core.odometry import integrate_wheel_odometry
+from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.io.session import SessionReader, SessionWriter
 
 cv2.setNumThreads(1)
 CAM = CameraSpec(width=640, height=480)

@@ -15,8 +15,8 @@ def onnx_model(tmp_path_factory) -> Path:
     """An untrained detector exported to ONNX (real preprocessing and runtime)."""
     pytest.importorskip("onnxruntime")
     torch = pytest.importorskip("torch")
-    from robot_ssl.export import export_model
-    from robot_ssl.models import ModelConfig, build_model
+    from robot_ssl.learning.export import export_model
+    from robot_ssl.learning.models import ModelConfig, build_model
 
     d = tmp_path_factory.mktemp("model")
     cfg = ModelConfig(distances_m=DISTANCES_M, sensor_indices=(0, 1, 2, 3, 4))

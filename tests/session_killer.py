@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from robot_ssl.session import SessionWriter
+from robot_ssl.io.session import SessionWriter
 
 
 def main() -> None:

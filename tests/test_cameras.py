@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from robot_ssl.cameras import (
+from robot_ssl.recording.cameras import (
     CameraError,
     CameraNotFound,
     OpenCVCamera,
@@ -142,7 +142,7 @@ def test_parse_synthetic():
     "bad", ["synthetic:0x0", "synthetic:1x1@1.2.3", "synthetic:5x5@0", "synthetic:9x"]
 )
 def test_synthetic_camera_string_is_checked(bad):
-    from robot_ssl.cameras import CameraError, parse_synthetic
+    from robot_ssl.recording.cameras import CameraError, parse_synthetic
 
     with pytest.raises(CameraError, match="camera"):
         parse_synthetic(bad)

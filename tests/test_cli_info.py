@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from robot_ssl.cli.main import main
-from robot_ssl.session import SessionWriter
+from robot_ssl.io.session import SessionWriter
 
 
 def write_session(path):

@@ -9,15 +9,15 @@ import time
 import numpy as np
 import pytest
 
-from robot_ssl.cli.closed_loop import (
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.live.loop import LiveConfig, LiveLoop
+from robot_ssl.simlink.closed_loop import (
     OraclePredictor,
     TrialClock,
     closed_loop_trial,
     make_simulator,
     open_virtual_thymio,
 )
-from robot_ssl.live import LiveConfig, LiveLoop
-from robot_ssl.session import SessionReader, SessionWriter
 from sim.world import Arena, World
 
 D = np.round(np.arange(31) * 0.01, 2)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from robot_ssl.controllers import (
+from robot_ssl.live.controllers import (
     AvoidConfig,
     CameraAvoidController,
     IRReactiveController,

@@ -4,8 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-import robot_ssl.dataset as ds
-from robot_ssl.dataset import (
+import robot_ssl.learning.dataset as ds
+from robot_ssl.io.labels_file import LabelsMismatchError
+from robot_ssl.learning.dataset import (
     DatasetError,
     FrameSet,
     find_sessions,
@@ -15,7 +16,6 @@ from robot_ssl.dataset import (
     split_sessions,
     write_synthetic_session,
 )
-from robot_ssl.labels_io import LabelsMismatchError
 
 
 def test_prepare_images_shapes_and_identity():

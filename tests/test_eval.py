@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
-from robot_ssl.dataset import DatasetError, synthetic_frameset, write_synthetic_session
-from robot_ssl.evaluate import (
+from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
+from robot_ssl.learning.evaluate import (
     auc_report,
     band_of_distances,
     evaluate,
     roc_auc,
     weighted_auc,
 )
-from robot_ssl.models import ModelConfig, build_model
+from robot_ssl.learning.models import ModelConfig, build_model
 
 
 def brute_force_auc(scores, labels):
@@ -140,7 +140,7 @@ def _memorising_model(path, frames, cfg: ModelConfig, invert: bool = False):
     image by its pixel sum and returns that frame's labels (unknown cells 0) as
     probabilities, or their complement with `invert`. Saved with the metadata a real
     export carries, so `robot-ssl eval` loads and runs it like any model file."""
-    from robot_ssl.export import META_FILE, _metadata
+    from robot_ssl.learning.export import META_FILE, _metadata
 
     keys = torch.from_numpy(frames.images.reshape(len(frames.images), -1).astype(np.int64).sum(1))
     assert len(torch.unique(keys)) == len(keys)  # every frame has its own key
@@ -174,7 +174,7 @@ def test_eval_end_to_end_scores_a_perfect_and_an_inverted_detector(tmp_path, inv
     scores AUC 1.0 in every cell, one that is always wrong 0.0 (so the whole chain, from
     frame decoding to the labels' alignment and the report, keeps frames and labels
     together)."""
-    from robot_ssl.dataset import FrameSet, load_sessions
+    from robot_ssl.learning.dataset import FrameSet, load_sessions
 
     for i in range(2):
         write_synthetic_session(tmp_path / f"data/s{i}.h5", 60, world=f"w{i}", seed=10 + i)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
-from robot_ssl.dataset import synthetic_frames
-from robot_ssl.export import ExportError, export_model, load_predictor
-from robot_ssl.models import ModelConfig, build_model
+from robot_ssl.learning.dataset import synthetic_frames
+from robot_ssl.learning.export import ExportError, export_model, load_predictor
+from robot_ssl.learning.models import ModelConfig, build_model
 
 torch.set_num_threads(1)
 

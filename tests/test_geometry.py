@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from robot_ssl.geometry import (
+from robot_ssl.core.geometry import (
     compose,
     interpolate_poses,
     inverse,

@@ -1,4 +1,4 @@
-"""Known-answer tests of the auto-labeller (robot_ssl.labeling) on synthetic streams."""
+"""Known-answer tests of the auto-labeller (robot_ssl.labelling.labeller) on synthetic streams."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from robot_ssl.geometry import compose, interpolate_poses, relative, wrap_angle
-from robot_ssl.labeling import (
+from robot_ssl.core.geometry import compose, interpolate_poses, relative, wrap_angle
+from robot_ssl.labelling.labeller import (
     LabelConfig,
     LabelConfigError,
     LabelInputError,

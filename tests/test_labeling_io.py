@@ -1,4 +1,4 @@
-"""Labels files (robot_ssl.labels_io) and the `robot-ssl label` command on real session files."""
+"""Labels files (robot_ssl.io.labels_file) and the `robot-ssl label` command on real session files."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from robot_ssl.cli.main import main
-from robot_ssl.labeling import LabelConfig, NothingToLabelError, compute_labels
-from robot_ssl.labels_io import (
+from robot_ssl.io.labels_file import (
     InconsistentLabelsError,
     LabelsMismatchError,
     LabelsWriteError,
@@ -28,7 +27,8 @@ from robot_ssl.labels_io import (
     session_truth_agreement,
     write_labels,
 )
-from robot_ssl.session import SessionReader, SessionWriter
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.labelling.labeller import LabelConfig, NothingToLabelError, compute_labels
 
 S_NS = 1_000_000_000
 MS_NS = 1_000_000
@@ -120,7 +120,7 @@ def test_label_session_round_trip(session: Path):
 
 
 def test_labels_file_is_where_the_dataset_code_looks(session: Path):
-    from robot_ssl.dataset import labels_path_for
+    from robot_ssl.learning.dataset import labels_path_for
 
     out = write_labels(default_labels_path(session), label_session(session))
     assert labels_path_for(session) == out

@@ -312,7 +312,7 @@ def test_thymio_robot_reads_and_clips(node: FakeAsebaNode) -> None:
 
 
 def test_thymio_robot_satisfies_the_robot_protocol(node: FakeAsebaNode) -> None:
-    from robot_ssl.devices import Robot  # test only: firmware_bridge never imports robot_ssl
+    from robot_ssl.core.devices import Robot  # test only: firmware_bridge never imports robot_ssl
 
     with ThymioRobot.open(node.url) as robot:
         assert isinstance(robot, Robot)

@@ -22,12 +22,12 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
-from robot_ssl.dataset import DatasetError, synthetic_frameset, write_synthetic_session
-from robot_ssl.evaluate import EvalError, evaluate
-from robot_ssl.export import ExportError, export_model, load_predictor
-from robot_ssl.integrity import ONNX_CHECKSUM_KEY, ModelIntegrityError, stamp_onnx_checksum
-from robot_ssl.models import ModelConfig, build_model, load_checkpoint
-from robot_ssl.train import TrainConfig, TrainError, _score, train
+from robot_ssl.io.integrity import ONNX_CHECKSUM_KEY, ModelIntegrityError, stamp_onnx_checksum
+from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
+from robot_ssl.learning.evaluate import EvalError, evaluate
+from robot_ssl.learning.export import ExportError, export_model, load_predictor
+from robot_ssl.learning.models import ModelConfig, build_model, load_checkpoint
+from robot_ssl.learning.train import TrainConfig, TrainError, _score, train
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +277,7 @@ def test_read_only_outputs_fail_in_one_line_and_write_nothing(models, read_only,
 
 
 def _relabel_every_2cm(session: Path) -> None:
-    from robot_ssl.labels_io import default_labels_path, read_labels, write_labels
+    from robot_ssl.io.labels_file import default_labels_path, read_labels, write_labels
 
     path = default_labels_path(session)
     ls = read_labels(path)

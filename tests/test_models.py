@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from robot_ssl.models import (
+from robot_ssl.learning.models import (
     ModelConfig,
     ModelError,
     build_model,

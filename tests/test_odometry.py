@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from robot_ssl.geometry import wrap_angle
-from robot_ssl.odometry import OdometryIntegrator, integrate_wheel_odometry
-from robot_ssl.spec import RobotSpec
+from robot_ssl.core.geometry import wrap_angle
+from robot_ssl.core.odometry import OdometryIntegrator, integrate_wheel_odometry
+from robot_ssl.core.spec import RobotSpec
 
 ROBOT = RobotSpec()
 rng = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""Outputs: atomic writes (robot_ssl.outputs), no leftovers after errors, SIGTERM or SIGKILL,
+"""Outputs: atomic writes (robot_ssl.io.outputs), no leftovers after errors, SIGTERM or SIGKILL,
 modes that follow the umask, read-only output folders (one line, exit 2), `record
 --overwrite` keeping the old session until the new one is complete, and `label --jobs`
 workers that die with their parent. Real files and real processes throughout."""
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from robot_ssl.cli.main import main
-from robot_ssl.outputs import OutputError, atomic_output, remove_stale_temps, temp_name_pattern
+from robot_ssl.io.outputs import OutputError, atomic_output, remove_stale_temps, temp_name_pattern
 
 ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_two_threads_writing_one_target_get_their_own_temp(tmp_path):
 _HOLD = textwrap.dedent(
     """
     import sys, time
-    from robot_ssl.outputs import atomic_output
+    from robot_ssl.io.outputs import atomic_output
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_bytes(b"partial" * 1000)
         print(tmp, flush=True)
@@ -260,8 +260,8 @@ def test_replay_text_lines_do_not_overlap(session):
     """The "frame N" and "t = ..." texts are drawn on separate rows of the camera panel."""
     import cv2
 
-    from robot_ssl.replay import iter_replay_frames
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
+    from robot_ssl.live.replay import iter_replay_frames
 
     with SessionReader(session) as r:
         img = next(iter_replay_frames(r, None))
@@ -324,7 +324,7 @@ def _record_sim(out: Path, duration: float, *extra: str) -> subprocess.Popen:
 
 
 def test_record_overwrite_keeps_the_old_session_until_the_new_one_is_complete(session, tmp_path):
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     out = tmp_path / "s.h5"
     shutil.copy(session, out)
@@ -355,7 +355,7 @@ def test_record_overwrite_keeps_the_old_session_until_the_new_one_is_complete(se
 
 
 def test_record_overwrite_sigterm_finalises_and_replaces(session, tmp_path):
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     out = tmp_path / "s.h5"
     shutil.copy(session, out)
@@ -437,7 +437,7 @@ def test_label_workers_exit_when_the_parent_is_killed(session, tmp_path):
 
 
 def test_output_error_is_an_oserror_and_a_one_line_error(tmp_path):
-    from robot_ssl.errors import RobotSSLError
+    from robot_ssl.core.errors import RobotSSLError
 
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError) as e, atomic_output(tmp_path / "f" / "x.txt"):
@@ -447,7 +447,7 @@ def test_output_error_is_an_oserror_and_a_one_line_error(tmp_path):
 
 
 def test_run_record_overwrite_keeps_the_old_session_after_sigkill(session, tmp_path, onnx_model):
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     out = tmp_path / "s.h5"
     shutil.copy(session, out)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from robot_ssl.cameras import CapturedFrame, SyntheticCamera
-from robot_ssl.recorder import Recorder, RecorderConfig, RecorderError
-from robot_ssl.session import SessionReader, SessionWriteError, SessionWriter
-from robot_ssl.spec import CameraSpec
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.io.session import SessionReader, SessionWriteError, SessionWriter
+from robot_ssl.recording.cameras import CapturedFrame, SyntheticCamera
+from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError
 
 
 @dataclass(frozen=True)

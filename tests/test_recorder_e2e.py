@@ -20,11 +20,11 @@ import pytest
 from playground import FakeAsebaNode, Playground, PlaygroundRobot, free_port, playground_or_skip
 
 from firmware_bridge.thymio import ThymioRobot
-from robot_ssl.cameras import SyntheticCamera
 from robot_ssl.cli.main import main
-from robot_ssl.recorder import Recorder, RecorderConfig
-from robot_ssl.session import SessionReader, SessionWriter
-from robot_ssl.spec import CameraSpec
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.recording.cameras import SyntheticCamera
+from robot_ssl.recording.recorder import Recorder, RecorderConfig
 
 ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 

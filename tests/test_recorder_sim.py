@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from robot_ssl.recorder import Recorder, RecorderConfig
-from robot_ssl.session import SessionReader, SessionWriter
-from robot_ssl.spec import CameraSpec
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.recording.recorder import Recorder, RecorderConfig
 
 # Submodules, not the package: an editable install made before sim/__init__.py existed
 # exposes `sim` as a namespace package when the repository root is not on sys.path.
@@ -170,7 +170,7 @@ def test_virtual_thymio_over_pty_with_sim_camera_then_info(tmp_path):
     virtual Thymio, the simulator's camera, the threaded recorder, then `robot-ssl info`."""
     from firmware_bridge.thymio import ThymioRobot
     from robot_ssl.cli.sim import wander_controller
-    from robot_ssl.spec import RobotSpec
+    from robot_ssl.core.spec import RobotSpec
     from sim.virtual_thymio import VirtualThymio
 
     # Simulated time set to the monotonic clock, so the camera's stamps (simulated) and

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from robot_ssl.cli.main import main
-from robot_ssl.replay import ReplayError, ReplayGrids, render_replay, replay_live
-from robot_ssl.session import SessionReader, SessionWriter
+from robot_ssl.io.session import SessionReader, SessionWriter
+from robot_ssl.live.replay import ReplayError, ReplayGrids, render_replay, replay_live
 
 D = np.round(np.arange(31) * 0.01, 2)
 
@@ -28,8 +28,8 @@ def sim_session(tmp_path_factory) -> Path:
 def onnx_model(tmp_path_factory) -> Path:
     pytest.importorskip("onnxruntime")
     torch = pytest.importorskip("torch")
-    from robot_ssl.export import export_model
-    from robot_ssl.models import ModelConfig, build_model
+    from robot_ssl.learning.export import export_model
+    from robot_ssl.learning.models import ModelConfig, build_model
 
     d = tmp_path_factory.mktemp("model")
     cfg = ModelConfig(distances_m=tuple(D), sensor_indices=(0, 1, 2, 3, 4))
@@ -70,12 +70,12 @@ def test_replay_max_frames_and_plain_session(sim_session, tmp_path):
 
 
 def test_label_overlay_colours_known_cells(sim_session, tmp_path):
-    from robot_ssl.labels_io import default_labels_path, read_labels
+    from robot_ssl.io.labels_file import default_labels_path, read_labels
 
     labels = read_labels(default_labels_path(sim_session))
     i = int(np.argmax((labels.labels == 1).sum(axis=(1, 2))))  # the frame with most obstacles
     grids = ReplayGrids(labels.sensor_indices, labels.distances_m, {i: labels.labels[i]}, {})
-    from robot_ssl.replay import iter_replay_frames
+    from robot_ssl.live.replay import iter_replay_frames
 
     with SessionReader(sim_session) as r:
         frames = iter_replay_frames(r, grids)
@@ -97,7 +97,7 @@ def test_empty_session_is_a_clear_error(tmp_path):
 
 
 def test_live_replay_runs_the_deploy_path_on_recorded_frames(sim_session, onnx_model):
-    from robot_ssl.export import load_predictor
+    from robot_ssl.learning.export import load_predictor
 
     with SessionReader(sim_session) as r:
         result = replay_live(r, load_predictor(onnx_model), speed=4.0)

@@ -13,7 +13,7 @@ import pytest
 from playground import Playground, PlaygroundRobot, free_port, playground_or_skip
 from test_recorder_e2e import _wait_until_thymio_answers, write_video
 
-from robot_ssl.session import SessionReader
+from robot_ssl.io.session import SessionReader
 
 
 @pytest.mark.playground

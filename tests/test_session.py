@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from robot_ssl.session import (
+from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.io.session import (
     InconsistentSessionError,
     NotASessionError,
     SessionReader,
@@ -19,7 +20,6 @@ from robot_ssl.session import (
     SessionWriter,
     UnsupportedVersionError,
 )
-from robot_ssl.spec import CameraSpec, RobotSpec
 
 CAM = CameraSpec(width=64, height=48)
 

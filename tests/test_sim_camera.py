@@ -47,7 +47,7 @@ def mask_of(img: np.ndarray, rgb: tuple[float, float, float], tol: int = 40) -> 
 @pytest.mark.parametrize("size", [(320, 240), (80, 64)])
 def test_horizon_sits_where_the_pitch_says(pitch_deg, size):
     """Far low walls: the floor (green) ends and the backdrop (red) starts at the horizon."""
-    from robot_ssl.spec import CameraSpec
+    from robot_ssl.core.spec import CameraSpec
 
     w, h = size
     params = CameraParams(width=w, height=h, pitch_rad=math.radians(pitch_deg), **CLEAN)

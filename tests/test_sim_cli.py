@@ -26,7 +26,7 @@ def _record(path, *extra: str) -> None:
 
 
 def test_record_writes_a_complete_session_with_truth(tmp_path):
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     out = tmp_path / "s.h5"
     _record(out, "--world", "corridor", "--seed", "2")
@@ -53,7 +53,7 @@ def test_record_writes_a_complete_session_with_truth(tmp_path):
 
 
 def test_record_is_deterministic_and_generated_from_the_seed(tmp_path):
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     paths = [tmp_path / f"{i}.h5" for i in range(3)]
     _record(paths[0], "--seed", "7")

@@ -99,8 +99,8 @@ def test_measured_speed_is_noisy_int16_and_slip_moves_the_truth():
 def _odometry_error(seed: int, drive: DriveParams | None = None) -> float:
     """End-point error (m) of odometry integrated from the measured speeds after 20 s of
     driving (straight, then an arc), against the simulator's true pose."""
-    from robot_ssl.odometry import integrate_wheel_odometry
-    from robot_ssl.spec import RobotSpec
+    from robot_ssl.core.odometry import integrate_wheel_odometry
+    from robot_ssl.core.spec import RobotSpec
 
     sim = Simulator(
         World(arena=Arena(20.0, 20.0)),

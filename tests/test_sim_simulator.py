@@ -33,7 +33,7 @@ def drive(sim: Simulator, seconds: float, seed: int = 0, frames: bool = True):
 
 
 def test_satisfies_the_device_protocols():
-    from robot_ssl.devices import Camera, Clock, Robot
+    from robot_ssl.core.devices import Camera, Clock, Robot
 
     sim = Simulator(load_world("arena_boxes"), seed=0, camera=SMALL)
     assert isinstance(sim.robot, Robot)
@@ -103,7 +103,7 @@ def test_random_start_pose_is_free_and_seeded():
 def test_sim_defaults_mirror_the_robot_and_camera_specs():
     """sim cannot import robot_ssl, so its Thymio defaults are copies: keep them in sync."""
     from robot_ssl.cli.sim import sim_params
-    from robot_ssl.spec import CameraSpec, RobotSpec
+    from robot_ssl.core.spec import CameraSpec, RobotSpec
 
     robot, camera = RobotSpec(), CameraSpec()
     d, ir, cam = DriveParams(), IRParams(), CameraParams()

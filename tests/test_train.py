@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from robot_ssl.dataset import synthetic_frameset
-from robot_ssl.models import load_checkpoint, model_from_checkpoint
-from robot_ssl.train import (
+from robot_ssl.learning.dataset import synthetic_frameset
+from robot_ssl.learning.models import load_checkpoint, model_from_checkpoint
+from robot_ssl.learning.train import (
     AugmentConfig,
     TrainConfig,
     TrainError,

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from robot_ssl.dataset import synthetic_frameset, write_synthetic_session
+from robot_ssl.learning.dataset import synthetic_frameset, write_synthetic_session
 
 
 def _free_port() -> int:
@@ -26,7 +26,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(world_size),
     )
-    from robot_ssl.train import TrainConfig, train
+    from robot_ssl.learning.train import TrainConfig, train
 
     cfg = TrainConfig(
         out_dir=out_dir,

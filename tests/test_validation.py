@@ -16,9 +16,16 @@ import pytest
 
 from robot_ssl.cli import argtypes
 from robot_ssl.cli.main import main
-from robot_ssl.config_io import check_number, checked_fields, describe_range
-from robot_ssl.errors import SpecError
-from robot_ssl.spec import CameraSpec, IRSensor, RobotSpec, load_specs, save_specs, specs_to_json
+from robot_ssl.core.config import check_number, checked_fields, describe_range
+from robot_ssl.core.errors import SpecError
+from robot_ssl.core.spec import (
+    CameraSpec,
+    IRSensor,
+    RobotSpec,
+    load_specs,
+    save_specs,
+    specs_to_json,
+)
 
 NAN, INF = float("nan"), float("inf")
 
@@ -275,7 +282,7 @@ def test_good_spec_file_still_records(tmp_path, capsys):
     out = tmp_path / "s.h5"
     argv = ["sim", "record", str(out), "--minutes", "0.01", "--spec", str(spec), "--no-progress"]
     assert main(argv) == 0, capsys.readouterr().err
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     with SessionReader(out) as r:
         assert r.robot.speed_m_per_unit == 0.000345
@@ -321,7 +328,7 @@ def test_session_files_rebuild_their_specs(tmp_path):
     import h5py
     import numpy as np
 
-    from robot_ssl.session import SessionReader, SessionWriter
+    from robot_ssl.io.session import SessionReader, SessionWriter
 
     robot, camera = RobotSpec(speed_m_per_unit=0.0003), CameraSpec(width=64, height=48)
     path = tmp_path / "s.h5"
@@ -433,7 +440,7 @@ def test_camera_spec_rejects(kwargs, field_name):
     ],
 )
 def test_recorder_config_rejects(kwargs):
-    from robot_ssl.recorder import RecorderConfig, RecorderError
+    from robot_ssl.recording.recorder import RecorderConfig, RecorderError
 
     with pytest.raises(RecorderError, match=f"recorder config.{next(iter(kwargs))}: must be"):
         RecorderConfig(**kwargs)
@@ -454,7 +461,7 @@ def test_recorder_config_rejects(kwargs):
     ],
 )
 def test_live_config_rejects(kwargs):
-    from robot_ssl.live import LiveConfig
+    from robot_ssl.live.loop import LiveConfig
 
     with pytest.raises(ValueError, match=f"live config.{next(iter(kwargs))}: must be"):
         LiveConfig(**kwargs)
@@ -488,14 +495,14 @@ def test_live_config_rejects(kwargs):
     ],
 )
 def test_train_config_rejects(kwargs):
-    from robot_ssl.train import TrainConfig, TrainError
+    from robot_ssl.learning.train import TrainConfig, TrainError
 
     with pytest.raises(TrainError, match=f"train config.{next(iter(kwargs))}: must be"):
         TrainConfig(**kwargs)
 
 
 def test_train_config_from_dict_checks_types():
-    from robot_ssl.train import AugmentConfig, TrainConfig, TrainError
+    from robot_ssl.learning.train import AugmentConfig, TrainConfig, TrainError
 
     cfg = TrainConfig.from_dict({"augment": {"hflip": False}, "lr": 1, "data": ["a"]})
     assert cfg.augment == AugmentConfig(hflip=False) and cfg.lr == 1.0 and cfg.data == ("a",)
@@ -517,7 +524,7 @@ def test_train_config_from_dict_checks_types():
 
 
 def test_model_config_from_dict_checks_types():
-    from robot_ssl.models import ModelConfig, ModelError
+    from robot_ssl.learning.models import ModelConfig, ModelError
 
     cfg = ModelConfig(
         distances_m=tuple(0.01 * i for i in range(31)), sensor_indices=(0, 1, 2, 3, 4)
@@ -549,7 +556,7 @@ def test_model_config_from_dict_checks_types():
     ],
 )
 def test_label_config_from_dict_checks_types(data, message):
-    from robot_ssl.labeling import LabelConfig, LabelConfigError
+    from robot_ssl.labelling.labeller import LabelConfig, LabelConfigError
 
     with pytest.raises(LabelConfigError, match=r"label config\." + message):
         LabelConfig.from_dict(data)
@@ -573,7 +580,7 @@ def test_label_config_from_dict_checks_types(data, message):
     ],
 )
 def test_label_config_rejects(kwargs):
-    from robot_ssl.labeling import LabelConfig, LabelConfigError
+    from robot_ssl.labelling.labeller import LabelConfig, LabelConfigError
 
     with pytest.raises(LabelConfigError, match="label config"):
         LabelConfig(**kwargs)
@@ -583,7 +590,7 @@ def test_label_config_rejects(kwargs):
     "args", [(0.0, INF, 0.01), (0.0, 0.3, NAN), (NAN, 0.3, 0.01), (0.0, 0.3, INF)]
 )
 def test_distance_grid_needs_finite_numbers(args):
-    from robot_ssl.labeling import LabelConfigError, distance_grid
+    from robot_ssl.labelling.labeller import LabelConfigError, distance_grid
 
     with pytest.raises(LabelConfigError, match="must be a finite number"):
         distance_grid(*args)
@@ -751,7 +758,7 @@ def test_check_number_and_its_words():
     ],
 )
 def test_avoid_config_rejects(kwargs):
-    from robot_ssl.controllers import AvoidConfig
+    from robot_ssl.live.controllers import AvoidConfig
 
     with pytest.raises(ValueError, match=f"avoid config.{next(iter(kwargs))}: must be"):
         AvoidConfig(**kwargs)
@@ -770,7 +777,7 @@ def test_avoid_config_rejects(kwargs):
     ],
 )
 def test_opencv_camera_config_rejects(kwargs):
-    from robot_ssl.cameras import CameraError, OpenCVCameraConfig
+    from robot_ssl.recording.cameras import CameraError, OpenCVCameraConfig
 
     with pytest.raises(CameraError, match=f"camera.{next(iter(kwargs))}: must be"):
         OpenCVCameraConfig(**kwargs)

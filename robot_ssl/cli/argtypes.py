@@ -5,7 +5,7 @@
     robot-ssl record: error: argument --duration: must be a finite number > 0, got 'nan'
 
 argparse prints the usage and that line and exits with status 2. The range words
-come from `robot_ssl.config_io.describe_range`, as in the config dataclasses' checks.
+come from `robot_ssl.core.config.describe_range`, as in the config dataclasses' checks.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from robot_ssl.config_io import describe_range, in_range
+from robot_ssl.core.config import describe_range, in_range
 
 __all__ = [
     "IMAGE_SIZE",

@@ -94,7 +94,7 @@ def _robot_ssl(*args: str, quiet: bool = False) -> None:
         cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True
     )
     if r.returncode != 0:
-        from robot_ssl.errors import RobotSSLError
+        from robot_ssl.core.errors import RobotSSLError
 
         last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RobotSSLError(f"step `robot-ssl {' '.join(args[:2])}` failed: {last}")
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     worlds_dir.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
 
-    from robot_ssl.report import DemoReport
+    from robot_ssl.simlink.report import DemoReport
 
     report = DemoReport(out_dir=out)
 
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _label_summary(sessions: list[str]) -> list[dict]:
-    from robot_ssl.labels_io import default_labels_path, read_labels
+    from robot_ssl.io.labels_file import default_labels_path, read_labels
 
     rows = []
     for s in sessions:
@@ -254,9 +254,9 @@ def _label_summary(sessions: list[str]) -> list[dict]:
 
 
 def _closed_loop(report, world: str, model: Path, cfg: DemoConfig) -> None:
-    from robot_ssl.cli.closed_loop import closed_loop_trial
-    from robot_ssl.export import load_predictor
-    from robot_ssl.report import ClosedLoopRow
+    from robot_ssl.learning.export import load_predictor
+    from robot_ssl.simlink.closed_loop import closed_loop_trial
+    from robot_ssl.simlink.report import ClosedLoopRow
 
     predictor = load_predictor(model)
     fast = round(cfg.cruise_speed * cfg.fast_factor)

@@ -38,7 +38,7 @@ def _fmt(v: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.train import cache_dir_from
-    from robot_ssl.evaluate import evaluate
+    from robot_ssl.learning.evaluate import evaluate
 
     report = evaluate(
         args.model,

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _session_frames(paths: list[str], limit: int = 64):
     import numpy as np
 
-    from robot_ssl.dataset import find_sessions
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
+    from robot_ssl.learning.dataset import find_sessions
 
     frames = []
     files = find_sessions(paths)
@@ -42,7 +42,7 @@ def _session_frames(paths: list[str], limit: int = 64):
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.export import export_model
+    from robot_ssl.learning.export import export_model
 
     check = _session_frames(args.check_data) if args.check_data else None
     path = export_model(

@@ -14,8 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.session import SessionReader
-    from robot_ssl.session_info import format_info, session_info
+    from robot_ssl.io.session import SessionReader
+    from robot_ssl.io.session_summary import format_info, session_info
 
     with SessionReader(args.session) as reader:
         info = session_info(reader)

@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_floats(text: str, what: str) -> tuple[float, ...]:
-    from robot_ssl.labeling import LabelConfigError, distance_grid
+    from robot_ssl.labelling.labeller import LabelConfigError, distance_grid
 
     try:
         if ":" in text:
@@ -96,7 +96,7 @@ def _parse_floats(text: str, what: str) -> tuple[float, ...]:
 
 def config_from_args(args: argparse.Namespace):
     """LabelConfig from --config (if any) with the flags applied on top."""
-    from robot_ssl.labeling import LabelConfig, LabelConfigError
+    from robot_ssl.labelling.labeller import LabelConfig, LabelConfigError
 
     cfg = LabelConfig.load(args.config) if args.config else LabelConfig()
     overrides: dict[str, Any] = {
@@ -140,9 +140,9 @@ class SessionResult:
 def _label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResult:
     """Label one session, write its labels (and plot); never raises for a bad session."""
     session, out, config_dict, with_truth, with_plot = task
-    from robot_ssl.errors import RobotSSLError
-    from robot_ssl.labeling import LabelConfig
-    from robot_ssl.labels_io import label_session, session_truth_agreement, write_labels
+    from robot_ssl.core.errors import RobotSSLError
+    from robot_ssl.io.labels_file import label_session, session_truth_agreement, write_labels
+    from robot_ssl.labelling.labeller import LabelConfig
 
     try:
         labels = label_session(session, LabelConfig.from_dict(config_dict))
@@ -185,7 +185,7 @@ def _worker_init(parent_pid: int) -> None:
     import signal
     import threading
 
-    from robot_ssl.outputs import remove_active_temps
+    from robot_ssl.io.outputs import remove_active_temps
 
     def die(signum: int = signal.SIGTERM, frame: object = None) -> None:
         remove_active_temps()
@@ -220,7 +220,7 @@ def plot_label_stats(stats, sensor_indices, distances_m, path: Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from robot_ssl.outputs import atomic_output
+    from robot_ssl.io.outputs import atomic_output
 
     d_cm = [100 * d for d in distances_m]
     extent = (d_cm[0] - 0.5, d_cm[-1] + 0.5, len(sensor_indices) - 0.5, -0.5)
@@ -290,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from robot_ssl.labels_io import LabelsWriteError, default_labels_path
+    from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path
 
     config = config_from_args(args)
     sessions = [str(Path(s)) for s in args.sessions]
@@ -303,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         seen[key] = s
     tasks = list(dict.fromkeys(zip(sessions, outs)))  # each session once
     if args.out:  # one folder for all: one line and exit 2 now, not one failure per session
-        from robot_ssl.outputs import check_writable
+        from robot_ssl.io.outputs import check_writable
 
         check_writable(args.out)
     tasks_full = [(s, o, config.to_dict(), args.truth, not args.no_plot) for s, o in tasks]

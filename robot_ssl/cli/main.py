@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from robot_ssl.errors import RobotSSLError
+    from robot_ssl.core.errors import RobotSSLError
 
     parser = build_parser()
     try:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robot_ssl.cli.devices import Devices, open_camera, open_robot, open_sim
+from robot_ssl.recording.device_setup import Devices, open_camera, open_robot, open_sim
 
 HELP = "record a session from a robot (or the simulator) and a camera"
 
@@ -96,7 +96,7 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
     if args.drive == "none":
         return None
     if dev.robot is None:
-        from robot_ssl.recorder import RecorderError
+        from robot_ssl.recording.recorder import RecorderError
 
         raise RecorderError("--drive wander needs a robot")
     from robot_ssl.cli.sim import wander_controller
@@ -105,10 +105,10 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.outputs import replacing_output
-    from robot_ssl.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
-    from robot_ssl.session import SessionWriteError, SessionWriter
-    from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.io.outputs import replacing_output
+    from robot_ssl.io.session import SessionWriteError, SessionWriter
+    from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:

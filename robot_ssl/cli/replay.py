@@ -34,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from robot_ssl.errors import RobotSSLError
-    from robot_ssl.labels_io import default_labels_path, read_labels
-    from robot_ssl.replay import ReplayGrids, render_replay, replay_live
-    from robot_ssl.session import SessionReader
+    from robot_ssl.core.errors import RobotSSLError
+    from robot_ssl.io.labels_file import default_labels_path, read_labels
+    from robot_ssl.io.session import SessionReader
+    from robot_ssl.live.replay import ReplayGrids, render_replay, replay_live
 
     session = Path(args.session)
     if args.speed <= 0:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         labels = read_labels(labels_path) if labels_path.exists() else None
         predictor = None
         if args.model:
-            from robot_ssl.export import load_predictor
+            from robot_ssl.learning.export import load_predictor
 
             predictor = load_predictor(args.model)
         if args.live:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
         if not args.window:  # an unwritable folder: one line now, not after the predictions
-            from robot_ssl.outputs import check_writable
+            from robot_ssl.io.outputs import check_writable
 
             check_writable(video.parent)
         grids = None
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 prob,
             )
         if args.window:
-            from robot_ssl.replay import show_replay
+            from robot_ssl.live.replay import show_replay
 
             n = show_replay(reader, grids, args.speed, args.max_frames)
             print(f"showed {n} frames")

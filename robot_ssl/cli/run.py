@@ -7,7 +7,7 @@
 
 One thread captures, preprocesses, infers and acts; a sensor thread reads the robot
 (wheels, odometry, proximity) and a watchdog thread stops the motors within 200 ms
-when frames or inferences go stale (robot_ssl/live.py). `monitor` never moves the
+when frames or inferences go stale (robot_ssl/live/loop.py). `monitor` never moves the
 robot; `avoid` drives it with the camera alone (CameraAvoidController). Ctrl-C or
 SIGTERM stop the motors at once and end the run cleanly (exit 0); the motors are
 also stopped on errors and at interpreter exit. With `--record`, the session file
@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.errors import RobotSSLError
 
 HELP = "live obstacle detection on the robot (monitor or avoid)"
 
@@ -128,12 +128,12 @@ def open_predictor(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
     ONNX -> ONNX Runtime. A checkpoint is exported to ONNX in a temporary folder when
     onnx/onnxruntime are importable (the session keeps the model in memory, so the
     folder is removed at once), else run by PyTorch; TorchScript runs by PyTorch.
-    Every path goes through robot_ssl.export.load_predictor, which refuses a damaged
+    Every path goes through robot_ssl.learning.export.load_predictor, which refuses a damaged
     file (ModelIntegrityError: zip CRCs, the ONNX checksum; never caught here, so a
     damaged checkpoint does not fall back to PyTorch) and one that disagrees with its
     metadata (input/output shapes): `run` calls this before it opens any device.
     """
-    from robot_ssl.export import ExportError, _sniff_kind, export_model, load_predictor
+    from robot_ssl.learning.export import ExportError, _sniff_kind, export_model, load_predictor
 
     path = Path(path)
     if not path.is_file():
@@ -179,9 +179,9 @@ def _open_devices(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_sp
 
     Real robots, cameras and the direct in-process simulator are opened by
     robot_ssl.cli.record's helpers (one place that knows device URLs); the virtual
-    Thymio link by robot_ssl.cli.closed_loop.
+    Thymio link by robot_ssl.simlink.closed_loop.
     """
-    from robot_ssl.cli.devices import open_camera, open_robot, open_sim
+    from robot_ssl.recording.device_setup import open_camera, open_robot, open_sim
 
     dev.metadata = {}
     if _is_sim(args.robot) and args.sim_link != "direct":
@@ -195,8 +195,8 @@ def _open_devices(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_sp
 
 
 def _open_virtual_thymio(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any):
-    from robot_ssl.cli.closed_loop import open_virtual_thymio
-    from robot_ssl.recorder import DeviceUnavailable
+    from robot_ssl.recording.recorder import DeviceUnavailable
+    from robot_ssl.simlink.closed_loop import open_virtual_thymio
 
     changes = {"width": args.width, "height": args.height, "fps": args.fps}
     camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
@@ -288,13 +288,13 @@ def _status_printer(enabled: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.closed_loop import grid_distances
-    from robot_ssl.cli.devices import Devices
-    from robot_ssl.controllers import AvoidConfig, CameraAvoidController
-    from robot_ssl.live import LiveConfig, LiveLoop
-    from robot_ssl.outputs import replacing_output
-    from robot_ssl.session import SessionWriteError, SessionWriter
-    from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.io.outputs import replacing_output
+    from robot_ssl.io.session import SessionWriteError, SessionWriter
+    from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
+    from robot_ssl.live.loop import LiveConfig, LiveLoop
+    from robot_ssl.recording.device_setup import Devices
+    from robot_ssl.simlink.closed_loop import grid_distances
 
     if args.duration is not None and not args.duration > 0:
         raise RunError("--duration must be > 0")

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.errors import RobotSSLError
 
 HELP = "simulator: record sessions, serve a virtual Thymio, show worlds"
 
@@ -189,7 +189,7 @@ def make_simulator(
 ) -> Any:
     """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
     `split`) with the robot's and camera's parameters from the specs (Thymio defaults)."""
-    from robot_ssl.spec import CameraSpec, RobotSpec
+    from robot_ssl.core.spec import CameraSpec, RobotSpec
     from sim.simulator import Simulator
 
     robot_spec = robot_spec or RobotSpec()
@@ -220,7 +220,7 @@ def resolve_world(world: str | None, seed: int, split: str = "train") -> Any:
 
 
 def _specs(spec_path: str | None, width=None, height=None, fps=None) -> tuple[Any, Any]:
-    from robot_ssl.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 
     robot, camera = load_specs(spec_path) if spec_path else (RobotSpec(), CameraSpec())
     changes = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
@@ -264,10 +264,10 @@ def record_session(
     recorder's RecordingStats. The file appears only when complete."""
     from tqdm import tqdm
 
-    from robot_ssl.outputs import atomic_output
-    from robot_ssl.recorder import Recorder, RecorderConfig
-    from robot_ssl.session import SessionWriteError, SessionWriter
-    from robot_ssl.spec import CameraSpec, RobotSpec
+    from robot_ssl.core.spec import CameraSpec, RobotSpec
+    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.io.session import SessionWriteError, SessionWriter
+    from robot_ssl.recording.recorder import Recorder, RecorderConfig
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -287,7 +287,7 @@ def record_session(
     }
     duration_s = minutes * 60.0
     # written beside `out` under a temporary name, renamed when complete; removed on any
-    # error, Ctrl-C or SIGTERM (robot_ssl.outputs)
+    # error, Ctrl-C or SIGTERM (robot_ssl.io.outputs)
     with atomic_output(out) as tmp:
         writer = SessionWriter(
             tmp,
@@ -365,7 +365,7 @@ def _show(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from robot_ssl.outputs import atomic_output, check_writable
+    from robot_ssl.io.outputs import atomic_output, check_writable
     from sim.topdown import draw_topdown
 
     robot, camera = _specs(args.spec, args.width, args.height)
@@ -451,7 +451,7 @@ def _worlds(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from robot_ssl.outputs import atomic_output
+    from robot_ssl.io.outputs import atomic_output
     from sim.world import save_world
     from sim.worldgen import WorldGenConfig, generate_world
 

@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.train import AugmentConfig, TrainConfig, train
+    from robot_ssl.learning.train import AugmentConfig, TrainConfig, train
 
     cfg = TrainConfig(
         data=tuple(args.data),

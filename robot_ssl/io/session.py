@@ -27,8 +27,8 @@ import cv2
 import h5py
 import numpy as np
 
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.spec import CameraSpec, RobotSpec
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.spec import CameraSpec, RobotSpec
 
 FORMAT = "robot-ssl/session"
 VERSION = 1
@@ -457,7 +457,7 @@ class _DamageFound(RuntimeError):
 
 
 _REQUIRED_STREAMS = ("camera", "proximity", "wheels", "odometry", "events")
-_LABELS_FORMAT = "robot-ssl/labels"  # robot_ssl.labels_io.FORMAT (not imported: no cycle)
+_LABELS_FORMAT = "robot-ssl/labels"  # robot_ssl.io.labels_file.FORMAT (not imported: no cycle)
 
 
 def _h5_reason(e: BaseException) -> str:

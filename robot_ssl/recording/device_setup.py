@@ -26,7 +26,7 @@ class Devices(contextlib.ExitStack):
 
 
 def open_robot(args: argparse.Namespace, dev: Devices) -> None:
-    from robot_ssl.recorder import DeviceUnavailable
+    from robot_ssl.recording.recorder import DeviceUnavailable
 
     source = args.robot
     if source == "none":
@@ -48,7 +48,12 @@ def open_robot(args: argparse.Namespace, dev: Devices) -> None:
 
 
 def open_camera(args: argparse.Namespace, dev: Devices) -> None:
-    from robot_ssl.cameras import OpenCVCamera, OpenCVCameraConfig, SyntheticCamera, parse_synthetic
+    from robot_ssl.recording.cameras import (
+        OpenCVCamera,
+        OpenCVCameraConfig,
+        SyntheticCamera,
+        parse_synthetic,
+    )
 
     source = args.camera
     if source == "none":
@@ -86,7 +91,7 @@ def open_sim(args: argparse.Namespace, dev: Devices, robot_spec, camera_spec) ->
     import threading
     import time
 
-    from robot_ssl.recorder import DeviceUnavailable
+    from robot_ssl.recording.recorder import DeviceUnavailable
 
     try:  # the CLI may wire the simulator, the library never does
         from robot_ssl.cli.sim import make_simulator

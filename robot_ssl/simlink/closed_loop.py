@@ -1,6 +1,6 @@
 """Closed loop in the simulator: the live loop (or the IR baseline) driving a simulated robot.
 
-This module is command-line layer: it is where `sim` meets `robot_ssl.live`.
+This module is command-line layer: it is where `sim` meets `robot_ssl.live.loop`.
 
 - `closed_loop_trial(...)` runs one controller in one world for some simulated minutes
   on the simulator's stepped clock (deterministic for a deterministic predictor, much
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.cli.sim import make_simulator
-from robot_ssl.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
-from robot_ssl.live import LiveConfig, LiveLoop, ProximityLoop
-from robot_ssl.spec import CameraSpec, RobotSpec
+from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
+from robot_ssl.live.loop import LiveConfig, LiveLoop, ProximityLoop
 
 __all__ = [
     "DEFAULT_LATENCY_S",
@@ -265,7 +265,7 @@ def closed_loop_trial(
         if isinstance(predictor, str) and predictor == "oracle":
             predictor = OraclePredictor(sim)
         elif isinstance(predictor, (str, Path)):
-            from robot_ssl.export import load_predictor
+            from robot_ssl.learning.export import load_predictor
 
             predictor = load_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))

@@ -36,7 +36,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.errors import RobotSSLError
 
 __all__ = [
     "ONNX_CHECKSUM_KEY",

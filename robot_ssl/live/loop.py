@@ -37,13 +37,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_ssl.config_io import check_numbers
-from robot_ssl.controllers import CameraAvoidController, IRReactiveController
-from robot_ssl.devices import Camera, Clock, Robot, WallClock
-from robot_ssl.odometry import OdometryIntegrator
-from robot_ssl.sampler import RobotSample, RobotSampler, write_row
-from robot_ssl.session import SessionWriter
-from robot_ssl.spec import RobotSpec
+from robot_ssl.core.config import check_numbers
+from robot_ssl.core.devices import Camera, Clock, Robot, WallClock
+from robot_ssl.core.odometry import OdometryIntegrator
+from robot_ssl.core.spec import RobotSpec
+from robot_ssl.io.session import SessionWriter
+from robot_ssl.live.controllers import CameraAvoidController, IRReactiveController
+from robot_ssl.recording.sampler import RobotSample, RobotSampler, write_row
 
 __all__ = [
     "STAGES",

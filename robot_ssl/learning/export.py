@@ -2,13 +2,13 @@
 
 Exported files take what the live loop has: uint8 images ``(B, H, W, 3)`` in
 BGR order at the model's input size (normalisation is inside the graph, see
-robot_ssl.models.normalize_images) and return obstacle probabilities
+robot_ssl.learning.models.normalize_images) and return obstacle probabilities
 ``(B, S, D)`` (the sigmoid is inside too). Each file carries its ModelConfig as JSON (ONNX metadata
 ``robot_ssl``, TorchScript extra file ``robot_ssl.json``), so a model file is
 self-describing. Every export is checked against the PyTorch model before it
 is written: maximum absolute difference of probabilities below 1e-4.
 
-Damaged model files are refused, never run (robot_ssl.integrity): the zip
+Damaged model files are refused, never run (robot_ssl.io.integrity): the zip
 archive of a checkpoint or TorchScript file has every member's CRC-32 checked
 before torch reads it, and an ONNX file carries a SHA-256 of its content in
 ``metadata_props`` (key ``robot_ssl_sha256``, written here at export) that is
@@ -19,7 +19,7 @@ when the model is opened, not at the first camera frame.
 
 :func:`load_predictor` opens a checkpoint (``.pt``), a TorchScript file or an
 ONNX file and gives a :class:`Predictor` whose ``predict(images)`` applies
-exactly the training preprocessing (robot_ssl.dataset.prepare_images). The
+exactly the training preprocessing (robot_ssl.learning.dataset.prepare_images). The
 ONNX path needs neither torch nor a GPU: this is what a Raspberry Pi runs.
 """
 
@@ -35,17 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.dataset import prepare_images
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.integrity import (
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.io.integrity import (
     ModelIntegrityError,
     check_onnx,
     check_zip,
     one_line,
     stamp_onnx_checksum,
 )
-from robot_ssl.models import ModelConfig
-from robot_ssl.outputs import atomic_output, check_writable
+from robot_ssl.io.outputs import atomic_output, check_writable
+from robot_ssl.learning.dataset import prepare_images
+from robot_ssl.learning.models import ModelConfig
 
 __all__ = [
     "FORMATS",
@@ -127,7 +127,7 @@ def export_model(
     """
     import torch
 
-    from robot_ssl.models import model_from_checkpoint
+    from robot_ssl.learning.models import model_from_checkpoint
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -191,7 +191,7 @@ def _export_onnx(wrapped: Any, example: Any, path: Path, meta: str) -> None:
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, meta
     onnx.checker.check_model(proto)
-    # the content checksum goes last: robot_ssl.integrity.check_onnx verifies it at every load
+    # the content checksum goes last: robot_ssl.io.integrity.check_onnx verifies it at every load
     path.write_bytes(stamp_onnx_checksum(proto.SerializeToString()))
 
 
@@ -203,7 +203,7 @@ class Predictor:
 
     `images`: one BGR uint8 image (H, W, 3), a batch (B, H, W, 3) or a list, at
     any resolution; they are prepared exactly as in training
-    (robot_ssl.dataset.prepare_images). `preprocess` and `infer` are the two
+    (robot_ssl.learning.dataset.prepare_images). `preprocess` and `infer` are the two
     halves of `predict`, for callers that time them separately (the live
     loop). Subclasses implement `_run` on a prepared uint8 batch.
     """
@@ -303,7 +303,7 @@ def load_predictor(
     (`torch.set_num_threads`, process-wide) for checkpoints and TorchScript;
     None keeps the runtime's default. The default 1 suits the robot's loop.
 
-    The file's integrity is checked first (robot_ssl.integrity: zip CRCs, the
+    The file's integrity is checked first (robot_ssl.io.integrity: zip CRCs, the
     ONNX checksum; ModelIntegrityError), then its agreement with its metadata
     (ExportError): both in one line, before the caller opens any device.
     """
@@ -327,7 +327,7 @@ def _load_torch(path: Path, kind: str, num_threads: int | None) -> Predictor:
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     if kind == "checkpoint":
-        from robot_ssl.models import model_from_checkpoint
+        from robot_ssl.learning.models import model_from_checkpoint
 
         model, cfg = model_from_checkpoint(path)  # checks the archive's CRCs first
         return _TorchPredictor(path, cfg, model, "checkpoint")

@@ -49,24 +49,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_ssl.config_io import check_numbers, checked_fields, is_number, plain_dict
-from robot_ssl.dataset import (
+from robot_ssl.core.config import check_numbers, checked_fields, is_number, plain_dict
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.io.integrity import one_line
+from robot_ssl.io.outputs import (
+    OutputError,
+    atomic_output,
+    check_writable,
+    remove_stale_temps,
+)
+from robot_ssl.learning.dataset import (
     DEFAULT_INPUT_SIZE,
     DatasetError,
     FrameSet,
     load_sessions,
     split_sessions,
 )
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.evaluate import auc_report
-from robot_ssl.integrity import one_line
-from robot_ssl.models import ModelConfig, ModelError, build_model, load_checkpoint
-from robot_ssl.outputs import (
-    OutputError,
-    atomic_output,
-    check_writable,
-    remove_stale_temps,
-)
+from robot_ssl.learning.evaluate import auc_report
+from robot_ssl.learning.models import ModelConfig, ModelError, build_model, load_checkpoint
 
 __all__ = [
     "AugmentConfig",

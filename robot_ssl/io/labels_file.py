@@ -25,8 +25,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.labeling import (
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.io.outputs import OutputError, atomic_output
+from robot_ssl.labelling.labeller import (
     LabelConfig,
     LabelConfigError,
     LabelGrid,
@@ -37,7 +38,6 @@ from robot_ssl.labeling import (
     label_stats,
     truth_labels,
 )
-from robot_ssl.outputs import OutputError, atomic_output
 
 __all__ = [
     "FORMAT",
@@ -133,7 +133,7 @@ class LabelSet:
     """Everything in a labels file: the label grid of one session, its config and origin.
 
     Row i describes camera frame `frame_index[i]` taken at `t_ns[i]`; see
-    `robot_ssl.labeling.LabelGrid` for the meaning of each array.
+    `robot_ssl.labelling.labeller.LabelGrid` for the meaning of each array.
     """
 
     frame_index: np.ndarray
@@ -321,11 +321,11 @@ def label_session(
     """Label one session file (read only; nothing is written). Use `write_labels` to save.
 
     Uses the session's odometry stream, or integrates its wheel speeds when it
-    recorded none. Raises robot_ssl.labeling.NothingToLabelError for an empty
+    recorded none. Raises robot_ssl.labelling.labeller.NothingToLabelError for an empty
     session, one without odometry or one too short, and the session reader's
-    errors (robot_ssl.session.SessionError).
+    errors (robot_ssl.io.session.SessionError).
     """
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     cfg = config if config is not None else LabelConfig()
     session_path = Path(session_path)
@@ -344,7 +344,7 @@ def _odometry_of(reader) -> tuple[np.ndarray, np.ndarray]:
 
     Empty arrays when there is neither (the labeller then says "no odometry").
     """
-    from robot_ssl.odometry import DEFAULT_MAX_GAP_NS, integrate_wheel_odometry
+    from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, integrate_wheel_odometry
 
     odom_t, pose = reader.odometry()
     if len(odom_t) >= 2:
@@ -366,7 +366,7 @@ def session_truth_agreement(
     Returns the agreement and the statistics of the true labels. The IR range
     comes from the session's robot description (`prox_range_m`).
     """
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.session import SessionReader
 
     with SessionReader(session_path) as reader:
         truth = reader.truth()

@@ -23,7 +23,7 @@ images ``(B, H, W, 3)`` in OpenCV's BGR channel order with values in 0..255,
 uint8 or float. The model itself converts to float, scales to [-0.5, 0.5] and
 moves channels first (:func:`normalize_images`), so no caller can get the
 normalisation wrong. Resizing to ``(input_height, input_width)`` happens
-before, in :func:`robot_ssl.dataset.prepare_images`. Output: logits
+before, in :func:`robot_ssl.learning.dataset.prepare_images`. Output: logits
 ``(B, S, D)``; apply a sigmoid for probabilities.
 """
 
@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robot_ssl.config_io import checked_fields, plain_dict
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.config import checked_fields, plain_dict
+from robot_ssl.core.errors import RobotSSLError
 
 __all__ = [
     "ARCHS",
@@ -243,14 +243,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint safely: integrity first, then `torch.load(weights_only=True)`.
 
     Every member of the zip archive is checked against its CRC-32 before torch
-    reads it (robot_ssl.integrity.check_zip; torch itself does not check), so
+    reads it (robot_ssl.io.integrity.check_zip; torch itself does not check), so
     a damaged file is refused instead of giving wrong weights. A pickle that
     needs anything but tensors and plain values is refused with one line.
     """
     import warnings
     import zipfile
 
-    from robot_ssl.integrity import ModelIntegrityError, check_zip, one_line, refusal_reason
+    from robot_ssl.io.integrity import ModelIntegrityError, check_zip, one_line, refusal_reason
 
     path = Path(path)
     if not path.is_file():
@@ -283,7 +283,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelConfig]:
     """The trained network of a checkpoint, in eval mode, with its config."""
-    from robot_ssl.integrity import one_line
+    from robot_ssl.io.integrity import one_line
 
     ckpt = load_checkpoint(path)
     cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))

@@ -40,9 +40,15 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.config_io import check_types, checked_fields, is_integer, is_number, read_config_file
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.geometry import interpolate_poses, relative, segment_ids
+from robot_ssl.core.config import (
+    check_types,
+    checked_fields,
+    is_integer,
+    is_number,
+    read_config_file,
+)
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.geometry import interpolate_poses, relative, segment_ids
 
 __all__ = [
     "LabelConfig",

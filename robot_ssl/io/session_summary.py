@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.session import SessionReader
+from robot_ssl.io.session import SessionReader
 
 DATA_STREAMS = ("camera", "proximity", "wheels", "odometry")
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_ssl.config_io import check_field_types
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.config import check_field_types
+from robot_ssl.core.errors import RobotSSLError
 
 __all__ = [
     "CameraError",
@@ -51,7 +51,7 @@ class CameraNotFound(CameraError):
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """One captured image (satisfies `robot_ssl.devices.Frame`)."""
+    """One captured image (satisfies `robot_ssl.core.devices.Frame`)."""
 
     t_ns: int  # capture time, time.monotonic_ns()
     image: np.ndarray  # uint8 (H, W, 3) BGR

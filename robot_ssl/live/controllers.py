@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from robot_ssl.config_io import check_field_types
+from robot_ssl.core.config import check_field_types
 
 __all__ = [
     "AvoidConfig",
@@ -181,7 +181,7 @@ class SteeringLaw:
 
 def _front_poses(indices: tuple[int, ...] | None, n: int) -> np.ndarray:
     """(n, 3) sensor poses (x_m, y_m, theta_rad) from the default robot description."""
-    from robot_ssl.spec import RobotSpec
+    from robot_ssl.core.spec import RobotSpec
 
     poses = np.asarray(RobotSpec().prox_poses(), dtype=np.float64)
     idx = list(indices) if indices is not None else list(range(n))

@@ -37,12 +37,12 @@ from typing import Protocol, TextIO
 
 import numpy as np
 
-from robot_ssl.config_io import check_numbers
-from robot_ssl.devices import Camera, Clock, Robot, WallClock
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
-from robot_ssl.sampler import RobotSampler, TruthSource, write_row
-from robot_ssl.session import SessionWriteError, SessionWriter
+from robot_ssl.core.config import check_numbers
+from robot_ssl.core.devices import Camera, Clock, Robot, WallClock
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
+from robot_ssl.io.session import SessionWriteError, SessionWriter
+from robot_ssl.recording.sampler import RobotSampler, TruthSource, write_row
 
 __all__ = [
     "Controller",
@@ -68,7 +68,7 @@ class Controller(Protocol):
     """Drives the robot while recording: proximity readings -> wheel targets (raw units).
 
     `sim.controller.WanderController` (what `robot-ssl record --drive wander`
-    uses) and `robot_ssl.controllers.IRReactiveController` fit.
+    uses) and `robot_ssl.live.controllers.IRReactiveController` fit.
     """
 
     def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]: ...

@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.geometry import compose, interpolate_poses, inverse
-from robot_ssl.outputs import atomic_output
-from robot_ssl.session import SessionReader
-from robot_ssl.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.geometry import compose, interpolate_poses, inverse
+from robot_ssl.io.outputs import atomic_output
+from robot_ssl.io.session import SessionReader
+from robot_ssl.live.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
 
 DEFAULT_DISTANCES_M = np.round(np.arange(0.0, 0.305, 0.01), 2)
 DEFAULT_SENSORS = np.arange(5)
@@ -273,7 +273,7 @@ def replay_live(reader: SessionReader, predictor, speed: float = 1.0, drive: str
 
     Returns the loop's LiveResult; wheel commands go to a SessionRobot, never to hardware.
     """
-    from robot_ssl.live import LiveConfig, LiveLoop
+    from robot_ssl.live.loop import LiveConfig, LiveLoop
 
     if reader.num_frames == 0:
         raise ReplayError(f"{reader.path}: session has no camera frames")

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from robot_ssl.devices import Clock, Robot
-from robot_ssl.odometry import OdometryIntegrator
-from robot_ssl.session import SessionWriteError, SessionWriter
+from robot_ssl.core.devices import Clock, Robot
+from robot_ssl.core.odometry import OdometryIntegrator
+from robot_ssl.io.session import SessionWriteError, SessionWriter
 
 __all__ = ["ROW_KINDS", "RobotSample", "RobotSampler", "Row", "write_row"]
 

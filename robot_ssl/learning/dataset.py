@@ -1,8 +1,8 @@
 """Labelled frames for training and evaluation, decoded and resized once.
 
-A session file (robot_ssl/session.py) holds the camera frames; its labels file
+A session file (robot_ssl/io/session.py) holds the camera frames; its labels file
 (``<stem>.labels.h5`` next to it or in a labels directory, written by
-robot_ssl/labeling.py, format in docs/CONTRACTS.md) holds, per labelled frame,
+robot_ssl/labelling/labeller.py, format in docs/CONTRACTS.md) holds, per labelled frame,
 a grid ``(S, D)`` of {-1 unknown, 0 free, 1 obstacle}. This module joins them:
 it keeps only frames with at least one known cell, decodes and resizes each of
 them exactly once with :func:`prepare_images` (the one image preprocessing
@@ -31,8 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from robot_ssl.errors import RobotSSLError
-from robot_ssl.outputs import atomic_output  # re-exported: the one atomic-output helper
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.io.outputs import atomic_output  # re-exported: the one atomic-output helper
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -70,7 +70,7 @@ def prepare_images(
     `images` is one BGR uint8 image (H, W, 3), a batch (B, H, W, 3) or a
     sequence of images of any sizes; `size` is (width, height). Frames already
     at `size` are copied unchanged. Scaling to float and channel reordering are
-    part of the network itself (robot_ssl.models.normalize_images), so this is
+    part of the network itself (robot_ssl.learning.models.normalize_images), so this is
     the only step a caller performs.
     """
     width, height = int(size[0]), int(size[1])
@@ -95,7 +95,7 @@ def prepare_images(
 
 def labels_path_for(session: str | Path, labels_dir: str | Path | None = None) -> Path:
     """Where the labels of `session` live: `<labels_dir or session dir>/<stem>.labels.h5`."""
-    from robot_ssl.labels_io import default_labels_path
+    from robot_ssl.io.labels_file import default_labels_path
 
     return default_labels_path(session, labels_dir)
 
@@ -223,8 +223,8 @@ def load_session(
     progress: bool = False,
 ) -> SessionData:
     """Labelled frames of one session (only frames with at least one known cell)."""
-    from robot_ssl.labels_io import read_labels
-    from robot_ssl.session import SessionReader
+    from robot_ssl.io.labels_file import read_labels
+    from robot_ssl.io.session import SessionReader
 
     path = Path(path)
     labels_path = labels_path_for(path, labels_dir)
@@ -495,10 +495,10 @@ def write_synthetic_session(
     Frames are 30 Hz, the label grid is the labeller's default (Thymio front
     sensors 0..4, 0..30 cm every cm).
     """
-    from robot_ssl.labeling import LabelConfig
-    from robot_ssl.labels_io import LabelSet, identify_session, write_labels
-    from robot_ssl.session import SessionWriter
-    from robot_ssl.spec import CameraSpec
+    from robot_ssl.core.spec import CameraSpec
+    from robot_ssl.io.labels_file import LabelSet, identify_session, write_labels
+    from robot_ssl.io.session import SessionWriter
+    from robot_ssl.labelling.labeller import LabelConfig
 
     path = Path(path)
     config = LabelConfig()

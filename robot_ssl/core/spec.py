@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from robot_ssl.config_io import check_number, check_numbers, checked_fields, read_config_file
-from robot_ssl.errors import SpecError
+from robot_ssl.core.config import check_number, check_numbers, checked_fields, read_config_file
+from robot_ssl.core.errors import SpecError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from robot_ssl.spec import RobotSpec
+from robot_ssl.core.spec import RobotSpec
 
 GREY = (110, 110, 110)
 FREE = (80, 190, 80)

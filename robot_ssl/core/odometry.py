@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_ssl.geometry import wrap_angle
-from robot_ssl.spec import RobotSpec
+from robot_ssl.core.geometry import wrap_angle
+from robot_ssl.core.spec import RobotSpec
 
 DEFAULT_MAX_GAP_NS = 500_000_000  # 0.5 s: several missed 50-100 Hz wheel samples
 

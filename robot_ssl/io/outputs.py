@@ -18,7 +18,7 @@ less the umask, as for any other new file, unlike :func:`tempfile.mkstemp`'s
 ``0o600``), which also checks that the folder is writable before any work is
 done: a folder that cannot be written raises :class:`OutputError` ("cannot
 write to DIR: permission denied"), an :class:`OSError` and a
-:class:`~robot_ssl.errors.RobotSSLError`, so the CLI prints it in one line.
+:class:`~robot_ssl.core.errors.RobotSSLError`, so the CLI prints it in one line.
 
 A SIGKILL (or a power cut) cannot be caught: it may leave one temporary file.
 It is never mistaken for the output (the target keeps its old content or stays
@@ -36,7 +36,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from robot_ssl.errors import RobotSSLError
+from robot_ssl.core.errors import RobotSSLError
 
 __all__ = [
     "OutputError",

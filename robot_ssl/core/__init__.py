@@ -1,0 +1,1 @@
+"""Foundations every stage shares: errors, configs, robot/camera specs, geometry, odometry, device protocols."""

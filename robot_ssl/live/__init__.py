@@ -1,0 +1,1 @@
+"""Onboard inference: the live loop and watchdog, controllers, replay and drawing."""

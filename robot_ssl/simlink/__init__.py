@@ -1,0 +1,1 @@
+"""The one library package that imports the simulator: simulator set-up, closed-loop trials, the demo."""

@@ -56,7 +56,7 @@ def _trial(job: dict) -> dict:
     cv2.setNumThreads(1)
     predictor = job.pop("predictor")
     if predictor not in (None, "oracle"):
-        from robot_ssl.learning.export import load_predictor
+        from robot_ssl.learning.predictor import load_predictor
 
         predictor = load_predictor(predictor, num_threads=1)
     r = closed_loop_trial(predictor=predictor, split="heldout", **job)
@@ -155,7 +155,7 @@ def main() -> int:
         )
     summary = summarise(rows)
 
-    from robot_ssl.learning.export import load_predictor
+    from robot_ssl.learning.predictor import load_predictor
     from robot_ssl.simlink.closed_loop import realtime_trial
 
     live = realtime_trial(

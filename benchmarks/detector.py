@@ -74,7 +74,8 @@ def latency(checkpoints: dict[str, Path], work: Path, iters: int) -> dict[str, A
     """Single-thread latency per frame for each arch and runtime (batch of one)."""
     import torch
 
-    from robot_ssl.learning.export import export_model, load_predictor
+    from robot_ssl.learning.export import export_model
+    from robot_ssl.learning.predictor import load_predictor
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from sim import CameraParams, Renderer, Simulator, WanderController, load_world
+from robot_ssl.recording.wander import WanderController
+from sim import CameraParams, Renderer, Simulator, load_world
 
 cv2.setNumThreads(1)
 
@@ -85,7 +86,7 @@ def record_speed(world_name: str, sim_seconds: float, repeats: int, bare: bool) 
             if bare:
                 _bare_loop(world_name, rep, sim_seconds)
             else:
-                from robot_ssl.cli.sim import record_session
+                from robot_ssl.simlink.simulator import record_session
 
                 record_session(
                     Path(tmp) / "bench.h5",

@@ -1,21 +1,20 @@
-"""The included simulator: worlds, kinematics, IR sensors, camera renderer, wander
-controller and a virtual Thymio that speaks the Aseba protocol.
+"""The included simulator: worlds, kinematics, IR sensors, camera renderer and a virtual
+Thymio that speaks the Aseba protocol (the data-collection wander controller is the
+robot's, robot_ssl.recording.wander: the same on a real robot and in the simulator).
 
 It satisfies robot_ssl's device protocols by shape and never imports robot_ssl.
 Typical use::
 
-    from sim import Simulator, WanderController, load_world
+    from sim import Simulator, load_world
     sim = Simulator(load_world("arena_boxes"), seed=1)
-    ctrl = WanderController(seed=1)
+    sim.robot.set_wheel_targets(200, 200)
     while sim.clock.now_ns() < 10e9:
         r = sim.robot.read()
-        sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
         sim.clock.sleep_until_ns(r.t_ns + 20_000_000)
     frame = sim.camera.read()
 """
 
 from sim.camera import CameraParams, Renderer
-from sim.controller import WanderConfig, WanderController
 from sim.errors import SimError, WorldError
 from sim.ir import THYMIO_PROX_POSES, IRParams, IRSensors, ir_response
 from sim.kinematics import DiffDrive, DriveParams, integrate_arc
@@ -58,8 +57,6 @@ __all__ = [
     "Simulator",
     "Surface",
     "Wall",
-    "WanderConfig",
-    "WanderController",
     "World",
     "WorldError",
     "WorldGenConfig",

@@ -16,8 +16,8 @@ from robot_ssl.simlink.closed_loop import (
     TrialClock,
     closed_loop_trial,
     make_simulator,
-    open_virtual_thymio,
 )
+from robot_ssl.simlink.devices import open_virtual_thymio
 from sim.world import Arena, World
 
 D = np.round(np.arange(31) * 0.01, 2)

@@ -140,7 +140,8 @@ def _memorising_model(path, frames, cfg: ModelConfig, invert: bool = False):
     image by its pixel sum and returns that frame's labels (unknown cells 0) as
     probabilities, or their complement with `invert`. Saved with the metadata a real
     export carries, so `robot-ssl eval` loads and runs it like any model file."""
-    from robot_ssl.learning.export import META_FILE, _metadata
+    from robot_ssl.learning.export import _metadata
+    from robot_ssl.learning.predictor import META_FILE
 
     keys = torch.from_numpy(frames.images.reshape(len(frames.images), -1).astype(np.int64).sum(1))
     assert len(torch.unique(keys)) == len(keys)  # every frame has its own key

@@ -6,8 +6,9 @@ import torch
 
 from robot_ssl.cli.main import main
 from robot_ssl.learning.dataset import synthetic_frames
-from robot_ssl.learning.export import ExportError, export_model, load_predictor
+from robot_ssl.learning.export import export_model
 from robot_ssl.learning.models import ModelConfig, build_model
+from robot_ssl.learning.predictor import ExportError, load_predictor
 
 torch.set_num_threads(1)
 

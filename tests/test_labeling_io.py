@@ -22,13 +22,12 @@ from robot_ssl.io.labels_file import (
     UnsupportedLabelsVersionError,
     default_labels_path,
     identify_session,
-    label_session,
     read_labels,
-    session_truth_agreement,
     write_labels,
 )
 from robot_ssl.io.session import SessionReader, SessionWriter
 from robot_ssl.labelling.labeller import LabelConfig, NothingToLabelError, compute_labels
+from robot_ssl.labelling.session_labels import label_session, session_truth_agreement
 
 S_NS = 1_000_000_000
 MS_NS = 1_000_000

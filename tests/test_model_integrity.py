@@ -25,8 +25,9 @@ from robot_ssl.cli.main import main
 from robot_ssl.io.integrity import ONNX_CHECKSUM_KEY, ModelIntegrityError, stamp_onnx_checksum
 from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.evaluate import EvalError, evaluate
-from robot_ssl.learning.export import ExportError, export_model, load_predictor
+from robot_ssl.learning.export import export_model
 from robot_ssl.learning.models import ModelConfig, build_model, load_checkpoint
+from robot_ssl.learning.predictor import ExportError, load_predictor
 from robot_ssl.learning.train import TrainConfig, TrainError, _score, train
 
 torch.set_num_threads(1)
@@ -103,7 +104,7 @@ def test_flipped_weight_bytes_go_unnoticed_by_the_runtimes(models):
 
 @pytest.mark.parametrize("name", ["bad.pt", "bad.ts", "bad.onnx"])
 def test_damaged_model_files_are_refused_everywhere(models, name, capsys):
-    from robot_ssl.cli.run import open_predictor
+    from robot_ssl.learning.predictor import open_predictor
 
     bad = models / name
     with pytest.raises(ModelIntegrityError, match="damaged") as e:

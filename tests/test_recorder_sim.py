@@ -17,7 +17,7 @@ from robot_ssl.recording.recorder import Recorder, RecorderConfig
 
 # Submodules, not the package: an editable install made before sim/__init__.py existed
 # exposes `sim` as a namespace package when the repository root is not on sys.path.
-from sim.controller import WanderController
+from robot_ssl.recording.wander import WanderController
 from sim.simulator import Simulator
 from sim.worldgen import generate_world
 
@@ -169,8 +169,8 @@ def test_virtual_thymio_over_pty_with_sim_camera_then_info(tmp_path):
     """The whole real-robot path: firmware_bridge over a pseudo-terminal to the simulator's
     virtual Thymio, the simulator's camera, the threaded recorder, then `robot-ssl info`."""
     from firmware_bridge.thymio import ThymioRobot
-    from robot_ssl.cli.sim import wander_controller
     from robot_ssl.core.spec import RobotSpec
+    from robot_ssl.recording.wander import wander_controller
     from sim.virtual_thymio import VirtualThymio
 
     # Simulated time set to the monotonic clock, so the camera's stamps (simulated) and

@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from robot_ssl.recording.wander import WanderConfig, WanderController
 from sim.camera import CameraParams
-from sim.controller import WanderConfig, WanderController
 from sim.ir import IRParams
 from sim.kinematics import DriveParams
 from sim.simulator import Simulator
@@ -102,8 +102,8 @@ def test_random_start_pose_is_free_and_seeded():
 
 def test_sim_defaults_mirror_the_robot_and_camera_specs():
     """sim cannot import robot_ssl, so its Thymio defaults are copies: keep them in sync."""
-    from robot_ssl.cli.sim import sim_params
     from robot_ssl.core.spec import CameraSpec, RobotSpec
+    from robot_ssl.simlink.simulator import sim_params
 
     robot, camera = RobotSpec(), CameraSpec()
     d, ir, cam = DriveParams(), IRParams(), CameraParams()

@@ -625,20 +625,33 @@ def test_bad_label_config_file_is_one_line_exit_2(tmp_path, capsys, text, messag
         ("CameraParams", {"fps": INF}, "camera.fps: must be a finite number"),
         ("CameraParams", {"width": 320.0}, "camera.width: must be an integer"),
         ("CameraParams", {"fx": NAN}, "camera.fx: must be a finite number or null"),
-        ("WanderConfig", {"max_leg_s": NAN}, "wander.max_leg_s"),
-        ("WanderConfig", {"cruise_speed": (120, INF)}, "wander.cruise_speed"),
     ],
 )
 def test_sim_params_reject(cls_name, kwargs, message):
     from sim.camera import CameraParams
-    from sim.controller import WanderConfig
     from sim.errors import SimError
     from sim.ir import IRParams
     from sim.kinematics import DriveParams
 
-    classes = {c.__name__: c for c in (DriveParams, IRParams, CameraParams, WanderConfig)}
+    classes = {c.__name__: c for c in (DriveParams, IRParams, CameraParams)}
     with pytest.raises(SimError) as e:
         classes[cls_name](**kwargs)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_leg_s": NAN}, "wander.max_leg_s"),
+        ({"cruise_speed": (120, INF)}, "wander.cruise_speed"),
+    ],
+)
+def test_wander_config_rejects(kwargs, message):
+    from robot_ssl.recording.recorder import RecorderError
+    from robot_ssl.recording.wander import WanderConfig
+
+    with pytest.raises(RecorderError) as e:
+        WanderConfig(**kwargs)
     assert message in str(e.value)
 
 

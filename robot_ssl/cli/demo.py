@@ -254,7 +254,7 @@ def _label_summary(sessions: list[str]) -> list[dict]:
 
 
 def _closed_loop(report, world: str, model: Path, cfg: DemoConfig) -> None:
-    from robot_ssl.learning.export import load_predictor
+    from robot_ssl.learning.predictor import load_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
     from robot_ssl.simlink.report import ClosedLoopRow
 

@@ -141,8 +141,9 @@ def _label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResu
     """Label one session, write its labels (and plot); never raises for a bad session."""
     session, out, config_dict, with_truth, with_plot = task
     from robot_ssl.core.errors import RobotSSLError
-    from robot_ssl.io.labels_file import label_session, session_truth_agreement, write_labels
+    from robot_ssl.io.labels_file import write_labels
     from robot_ssl.labelling.labeller import LabelConfig
+    from robot_ssl.labelling.session_labels import label_session, session_truth_agreement
 
     try:
         labels = label_session(session, LabelConfig.from_dict(config_dict))

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robot_ssl.recording.device_setup import Devices, open_camera, open_robot, open_sim
+from robot_ssl.recording.device_setup import Devices
 
 HELP = "record a session from a robot (or the simulator) and a camera"
 
@@ -99,7 +99,7 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
         from robot_ssl.recording.recorder import RecorderError
 
         raise RecorderError("--drive wander needs a robot")
-    from robot_ssl.cli.sim import wander_controller
+    from robot_ssl.recording.wander import wander_controller
 
     return wander_controller(robot_spec, args.seed)
 
@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
+    from robot_ssl.simlink.devices import open_devices
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -133,12 +134,7 @@ def run(args: argparse.Namespace) -> int:
         )
     with Devices() as dev:
         dev.metadata = {"recorded_by": "robot-ssl record", "drive": args.drive}
-        if args.robot == "sim" or args.robot.startswith("sim:"):
-            open_sim(args, dev, robot_spec, camera_spec)
-        else:
-            open_robot(args, dev)
-        if dev.camera is None:
-            open_camera(args, dev)
+        open_devices(args, dev, robot_spec, camera_spec)
         if dev.robot is None and dev.camera is None:
             raise RecorderError("nothing to record: --robot none and --camera none")
         if dev.camera_size is not None:

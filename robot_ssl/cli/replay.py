@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         labels = read_labels(labels_path) if labels_path.exists() else None
         predictor = None
         if args.model:
-            from robot_ssl.learning.export import load_predictor
+            from robot_ssl.learning.predictor import load_predictor
 
             predictor = load_predictor(args.model)
         if args.live:

@@ -33,7 +33,6 @@ import contextlib
 import dataclasses
 import signal
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,108 +121,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- model
 
 
-def open_predictor(path: str | Path, num_threads: int = 1) -> tuple[Any, str]:
-    """The fastest runtime for a model file: (predictor, one-line description).
-
-    ONNX -> ONNX Runtime. A checkpoint is exported to ONNX in a temporary folder when
-    onnx/onnxruntime are importable (the session keeps the model in memory, so the
-    folder is removed at once), else run by PyTorch; TorchScript runs by PyTorch.
-    Every path goes through robot_ssl.learning.export.load_predictor, which refuses a damaged
-    file (ModelIntegrityError: zip CRCs, the ONNX checksum; never caught here, so a
-    damaged checkpoint does not fall back to PyTorch) and one that disagrees with its
-    metadata (input/output shapes): `run` calls this before it opens any device.
-    """
-    from robot_ssl.learning.export import ExportError, _sniff_kind, export_model, load_predictor
-
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"no such model file: {path}")
-    kind = _sniff_kind(path)
-    if kind == "checkpoint":
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            try:
-                with tempfile.TemporaryDirectory(prefix="robot-ssl-run-") as tmp:
-                    onnx_path = export_model(path, "onnx", Path(tmp) / "model.onnx")
-                    predictor = load_predictor(onnx_path, num_threads=num_threads)
-                return predictor, f"{path.name} (checkpoint exported to ONNX Runtime)"
-            except ExportError as e:
-                print(f"robot-ssl run: ONNX export failed ({e}); using PyTorch", file=sys.stderr)
-    predictor = load_predictor(path, num_threads=num_threads)
-    runtime = {"onnx": "ONNX Runtime", "torchscript": "TorchScript", "checkpoint": "PyTorch"}
-    return predictor, f"{path.name} ({runtime.get(predictor.kind, predictor.kind)})"
-
-
-def grid_shape(predictor: Any) -> tuple[int, int]:
-    """(S, D) of the predictor's output grid."""
-    shape = getattr(predictor, "grid_shape", None)
-    if shape is not None:
-        return tuple(shape)  # type: ignore[return-value]
-    cfg = predictor.config
-    return cfg.num_sensors, cfg.num_distances
-
-
 # --------------------------------------------------------------------------- devices
-
-
-def _is_sim(robot: str) -> bool:
-    return robot == "sim" or robot.startswith("sim:")
-
-
-def _open_devices(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any) -> None:
-    """Open robot and camera into `dev` (record's Devices; closed with it).
-
-    Real robots, cameras and the direct in-process simulator are opened by
-    robot_ssl.cli.record's helpers (one place that knows device URLs); the virtual
-    Thymio link by robot_ssl.simlink.closed_loop.
-    """
-    from robot_ssl.recording.device_setup import open_camera, open_robot, open_sim
-
-    dev.metadata = {}
-    if _is_sim(args.robot) and args.sim_link != "direct":
-        _open_virtual_thymio(args, dev, robot_spec, camera_spec)
-    elif _is_sim(args.robot):
-        open_sim(args, dev, robot_spec, camera_spec)
-    else:
-        open_robot(args, dev)
-    if dev.camera is None:
-        open_camera(args, dev)
-
-
-def _open_virtual_thymio(args: argparse.Namespace, dev: Any, robot_spec: Any, camera_spec: Any):
-    from robot_ssl.recording.recorder import DeviceUnavailable
-    from robot_ssl.simlink.closed_loop import open_virtual_thymio
-
-    changes = {"width": args.width, "height": args.height, "fps": args.fps}
-    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
-    world = args.robot.partition(":")[2] or None
-    try:
-        robot, camera, sim = dev.enter_context(
-            open_virtual_thymio(
-                world,
-                args.seed,
-                robot_spec=robot_spec,
-                camera_spec=camera_spec,
-                transport=args.sim_link,
-            )
-        )
-    except RobotSSLError:
-        raise
-    except Exception as e:  # SimError, FirmwareBridgeError
-        raise DeviceUnavailable(f"virtual Thymio: {e}") from None
-    dev.robot, dev.truth = robot, sim.robot.truth
-    dev.metadata.update(
-        world=sim.world.name, seed=args.seed, simulated=True, robot_source=robot.link.url
-    )
-    if args.camera == "sim":
-        dev.camera = camera
-        dev.camera_fps = camera.fps
-        dev.camera_size = (camera_spec.width, camera_spec.height)
-        dev.metadata["camera_source"] = "sim"
 
 
 # --------------------------------------------------------------------------- exit paths
@@ -291,21 +189,22 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
+    from robot_ssl.learning.predictor import grid_distances, grid_shape, open_predictor
     from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
     from robot_ssl.live.loop import LiveConfig, LiveLoop
     from robot_ssl.recording.device_setup import Devices
-    from robot_ssl.simlink.closed_loop import grid_distances
+    from robot_ssl.simlink.devices import is_sim, open_devices
 
     if args.duration is not None and not args.duration > 0:
         raise RunError("--duration must be > 0")
     if not 0 <= args.speed <= 32767:
         raise RunError("--speed must be in 0..32767 raw units")
-    if args.camera == "sim" and not _is_sim(args.robot):
+    if args.camera == "sim" and not is_sim(args.robot):
         raise RunError(
             "--camera sim needs --robot sim[:WORLD] (one simulated world; for a virtual "
             "Thymio on a pty add --sim-link pty)"
         )
-    if args.sim_link != "direct" and not _is_sim(args.robot):
+    if args.sim_link != "direct" and not is_sim(args.robot):
         raise RunError("--sim-link needs --robot sim[:WORLD]")
     out = Path(args.record) if args.record else None
     if out is not None and out.exists() and not args.overwrite:
@@ -320,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     status = _status_printer(sys.stderr.isatty() if args.status is None else args.status)
 
     with Devices() as dev:
-        _open_devices(args, dev, robot_spec, camera_spec)
+        open_devices(args, dev, robot_spec, camera_spec, sim_link=args.sim_link)
         if dev.robot is None or dev.camera is None:
             raise RunError("run needs both a robot and a camera")
         if dev.camera_size is not None:
@@ -370,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"robot-ssl run: {args.drive} with {model_line}, robot {args.robot}"
-            f"{'' if args.sim_link == 'direct' or not _is_sim(args.robot) else ' via ' + args.sim_link}"
+            f"{'' if args.sim_link == 'direct' or not is_sim(args.robot) else ' via ' + args.sim_link}"
             f", camera {args.camera}; Ctrl-C stops",
             file=sys.stderr,
             flush=True,

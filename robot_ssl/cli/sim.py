@@ -13,8 +13,8 @@ with the wander controller and writes a standard session through the project's
 recorder and session writer, with simulator truth. The same seed gives the same
 data. The output appears only when complete (written beside it, then renamed).
 
-This is the only place that wires `sim` to `robot_ssl`: the simulator takes plain
-parameters, built here from RobotSpec / CameraSpec.
+The wiring of `sim` to `robot_ssl` is in robot_ssl.simlink; this module parses
+arguments and calls it.
 """
 
 from __future__ import annotations
@@ -22,19 +22,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from robot_ssl.core.errors import RobotSSLError
-
 HELP = "simulator: record sessions, serve a virtual Thymio, show worlds"
-
-
-class SimCommandError(RobotSSLError):
-    """A simulator command failed (bad world, bad option); printed as one line."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -122,103 +113,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--name", default=None, help="world name (default gen_<split>_<seed>)")
 
 
-# --------------------------------------------------------------------------- wiring
-
-
-def sim_params(robot_spec: Any, camera_spec: Any) -> tuple[Any, Any, Any]:
-    """(DriveParams, IRParams, CameraParams) of the simulator from RobotSpec / CameraSpec."""
-    from sim.camera import CameraParams
-    from sim.ir import IRParams
-    from sim.kinematics import DriveParams
-
-    drive = DriveParams(
-        axle_length_m=robot_spec.axle_length_m,
-        speed_m_per_unit=robot_spec.speed_m_per_unit,
-        max_speed_units=robot_spec.max_speed_units,
-        body_radius_m=robot_spec.body_radius_m,
-    )
-    ir = IRParams(
-        poses=tuple(robot_spec.prox_poses()),
-        range_m=robot_spec.prox_range_m,
-        m=float(robot_spec.prox_max),
-    )
-    camera = CameraParams(
-        width=camera_spec.width,
-        height=camera_spec.height,
-        hfov_rad=camera_spec.hfov_rad,
-        fx=camera_spec.fx,
-        fy=camera_spec.fy,
-        cx=camera_spec.cx,
-        cy=camera_spec.cy,
-        x_m=camera_spec.x_m,
-        y_m=camera_spec.y_m,
-        z_m=camera_spec.z_m,
-        pitch_rad=camera_spec.pitch_rad,
-        fps=camera_spec.fps,
-    )
-    return drive, ir, camera
-
-
-def wander_controller(robot_spec: Any, seed: int) -> Any:
-    """The wander controller fitted to the robot's sensors and geometry."""
-    from sim.controller import WanderConfig, WanderController
-
-    front = tuple(robot_spec.front_sensor_indices)
-    return WanderController(
-        WanderConfig(
-            front_sensors=front,
-            rear_sensors=tuple(i for i in range(robot_spec.num_prox) if i not in front),
-            axle_length_m=robot_spec.axle_length_m,
-            speed_m_per_unit=robot_spec.speed_m_per_unit,
-        ),
-        seed=seed,
-    )
-
-
-def make_simulator(
-    world: Any = None,
-    seed: int = 0,
-    *,
-    split: str = "heldout",
-    robot_spec: Any = None,
-    camera_spec: Any = None,
-    camera: bool = True,
-    start_ns: int = 0,
-    realtime: bool = False,
-    start_pose: Any = None,
-) -> Any:
-    """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
-    `split`) with the robot's and camera's parameters from the specs (Thymio defaults)."""
-    from robot_ssl.core.spec import CameraSpec, RobotSpec
-    from sim.simulator import Simulator
-
-    robot_spec = robot_spec or RobotSpec()
-    camera_spec = camera_spec or CameraSpec()
-    if world is None or isinstance(world, (str, Path)):
-        world = resolve_world(str(world) if world is not None else None, seed, split)
-    drive, ir, cam = sim_params(robot_spec, camera_spec)
-    return Simulator(
-        world,
-        seed=seed,
-        drive=drive,
-        ir=ir,
-        camera=cam if camera else None,
-        start_ns=start_ns,
-        realtime=realtime,
-        start_pose=start_pose,
-    )
-
-
-def resolve_world(world: str | None, seed: int, split: str = "train") -> Any:
-    """A named/file world, or one generated from the seed."""
-    from sim.world import load_world
-    from sim.worldgen import WorldGenConfig, generate_world
-
-    if world:
-        return load_world(world)
-    return generate_world(seed, WorldGenConfig(split=split))
-
-
 def _specs(spec_path: str | None, width=None, height=None, fps=None) -> tuple[Any, Any]:
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 
@@ -227,115 +121,12 @@ def _specs(spec_path: str | None, width=None, height=None, fps=None) -> tuple[An
     return robot, dataclasses.replace(camera, **changes) if changes else camera
 
 
-class _ProgressClock:
-    """The simulator's clock, advancing a progress bar in simulated seconds."""
-
-    def __init__(self, clock: Any, bar: Any) -> None:
-        self.clock = clock
-        self.bar = bar
-        self._shown_ns = clock.now_ns()
-
-    def now_ns(self) -> int:
-        return self.clock.now_ns()
-
-    def sleep_until_ns(self, t_ns: int) -> None:
-        self.clock.sleep_until_ns(t_ns)
-        now = self.clock.now_ns()
-        if now - self._shown_ns >= 250_000_000:
-            self.bar.update((now - self._shown_ns) / 1e9)
-            self._shown_ns = now
-
-
-def record_session(
-    out: str | os.PathLike,
-    *,
-    world: str | None = None,
-    seed: int = 0,
-    minutes: float = 1.0,
-    split: str = "train",
-    robot_spec: Any = None,
-    camera_spec: Any = None,
-    frame_format: str = "jpeg",
-    jpeg_quality: int = 90,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Any:
-    """Record `minutes` of simulated wandering into the session file `out`; returns the
-    recorder's RecordingStats. The file appears only when complete."""
-    from tqdm import tqdm
-
-    from robot_ssl.core.spec import CameraSpec, RobotSpec
-    from robot_ssl.io.outputs import atomic_output
-    from robot_ssl.io.session import SessionWriteError, SessionWriter
-    from robot_ssl.recording.recorder import Recorder, RecorderConfig
-
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
-    if not minutes > 0 or not math.isfinite(minutes):
-        raise SimCommandError("--minutes must be > 0")
-    robot_spec = robot_spec or RobotSpec()
-    camera_spec = camera_spec or CameraSpec()
-    sim = make_simulator(world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec)
-    w = sim.world
-    metadata = {
-        "world": w.name,
-        "seed": seed,
-        "source": "sim",
-        "split": w.split,
-        "recorded_by": "robot-ssl sim record",
-    }
-    duration_s = minutes * 60.0
-    # written beside `out` under a temporary name, renamed when complete; removed on any
-    # error, Ctrl-C or SIGTERM (robot_ssl.io.outputs)
-    with atomic_output(out) as tmp:
-        writer = SessionWriter(
-            tmp,
-            robot=robot_spec,
-            camera=camera_spec,
-            frame_format=frame_format,
-            jpeg_quality=jpeg_quality,
-            metadata=metadata,
-            truth_sensors=robot_spec.num_prox,
-            overwrite=True,
-        )
-        bar = tqdm(
-            total=round(duration_s, 3),
-            unit="sim s",
-            disable=not progress,
-            desc=f"sim {w.name}",
-            bar_format=(
-                "{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]"
-            ),
-        )
-        try:
-            recorder = Recorder(
-                sim.robot,
-                sim.camera,
-                writer,
-                RecorderConfig(
-                    camera_fps=sim.camera_params.fps, jpeg_quality=jpeg_quality, status=False
-                ),
-                clock=_ProgressClock(sim.clock, bar),
-                controller=wander_controller(robot_spec, seed),
-                truth=sim.robot.truth,
-            )
-            stats = recorder.run_stepped(duration_s)
-            writer.close()
-            bar.update(max(0.0, bar.total - bar.n))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                writer.close()
-            raise
-        finally:
-            bar.close()
-    return stats
-
-
 # --------------------------------------------------------------------------- commands
 
 
 def _record(args: argparse.Namespace) -> int:
+    from robot_ssl.simlink.simulator import record_session
+
     robot, camera = _specs(args.spec, args.width, args.height, args.fps)
     stats = record_session(
         args.out,
@@ -366,6 +157,8 @@ def _show(args: argparse.Namespace) -> int:
     import numpy as np
 
     from robot_ssl.io.outputs import atomic_output, check_writable
+    from robot_ssl.recording.wander import wander_controller
+    from robot_ssl.simlink.simulator import SimCommandError, make_simulator
     from sim.topdown import draw_topdown
 
     robot, camera = _specs(args.spec, args.width, args.height)
@@ -415,6 +208,7 @@ def _show(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import threading
 
+    from robot_ssl.simlink.simulator import SimCommandError, make_simulator
     from sim.virtual_thymio import VirtualThymio
 
     robot, camera = _specs(args.spec)
@@ -438,6 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worlds(args: argparse.Namespace) -> int:
+
     from sim.world import WORLDS_DIR, list_worlds, load_world
 
     for name in list_worlds():
@@ -451,6 +246,7 @@ def _worlds(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+
     from robot_ssl.io.outputs import atomic_output
     from sim.world import save_world
     from sim.worldgen import WorldGenConfig, generate_world
@@ -472,6 +268,7 @@ _COMMANDS = {
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.simlink.simulator import SimCommandError
     from sim.errors import SimError
 
     try:

@@ -18,7 +18,6 @@ subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +25,14 @@ import h5py
 import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.io.outputs import OutputError, atomic_output
-from robot_ssl.labelling.labeller import (
+from robot_ssl.core.label_grid import (
     LabelConfig,
     LabelConfigError,
     LabelGrid,
     LabelStats,
-    TruthAgreement,
-    compare_with_truth,
-    compute_labels,
     label_stats,
-    truth_labels,
 )
+from robot_ssl.io.outputs import OutputError, atomic_output
 
 __all__ = [
     "FORMAT",
@@ -52,9 +47,7 @@ __all__ = [
     "UnsupportedLabelsVersionError",
     "default_labels_path",
     "identify_session",
-    "label_session",
     "read_labels",
-    "session_truth_agreement",
     "write_labels",
 ]
 
@@ -310,69 +303,3 @@ def read_labels(path: str | Path) -> LabelSet:
     except InconsistentLabelsError as e:
         raise InconsistentLabelsError(f"{path}: {e}") from None
     return labels
-
-
-def label_session(
-    session_path: str | Path,
-    config: LabelConfig | None = None,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> LabelSet:
-    """Label one session file (read only; nothing is written). Use `write_labels` to save.
-
-    Uses the session's odometry stream, or integrates its wheel speeds when it
-    recorded none. Raises robot_ssl.labelling.labeller.NothingToLabelError for an empty
-    session, one without odometry or one too short, and the session reader's
-    errors (robot_ssl.io.session.SessionError).
-    """
-    from robot_ssl.io.session import SessionReader
-
-    cfg = config if config is not None else LabelConfig()
-    session_path = Path(session_path)
-    if not session_path.is_file():
-        raise LabelsFileError(f"{session_path}: no such file")
-    with SessionReader(session_path) as reader:
-        camera_t = np.asarray(reader.camera_t_ns)
-        prox_t, prox_values = reader.proximity()
-        odom_t, odom_pose = _odometry_of(reader)
-    grid = compute_labels(camera_t, prox_t, prox_values, odom_t, odom_pose, cfg, progress=progress)
-    return LabelSet.from_grid(grid, cfg, identify_session(session_path))
-
-
-def _odometry_of(reader) -> tuple[np.ndarray, np.ndarray]:
-    """The session's odometry; integrated from the wheel speeds when it recorded none.
-
-    Empty arrays when there is neither (the labeller then says "no odometry").
-    """
-    from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, integrate_wheel_odometry
-
-    odom_t, pose = reader.odometry()
-    if len(odom_t) >= 2:
-        return np.asarray(odom_t), np.asarray(pose)
-    wheel_t, speed, _ = reader.wheels()
-    if len(wheel_t) < 2:
-        return np.asarray(odom_t), np.asarray(pose).reshape(-1, 3)
-    keep = np.concatenate([[True], np.diff(wheel_t) > 0])  # equal stamps: keep the first
-    wheel_t, speed = np.asarray(wheel_t)[keep], np.asarray(speed)[keep]
-    pose, _ = integrate_wheel_odometry(wheel_t, speed, reader.robot, max_gap_ns=DEFAULT_MAX_GAP_NS)
-    return wheel_t, pose
-
-
-def session_truth_agreement(
-    session_path: str | Path, labels: LabelSet
-) -> tuple[TruthAgreement, LabelStats] | None:
-    """Compare labels with the simulator's truth stored in the session (None without truth).
-
-    Returns the agreement and the statistics of the true labels. The IR range
-    comes from the session's robot description (`prox_range_m`).
-    """
-    from robot_ssl.io.session import SessionReader
-
-    with SessionReader(session_path) as reader:
-        truth = reader.truth()
-        if truth is None or len(truth[0]) == 0:
-            return None
-        range_m = float(reader.robot.prox_range_m)
-    t_ns, pose, distance_m = truth
-    true_grid = truth_labels(labels.t_ns, t_ns, pose, distance_m, range_m, labels.config)
-    return compare_with_truth(labels.labels, true_grid.labels), label_stats(true_grid.labels)

@@ -30,25 +30,23 @@ labels files. The hot path loops only over chunks of frames and over the
 
 from __future__ import annotations
 
-import itertools
-import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from robot_ssl.core.config import (
-    check_types,
-    checked_fields,
-    is_integer,
-    is_number,
-    read_config_file,
-)
-from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.geometry import interpolate_poses, relative, segment_ids
+from robot_ssl.core.label_grid import (
+    UNKNOWN,
+    LabelConfig,
+    LabelConfigError,
+    LabelGrid,
+    LabelingError,
+    LabelStats,
+    distance_grid,
+    label_stats,
+)
 
 __all__ = [
     "LabelConfig",
@@ -66,18 +64,9 @@ __all__ = [
     "truth_labels",
 ]
 
-UNKNOWN = -1
 _NS_PER_S = 1_000_000_000
 # Widening of the coarse distance filters before the exact tolerance test (m).
 _BIN_SEARCH_EPS_M = 1e-9
-
-
-class LabelingError(RobotSSLError):
-    """Base class of the auto-labeller's errors."""
-
-
-class LabelConfigError(LabelingError):
-    """A labelling configuration is invalid or cannot be read."""
 
 
 class LabelInputError(LabelingError):
@@ -86,224 +75,6 @@ class LabelInputError(LabelingError):
 
 class NothingToLabelError(LabelingError):
     """The session has nothing to label: no frames, no proximity, no odometry, or too short."""
-
-
-def distance_grid(start_m: float, stop_m: float, step_m: float) -> tuple[float, ...]:
-    """Distances start, start + step, ... up to stop (inclusive), rounded to the nanometre."""
-    for name, value in (("start", start_m), ("stop", stop_m), ("step", step_m)):
-        if not is_number(value) or not math.isfinite(value):
-            raise LabelConfigError(f"distances: {name} must be a finite number, got {value!r}")
-    if step_m <= 0:
-        raise LabelConfigError(f"distances: step must be > 0, got {step_m}")
-    if stop_m < start_m:
-        raise LabelConfigError(f"distances: stop {stop_m} is below start {start_m}")
-    n = math.floor((stop_m - start_m) / step_m + 1e-9) + 1
-    return tuple(round(start_m + i * step_m, 9) for i in range(n))
-
-
-@dataclass(frozen=True)
-class _Grid:
-    """`distances_m` given as {start, stop, step} in a label config file (for the type checks)."""
-
-    start: float
-    stop: float
-    step: float
-
-
-def _default_distances() -> tuple[float, ...]:
-    return distance_grid(0.0, 0.30, 0.01)
-
-
-@dataclass(frozen=True)
-class LabelConfig:
-    """Parameters of the labelling rule; defaults are those of the original work.
-
-    sensor_indices: proximity columns to label (Thymio: 0..4 are the front sensors).
-    distances_m: bin centres d, sorted, >= 0 (default 0..0.30 m every 0.01 m).
-    tol_d_m, tol_y_m, tol_theta_rad: a pose matches bin d when |dx - d| < tol_d_m,
-        |dy| < tol_y_m, |wrap(dtheta)| < tol_theta_rad (strict, as the original code,
-        so that a robot standing still labels d = 0 only).
-    threshold: a raw reading > threshold is an obstacle (Thymio: any non-zero value).
-    horizon_s: how far after the frame to look for matches; bounds odometry drift.
-    max_gap_s: odometry samples further apart than this split the trajectory; no
-        match is ever made across such a gap.
-    max_backtrack_m: how far the robot may have been further ahead before reaching
-        the matched pose (the backward-motion rule, see the module docstring).
-    min_duration_s: a session whose proximity and odometry streams overlap for less
-        than this is too short to label.
-    """
-
-    sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4)
-    distances_m: tuple[float, ...] = field(default_factory=_default_distances)
-    tol_d_m: float = 0.01
-    tol_y_m: float = 0.01
-    tol_theta_rad: float = 0.05
-    threshold: int = 0
-    horizon_s: float = 20.0
-    max_gap_s: float = 0.5
-    max_backtrack_m: float = 0.01
-    min_duration_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("sensor_indices", "distances_m"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise LabelConfigError(f"label config: {name} must be a list")
-        if not all(is_integer(i) for i in self.sensor_indices):
-            raise LabelConfigError(
-                f"label config: sensor_indices must be integers, got {list(self.sensor_indices)}"
-            )
-        if not all(is_number(d) for d in self.distances_m):
-            raise LabelConfigError(
-                f"label config: distances_m must be numbers, got {list(self.distances_m)}"
-            )
-        if not is_integer(self.threshold):
-            raise LabelConfigError(
-                f"label config: threshold must be an integer, got {self.threshold!r}"
-            )
-        for name in (
-            "tol_d_m",
-            "tol_y_m",
-            "tol_theta_rad",
-            "horizon_s",
-            "max_gap_s",
-            "max_backtrack_m",
-            "min_duration_s",
-        ):
-            if not is_number(getattr(self, name)):
-                raise LabelConfigError(
-                    f"label config: {name} must be a number, got {getattr(self, name)!r}"
-                )
-        try:
-            sensors = tuple(int(i) for i in self.sensor_indices)
-            dists = tuple(float(d) for d in self.distances_m)
-            threshold = int(self.threshold)
-            floats = {
-                f: float(getattr(self, f))
-                for f in (
-                    "tol_d_m",
-                    "tol_y_m",
-                    "tol_theta_rad",
-                    "horizon_s",
-                    "max_gap_s",
-                    "max_backtrack_m",
-                    "min_duration_s",
-                )
-            }
-        except (TypeError, ValueError) as e:
-            raise LabelConfigError(f"label config: {e}") from None
-        if threshold != self.threshold:
-            raise LabelConfigError(
-                f"label config: threshold must be an integer, got {self.threshold}"
-            )
-        object.__setattr__(self, "sensor_indices", sensors)
-        object.__setattr__(self, "distances_m", dists)
-        object.__setattr__(self, "threshold", threshold)
-        for name, value in floats.items():
-            object.__setattr__(self, name, value)
-        if not sensors:
-            raise LabelConfigError("label config: sensor_indices is empty")
-        if min(sensors) < 0 or len(set(sensors)) != len(sensors):
-            raise LabelConfigError(
-                f"label config: sensor_indices must be distinct and >= 0: {sensors}"
-            )
-        if not dists:
-            raise LabelConfigError("label config: distances_m is empty")
-        if not all(math.isfinite(d) for d in dists) or min(dists) < 0:
-            raise LabelConfigError("label config: distances_m must be finite and >= 0")
-        if any(b <= a for a, b in itertools.pairwise(dists)):
-            raise LabelConfigError("label config: distances_m must be strictly increasing")
-        for name in ("tol_d_m", "tol_y_m", "tol_theta_rad", "horizon_s", "max_gap_s"):
-            if not floats[name] > 0 or not math.isfinite(floats[name]):
-                raise LabelConfigError(f"label config: {name} must be > 0, got {floats[name]}")
-        for name in ("max_backtrack_m", "min_duration_s"):
-            if not floats[name] >= 0 or not math.isfinite(floats[name]):
-                raise LabelConfigError(f"label config: {name} must be >= 0, got {floats[name]}")
-
-    @property
-    def num_sensors(self) -> int:
-        return len(self.sensor_indices)
-
-    @property
-    def num_distances(self) -> int:
-        return len(self.distances_m)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able mapping (distances as an explicit list)."""
-        d = asdict(self)
-        d["sensor_indices"] = list(self.sensor_indices)
-        d["distances_m"] = list(self.distances_m)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LabelConfig:
-        """Build from a mapping; `distances_m` may be a list or {start, stop, step} (stop inclusive)."""
-        d = checked_fields(cls, d, "label config", LabelConfigError, types=False)
-        dist = d.get("distances_m")
-        if isinstance(dist, Mapping):
-            keys = set(dist)
-            if keys != {"start", "stop", "step"}:
-                raise LabelConfigError(
-                    "label config: distances_m as a mapping needs exactly start, stop, step"
-                )
-            grid = {k: dist[k] for k in ("start", "stop", "step")}
-            grid = check_types(_Grid, grid, "label config.distances_m", LabelConfigError)
-            d["distances_m"] = distance_grid(grid["start"], grid["stop"], grid["step"])
-        return cls(**check_types(cls, d, "label config", LabelConfigError))
-
-    @classmethod
-    def from_json(cls, text: str) -> LabelConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise LabelConfigError(f"label config: not valid JSON: {e}") from None
-        return cls.from_dict(data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> LabelConfig:
-        """Read a YAML (or .json) file holding a flat mapping of the fields; missing keys take defaults."""
-        data = read_config_file(path, "label config", LabelConfigError)
-        try:
-            return cls.from_dict(data or {})
-        except LabelConfigError as e:
-            raise LabelConfigError(f"{path}: {e}") from None
-
-    def with_overrides(self, **overrides: Any) -> LabelConfig:
-        """A copy with the given fields replaced (None values are ignored), validated again."""
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        try:
-            return replace(self, **changes)
-        except TypeError as e:
-            raise LabelConfigError(f"label config: {e}") from None
-
-
-@dataclass(frozen=True)
-class LabelGrid:
-    """Labels of N camera frames for S sensors x D distances (the output of `compute_labels`).
-
-    t_ns: (N,) int64 frame times. labels: (N, S, D) int8 in {-1 unknown, 0, 1}.
-    readings: (N, S, D) int16 raw matched readings (-1 unknown). match_index: (N, D)
-    int64 index of the matched proximity sample (-1 unknown); match_t_ns: (N, D) its
-    time (-1 unknown); match_offset: (N, D, 3) float32 (dx_m, dy_m, dtheta_rad) of the
-    matched pose in the frame's robot frame (NaN unknown). The match depends on the
-    pose only, so it is shared by all sensors.
-    """
-
-    t_ns: np.ndarray
-    labels: np.ndarray
-    readings: np.ndarray
-    match_index: np.ndarray
-    match_t_ns: np.ndarray
-    match_offset: np.ndarray
-    sensor_indices: np.ndarray
-    distances_m: np.ndarray
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.t_ns.shape[0])
 
 
 def _as_1d_int64(a: np.ndarray, name: str) -> np.ndarray:
@@ -513,48 +284,6 @@ def _match_chunk(
     wsel = best_win[cells]
     match_index[first + r, k] = lo[r] + wsel
     match_offset[first + r, k] = rel[r, wsel]
-
-
-@dataclass(frozen=True)
-class LabelStats:
-    """Coverage and positive rate of a label grid, overall and per (sensor, distance)."""
-
-    frames: int
-    frames_with_labels: int
-    cells: int
-    known_cells: int
-    positive_cells: int
-    coverage: np.ndarray  # (S, D) fraction of frames with a known label
-    positive_rate: np.ndarray  # (S, D) fraction of known labels that are 1 (NaN if none)
-
-    @property
-    def known_fraction(self) -> float:
-        return self.known_cells / self.cells if self.cells else 0.0
-
-    @property
-    def positive_fraction(self) -> float:
-        """Positives among the known cells."""
-        return self.positive_cells / self.known_cells if self.known_cells else 0.0
-
-
-def label_stats(labels: np.ndarray) -> LabelStats:
-    """Summary of an (N, S, D) label grid with -1 for unknown."""
-    labels = np.asarray(labels)
-    known = labels >= 0
-    pos = labels == 1
-    n_known = known.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = np.where(n_known > 0, pos.sum(axis=0) / np.maximum(n_known, 1), np.nan)
-    n = labels.shape[0]
-    return LabelStats(
-        frames=int(n),
-        frames_with_labels=int(known.reshape(n, -1).any(axis=1).sum()) if n else 0,
-        cells=int(labels.size),
-        known_cells=int(known.sum()),
-        positive_cells=int(pos.sum()),
-        coverage=n_known / n if n else np.zeros(labels.shape[1:]),
-        positive_rate=rate,
-    )
 
 
 def truth_labels(

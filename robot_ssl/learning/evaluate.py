@@ -18,7 +18,7 @@
   band "30+".
 
 :func:`evaluate` checks its options and that every output can be written
-before it loads the model (whose integrity robot_ssl.learning.export.load_predictor
+before it loads the model (whose integrity robot_ssl.learning.predictor.load_predictor
 checks) or any data, renders every output in memory and only then writes them
 all, each atomically: a failure leaves no report beside stale plots.
 """
@@ -386,7 +386,7 @@ def _auc_vs_distance_figure(report: dict[str, Any]) -> Any:
 
 
 def predict_frames(predictor: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Probabilities (N, S, D) of `predictor` (robot_ssl.learning.export.load_predictor) over images."""
+    """Probabilities (N, S, D) of `predictor` (robot_ssl.learning.predictor.load_predictor) over images."""
     out = [predictor.predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     if not out:
         s, d = predictor.config.num_sensors, predictor.config.num_distances
@@ -420,7 +420,7 @@ def evaluate(
     both before the model or any data is loaded.
     """
     from robot_ssl.learning.dataset import DatasetError, FrameSet, load_sessions
-    from robot_ssl.learning.export import load_predictor
+    from robot_ssl.learning.predictor import load_predictor
 
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
         raise EvalError(f"confidence must be a number in (0, 1), got {confidence}")

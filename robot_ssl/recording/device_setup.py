@@ -2,14 +2,13 @@
 a camera (OpenCV source, synthetic, or the simulator's), closed together on exit.
 
 Shared by `record` and `run`, so both accept the same `--robot` / `--camera` values.
-The simulator is wired in here, in the CLI layer; library modules never import `sim`.
+The simulator's devices are opened by robot_ssl.simlink.devices.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 from typing import Any
 
 
@@ -79,52 +78,3 @@ def open_camera(args: argparse.Namespace, dev: Devices) -> None:
     dev.camera = cam
     dev.camera_size = (cam.width, cam.height)
     dev.metadata["camera_source"] = source
-
-
-def open_sim(args: argparse.Namespace, dev: Devices, robot_spec, camera_spec) -> None:
-    """The simulator in-process, stepped in real time by a background thread.
-
-    Its clock starts at time.monotonic_ns(), so simulated timestamps run on with
-    the real camera's when `--camera` is not `sim`. `sim` alone draws a world
-    from `--seed`; `sim:WORLD` loads a scenario by name or file.
-    """
-    import threading
-    import time
-
-    from robot_ssl.recording.recorder import DeviceUnavailable
-
-    try:  # the CLI may wire the simulator, the library never does
-        from robot_ssl.cli.sim import make_simulator
-        from sim.errors import SimError
-    except ImportError as e:  # pragma: no cover - installation problem
-        raise DeviceUnavailable(f"the simulator is not available: {e}") from None
-    changes = {"width": args.width, "height": args.height, "fps": args.fps}
-    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
-    try:
-        sim = make_simulator(
-            args.robot.partition(":")[2] or None,
-            args.seed,
-            split="train",
-            robot_spec=robot_spec,
-            camera_spec=camera_spec,
-            camera=args.camera == "sim",
-            start_ns=time.monotonic_ns(),
-            realtime=True,
-        )
-        world = sim.world
-    except SimError as e:
-        raise DeviceUnavailable(f"simulator: {e}") from None
-    sim.advance_to(time.monotonic_ns())  # catch up the set-up time: sim time = monotonic
-    stop = threading.Event()
-    stepper = threading.Thread(target=sim.run_realtime, args=(stop,), name="sim", daemon=True)
-    stepper.start()
-    dev.callback(stepper.join, 2.0)
-    dev.callback(stop.set)
-    dev.callback(sim.robot.close)
-    dev.robot, dev.clock, dev.truth = sim.robot, sim.clock, sim.robot.truth
-    dev.metadata.update(world=world.name, seed=args.seed, simulated=True, robot_source=args.robot)
-    if sim.camera is not None:
-        dev.camera = sim.camera
-        dev.camera_fps = sim.camera.fps
-        dev.camera_size = (sim.camera_params.width, sim.camera_params.height)
-        dev.metadata["camera_source"] = "sim"

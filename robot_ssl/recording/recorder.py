@@ -67,7 +67,7 @@ class DeviceUnavailable(RecorderError):
 class Controller(Protocol):
     """Drives the robot while recording: proximity readings -> wheel targets (raw units).
 
-    `sim.controller.WanderController` (what `robot-ssl record --drive wander`
+    `robot_ssl.recording.wander.WanderController` (what `robot-ssl record --drive wander`
     uses) and `robot_ssl.live.controllers.IRReactiveController` fit.
     """
 

@@ -24,49 +24,33 @@ over time) is reported too.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robot_ssl.cli.sim import make_simulator
 from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.learning.predictor import DEFAULT_DISTANCES_M, grid_distances
 from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
 from robot_ssl.live.loop import LiveConfig, LiveLoop, ProximityLoop
+from robot_ssl.simlink.simulator import make_simulator
 
 __all__ = [
     "DEFAULT_LATENCY_S",
     "OraclePredictor",
     "TrialClock",
     "closed_loop_trial",
-    "grid_distances",
     "make_simulator",
-    "open_virtual_thymio",
     "realtime_trial",
 ]
 
-DEFAULT_DISTANCES_M = tuple(round(0.01 * i, 2) for i in range(31))
 # Capture-to-command latency modelled in simulated time, per controller: the camera's
 # covers frame pick-up and inference on a Raspberry-Pi-class computer (measured here:
 # see docs/live.md), the IR one a serial round trip of the proximity read.
 DEFAULT_LATENCY_S = {"camera": 0.05, "ir": 0.02}
-
-
-def grid_distances(predictor: Any) -> np.ndarray:
-    """Distance bins (m) of a predictor's output grid (its ModelConfig, else 0..0.30 m)."""
-    cfg = getattr(predictor, "config", None)
-    d = getattr(cfg, "distances_m", None)
-    if d is not None:
-        return np.asarray(d, dtype=np.float64)
-    n = getattr(cfg, "num_distances", len(DEFAULT_DISTANCES_M))
-    if n == len(DEFAULT_DISTANCES_M):
-        return np.asarray(DEFAULT_DISTANCES_M)
-    return np.linspace(0.0, 0.30, n)
 
 
 class TrialClock:
@@ -265,7 +249,7 @@ def closed_loop_trial(
         if isinstance(predictor, str) and predictor == "oracle":
             predictor = OraclePredictor(sim)
         elif isinstance(predictor, (str, Path)):
-            from robot_ssl.learning.export import load_predictor
+            from robot_ssl.learning.predictor import load_predictor
 
             predictor = load_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
@@ -385,53 +369,3 @@ def realtime_trial(
         "latency": result.latency,
         "final_targets": sim.robot.targets,
     }
-
-
-@contextlib.contextmanager
-def open_virtual_thymio(
-    world: Any = None,
-    seed: int = 0,
-    *,
-    split: str = "train",
-    robot_spec: RobotSpec | None = None,
-    camera_spec: CameraSpec | None = None,
-    transport: str = "pty",
-    time_scale: float = 1.0,
-) -> Iterator[tuple[Any, Any, Any]]:
-    """A simulated Thymio II behind the Aseba protocol, opened like a real one.
-
-    Yields (robot, camera, sim): `robot` is a firmware_bridge ThymioRobot connected over
-    a pseudo-terminal (`transport="pty"`, a /dev/pts/N path like a USB serial port) or
-    TCP (`"tcp"`, socket://127.0.0.1:PORT), `camera` the SimCamera of the same
-    simulation, stepped in real time by the VirtualThymio. The simulator's clock starts
-    at time.monotonic_ns(), so frame and reading timestamps share one clock. Everything
-    is closed (motors stopped first) on exit.
-    """
-    from firmware_bridge.thymio import ThymioRobot
-    from sim.virtual_thymio import VirtualThymio
-
-    if transport not in ("pty", "tcp"):
-        raise ValueError(f"transport must be 'pty' or 'tcp', not {transport!r}")
-    sim = make_simulator(
-        world,
-        seed,
-        split=split,
-        robot_spec=robot_spec,
-        camera_spec=camera_spec,
-        camera=True,
-        start_ns=time.monotonic_ns(),
-    )
-    # Building the simulator (renderer, textures) took a while: catch its clock up with
-    # the wall clock (the robot stands still) so frames and readings share one clock.
-    sim.advance_to(time.monotonic_ns())
-    with VirtualThymio(sim, time_scale=time_scale) as vt:
-        if transport == "pty":
-            url = vt.serve_pty()
-        else:
-            host, port = vt.serve_tcp("127.0.0.1", 0)
-            url = f"socket://{host}:{port}"
-        robot = ThymioRobot.open(url)
-        try:
-            yield robot, sim.camera, sim
-        finally:
-            robot.close()

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.checks import check_fields
-from sim.errors import SimError
+from robot_ssl.core.config import check_field_types
+from robot_ssl.core.spec import RobotSpec
+from robot_ssl.recording.recorder import RecorderError
 
-__all__ = ["WanderConfig", "WanderController"]
+__all__ = ["WanderConfig", "WanderController", "wander_controller"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ class WanderConfig:
     speed_m_per_unit: float = 0.000332
 
     def __post_init__(self) -> None:
-        check_fields(self, "wander")
+        check_field_types(self, "wander", RecorderError)
         for name in ("cruise_speed", "stop_threshold", "turn_speed"):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
-                raise SimError(f"wander: {name} must be (low, high) with 0 < low <= high")
+                raise RecorderError(f"wander: {name} must be (low, high) with 0 < low <= high")
         if self.axle_length_m <= 0 or self.speed_m_per_unit <= 0:
-            raise SimError("wander: axle_length_m and speed_m_per_unit must be > 0")
+            raise RecorderError("wander: axle_length_m and speed_m_per_unit must be > 0")
 
 
 class WanderController:
@@ -156,3 +157,17 @@ class WanderController:
         return self._targets
 
     update = command  # alias: (proximity, t_ns) -> targets
+
+
+def wander_controller(robot: RobotSpec, seed: int) -> WanderController:
+    """The wander controller fitted to the robot's sensors and geometry."""
+    front = tuple(robot.front_sensor_indices)
+    return WanderController(
+        WanderConfig(
+            front_sensors=front,
+            rear_sensors=tuple(i for i in range(robot.num_prox) if i not in front),
+            axle_length_m=robot.axle_length_m,
+            speed_m_per_unit=robot.speed_m_per_unit,
+        ),
+        seed=seed,
+    )

@@ -52,6 +52,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, message)
 
 
+# Packages of the optional `train` extra: a verb that needs one says so in one line.
+_EXTRAS = {"torch": "train", "onnx": "train", "matplotlib": "train"}
+
+
+def _missing_extra(e: ImportError) -> tuple[str, str] | None:
+    """(package, extra) when `e` is a missing package of an optional extra, else None."""
+    names = [(e.name or "").split(".")[0], *str(e).replace("'", " ").split()]
+    for name in names:
+        if name in _EXTRAS:
+            return name, _EXTRAS[name]
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="robot-ssl",
@@ -86,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except RobotSSLError as e:
         print(f"robot-ssl {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        extra = _missing_extra(e)
+        if extra is None:
+            raise
+        print(
+            f"robot-ssl {args.verb}: error: needs {extra[0]}, which is not installed "
+            f"(the robot's install has no learning stack): pip install 'robot-ssl[{extra[1]}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"robot-ssl {args.verb}: interrupted", file=sys.stderr)

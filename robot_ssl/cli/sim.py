@@ -153,52 +153,19 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    import cv2
-    import numpy as np
-
-    from robot_ssl.io.outputs import atomic_output, check_writable
-    from robot_ssl.recording.wander import wander_controller
-    from robot_ssl.simlink.simulator import SimCommandError, make_simulator
-    from sim.topdown import draw_topdown
+    from robot_ssl.simlink.simulator import show_world
 
     robot, camera = _specs(args.spec, args.width, args.height)
-    sim = make_simulator(
+    paths, (x, y, th) = show_world(
         args.world,
         args.seed,
+        args.out,
         split=args.split,
         robot_spec=robot,
         camera_spec=camera,
         start_pose=args.pose,
+        wander_s=args.wander,
     )
-    w = sim.world
-    trajectory = [sim.pose]
-    if args.wander > 0:
-        ctrl = wander_controller(robot, args.seed)
-        end = sim.clock.now_ns() + int(args.wander * 1e9)
-        while sim.clock.now_ns() < end:
-            r = sim.robot.read()
-            sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
-            sim.clock.sleep_until_ns(r.t_ns + 20_000_000)
-            trajectory.append(sim.pose)
-    out = check_writable(args.out)  # one line and exit 2 when the folder cannot be written
-    top = draw_topdown(
-        w,
-        sim.pose,
-        ir=sim.ir,
-        body_radius_m=sim.drive_params.body_radius_m,
-        hfov_rad=sim.camera_params.hfov_rad,
-        camera_x_m=sim.camera_params.x_m,
-        trajectory=np.array(trajectory) if len(trajectory) > 1 else None,
-    )
-    view = sim.renderer.render(sim.pose, sim.t_s, np.random.default_rng([args.seed, 0xC0]))
-    paths = (out / f"{w.name}_topdown.png", out / f"{w.name}_camera.png")
-    for path, img in zip(paths, (top, view)):
-        ok, png = cv2.imencode(".png", img)
-        if not ok:
-            raise SimCommandError(f"cannot encode {path}")
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(png.tobytes())
-    x, y, th = sim.pose
     print(
         f"{paths[0]}\n{paths[1]}\npose x={x:.3f} m y={y:.3f} m theta={th:.3f} rad", file=sys.stderr
     )
@@ -206,54 +173,49 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import threading
+    from robot_ssl.simlink.simulator import SimCommandError, serve_virtual_thymio
 
-    from robot_ssl.simlink.simulator import SimCommandError, make_simulator
-    from sim.virtual_thymio import VirtualThymio
-
-    robot, camera = _specs(args.spec)
-    sim = make_simulator(
-        args.world, args.seed, split=args.split, robot_spec=robot, camera_spec=camera, camera=False
-    )
-    w = sim.world
     if not args.port and not args.pty:
         raise SimCommandError("nothing to serve on: give --port and/or --pty")
-    stop = threading.Event()
-    with VirtualThymio(sim, time_scale=args.time_scale) as vt:
-        if args.port:
-            host, port = vt.serve_tcp(args.host, args.port)
-            print(f"virtual Thymio on socket://{host}:{port} (world {w.name})", file=sys.stderr)
-        if args.pty:
-            print(f"virtual Thymio on {vt.serve_pty()} (world {w.name})", file=sys.stderr)
-        sys.stderr.flush()
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait(args.duration)
+    robot, camera = _specs(args.spec)
+
+    def announce(url: str, world: str) -> None:
+        print(f"virtual Thymio on {url} (world {world})", file=sys.stderr, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_virtual_thymio(
+            args.world,
+            args.seed,
+            split=args.split,
+            robot_spec=robot,
+            camera_spec=camera,
+            host=args.host,
+            port=args.port,
+            pty=args.pty,
+            time_scale=args.time_scale,
+            duration_s=args.duration,
+            announce=announce,
+        )
     return 0
 
 
 def _worlds(args: argparse.Namespace) -> int:
+    from robot_ssl.simlink.simulator import named_worlds
 
-    from sim.world import WORLDS_DIR, list_worlds, load_world
-
-    for name in list_worlds():
-        w = load_world(name)
+    rows, folder = named_worlds()
+    for name, w in rows:
         print(
             f"{name:<20} {w.split:<8} {w.arena.width_m:.1f} x {w.arena.depth_m:.1f} m, "
             f"{len(w.obstacles)} obstacles"
         )
-    print(f"(in {WORLDS_DIR}; any other YAML file works too)", file=sys.stderr)
+    print(f"(in {folder}; any other YAML file works too)", file=sys.stderr)
     return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from robot_ssl.simlink.simulator import write_generated_world
 
-    from robot_ssl.io.outputs import atomic_output
-    from sim.world import save_world
-    from sim.worldgen import WorldGenConfig, generate_world
-
-    w = generate_world(args.seed, WorldGenConfig(split=args.split), name=args.name)
-    with atomic_output(args.out) as tmp:  # one line and exit 2 when it cannot be written
-        save_world(w, tmp)
+    w = write_generated_world(args.out, args.seed, args.split, args.name)
     print(f"{args.out}: {w.name}, {len(w.obstacles)} obstacles", file=sys.stderr)
     return 0
 
@@ -268,10 +230,7 @@ _COMMANDS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.simlink.simulator import SimCommandError
-    from sim.errors import SimError
+    from robot_ssl.simlink.simulator import sim_errors
 
-    try:
+    with sim_errors():
         return _COMMANDS[args.sim_command](args)
-    except SimError as e:
-        raise SimCommandError(str(e)) from None

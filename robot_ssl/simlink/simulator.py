@@ -10,12 +10,24 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from robot_ssl.core.errors import RobotSSLError
 
-__all__ = ["SimCommandError", "make_simulator", "record_session", "resolve_world", "sim_params"]
+__all__ = [
+    "SimCommandError",
+    "make_simulator",
+    "named_worlds",
+    "record_session",
+    "resolve_world",
+    "serve_virtual_thymio",
+    "show_world",
+    "sim_errors",
+    "sim_params",
+    "write_generated_world",
+]
 
 
 class SimCommandError(RobotSSLError):
@@ -204,3 +216,134 @@ def record_session(
         finally:
             bar.close()
     return stats
+
+
+@contextlib.contextmanager
+def sim_errors() -> Iterator[None]:
+    """The simulator's own errors (SimError: bad world file, bad parameter) as one-line
+    robot_ssl errors."""
+    from sim.errors import SimError
+
+    try:
+        yield
+    except SimError as e:
+        raise SimCommandError(str(e)) from None
+
+
+def show_world(
+    world: str | None,
+    seed: int,
+    out_dir: str | os.PathLike,
+    *,
+    split: str = "train",
+    robot_spec: Any = None,
+    camera_spec: Any = None,
+    start_pose: Any = None,
+    wander_s: float = 0.0,
+) -> tuple[tuple[Path, Path], tuple[float, float, float]]:
+    """Top-down map and camera view PNGs of a world (after `wander_s` of wandering) in
+    `out_dir`: ((topdown.png, camera.png), final pose)."""
+    import cv2
+    import numpy as np
+
+    from robot_ssl.io.outputs import atomic_output, check_writable
+    from robot_ssl.recording.wander import wander_controller
+    from sim.topdown import draw_topdown
+
+    sim = make_simulator(
+        world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec,
+        start_pose=start_pose,
+    )  # fmt: skip
+    w = sim.world
+    trajectory = [sim.pose]
+    if wander_s > 0:
+        ctrl = wander_controller(_robot_spec_or_default(robot_spec), seed)
+        end = sim.clock.now_ns() + int(wander_s * 1e9)
+        while sim.clock.now_ns() < end:
+            r = sim.robot.read()
+            sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
+            sim.clock.sleep_until_ns(r.t_ns + 20_000_000)
+            trajectory.append(sim.pose)
+    out = check_writable(out_dir)  # one line when the folder cannot be written
+    top = draw_topdown(
+        w,
+        sim.pose,
+        ir=sim.ir,
+        body_radius_m=sim.drive_params.body_radius_m,
+        hfov_rad=sim.camera_params.hfov_rad,
+        camera_x_m=sim.camera_params.x_m,
+        trajectory=np.array(trajectory) if len(trajectory) > 1 else None,
+    )
+    view = sim.renderer.render(sim.pose, sim.t_s, np.random.default_rng([seed, 0xC0]))
+    paths = (out / f"{w.name}_topdown.png", out / f"{w.name}_camera.png")
+    for path, img in zip(paths, (top, view)):
+        ok, png = cv2.imencode(".png", img)
+        if not ok:
+            raise SimCommandError(f"cannot encode {path}")
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(png.tobytes())
+    x, y, th = sim.pose
+    return paths, (float(x), float(y), float(th))
+
+
+def _robot_spec_or_default(robot_spec: Any = None) -> Any:
+    from robot_ssl.core.spec import RobotSpec
+
+    return robot_spec or RobotSpec()
+
+
+def serve_virtual_thymio(
+    world: str | None,
+    seed: int,
+    *,
+    split: str = "train",
+    robot_spec: Any = None,
+    camera_spec: Any = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    pty: bool = False,
+    time_scale: float = 1.0,
+    duration_s: float | None = None,
+    announce: Any = None,
+) -> None:
+    """Serve a simulated Thymio speaking Aseba on TCP and/or a pseudo-terminal for
+    `duration_s` (None: until interrupted); `announce(url, world_name)` for each."""
+    import threading
+
+    from sim.virtual_thymio import VirtualThymio
+
+    sim = make_simulator(
+        world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec, camera=False
+    )
+    stop = threading.Event()
+    with VirtualThymio(sim, time_scale=time_scale) as vt:
+        if port:
+            h, p = vt.serve_tcp(host, port)
+            if announce:
+                announce(f"socket://{h}:{p}", sim.world.name)
+        if pty:
+            url = vt.serve_pty()
+            if announce:
+                announce(url, sim.world.name)
+        stop.wait(duration_s)
+
+
+def named_worlds() -> tuple[list[tuple[str, Any]], Path]:
+    """[(name, World)] of the scenario files that ship with the simulator, and their folder."""
+    from sim.world import WORLDS_DIR, list_worlds, load_world
+
+    return [(name, load_world(name)) for name in list_worlds()], Path(WORLDS_DIR)
+
+
+def write_generated_world(
+    out: str | os.PathLike, seed: int, split: str = "train", name: str | None = None
+) -> Any:
+    """Generate a world from `seed` (train or held-out looks) and write it as YAML."""
+    from robot_ssl.io.outputs import atomic_output
+    from sim.world import save_world
+    from sim.worldgen import WorldGenConfig, generate_world
+
+    w = generate_world(seed, WorldGenConfig(split=split), name=name)
+    with atomic_output(out) as tmp:  # one line when it cannot be written
+        save_world(w, tmp)
+    return w

@@ -43,7 +43,8 @@ from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.session import SessionWriter
 from robot_ssl.live.controllers import CameraAvoidController, IRReactiveController
-from robot_ssl.recording.sampler import RobotSample, RobotSampler, write_row
+from robot_ssl.recording.sampler import RobotSample, RobotSampler
+from robot_ssl.recording.sink import SessionSink
 
 __all__ = [
     "STAGES",
@@ -286,6 +287,9 @@ class _LoopBase:
         self.clock = clock or WallClock()
         self.writer = writer
         self.truth = truth if writer is not None and "truth" in writer.counts else None
+        # one thread owns the writer: JPEG encoding and HDF5 flushes stay off this loop
+        self.sink = SessionSink(writer) if writer is not None else None
+        self._frames_recorded = 0
         self.stats = LatencyStats()
         self.watchdog = Watchdog(robot, self.clock, config.max_staleness_s, self._on_trip)
         spec = robot_spec or (writer.robot if writer is not None else RobotSpec())
@@ -308,12 +312,12 @@ class _LoopBase:
     # -- events and sensors -----------------------------------------------------------------
 
     def _event(self, t_ns: int, kind: str, message: str = "") -> None:
-        if self.writer is not None:
-            self.writer.write_event(t_ns, kind, message)
+        if self.sink is not None:
+            self.sink.emit(("event", t_ns, kind, message))
 
     def _emit(self, row: tuple) -> None:
-        if self.writer is not None:
-            write_row(self.writer, row)
+        if self.sink is not None:
+            self.sink.emit(row)
 
     def _on_trip(self, t_ns: int, message: str) -> None:
         self._event(t_ns, "watchdog_stop", message)
@@ -424,6 +428,8 @@ class _LoopBase:
         self.result.watchdog_trips = self.watchdog.trips
         self.result.refused = self.watchdog.refused
         self.result.latency = self.stats.summary()
+        if self.sink is not None:
+            self.sink.close()  # everything queued is in the file; raises a write error
         return self.result
 
     def _check_watchdog(self) -> None:
@@ -517,12 +523,13 @@ class LiveLoop(_LoopBase):
 
     def record(self, p: _Perception) -> None:
         """Write the frame and its prediction (the prediction's time: when it was ready)."""
-        if self.writer is None:
+        if self.sink is None:
             return
-        index = self.writer.counts["camera"]
-        self.writer.write_frame(p.frame_t_ns, p.image)
+        index = self._frames_recorded
+        self._frames_recorded += 1
+        self.sink.emit(("frame", p.frame_t_ns, p.image))
         if "predictions" in self.writer.counts:
-            self.writer.write_prediction(max(p.t_ns, p.frame_t_ns), index, p.prob)
+            self.sink.emit(("prediction", max(p.t_ns, p.frame_t_ns), index, p.prob))
 
     def process_frame(self) -> bool:
         """Perceive, act and record the newest frame if there is a new one."""
@@ -567,6 +574,9 @@ class LiveLoop(_LoopBase):
                     failed = _camera_failure(self.camera)
                     if failed:
                         reason = f"camera failed: {failed}"
+                        break
+                    if self.sink is not None and self.sink.error is not None:
+                        reason = f"write failed: {self.sink.error}"
                         break
                 if self.on_status is not None and now >= next_status:
                     next_status += self.cfg.status_interval_s

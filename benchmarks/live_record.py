@@ -1,0 +1,85 @@
+"""Live loop with and without recording: capture-to-command latency of `robot-ssl run`.
+
+    .venv/bin/python benchmarks/live_record.py [--rounds 3] [--duration 15]
+
+Runs `robot-ssl run --robot sim --camera sim --drive avoid --model M.onnx` (an untrained
+default detector exported to ONNX; inference cost is what matters) for `--duration` s,
+alternating runs without and with `--record`, and prints the median over rounds of
+each run's capture-to-command median and p99 (ms), and the difference. Target
+(issue 12): p99 with `--record` within 1 ms of the p99 without. Recording goes
+through one writer thread (robot_ssl.recording.sink): JPEG encoding and HDF5 flushes
+are off the inference thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+LINE = re.compile(r"capture-to-command ([\d.]+) ms \(p99 ([\d.]+)\)")
+
+
+def make_model(folder: Path) -> Path:
+    import torch
+
+    from robot_ssl.learning.export import export_model
+    from robot_ssl.learning.model_config import ModelConfig
+    from robot_ssl.learning.models import build_model
+
+    cfg = ModelConfig(distances_m=tuple(round(0.01 * i, 2) for i in range(31)))
+    torch.manual_seed(0)
+    torch.save(
+        {"model": build_model(cfg).state_dict(), "model_config": cfg.to_dict()}, folder / "m.pt"
+    )
+    return export_model(folder / "m.pt", "onnx", folder / "m.onnx")
+
+
+def one_run(model: Path, duration: float, record: Path | None) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "robot_ssl", "run", "--model", str(model), "--robot", "sim"]
+    cmd += ["--camera", "sim", "--drive", "avoid", "--duration", str(duration), "--no-status"]
+    if record is not None:
+        cmd += ["--record", str(record), "--overwrite"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 120)
+    m = LINE.search(p.stderr)
+    if p.returncode != 0 or m is None:
+        raise SystemExit(f"run failed ({p.returncode}): {p.stderr[-2000:]}")
+    return float(m.group(1)), float(m.group(2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=15.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="live-record-") as tmp:
+        tmp = Path(tmp)
+        model = make_model(tmp)
+        runs: dict[str, list[tuple[float, float]]] = {"without": [], "with --record": []}
+        for r in range(args.rounds):
+            runs["without"].append(one_run(model, args.duration, None))
+            runs["with --record"].append(one_run(model, args.duration, tmp / "live.h5"))
+            print(f"round {r + 1}: without {runs['without'][-1]}, with {runs['with --record'][-1]}")
+    med = {
+        k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v))
+        for k, v in runs.items()
+    }
+    print(
+        f"{'':16} {'median ms':>10} {'p99 ms':>8}   ({args.rounds} rounds of {args.duration:g} s)"
+    )
+    for k, (a, b) in med.items():
+        print(f"{k:16} {a:10.2f} {b:8.2f}")
+    d = med["with --record"][1] - med["without"][1]
+    print(
+        f"p99 difference: {d:+.2f} ms (target: within 1 ms) -> {'met' if abs(d) <= 1.0 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

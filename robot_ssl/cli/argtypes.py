@@ -95,3 +95,14 @@ IMAGE_SIZE = int_range(1, 8192)
 
 JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""
+
+
+def add_camera_options(p: argparse.ArgumentParser) -> None:
+    """The camera request options shared by `record` and `run`."""
+    p.add_argument(
+        "--fps", type=positive_float(), default=None, help="camera frame rate to request"
+    )
+    p.add_argument("--width", type=IMAGE_SIZE, default=None, help="camera width to request")
+    p.add_argument("--height", type=IMAGE_SIZE, default=None, help="camera height to request")
+    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
+    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")

@@ -56,13 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="'wander': explore with the IR sensors while recording; 'none': something else "
         "drives (default)",
     )
-    p.add_argument(
-        "--fps", type=t.positive_float(), default=None, help="camera frame rate to request"
-    )
-    p.add_argument("--width", type=t.IMAGE_SIZE, default=None, help="camera width to request")
-    p.add_argument("--height", type=t.IMAGE_SIZE, default=None, help="camera height to request")
-    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
-    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
+    t.add_camera_options(p)
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
     p.add_argument(
         "--prox-hz", type=t.positive_float(), default=10.0, help="proximity rate (default 10)"

@@ -93,13 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
     )
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
-    p.add_argument(
-        "--fps", type=t.positive_float(), default=None, help="camera frame rate to request"
-    )
-    p.add_argument("--width", type=t.IMAGE_SIZE, default=None, help="camera width to request")
-    p.add_argument("--height", type=t.IMAGE_SIZE, default=None, help="camera height to request")
-    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
-    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
+    t.add_camera_options(p)
     p.add_argument(
         "--max-staleness-ms",
         type=t.finite_float(0, 180, min_inclusive=False),

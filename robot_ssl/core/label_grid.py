@@ -73,6 +73,18 @@ def _default_distances() -> tuple[float, ...]:
     return distance_grid(0.0, 0.30, 0.01)
 
 
+# LabelConfig's real-valued fields (tolerances in m and rad, times in s)
+_FLOAT_FIELDS = (
+    "tol_d_m",
+    "tol_y_m",
+    "tol_theta_rad",
+    "horizon_s",
+    "max_gap_s",
+    "max_backtrack_m",
+    "min_duration_s",
+)
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     """Parameters of the labelling rule; defaults are those of the original work.
@@ -120,15 +132,7 @@ class LabelConfig:
             raise LabelConfigError(
                 f"label config: threshold must be an integer, got {self.threshold!r}"
             )
-        for name in (
-            "tol_d_m",
-            "tol_y_m",
-            "tol_theta_rad",
-            "horizon_s",
-            "max_gap_s",
-            "max_backtrack_m",
-            "min_duration_s",
-        ):
+        for name in _FLOAT_FIELDS:
             if not is_number(getattr(self, name)):
                 raise LabelConfigError(
                     f"label config: {name} must be a number, got {getattr(self, name)!r}"
@@ -137,18 +141,7 @@ class LabelConfig:
             sensors = tuple(int(i) for i in self.sensor_indices)
             dists = tuple(float(d) for d in self.distances_m)
             threshold = int(self.threshold)
-            floats = {
-                f: float(getattr(self, f))
-                for f in (
-                    "tol_d_m",
-                    "tol_y_m",
-                    "tol_theta_rad",
-                    "horizon_s",
-                    "max_gap_s",
-                    "max_backtrack_m",
-                    "min_duration_s",
-                )
-            }
+            floats = {f: float(getattr(self, f)) for f in _FLOAT_FIELDS}
         except (TypeError, ValueError) as e:
             raise LabelConfigError(f"label config: {e}") from None
         if threshold != self.threshold:

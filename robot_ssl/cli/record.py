@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,6 +99,7 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.core.stopping import stop_on_signals
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError, free_bytes
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
                     controller=controller,
                     truth=dev.truth,
                 )
-                with _stop_on_signals(recorder):
+                with stop_on_signals(recorder):
                     stats = recorder.run(args.duration)
             except BaseException:
                 with contextlib.suppress(Exception):  # the first error is the one to report
@@ -177,23 +177,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"robot-ssl record: {stats.stop_reason}; {out} is complete", file=sys.stderr)
         return 1
     return 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(recorder):
-    """SIGINT/SIGTERM ask the recorder to stop and finalise; a second SIGINT interrupts."""
-    count = 0
-
-    def handler(signum, frame):
-        nonlocal count
-        count += 1
-        if count > 1 and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        recorder.request_stop()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)

@@ -28,13 +28,8 @@ rendered from the same simulation. (A virtual Thymio served by another process,
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import dataclasses
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,46 +116,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- exit paths
 
 
-@contextlib.contextmanager
-def stop_on_signals(loop: Any) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the loop to stop (the watchdog thread halts the motors at once
-    and the run ends cleanly); a second SIGINT raises KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    count = 0
-
-    def handler(signum: int, frame: Any) -> None:
-        nonlocal count
-        count += 1
-        loop.request_stop(f"{signal.Signals(signum).name} received")
-        if count > 1 and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def stop_at_exit(robot: Any) -> Iterator[None]:
-    """Stop the motors at interpreter exit too (e.g. sys.exit from another thread)."""
-
-    def emergency_stop() -> None:
-        with contextlib.suppress(Exception):
-            robot.stop()
-
-    atexit.register(emergency_stop)
-    try:
-        yield
-    finally:
-        emergency_stop()
-        atexit.unregister(emergency_stop)
-
-
 def _status_printer(enabled: bool) -> Any:
     if not enabled:
         return None
@@ -181,6 +136,7 @@ def _status_printer(enabled: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
+    from robot_ssl.core.stopping import stop_at_exit, stop_on_signals
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.learning.predictor import grid_distances, grid_shape, open_predictor

@@ -1,0 +1,268 @@
+"""The demo (`robot-ssl demo`): the whole pipeline on the simulator, from nothing to a report.
+
+Records sessions in several training worlds and in held-out worlds (unseen colours
+and textures), labels them, trains the detector, evaluates it on the held-out
+worlds, exports it, drives camera-only in an unseen world against the IR-only
+baseline, renders a replay video, and writes `OUT/report.md`. Each step runs the
+same `robot-ssl` verb a user would run, as a subprocess (recordings in parallel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo records and how long it trains; the defaults fit ~15 min on 2 cores."""
+
+    train_worlds: tuple[str, ...] = (
+        "arena_boxes",
+        "cluttered",
+        "corridor",
+        "gen:train:11",
+        "gen:train:12",
+        "gen:train:13",
+        "gen:train:14",
+    )
+    heldout_worlds: tuple[str, ...] = ("heldout_clutter", "heldout_mixed", "gen:heldout:21")
+    closed_loop_world: str = "gen:heldout:31"
+    train_minutes: float = 4.0
+    heldout_minutes: float = 3.0
+    epochs: int = 5
+    arch: str = "default"
+    closed_loop_minutes: float = 3.0
+    cruise_speed: int = 150
+    fast_factor: float = 1.5
+    replay_frames: int = 450
+    jobs: int = 2
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """A small run (a couple of minutes) to check that every step works."""
+        return cls(
+            train_worlds=("arena_boxes", "gen:train:11"),
+            heldout_worlds=("heldout_mixed",),
+            train_minutes=1.5,
+            heldout_minutes=1.0,
+            epochs=2,
+            closed_loop_minutes=0.5,
+            replay_frames=90,
+        )
+
+
+@dataclass
+class _Timer:
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn, *args, **kwargs):
+        print(f"== {name}", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.steps[name] = time.monotonic() - t0
+
+
+def _robot_ssl(*args: str, quiet: bool = False) -> None:
+    """Run one `robot-ssl` verb in a subprocess; raise with its last error line on failure."""
+    cmd = [sys.executable, "-m", "robot_ssl", *args]
+    r = subprocess.run(
+        cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True
+    )
+    if r.returncode != 0:
+        from robot_ssl.core.errors import RobotSSLError
+
+        last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RobotSSLError(f"step `robot-ssl {' '.join(args[:2])}` failed: {last}")
+    if not quiet and r.stderr:
+        # progress bars and summaries of sub-steps
+        sys.stderr.write(r.stderr[-2000:])
+
+
+def _world_arg(world: str, worlds_dir: Path) -> str:
+    """Named worlds pass through; `gen:SPLIT:SEED` is generated once into OUT/worlds."""
+    if not world.startswith("gen:"):
+        return world
+    _, split, seed = world.split(":")
+    path = worlds_dir / f"gen_{split}_{seed}.yaml"
+    if not path.exists():
+        _robot_ssl("sim", "generate", str(path), "--seed", seed, "--split", split, quiet=True)
+    return str(path)
+
+
+def _world_name(world: str) -> str:
+    return world.replace(":", "_")
+
+
+def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
+    """Run the whole pipeline into `out` (reusing its sessions with `keep`); 0 on success."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = Path(out)
+    sessions_dir, worlds_dir = out / "sessions", out / "worlds"
+    sessions_dir.mkdir(parents=True, exist_ok=True)
+    worlds_dir.mkdir(parents=True, exist_ok=True)
+    timer = _Timer()
+
+    from robot_ssl.simlink.report import DemoReport
+
+    report = DemoReport(out_dir=out)
+
+    # 1. record -------------------------------------------------------------------------
+    jobs = []
+    for split, worlds, minutes in (
+        ("train", cfg.train_worlds, cfg.train_minutes),
+        ("heldout", cfg.heldout_worlds, cfg.heldout_minutes),
+    ):
+        for k, world in enumerate(worlds):
+            path = sessions_dir / f"{split}_{_world_name(world)}.h5"
+            jobs.append((split, world, minutes, cfg.seed + 100 * k + 7, path))
+
+    def record(job) -> None:
+        _, world, minutes, seed, path = job
+        if keep and path.exists():
+            return
+        w = _world_arg(world, worlds_dir)
+        _robot_ssl(
+            "sim", "record", "--world", w, "--minutes", str(minutes), "--seed", str(seed),
+            "--overwrite", "--no-progress", str(path), quiet=True,
+        )  # fmt: skip
+
+    def record_all() -> None:
+        from tqdm import tqdm
+
+        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+            for _ in tqdm(pool.map(record, jobs), total=len(jobs), desc="record", unit="session"):
+                pass
+
+    timer.run("record sessions", record_all)
+    for split, world, minutes, _, path in jobs:
+        report.sessions.append(
+            {"name": path.name, "world": _world_name(world), "split": split, "minutes": minutes}
+        )
+    train = [str(j[4]) for j in jobs if j[0] == "train"]
+    heldout = [str(j[4]) for j in jobs if j[0] == "heldout"]
+
+    # 2. label --------------------------------------------------------------------------
+    timer.run("label", _robot_ssl, "label", *train, *heldout, "--jobs", str(cfg.jobs), "--truth")
+    report.label_summary = _label_summary(train + heldout)
+    first_png = Path(train[0]).with_suffix(".labels.png")
+    if first_png.exists():
+        report.images["Label coverage and positive rate (first training session)"] = first_png
+
+    # 3. train --------------------------------------------------------------------------
+    run_dir = out / "run"
+    timer.run(
+        "train",
+        _robot_ssl,
+        "train", "--data", *train, "--out", str(run_dir), "--arch", cfg.arch,
+        "--epochs", str(cfg.epochs), "--val-fraction", "0.2", "--seed", str(cfg.seed),
+        "--threads", "2", "--overwrite",
+    )  # fmt: skip
+    model = run_dir / "best.pt"
+    if (run_dir / "curves.png").exists():
+        report.images["Training curves"] = run_dir / "curves.png"
+
+    # 4. evaluate on held-out worlds ----------------------------------------------------
+    eval_dir = out / "eval"
+    timer.run(
+        "evaluate (held-out worlds)",
+        _robot_ssl,
+        "eval", "--model", str(model), "--data", *heldout, "--out", str(eval_dir),
+        "--json", str(out / "eval.json"), "--bootstrap", "200",
+    )  # fmt: skip
+    report.eval_report = json.loads((out / "eval.json").read_text())
+    for caption, name in (
+        ("ROC AUC per (sensor, distance) on held-out worlds", "auc_heatmap.png"),
+        ("ROC AUC vs distance on held-out worlds", "auc_vs_distance.png"),
+    ):
+        if (eval_dir / name).exists():
+            report.images[caption] = eval_dir / name
+
+    # 5. export -------------------------------------------------------------------------
+    onnx = out / "model.onnx"
+    timer.run(
+        "export (ONNX)",
+        _robot_ssl,
+        "export", "--model", str(model), "--format", "onnx", "--out", str(onnx),
+        "--check-data", heldout[0],
+    )  # fmt: skip
+
+    # 6. replay video -------------------------------------------------------------------
+    video = out / "replay.mp4"
+    timer.run(
+        "replay video",
+        _robot_ssl,
+        "replay", heldout[0], "--model", str(onnx), "--video", str(video),
+        "--max-frames", str(cfg.replay_frames),
+    )  # fmt: skip
+    report.video = video
+
+    # 7. closed loop in an unseen world -------------------------------------------------
+    world = _world_arg(cfg.closed_loop_world, worlds_dir)
+    timer.run("closed loop", _closed_loop, report, world, onnx, cfg)
+
+    report.timings_s = timer.steps
+    path = report.write()
+    print(f"report: {path}")
+    return 0
+
+
+def _label_summary(sessions: list[str]) -> list[dict]:
+    from robot_ssl.io.labels_file import default_labels_path, read_labels
+
+    rows = []
+    for s in sessions:
+        labels = read_labels(default_labels_path(s))
+        st = labels.stats()
+        rows.append(
+            {
+                "name": Path(s).name,
+                "frames": labels.num_frames,
+                "known": st.known_fraction,
+                "positive": st.positive_fraction,
+            }
+        )
+    return rows
+
+
+def _closed_loop(report, world: str, model: Path, cfg: DemoConfig) -> None:
+    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.simlink.closed_loop import closed_loop_trial
+    from robot_ssl.simlink.report import ClosedLoopRow
+
+    predictor = load_predictor(model)
+    fast = round(cfg.cruise_speed * cfg.fast_factor)
+    for controller, speed in (
+        ("ir", cfg.cruise_speed),
+        ("camera", cfg.cruise_speed),
+        ("camera", fast),
+    ):
+        r = closed_loop_trial(
+            world,
+            seed=cfg.seed,
+            controller=controller,
+            cruise_speed=speed,
+            minutes=cfg.closed_loop_minutes,
+            predictor=predictor if controller == "camera" else None,
+        )
+        lat = r.get("latency", {}).get("end_to_end", {})
+        report.closed_loop.append(
+            ClosedLoopRow(
+                controller="camera only" if controller == "camera" else "IR only (reactive)",
+                cruise_speed=speed,
+                minutes=r["minutes"],
+                collisions=r["collisions"],
+                mean_forward_speed_m_s=r["mean_forward_speed_m_s"],
+                latency_median_ms=lat.get("median_ms"),
+                latency_p99_ms=lat.get("p99_ms"),
+            )
+        )

@@ -110,44 +110,60 @@ class IRSensors:
         self._ray_offsets = np.array([-a, 0.0, a])
         self._alpha = 1.0 / math.cos(a)
 
-    def _sensor_frames(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, y, th = float(pose[0]), float(pose[1]), float(pose[2])
-        c, s = math.cos(th), math.sin(th)
-        lx, ly = self._local_xy[:, 0], self._local_xy[:, 1]
-        origins = np.stack([x + c * lx - s * ly, y + s * lx + c * ly], axis=1)
-        return origins, th + self._local_th
+    def _sensor_frames(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sensor origins (N, S, 2) and headings (N, S) for robot poses (N, 3)."""
+        x, y, th = poses[:, 0:1], poses[:, 1:2], poses[:, 2:3]
+        c, s = np.cos(th), np.sin(th)
+        lx, ly = self._local_xy[None, :, 0], self._local_xy[None, :, 1]
+        origins = np.stack([x + c * lx - s * ly, y + s * lx + c * ly], axis=-1)
+        return origins, th + self._local_th[None, :]
+
+    def sensor_frames(self, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sensor origins (S, 2) and headings (S,) in the world at one robot pose."""
+        origins, heading = self._sensor_frames(np.asarray(pose, np.float64).reshape(1, 3))
+        return origins[0], heading[0]
 
     def values(self, pose: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Raw readings int16 (num_sensors,) at a robot pose; noise-free when rng is None."""
         p = self.params
-        origins, heading = self._sensor_frames(pose)
-        n = origins.shape[0]
-        ang = (heading[:, None] + self._ray_offsets[None, :]).reshape(-1)
+        value, anything = self._values(np.asarray(pose, np.float64).reshape(1, 3))
+        value, anything = value[0], anything[0]
+        if rng is not None and p.noise_std > 0:
+            noisy = value + rng.normal(0.0, p.noise_std, len(value))
+            value = noisy if p.noise_at_zero else np.where(anything, noisy, value)
+        return np.clip(np.rint(value), 0, p.m).astype(np.int16)
+
+    def values_at(self, poses: np.ndarray) -> np.ndarray:
+        """Noise-free readings int16 (N, num_sensors) at N robot poses (N, 3), in one cast."""
+        value, _ = self._values(np.asarray(poses, np.float64).reshape(-1, 3))
+        return np.clip(np.rint(value), 0, self.params.m).astype(np.int16)
+
+    def _values(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Noise-free float readings (N, S) and whether any ray hit in range (N, S)."""
+        p = self.params
+        origins, heading = self._sensor_frames(poses)
+        n, k = heading.shape
+        ang = (heading[..., None] + self._ray_offsets).reshape(-1)
         dirs = np.stack([np.cos(ang), np.sin(ang)], axis=1)
-        org = np.repeat(origins, 3, axis=0)
+        org = np.repeat(origins.reshape(-1, 2), 3, axis=0)
         t, idx = self._seen.cast(org, dirs)
         refl = np.zeros(t.shape)
         hit = idx >= 0
         refl[hit] = self.reflectance[idx[hit]]
         in_range = t <= p.range_m  # Enki: a ray counts only when it hits within the range
         ray = np.where(in_range, ir_response(np.where(in_range, t, 0.0), p), 0.0)
-        ray = ray.reshape(n, 3)
-        t3 = t.reshape(n, 3)
-        centre_corr = np.where(
-            in_range.reshape(n, 3)[:, 1], ir_response(t3[:, 1] * self._alpha, p), 0.0
-        )
-        ray[:, 1] -= 2.0 * centre_corr
-        value = (ray * refl.reshape(n, 3)).sum(axis=1)
-        anything = in_range.reshape(n, 3).any(axis=1)
-        if rng is not None and p.noise_std > 0:
-            noisy = value + rng.normal(0.0, p.noise_std, n)
-            value = noisy if p.noise_at_zero else np.where(anything, noisy, value)
-        return np.clip(np.rint(value), 0, p.m).astype(np.int16)
+        ray = ray.reshape(n, k, 3)
+        t3 = t.reshape(n, k, 3)
+        in3 = in_range.reshape(n, k, 3)
+        centre_corr = np.where(in3[..., 1], ir_response(t3[..., 1] * self._alpha, p), 0.0)
+        ray[..., 1] -= 2.0 * centre_corr
+        value = (ray * refl.reshape(n, k, 3)).sum(axis=-1)
+        return value, in3.any(axis=-1)
 
     def true_distances(self, pose: np.ndarray) -> np.ndarray:
         """Distance (m) from each sensor along its axis to the nearest obstacle of any
         height, unlimited range (inf when the ray leaves the world)."""
-        origins, heading = self._sensor_frames(pose)
+        origins, heading = self.sensor_frames(pose)
         dirs = np.stack([np.cos(heading), np.sin(heading)], axis=1)
         t, _ = self._all.cast(origins, dirs)
         return t

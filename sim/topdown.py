@@ -97,7 +97,7 @@ def draw_topdown(
                 )
         if ir is not None:
             values = ir.values(pose)
-            origins, heading = ir._sensor_frames(np.asarray(pose, float))
+            origins, heading = ir.sensor_frames(pose)
             true_d = ir.true_distances(np.asarray(pose, float))
             for k in range(len(values)):
                 length = min(float(true_d[k]), ir.params.range_m)

@@ -124,3 +124,19 @@ def test_closed_loop_over_virtual_thymio_pty(tmp_path):
         _, speed, target = r.wheels()
         assert np.abs(speed).max() > 50  # measured speeds read back over the wire
         assert tuple(target[-1]) == (0, 0) and r.predictions() is not None
+
+
+def test_oracle_is_the_simulators_ir_model_ahead():
+    """Cell (s, d) of the oracle is what the simulator's noise-free sensor s reads after
+    driving d straight on: the same code (IRSensors), not a copy of it."""
+    sim = make_simulator(box_world(), 0, camera=False)
+    oracle = OraclePredictor(sim)
+    x, y, th = 0.0, 0.05, 0.2  # the wall ahead, seen at an angle
+    grid = oracle.grid(np.array([x, y, th]))
+    assert grid.any() and not grid.all()
+    for j in range(31):
+        d = float(oracle.distances_m[j])
+        ahead = np.array([x + d * math.cos(th), y + d * math.sin(th), th])
+        want = sim.ir.values(ahead)[[0, 1, 2, 3, 4]] > 0
+        assert np.array_equal(grid[:, j] > 0, want)
+    assert grid.shape == (5, 31)

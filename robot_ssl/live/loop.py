@@ -27,7 +27,6 @@ three others; stepped: age + the modelled latency, i.e. what the physics saw).
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 from collections import deque
@@ -40,6 +39,7 @@ import numpy as np
 from robot_ssl.core.config import check_numbers
 from robot_ssl.core.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.core.odometry import OdometryIntegrator
+from robot_ssl.core.schedule import run_schedule
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.session import SessionWriter
 from robot_ssl.live.controllers import CameraAvoidController, IRReactiveController
@@ -394,14 +394,22 @@ class _LoopBase:
         reason = f"duration {duration_s:g} s reached"
         try:
             self.watchdog.stop_motors()
-            reason = _run_events(
+
+            def on_tick(t: int, due: frozenset[str]) -> None:
+                first = pending[0][0] if pending else None
+                if first is not None and first <= t:
+                    on_pending(t)
+                for stream, handler in handlers.items():  # in this order when due together
+                    if stream in due:
+                        handler(t)
+
+            reason = run_schedule(
                 self.clock,
                 duration_s,
                 periods,
-                handlers,
-                self._stop,
+                on_tick,
+                self._stop.is_set,
                 lambda: pending[0][0] if pending else None,
-                on_pending,
             )
             if self._stop.is_set():
                 reason = self._stop_reason or "stop requested"
@@ -733,35 +741,6 @@ class ProximityLoop(_LoopBase):
         return self._run_events(
             duration_s, started, "command", period_ns, on_command, pending, on_pending
         )
-
-
-def _run_events(
-    clock: Clock,
-    duration_s: float,
-    periods: dict[str, int],
-    handlers: dict[str, Callable[[int], None]],
-    stop: threading.Event,
-    next_pending: Callable[[], int | None],
-    on_pending: Callable[[int], None],
-) -> str:
-    """Periodic events (handlers called in dict order when due together) plus one-shot
-    pending events, on a clock that advances when waited on; returns why it ended."""
-    start = clock.now_ns()
-    end = start + round(duration_s * 1e9)
-    due = dict.fromkeys(periods, start)
-    while not stop.is_set():
-        pend = next_pending()
-        t = min(min(due.values()), pend if pend is not None else math.inf)
-        if t > end:
-            return f"duration {duration_s:g} s reached"
-        clock.sleep_until_ns(int(t))
-        if pend is not None and pend <= t:
-            on_pending(int(t))
-        for name, handler in handlers.items():
-            if due[name] == t:
-                handler(int(t))
-                due[name] += periods[name]
-    return "stop requested"
 
 
 def _camera_failure(camera: Camera) -> str:

@@ -41,6 +41,7 @@ from robot_ssl.core.config import check_numbers
 from robot_ssl.core.devices import Camera, Clock, Robot, WallClock
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
+from robot_ssl.core.schedule import run_schedule
 from robot_ssl.io.session import SessionWriteError, SessionWriter
 from robot_ssl.recording.sampler import RobotSampler, TruthSource, write_row
 
@@ -435,37 +436,28 @@ class Recorder:
         if self.camera is None:
             del periods["camera"]
         self._begin(emit, "stepped")
-        t0 = self._started_ns
-        end = t0 + round(duration_s * 1e9)
-        ticks = dict.fromkeys(periods, 0)
-        due = dict.fromkeys(periods, t0)
-        reason = f"duration {duration_s:g} s reached"
-        last_disk_check = t0
+        last_disk_check = self._started_ns
 
         def encode_and_write(t_ns: int, image: np.ndarray) -> None:
             self._write(self._encode(t_ns, image))
 
+        def on_tick(t: int, now_due: frozenset[str]) -> None:
+            nonlocal last_disk_check
+            self._drain_link_events(emit)
+            if now_due & {"wheels", "prox"}:
+                self._robot_step(emit, "wheels" in now_due, "prox" in now_due)
+            if "camera" in now_due and not self._camera_dead:
+                self._camera_step(encode_and_write, emit)
+            if t - last_disk_check >= _DISK_CHECK_NS:
+                last_disk_check = t
+                self._check_disk(emit)
+
         try:
-            while True:
-                t = min(due.values())
-                if t > end:
-                    break
-                if self._stop_requested:
-                    reason = self._stop_reason or "stop requested"
-                    break
-                self.clock.sleep_until_ns(t)
-                now_due = {k for k, v in due.items() if v == t}
-                for k in now_due:
-                    ticks[k] += 1
-                    due[k] = t0 + round(ticks[k] * periods[k])
-                self._drain_link_events(emit)
-                if now_due & {"wheels", "prox"}:
-                    self._robot_step(emit, "wheels" in now_due, "prox" in now_due)
-                if "camera" in now_due and not self._camera_dead:
-                    self._camera_step(encode_and_write, emit)
-                if t - last_disk_check >= _DISK_CHECK_NS:
-                    last_disk_check = t
-                    self._check_disk(emit)
+            reason = run_schedule(
+                self.clock, duration_s, periods, on_tick, lambda: self._stop_requested
+            )
+            if self._stop_requested:
+                reason = self._stop_reason or "stop requested"
             self._end(emit, reason)
             self.writer.flush()
         finally:

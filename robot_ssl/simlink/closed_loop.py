@@ -130,44 +130,13 @@ class OraclePredictor:
         self.config = GridConfig(tuple(d), tuple(self.sensor_indices))
 
     def grid(self, pose: np.ndarray) -> np.ndarray:
-        """(S, D) float32 0/1 grid at a true pose: the simulator's noise-free IR model
-        (sim.ir.IRSensors.values, vectorised over all distances in one ray cast)."""
-        from sim.ir import ir_response
-        from sim.raycast import cast_rays
-
-        ir = self.sim.ir
-        p = ir.params
-        local = np.asarray(p.poses, np.float64)[self.sensor_indices]  # (S, 3)
-        c, s = math.cos(pose[2]), math.sin(pose[2])
-        ox = pose[0] + c * local[:, 0] - s * local[:, 1]
-        oy = pose[1] + s * local[:, 0] + c * local[:, 1]
-        a = p.aperture_rad
-        ang = pose[2] + local[:, 2, None] + np.array([-a, 0.0, a])  # (S, 3)
-        d = self.distances_m[:, None, None]  # (D, 1, 1)
-        org = np.stack(
-            [
-                np.broadcast_to(ox[None, :, None] + d * c, (len(d), len(ox), 3)),
-                np.broadcast_to(oy[None, :, None] + d * s, (len(d), len(ox), 3)),
-            ],
-            axis=-1,
-        ).reshape(-1, 2)
-        dirs = np.broadcast_to(
-            np.stack([np.cos(ang), np.sin(ang)], axis=-1), (len(d), len(ox), 3, 2)
-        ).reshape(-1, 2)
-        t, idx = cast_rays(org, dirs, ir.segments, ir.circles)
-        t = t.reshape(len(d), len(ox), 3)
-        refl = np.where(idx >= 0, ir.reflectance[np.maximum(idx, 0)], 0.0).reshape(t.shape)
-        in_range = t <= p.range_m
-        with np.errstate(invalid="ignore", over="ignore"):
-            ray = np.where(in_range, ir_response(np.where(in_range, t, 0.0), p), 0.0)
-            corr = np.where(
-                in_range[..., 1],
-                ir_response(np.where(in_range[..., 1], t[..., 1], 0.0) / math.cos(a), p),
-                0.0,
-            )
-        ray[..., 1] -= 2.0 * corr
-        value = np.rint((ray * refl).sum(axis=-1))  # (D, S)
-        return (value > 0).T.astype(np.float32)
+        """(S, D) float32 0/1 grid at a true pose: the simulator's own noise-free IR model
+        (sim.ir.IRSensors.values_at) at the poses d straight ahead, in one ray cast."""
+        x, y, th = (float(v) for v in pose)
+        d = self.distances_m
+        ahead = np.stack([x + d * math.cos(th), y + d * math.sin(th), np.full_like(d, th)], 1)
+        values = self.sim.ir.values_at(ahead)[:, self.sensor_indices]  # (D, S)
+        return (values > 0).T.astype(np.float32)
 
     def preprocess(self, images_bgr: np.ndarray) -> np.ndarray:
         return np.zeros((len(images_bgr), 1), np.uint8)

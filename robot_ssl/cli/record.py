@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,11 +130,7 @@ def run(args: argparse.Namespace) -> int:
         open_devices(args, dev, robot_spec, camera_spec)
         if dev.robot is None and dev.camera is None:
             raise RecorderError("nothing to record: --robot none and --camera none")
-        if dev.camera_size is not None:
-            w, h = dev.camera_size
-            camera_spec = dataclasses.replace(camera_spec, width=w, height=h)
-        if dev.camera_fps:
-            camera_spec = dataclasses.replace(camera_spec, fps=float(dev.camera_fps))
+        camera_spec = dev.camera_spec(camera_spec)  # what the camera really delivers
         controller = _controller(args, dev, robot_spec)
         with replacing_output(out, args.overwrite) as target:
             writer = SessionWriter(

@@ -28,7 +28,6 @@ rendered from the same simulation. (A virtual Thymio served by another process,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -172,11 +171,7 @@ def run(args: argparse.Namespace) -> int:
         open_devices(args, dev, robot_spec, camera_spec, sim_link=args.sim_link)
         if dev.robot is None or dev.camera is None:
             raise RunError("run needs both a robot and a camera")
-        if dev.camera_size is not None:
-            w, h = dev.camera_size
-            camera_spec = dataclasses.replace(camera_spec, width=w, height=h)
-        if dev.camera_fps:
-            camera_spec = dataclasses.replace(camera_spec, fps=float(dev.camera_fps))
+        camera_spec = dev.camera_spec(camera_spec)  # what the camera really delivers
         writer = None
         if out is not None:
             model_cfg = getattr(predictor.config, "to_dict", lambda: {})()

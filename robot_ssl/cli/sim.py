@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 from typing import Any
 
@@ -117,8 +116,7 @@ def _specs(spec_path: str | None, width=None, height=None, fps=None) -> tuple[An
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 
     robot, camera = load_specs(spec_path) if spec_path else (RobotSpec(), CameraSpec())
-    changes = {k: v for k, v in (("width", width), ("height", height), ("fps", fps)) if v}
-    return robot, dataclasses.replace(camera, **changes) if changes else camera
+    return robot, camera.with_overrides(width, height, fps)
 
 
 # --------------------------------------------------------------------------- commands

@@ -7,6 +7,7 @@ Frames: x forward, y left, z up, origin at the wheel-axle midpoint on the floor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -174,6 +175,17 @@ class CameraSpec:
                 "fps": positive,
             },
         )
+
+    def with_overrides(
+        self, width: int | None = None, height: int | None = None, fps: float | None = None
+    ) -> CameraSpec:
+        """This spec with the given (non-None) size and rate: what a camera was asked
+        for on the command line, or what it really delivers once opened."""
+        changes = {"width": width, "height": height, "fps": fps}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if "fps" in changes:
+            changes["fps"] = float(changes["fps"])
+        return dataclasses.replace(self, **changes) if changes else self
 
     def intrinsics(self) -> tuple[float, float, float, float]:
         """(fx, fy, cx, cy) in pixels; derived from hfov with square pixels when not given."""

@@ -23,6 +23,12 @@ class Devices(contextlib.ExitStack):
     camera_size: tuple[int, int] | None = None
     metadata: dict[str, Any]
 
+    def camera_spec(self, requested: Any) -> Any:
+        """The CameraSpec to record: `requested` with the size and rate of the camera
+        that was opened (a camera may not deliver what was asked for)."""
+        w, h = self.camera_size if self.camera_size is not None else (None, None)
+        return requested.with_overrides(w, h, self.camera_fps or None)
+
 
 def open_robot(args: argparse.Namespace, dev: Devices) -> None:
     from robot_ssl.recording.recorder import DeviceUnavailable

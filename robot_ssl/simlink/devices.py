@@ -8,7 +8,6 @@ from its own Thymio and camera never loads the simulator.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,8 +48,7 @@ def _open_virtual_thymio_devices(
 ) -> None:
     from robot_ssl.recording.recorder import DeviceUnavailable
 
-    changes = {"width": args.width, "height": args.height, "fps": args.fps}
-    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
+    camera_spec = camera_spec.with_overrides(args.width, args.height, args.fps)
     world = args.robot.partition(":")[2] or None
     try:
         robot, camera, sim = dev.enter_context(
@@ -94,8 +92,7 @@ def open_sim(args: Any, dev: Devices, robot_spec: Any, camera_spec: Any) -> None
         from sim.errors import SimError
     except ImportError as e:  # pragma: no cover - installation problem
         raise DeviceUnavailable(f"the simulator is not available: {e}") from None
-    changes = {"width": args.width, "height": args.height, "fps": args.fps}
-    camera_spec = dataclasses.replace(camera_spec, **{k: v for k, v in changes.items() if v})
+    camera_spec = camera_spec.with_overrides(args.width, args.height, args.fps)
     try:
         sim = make_simulator(
             args.robot.partition(":")[2] or None,

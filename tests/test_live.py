@@ -14,10 +14,9 @@ import time
 import numpy as np
 import pytest
 
+from robot_ssl.cli.closed_loop import make_simulator
 from robot_ssl.live import LatencyStats, LiveConfig, LiveLoop, Watchdog
 from robot_ssl.session import SessionReader, SessionWriter
-
-from robot_ssl.cli.closed_loop import make_simulator
 
 D = np.round(np.arange(31) * 0.01, 2)
 LIMIT_S = 0.2  # the watchdog's promise

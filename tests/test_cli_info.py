@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 
 from robot_ssl.cli.main import main
@@ -62,3 +63,47 @@ def test_unimplemented_verb_exits_2(capsys):
         assert "not implemented" in capsys.readouterr().err
     finally:
         del cli.VERBS["nonexistent_verb_for_test"]
+
+
+def test_event_times_are_relative_to_the_session_start(tmp_path, capsys):
+    path = tmp_path / "late.h5"
+    t0 = 1_234_000_000_000  # monotonic clocks start anywhere
+    with SessionWriter(path) as w:
+        for i in range(31):
+            w.write_proximity(t0 + i * 100_000_000, np.zeros(7))
+        w.write_event(t0 + 1_250_000_000, "robot_gap", "unplugged 0.2 s")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "+1.250 s  robot_gap" in out and "1235.250" not in out
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["start_ns"] == t0 and info["events"][0]["t_s"] == 1.25
+    assert info["events"][0]["t_ns"] == t0 + 1_250_000_000  # the raw stamp stays
+
+
+def test_errors_name_the_path_once(tmp_path, capsys):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    for verb in (["info"], ["label", "--no-plot"], ["replay"]):
+        assert main([verb[0], str(other), *verb[1:]]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a robot-ssl session" in err, err
+        assert err.count(str(other)) == 1, err
+
+
+def test_info_several_sessions(tmp_path, capsys):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_session(a)
+    write_session(b)
+    assert main(["info", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert f"session   {a}" in out and f"session   {b}" in out
+    assert main(["info", str(a), str(b), "--json"]) == 0
+    assert [i["path"] for i in json.loads(capsys.readouterr().out)] == [str(a), str(b)]
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"junk")
+    assert main(["info", str(a), str(junk), str(b)]) == 2  # the others are still shown
+    out, err = capsys.readouterr()
+    assert out.count("session   ") == 2
+    assert err == f"robot-ssl info: error: {junk}: not an HDF5 file\n"

@@ -1,23 +1,58 @@
-"""`robot-ssl info SESSION`: duration, per-stream counts and rates, gaps, size, specs."""
+"""`robot-ssl info SESSION...`: duration, per-stream counts and rates, gaps, size, specs.
+
+Recovered files (writer killed, truncated, damaged metadata) are summarised too,
+with how much of each stream is intact. Labels files among the arguments (a glob
+like `dir/*.h5` matches them) are skipped with a note; a file that is no session
+is reported in one line and makes the exit status 2, the others are still shown.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-HELP = "summarise a session file (streams, rates, gaps, specs)"
+HELP = "summarise session files (streams, rates, gaps, specs)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("session", help="session file (.h5)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("sessions", nargs="+", metavar="SESSION", help="session files (.h5)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print machine-readable JSON (an object; a list for several sessions)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.core.errors import RobotSSLError
+    from robot_ssl.io.labels_file import skip_labels_files
     from robot_ssl.io.session import SessionReader
     from robot_ssl.io.session_summary import format_info, session_info
 
-    with SessionReader(args.session) as reader:
-        info = session_info(reader)
-    print(json.dumps(info.to_json(), indent=2) if args.json else format_info(info))
-    return 0
+    notes: list[str] = []
+    paths = skip_labels_files(args.sessions, notes.append)
+    if not paths:
+        if len(args.sessions) == 1:
+            raise RobotSSLError(f"{args.sessions[0]}: a labels file, not a session")
+        raise RobotSSLError("no sessions to summarise: every file given is a labels file")
+    for message in notes:
+        print(f"robot-ssl info: {message}", file=sys.stderr)
+    if len(paths) == 1:  # one session: its error is the verb's error (one line, exit 2)
+        with SessionReader(paths[0]) as reader:
+            info = session_info(reader)
+        print(json.dumps(info.to_json(), indent=2) if args.json else format_info(info))
+        return 0
+    infos, failed = [], 0
+    for path in paths:
+        try:
+            with SessionReader(path) as reader:
+                infos.append(session_info(reader))
+        except RobotSSLError as e:
+            print(f"robot-ssl info: error: {e}", file=sys.stderr)
+            failed += 1
+    if args.json:
+        print(json.dumps([i.to_json() for i in infos], indent=2))
+    else:
+        print("\n\n".join(format_info(i) for i in infos))
+    return 2 if failed else 0

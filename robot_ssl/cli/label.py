@@ -291,10 +291,19 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path
+    from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, skip_labels_files
 
     config = config_from_args(args)
-    sessions = [str(Path(s)) for s in args.sessions]
+    notes: list[str] = []
+    sessions = [str(Path(s)) for s in skip_labels_files(args.sessions, notes.append)]
+    if not sessions:
+        from robot_ssl.core.errors import RobotSSLError
+
+        if len(args.sessions) == 1:
+            raise RobotSSLError(f"{args.sessions[0]}: a labels file, not a session")
+        raise RobotSSLError("no sessions to label: every file given is a labels file")
+    for message in notes:
+        print(f"robot-ssl label: {message}", file=sys.stderr)
     outs = [str(default_labels_path(s, args.out)) for s in sessions]
     seen: dict[str, str] = {}
     for s, o in zip(sessions, outs):
@@ -338,5 +347,10 @@ def run(args: argparse.Namespace) -> int:
     _print_table(results, args.truth)
     failed = [r for r in results if r.error is not None]
     for r in failed:
-        print(f"robot-ssl label: {r.session}: {r.error}", file=sys.stderr)
+        print(f"robot-ssl label: {_naming(r.session, r.error)}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _naming(session: str, error: str) -> str:
+    """`error` naming `session` once: reader errors start with the path already."""
+    return error if error.startswith(f"{session}:") else f"{session}: {error}"

@@ -35,14 +35,24 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robot_ssl.core.errors import RobotSSLError
-    from robot_ssl.io.labels_file import default_labels_path, read_labels
+    from robot_ssl.io.labels_file import default_labels_path, is_labels_file, read_labels
     from robot_ssl.io.session import SessionReader
-    from robot_ssl.live.replay import ReplayGrids, render_replay, replay_live
+    from robot_ssl.live.loop.replay import ReplayGrids, render_replay, replay_live
 
     session = Path(args.session)
     if args.speed <= 0:
         raise RobotSSLError("--speed must be > 0")
+    if is_labels_file(session):
+        raise RobotSSLError(
+            f"{session}: a labels file, not a session (give the session; its labels are"
+            " found beside it, or pass --labels)"
+        )
     with SessionReader(session) as reader:
+        if reader.recovered:
+            print(
+                f"robot-ssl replay: {session}: recovered: {reader.recovery_summary}",
+                file=sys.stderr,
+            )
         labels_path = Path(args.labels) if args.labels else default_labels_path(session)
         if args.labels and not labels_path.exists():
             raise RobotSSLError(f"{labels_path}: no such labels file")
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 prob,
             )
         if args.window:
-            from robot_ssl.live.replay import show_replay
+            from robot_ssl.live.loop.replay import show_replay
 
             n = show_replay(reader, grids, args.speed, args.max_frames)
             print(f"showed {n} frames")

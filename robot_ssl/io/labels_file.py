@@ -18,6 +18,8 @@ subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
 from __future__ import annotations
 
 import hashlib
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,9 @@ __all__ = [
     "UnsupportedLabelsVersionError",
     "default_labels_path",
     "identify_session",
+    "is_labels_file",
     "read_labels",
+    "skip_labels_files",
     "write_labels",
 ]
 
@@ -119,6 +123,53 @@ def default_labels_path(session_path: str | Path, out_dir: str | Path | None = N
     session_path = Path(session_path)
     name = session_path.with_suffix("").name + ".labels.h5"
     return (Path(out_dir) if out_dir is not None else session_path.parent) / name
+
+
+LABELS_SUFFIX = ".labels.h5"
+
+
+def is_labels_file(path: str | Path) -> bool:
+    """True when `path` is a labels file rather than a session.
+
+    The one test every verb that takes sessions uses (`skip_labels_files`): an
+    HDF5 file whose root says format="robot-ssl/labels", or, when its format
+    cannot be read, a name ending in `.labels.h5` (a session named so is still a
+    session).
+    """
+    from robot_ssl.io.session import global_heap_problem
+
+    path = Path(path)
+    try:
+        if global_heap_problem(path) is not None:  # HDF5 could hang reading its attributes
+            raise OSError("damaged global heap")
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except Exception:  # missing, not HDF5, damaged, open for writing: decide by the name
+        return path.name.endswith(LABELS_SUFFIX)
+    fmt = fmt.decode(errors="replace") if isinstance(fmt, bytes) else fmt
+    if fmt == FORMAT:
+        return True
+    return fmt != "robot-ssl/session" and path.name.endswith(LABELS_SUFFIX)
+
+
+def skip_labels_files(
+    paths: Iterable[str | Path], note: Callable[[str], None] | None = None
+) -> list:
+    """`paths` given as sessions without the labels files among them (a glob like
+    `dir/*.h5` matches the `<session>.labels.h5` beside each session); each one
+    skipped is reported to `note` (default: a line on stderr)."""
+    if note is None:
+
+        def note(message: str) -> None:
+            print(f"robot-ssl: {message}", file=sys.stderr)
+
+    kept = []
+    for p in paths:
+        if is_labels_file(p):
+            note(f"skipping {p}: a labels file, not a session")
+        else:
+            kept.append(p)
+    return kept
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The writer appends multi-rate streams in batches and flushes them periodically
 in HDF5 SWMR mode, so a writer killed at any instant (SIGKILL, power cut)
 leaves a file that opens and holds everything up to the last flush. The reader
-validates the file and gives numpy arrays and decoded frames. Layout and
-guarantees: docs/session_format.md.
+validates the file and gives numpy arrays and decoded frames; truncated files and
+files with damaged HDF5 metadata open with their intact rows, or are refused in
+one line when nothing is intact. Layout and guarantees: docs/session_format.md.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "SessionWriter",
     "StreamRecovery",
     "UnsupportedVersionError",
+    "global_heap_problem",
 ]
 
 
@@ -523,6 +525,11 @@ class SessionReader:
 
     def _validate(self) -> None:
         f = self._file
+        problem = global_heap_problem(self.path)
+        if problem is not None:
+            raise DamagedSessionError(
+                f"{self.path}: root metadata is damaged ({problem}); nothing to recover"
+            )
         try:
             attrs = dict(f.attrs)
         except _H5_ERRORS as e:
@@ -595,7 +602,7 @@ class SessionReader:
             except _H5_ERRORS as e:
                 self.damage = self.damage or "damaged metadata"
                 self.recovered = True
-                self._recovery[stream] = StreamRecovery(0, None, f"unreadable: {_h5_reason(e)}")
+                self._recovery[stream] = StreamRecovery(0, None, f"unreadable ({_h5_reason(e)})")
                 self._lost.add(stream)
             self._lengths[stream] = self._recovery[stream].intact
         if self.damage is not None and not any(
@@ -882,6 +889,45 @@ class SessionReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_GHEAP_SCAN_BYTES = 1 << 16  # the writer stores the root attributes first: their heap is here
+
+
+def global_heap_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with the HDF5 global heap at the start of `path`, or None.
+
+    h5py keeps string attributes (the session's format, specs, metadata) in
+    HDF5's global heap, the one metadata structure without a checksum; on some
+    damaged heaps HDF5 loops forever. Walk each heap collection in the file's
+    first 64 KiB the way HDF5 will before letting HDF5 read it.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(_GHEAP_SCAN_BYTES)
+            start = 0
+            while (at := head.find(b"GCOL", start)) >= 0:
+                start = at + 4
+                if len(head) < at + 16 or head[at + 4] != 1:  # version 1, else not a heap
+                    continue
+                total = int.from_bytes(head[at + 8 : at + 16], "little")
+                if total < 4096 or at + total > size:
+                    return f"global heap at byte {at}: bad size {total}"
+                fh.seek(at)
+                heap = fh.read(total)
+                p = 16
+                while p + 16 <= total:
+                    index = int.from_bytes(heap[p : p + 2], "little")
+                    length = int.from_bytes(heap[p + 8 : p + 16], "little")
+                    need = 16 + (length + 7) // 8 * 8 if index else length
+                    if need <= 0 or p + need > total:
+                        return f"global heap at byte {at}: damaged object at byte {at + p}"
+                    p += need
+    except OSError:
+        return None
+    return None
 
 
 def _intact_rows(ds: h5py.Dataset, file_size: int) -> tuple[int, str]:

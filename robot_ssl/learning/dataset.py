@@ -103,20 +103,30 @@ def labels_path_for(session: str | Path, labels_dir: str | Path | None = None) -
 def find_sessions(paths: Iterable[str | Path]) -> list[Path]:
     """Session files named by `paths`: files as given, folders searched recursively for `*.h5`.
 
-    Derived files (`*.labels.h5`) are skipped. Order is stable (sorted per folder)
-    and duplicates are removed.
+    Labels files (`robot_ssl.io.labels_file.is_labels_file`) are skipped: silently in
+    folders, with a note on stderr when named as files (`dir/*.h5` matches them).
+    Order is stable (sorted per folder) and duplicates are removed.
     """
+    from robot_ssl.io.labels_file import is_labels_file, skip_labels_files
+
+    paths = list(paths)
     found: list[Path] = []
+    skipped = 0
     for p in map(Path, paths):
         if p.is_dir():
-            found += sorted(q for q in p.rglob("*.h5") if not q.name.endswith(LABELS_SUFFIX))
+            found += sorted(q for q in p.rglob("*.h5") if not is_labels_file(q))
         elif p.is_file():
-            found.append(p)
+            kept = skip_labels_files([p])
+            skipped += not kept
+            found += kept
         else:
             raise DatasetError(f"no such session file or folder: {p}")
     unique = list(dict.fromkeys(q.resolve() for q in found))
     if not unique:
-        raise DatasetError("no session files (*.h5) found in " + ", ".join(map(str, paths)))
+        where = ", ".join(map(str, paths))
+        if skipped:
+            raise DatasetError(f"no session files among {where} (only labels files)")
+        raise DatasetError(f"no session files (*.h5) found in {where}")
     return unique
 
 

@@ -49,9 +49,10 @@ class FlushingClock:
 
 def record_realtime_like(path: Path, seconds: float) -> Path:
     """A simulated session written the way a real-time recording is (flushes every 0.5 s)."""
-    from robot_ssl.cli.sim import make_simulator, wander_controller
     from robot_ssl.core.spec import CameraSpec, RobotSpec
     from robot_ssl.recording.recorder import Recorder, RecorderConfig
+    from robot_ssl.recording.wander import wander_controller
+    from robot_ssl.simlink.simulator import make_simulator
 
     robot, camera = RobotSpec(), CameraSpec()
     sim = make_simulator("arena_boxes", 3, split="train", start_ns=START_NS)

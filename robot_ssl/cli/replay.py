@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.core.errors import RobotSSLError
     from robot_ssl.io.labels_file import default_labels_path, is_labels_file, read_labels
     from robot_ssl.io.session import SessionReader
-    from robot_ssl.live.loop.replay import ReplayGrids, render_replay, replay_live
+    from robot_ssl.live.replay import ReplayGrids, render_replay, replay_live
 
     session = Path(args.session)
     if args.speed <= 0:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 prob,
             )
         if args.window:
-            from robot_ssl.live.loop.replay import show_replay
+            from robot_ssl.live.replay import show_replay
 
             n = show_replay(reader, grids, args.speed, args.max_frames)
             print(f"showed {n} frames")

@@ -24,27 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _session_frames(paths: list[str], limit: int = 64):
-    import numpy as np
-
-    from robot_ssl.io.session import SessionReader
-    from robot_ssl.learning.dataset import find_sessions
-
-    frames = []
-    files = find_sessions(paths)
-    per_file = max(1, limit // len(files))
-    for path in files:
-        with SessionReader(path) as reader:
-            n = reader.num_frames
-            for i in np.linspace(0, n - 1, min(per_file, n)).astype(int) if n else []:
-                frames.append(reader.frame(int(i)))
-    return frames
-
-
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.learning.dataset import sample_session_frames
     from robot_ssl.learning.export import export_model
 
-    check = _session_frames(args.check_data) if args.check_data else None
+    check = sample_session_frames(args.check_data) if args.check_data else None
     path = export_model(
         args.model, args.format, args.out, check_images=check, tolerance=args.tolerance
     )

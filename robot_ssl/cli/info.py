@@ -26,18 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.core.errors import RobotSSLError
-    from robot_ssl.io.labels_file import skip_labels_files
+    from robot_ssl.io.labels_file import require_sessions
     from robot_ssl.io.session import SessionReader
     from robot_ssl.io.session_summary import format_info, session_info
 
-    notes: list[str] = []
-    paths = skip_labels_files(args.sessions, notes.append)
-    if not paths:
-        if len(args.sessions) == 1:
-            raise RobotSSLError(f"{args.sessions[0]}: a labels file, not a session")
-        raise RobotSSLError("no sessions to summarise: every file given is a labels file")
-    for message in notes:
-        print(f"robot-ssl info: {message}", file=sys.stderr)
+    paths = require_sessions(args.sessions, "summarise", "info")
     if len(paths) == 1:  # one session: its error is the verb's error (one line, exit 2)
         with SessionReader(paths[0]) as reader:
             info = session_info(reader)

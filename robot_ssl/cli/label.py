@@ -157,20 +157,11 @@ def _print_table(results: list, with_truth: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, skip_labels_files
+    from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, require_sessions
     from robot_ssl.labelling.batch import label_sessions
 
     config = config_from_args(args)
-    notes: list[str] = []
-    sessions = [str(Path(s)) for s in skip_labels_files(args.sessions, notes.append)]
-    if not sessions:
-        from robot_ssl.core.errors import RobotSSLError
-
-        if len(args.sessions) == 1:
-            raise RobotSSLError(f"{args.sessions[0]}: a labels file, not a session")
-        raise RobotSSLError("no sessions to label: every file given is a labels file")
-    for message in notes:
-        print(f"robot-ssl label: {message}", file=sys.stderr)
+    sessions = [str(Path(s)) for s in require_sessions(args.sessions, "label", "label")]
     outs = [str(default_labels_path(s, args.out)) for s in sessions]
     seen: dict[str, str] = {}
     for s, o in zip(sessions, outs):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ __all__ = [
     "identify_session",
     "is_labels_file",
     "read_labels",
+    "require_sessions",
     "skip_labels_files",
     "write_labels",
 ]
@@ -169,6 +170,20 @@ def skip_labels_files(
             note(f"skipping {p}: a labels file, not a session")
         else:
             kept.append(p)
+    return kept
+
+
+def require_sessions(paths: Sequence[str | Path], doing: str, verb: str) -> list:
+    """`skip_labels_files` for a verb: notes "robot-ssl VERB: skipping ..." on stderr,
+    and one error when nothing but labels files is left ("no sessions to DOING")."""
+    notes: list[str] = []
+    kept = skip_labels_files(paths, notes.append)
+    if not kept:
+        if len(paths) == 1:
+            raise LabelsFileError(f"{paths[0]}: a labels file, not a session")
+        raise LabelsFileError(f"no sessions to {doing}: every file given is a labels file")
+    for message in notes:
+        print(f"robot-ssl {verb}: {message}", file=sys.stderr)
     return kept
 
 

@@ -537,3 +537,19 @@ def write_synthetic_session(
     )
     labels_path = write_labels(labels_path_for(path, labels_dir), label_set)
     return path, labels_path
+
+
+def sample_session_frames(paths: list[str], limit: int = 64) -> list[np.ndarray]:
+    """Up to `limit` decoded frames spread evenly over the sessions in `paths` (export's
+    parity check on real camera frames)."""
+    from robot_ssl.io.session import SessionReader
+
+    frames = []
+    files = find_sessions(paths)
+    per_file = max(1, limit // len(files))
+    for path in files:
+        with SessionReader(path) as reader:
+            n = reader.num_frames
+            for i in np.linspace(0, n - 1, min(per_file, n)).astype(int) if n else []:
+                frames.append(reader.frame(int(i)))
+    return frames

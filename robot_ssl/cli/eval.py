@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=t.SEED, default=0)
     parser.add_argument("--batch-size", type=t.positive_int(), default=256)
+    parser.add_argument(
+        "--threads", type=t.positive_int(), default=None, help="inference threads (runtime default)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
 
 
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         seed=args.seed,
         batch_size=args.batch_size,
+        num_threads=args.threads,
         progress=not args.quiet,
     )
     lo, hi = report["mean_auc_ci"]

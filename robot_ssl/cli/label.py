@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any
 
 HELP = "auto-label sessions from proximity readings and odometry"
+CONFIG_FIELDS = True  # every LabelConfig field: --min-duration-s X, --distances-m ..., ...
+
+
+def _config_for_help() -> tuple[type, object]:
+    from robot_ssl.labelling.labeller import LabelConfig
+
+    return LabelConfig, LabelConfig()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from robot_ssl.cli import argtypes as t
+    from robot_ssl.cli.config_fields import add_config_help
+
+    add_config_help(p, _config_for_help, "robot-ssl label")
 
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="session files (.h5)")
     p.add_argument(
@@ -157,10 +167,14 @@ def _print_table(results: list, with_truth: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, require_sessions
     from robot_ssl.labelling.batch import label_sessions
+    from robot_ssl.labelling.labeller import LabelConfig
 
-    config = config_from_args(args)
+    config = apply_config_fields(
+        LabelConfig, config_from_args(args), args.config_fields, "robot-ssl label"
+    )
     sessions = [str(Path(s)) for s in require_sessions(args.sessions, "label", "label")]
     outs = [str(default_labels_path(s, args.out)) for s in sessions]
     seen: dict[str, str] = {}

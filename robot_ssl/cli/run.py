@@ -35,14 +35,24 @@ from typing import Any
 from robot_ssl.core.errors import RobotSSLError
 
 HELP = "live obstacle detection on the robot (monitor or avoid)"
+CONFIG_FIELDS = True  # every RunConfig field: --live.sensor-hz X, --avoid.cruise-speed N, ...
 
 
 class RunError(RobotSSLError):
     """Bad options for `robot-ssl run` (printed as one line, exit status 2)."""
 
 
+def _config_for_help() -> tuple[type, object]:
+    from robot_ssl.live.loop import RunConfig
+
+    return RunConfig, RunConfig()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from robot_ssl.cli import argtypes as t
+    from robot_ssl.cli.config_fields import add_config_help
+
+    add_config_help(p, _config_for_help, "robot-ssl run")
 
     p.add_argument("--model", required=True, metavar="M", help="model: .onnx, .pt or TorchScript")
     p.add_argument(
@@ -134,13 +144,14 @@ def _status_printer(enabled: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
     from robot_ssl.core.stopping import stop_at_exit, stop_on_signals
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.learning.predictor import grid_distances, grid_shape, open_predictor
     from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
-    from robot_ssl.live.loop import LiveConfig, LiveLoop
+    from robot_ssl.live.loop import LiveConfig, LiveLoop, RunConfig
     from robot_ssl.recording.device_setup import Devices
     from robot_ssl.simlink.devices import is_sim, open_devices
 
@@ -159,9 +170,14 @@ def run(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not args.overwrite:
         raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
     try:
-        config = LiveConfig(drive=args.drive, max_staleness_s=args.max_staleness_ms / 1e3)
+        settings = RunConfig(
+            LiveConfig(drive=args.drive, max_staleness_s=args.max_staleness_ms / 1e3),
+            AvoidConfig.for_camera(args.speed),
+        )
+        settings = apply_config_fields(RunConfig, settings, args.config_fields, "robot-ssl run")
     except ValueError as e:
         raise RunError(str(e)) from None
+    config = settings.live
     robot_spec, camera_spec = load_specs(args.spec) if args.spec else (RobotSpec(), CameraSpec())
     predictor, model_line = open_predictor(args.model, args.threads)
     distances = grid_distances(predictor)
@@ -196,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             dev.callback(writer.close)
         controller = CameraAvoidController(
             distances,
-            AvoidConfig.for_camera(args.speed),
+            settings.avoid,
             sensor_range_m=robot_spec.prox_range_m,
         )
         loop = LiveLoop(

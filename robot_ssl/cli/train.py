@@ -8,10 +8,12 @@ Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
 HELP = "train the long-range obstacle detector"
+CONFIG_FIELDS = True  # every TrainConfig field: --warmup-steps N, --augment.noise-std X, ...
 
 
 def default_cache_dir() -> Path:
@@ -42,8 +44,43 @@ def cache_dir_from(args: argparse.Namespace) -> str | None:
     return str(args.cache_dir or default_cache_dir())
 
 
+def _model_fields(items: list[str]) -> dict[str, object]:
+    """{key: value} from --model-field KEY=VALUE items (values parsed as YAML)."""
+    import yaml
+
+    from robot_ssl.cli.config_fields import ConfigFieldError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigFieldError(f"--model-field: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigFieldError(f"--model-field {key}: not a value: {text!r}") from None
+    return out
+
+
+def _config_for_help() -> tuple[type, object]:
+    from robot_ssl.learning.train import TrainConfig
+
+    return TrainConfig, TrainConfig(data=("SESSIONS",), out_dir="RUN_DIR")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from robot_ssl.cli import argtypes as t
+    from robot_ssl.cli.config_fields import add_config_help
+
+    add_config_help(parser, _config_for_help, "robot-ssl train")
+    parser.add_argument(
+        "--model-field",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a ModelConfig field (TrainConfig.model), e.g. widths=[16,24,32,48] or dropout=0.1 "
+        "(YAML value; repeatable)",
+    )
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -86,6 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.learning.train import AugmentConfig, TrainConfig, train
 
     cfg = TrainConfig(
@@ -99,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
-        min_lr=min(1e-4, args.lr),
+        min_lr=min(1e-4, args.lr),  # default; --min-lr sets it
         weight_decay=args.weight_decay,
         schedule=args.schedule,
         pos_weight=args.pos_weight,
@@ -114,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
+    cfg = apply_config_fields(TrainConfig, cfg, args.config_fields, "robot-ssl train")
+    if args.model_field:
+        cfg = dataclasses.replace(cfg, model={**cfg.model, **_model_fields(args.model_field)})
     result = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         print(

@@ -42,7 +42,7 @@ from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.schedule import run_schedule
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.session import SessionWriter
-from robot_ssl.live.controllers import CameraAvoidController, IRReactiveController
+from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
 from robot_ssl.recording.sampler import RobotSample, RobotSampler
 from robot_ssl.recording.sink import SessionSink
 
@@ -54,6 +54,7 @@ __all__ = [
     "LiveResult",
     "Predictor",
     "ProximityLoop",
+    "RunConfig",
     "Watchdog",
 ]
 
@@ -105,6 +106,15 @@ class LiveConfig:
             raise ValueError("watchdog must react within 200 ms")
         if self.sensor_hz <= 0 or self.prox_every < 1:
             raise ValueError("sensor_hz must be > 0 and prox_every >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What `robot-ssl run` configures: the loop (`live`) and the camera steering law
+    (`avoid`); on the command line `--live.FIELD` and `--avoid.FIELD`."""
+
+    live: LiveConfig = field(default_factory=LiveConfig)
+    avoid: AvoidConfig = field(default_factory=AvoidConfig.for_camera)
 
 
 class LatencyStats:

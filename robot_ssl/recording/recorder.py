@@ -43,7 +43,8 @@ from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
 from robot_ssl.core.schedule import run_schedule
 from robot_ssl.io.session import SessionWriteError, SessionWriter
-from robot_ssl.recording.sampler import RobotSampler, TruthSource, write_row
+from robot_ssl.recording.sampler import RobotSampler, TruthSource
+from robot_ssl.recording.sink import SessionSink
 
 __all__ = [
     "Controller",
@@ -219,7 +220,7 @@ class Recorder:
         self._stop_reason: str | None = None
         self._disk_full = False
         self._stop = threading.Event()
-        self._fatal: SessionWriteError | None = None
+        self._sink: SessionSink | None = None  # the session's writer, made by run/run_stepped
         self._counter_lock = threading.Lock()
         # robot state (robot thread only)
         self._targets = (0, 0)
@@ -237,13 +238,12 @@ class Recorder:
         self._camera_stalled = False
         self._camera_dead = camera is None
         # writer state (writer thread, or the stepped loop)
-        self._last_t: dict[str, int] = {}
         self._frames_queued = 0
+        self._last_disk_check_ns = 0
+        self._next_dropped_note = 0.0
+        self._dropped_noted = 0
         # threaded plumbing
         self._frame_q: queue.Queue = queue.Queue(maxsize=cfg.frame_queue_size)
-        self._write_q: queue.Queue = queue.Queue(
-            maxsize=cfg.write_queue_rows + cfg.write_queue_frames
-        )
         self._crash: tuple[str, BaseException] | None = None
         self._started_ns = 0
         self._started_wall = 0.0
@@ -267,6 +267,8 @@ class Recorder:
         s = self._stats
         with self._counter_lock:
             out = RecordingStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
+        if self._sink is not None:
+            out.rows_dropped += self._sink.dropped_order
         if self._sampler is not None:
             out.robot_read_failures = self._sampler.read_failures
             out.robot_gaps = self._sampler.gaps
@@ -280,17 +282,10 @@ class Recorder:
         with self._counter_lock:
             setattr(self._stats, name, getattr(self._stats, name) + n)
 
-    def _write(self, item: tuple) -> None:
-        """Write one item to the session (writer thread or stepped loop only)."""
-        kind, t_ns = item[0], int(item[1])
-        last = self._last_t.get(kind)
-        if last is not None and t_ns < last:
-            if kind != "event":  # a row stamped before its predecessor: never corrupt order
-                self._count("rows_dropped")
-                return
-            t_ns = last  # events from several threads: keep them in order
-        self._last_t[kind] = t_ns
-        write_row(self.writer, (kind, t_ns, *item[2:]))
+    @property
+    def _fatal(self) -> SessionWriteError | None:
+        """The first write error of the session (threaded: found by the sink's thread)."""
+        return self._sink.error if self._sink is not None else None
 
     def _event(self, emit: Callable[[tuple], None], t_ns: int, kind: str, message: str) -> None:
         emit(("event", t_ns, kind, message))
@@ -425,7 +420,8 @@ class Recorder:
         1/camera_fps. Ends after `duration_s` of clock time or request_stop().
         Raises SessionWriteError (disk full) after stopping the motors.
         """
-        emit = self._write
+        self._sink = SessionSink(self.writer, threaded=False)
+        emit = self._sink.emit
         periods = {
             "wheels": 1e9 / self.config.wheels_hz,
             "prox": 1e9 / self.config.prox_hz,
@@ -439,7 +435,7 @@ class Recorder:
         last_disk_check = self._started_ns
 
         def encode_and_write(t_ns: int, image: np.ndarray) -> None:
-            self._write(self._encode(t_ns, image))
+            emit(self._encode(t_ns, image))
 
         def on_tick(t: int, now_due: frozenset[str]) -> None:
             nonlocal last_disk_check
@@ -473,6 +469,15 @@ class Recorder:
         stopping the threads and the motors, with everything flushed before
         readable. KeyboardInterrupt also stops cleanly (and is re-raised).
         """
+        cfg = self.config
+        self._sink = SessionSink(
+            self.writer,
+            max_queued=cfg.write_queue_rows + cfg.write_queue_frames,
+            flush_interval_s=cfg.flush_interval_s,
+            on_written=self._on_written,
+            periodic=self._writer_periodic,
+        )
+        self._next_dropped_note = time.monotonic() + cfg.flush_interval_s
         self._begin(self._emit_row, "threaded")
         threads = []
         if self.robot is not None:
@@ -492,14 +497,10 @@ class Recorder:
                     target=self._guard(self._encoder_loop), name="rec-encode", daemon=True
                 )
             )
-        writer_thread = threading.Thread(
-            target=self._guard(self._writer_loop), name="rec-writer", daemon=True
-        )
         end = None if duration_s is None else time.monotonic() + duration_s
         reason = "stopped"
         show_status = self._status_enabled()
         interrupted: BaseException | None = None
-        writer_thread.start()
         for t in threads:
             t.start()
         try:
@@ -530,8 +531,7 @@ class Recorder:
                 t.join(timeout=5.0)
             self._stop_motors()
             self._end(self._emit_row, reason)
-            self._put_stop(self._write_q)
-            writer_thread.join(timeout=30.0)
+            self._sink.close(raise_error=False)  # writes what is queued; error: self._fatal
             if show_status:
                 self._print_status()
                 print(file=self.status_stream, flush=True)
@@ -570,9 +570,7 @@ class Recorder:
                     q.get_nowait()
 
     def _emit_row(self, item: tuple) -> None:
-        try:
-            self._write_q.put_nowait(item)
-        except queue.Full:
+        if not self._sink.emit(item):
             self._count("rows_dropped")
 
     def _robot_loop(self) -> None:
@@ -634,52 +632,33 @@ class Recorder:
                 self._count("frames_dropped")
                 continue
             try:
-                out = self._encode(*item)
-                self._write_q.put_nowait(out)
-            except (queue.Full, SessionWriteError):
+                queued = self._sink.emit(self._encode(*item))
+            except SessionWriteError:
+                queued = False
+            if not queued:
                 self._count("frames_dropped")
                 with self._counter_lock:
                     self._frames_queued -= 1
 
-    def _writer_loop(self) -> None:
-        flush_ns = int(self.config.flush_interval_s * 1e9)
-        last_flush = last_disk_check = time.monotonic_ns()
-        last_dropped = 0
-        while True:
-            try:
-                item = self._write_q.get(timeout=min(self.config.flush_interval_s, 0.2))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                break
-            if item is not None and item[0] in ("jpeg", "raw"):
-                with self._counter_lock:
-                    self._frames_queued -= 1
-            if self._fatal is not None:
-                continue  # drain: the file takes nothing more
-            try:
-                if item is not None:
-                    self._write(item)
-                now = time.monotonic_ns()
-                if now - last_disk_check >= _DISK_CHECK_NS:
-                    last_disk_check = now
-                    self._check_disk(self._write)
-                if now - last_flush >= flush_ns:
-                    dropped = self._stats.frames_dropped
-                    if dropped > last_dropped:
-                        message = f"{dropped - last_dropped} frames dropped (writer lagging)"
-                        self._write(("event", self.clock.now_ns(), "frames_dropped", message))
-                        last_dropped = dropped
-                    self.writer.flush()
-                    last_flush = now
-            except SessionWriteError as e:
-                self._fatal = e
-                self._stop_requested = True
-        if self._fatal is None:
-            try:
-                self.writer.flush()
-            except SessionWriteError as e:
-                self._fatal = e
+    def _on_written(self, row: tuple) -> None:
+        # the sink took an encoded frame off its queue: a slot for the encoder
+        if row[0] in ("jpeg", "raw"):
+            with self._counter_lock:
+                self._frames_queued -= 1
+
+    def _writer_periodic(self) -> None:
+        """In the sink's thread: the disk check, and a note of frames dropped lately."""
+        now_ns = time.monotonic_ns()
+        if now_ns - self._last_disk_check_ns >= _DISK_CHECK_NS:
+            self._last_disk_check_ns = now_ns
+            self._check_disk(self._sink.write_now)
+        if time.monotonic() >= self._next_dropped_note:
+            self._next_dropped_note = time.monotonic() + self.config.flush_interval_s
+            dropped = self._stats.frames_dropped
+            if dropped > self._dropped_noted:
+                message = f"{dropped - self._dropped_noted} frames dropped (writer lagging)"
+                self._sink.write_now(("event", self.clock.now_ns(), "frames_dropped", message))
+                self._dropped_noted = dropped
 
     def _check_disk(self, emit: Callable[[tuple], None]) -> None:
         """Stop cleanly while the disk still has `min_free_bytes` left: a write that fails

@@ -1,13 +1,19 @@
-"""One thread that owns a SessionWriter: rows from any thread go in, in order, and the
-JPEG encoding and HDF5 flushes happen there, off the caller's (inference) thread.
+"""The one writer of a session: rows from any thread go in, in order, and the JPEG
+encoding and HDF5 flushes happen in the sink's own thread, off the caller's (inference,
+sensor) threads. Used by the recorder and the live loop.
 
-`SessionSink.emit(row)` never blocks and never raises: rows (see
-robot_ssl.recording.sampler.Row, plus ("frame", t_ns, image_bgr) and
-("prediction", t_ns, frame_index, prob)) are queued; when the queue is full the row is
-dropped and counted. Per stream, a row stamped before its predecessor is dropped
-(counted) rather than corrupting the file's time order; events are kept, stamped no
-earlier than the previous event. The first write error stops the sink; `close()`
-flushes what was queued and re-raises it.
+`SessionSink.emit(row)` takes rows (see robot_ssl.recording.sampler.Row, plus
+("frame", t_ns, image_bgr) and ("prediction", t_ns, frame_index, prob)). Threaded, it
+never blocks and never raises: rows are queued, and when the queue is full a row is
+dropped and counted. Unthreaded (`threaded=False`, for loops stepped on a simulated
+clock), it writes at once and raises. Per stream, a row stamped before its predecessor
+is dropped (counted) rather than corrupting the file's time order; events are kept,
+stamped no earlier than the previous event. The first write error stops the sink;
+`close()` writes what was queued, flushes, and raises it.
+
+Hooks for the recorder: `on_written(row)` after each row leaves the queue (frame
+accounting) and `periodic()` at least every 0.2 s in the sink's thread (disk checks,
+"frames dropped" events written with `write_now`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from robot_ssl.io.session import SessionWriteError, SessionWriter
 from robot_ssl.recording.sampler import Row, write_row
@@ -22,41 +29,67 @@ from robot_ssl.recording.sampler import Row, write_row
 __all__ = ["SessionSink"]
 
 _STOP = object()
+_CAMERA_KINDS = ("frame", "jpeg", "raw")
 
 
 class SessionSink:
-    """The single writer thread of a session (use as a context manager or close())."""
+    """The single writer of a session (use as a context manager or close())."""
 
     def __init__(
-        self, writer: SessionWriter, *, max_queued: int = 4096, flush_interval_s: float = 0.5
+        self,
+        writer: SessionWriter,
+        *,
+        max_queued: int = 4096,
+        flush_interval_s: float = 0.5,
+        threaded: bool = True,
+        on_written: Callable[[Row], None] | None = None,
+        periodic: Callable[[], None] | None = None,
     ) -> None:
         self.writer = writer
         self.flush_interval_s = flush_interval_s
-        self.dropped = 0  # rows not written: queue full or out of order
+        self.on_written = on_written
+        self.periodic = periodic
+        self.dropped_full = 0  # rows not queued: the queue was full (the writer lags)
+        self.dropped_order = 0  # rows not written: stamped before their predecessor
         self.error: SessionWriteError | None = None
-        self._q: queue.Queue = queue.Queue(maxsize=max_queued)
         self._last_t: dict[str, int] = {}
-        self._thread = threading.Thread(target=self._run, name="session-sink", daemon=True)
-        self._thread.start()
+        self._q: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="session-sink", daemon=True)
+            self._thread.start()
 
-    def emit(self, row: Row) -> None:
-        """Queue one row for writing (any thread; never blocks)."""
+    def emit(self, row: Row) -> bool:
+        """Queue one row (threaded: any thread, never blocks; False when dropped), or
+        write it now (unthreaded: raises SessionWriteError)."""
+        if self._thread is None:
+            self.write_now(row)
+            return True
         if self.error is not None:
-            return
+            return False
         try:
             self._q.put_nowait(row)
+            return True
         except queue.Full:
-            self.dropped += 1
+            self.dropped_full += 1
+            return False
 
-    def _write(self, row: Row) -> None:
+    @property
+    def dropped(self) -> int:
+        """Rows not written: queue full or out of order."""
+        return self.dropped_full + self.dropped_order
+
+    def write_now(self, row: Row) -> None:
+        """Write one row in the calling thread: the sink's (hooks) or, unthreaded, the
+        caller's. Raises SessionWriteError."""
         kind, t_ns = row[0], int(row[1])
-        stream = {"frame": "camera", "jpeg": "camera", "raw": "camera"}.get(kind, kind)
+        stream = "camera" if kind in _CAMERA_KINDS else kind
         last = self._last_t.get(stream)
         if last is not None and t_ns < last:
-            if kind != "event":
-                self.dropped += 1
+            if kind != "event":  # a row stamped before its predecessor: never corrupt order
+                self.dropped_order += 1
                 return
-            t_ns = last
+            t_ns = last  # events from several threads: keep them in order
         self._last_t[stream] = t_ns
         if kind == "frame":
             write_row(self.writer, ("raw", t_ns, row[2]))  # write_frame encodes when jpeg
@@ -66,19 +99,24 @@ class SessionSink:
             write_row(self.writer, (kind, t_ns, *row[2:]))
 
     def _run(self) -> None:
+        wait_s = min(self.flush_interval_s, 0.2)
         next_flush = time.monotonic() + self.flush_interval_s
         while True:
             try:
-                row = self._q.get(timeout=self.flush_interval_s)
+                row = self._q.get(timeout=wait_s)
             except queue.Empty:
                 row = None
             if row is _STOP:
                 return
+            if row is not None and self.on_written is not None:
+                self.on_written(row)
             if self.error is not None:
                 continue  # drain: the file takes nothing more
             try:
                 if row is not None:
-                    self._write(row)
+                    self.write_now(row)
+                if self.periodic is not None:
+                    self.periodic()
                 if time.monotonic() >= next_flush:
                     self.writer.flush()
                     next_flush = time.monotonic() + self.flush_interval_s
@@ -87,9 +125,10 @@ class SessionSink:
             except Exception as e:  # a bug must not kill the thread silently
                 self.error = SessionWriteError(f"session sink: {type(e).__name__}: {e}")
 
-    def close(self) -> None:
-        """Write what is queued, stop the thread, flush; raises the first write error."""
-        if self._thread.is_alive():
+    def close(self, raise_error: bool = True) -> None:
+        """Write what is queued, stop the thread, flush; raises the first write error
+        (with `raise_error`; else it stays in `error`)."""
+        if self._thread is not None and self._thread.is_alive():
             self._q.put(_STOP)
             self._thread.join()
         if self.error is None:
@@ -97,7 +136,7 @@ class SessionSink:
                 self.writer.flush()
             except SessionWriteError as e:
                 self.error = e
-        if self.error is not None:
+        if self.error is not None and raise_error:
             raise self.error
 
     def __enter__(self) -> SessionSink:

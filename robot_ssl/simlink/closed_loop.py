@@ -222,19 +222,7 @@ def closed_loop_trial(
 
             predictor = load_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
-        ctrl = CameraAvoidController(
-            grid_distances(predictor), cfg, sensor_range_m=robot_spec.prox_range_m
-        )
-        loop = LiveLoop(
-            sim.robot,
-            sim.camera,
-            predictor,
-            ctrl.distances_m,
-            LiveConfig(drive="avoid"),
-            clock=clock,
-            robot_spec=robot_spec,
-            controller=ctrl,
-        )
+        loop, ctrl = _camera_loop(sim, predictor, cfg, robot_spec, clock)
         result = loop.run_stepped(duration_s, fps=camera_spec.fps, command_latency_s=latency_s)
         turns = ctrl.law.turns
     else:
@@ -277,6 +265,26 @@ def closed_loop_trial(
     }
 
 
+def _camera_loop(
+    sim: Any, predictor: Any, avoid: AvoidConfig, robot_spec: RobotSpec, clock: Any
+) -> tuple[LiveLoop, CameraAvoidController]:
+    """The camera-only avoidance loop of a trial (avoid mode, the given steering law)."""
+    ctrl = CameraAvoidController(
+        grid_distances(predictor), avoid, sensor_range_m=robot_spec.prox_range_m
+    )
+    loop = LiveLoop(
+        sim.robot,
+        sim.camera,
+        predictor,
+        ctrl.distances_m,
+        LiveConfig(drive="avoid"),
+        clock=clock,
+        robot_spec=robot_spec,
+        controller=ctrl,
+    )
+    return loop, ctrl
+
+
 def realtime_trial(
     predictor: Any,
     world: Any = None,
@@ -309,20 +317,8 @@ def realtime_trial(
     stepper = threading.Thread(target=sim.run_realtime, args=(stop,), daemon=True)
     stepper.start()
     try:
-        ctrl = CameraAvoidController(
-            grid_distances(predictor),
-            AvoidConfig.for_camera(cruise_speed),
-            sensor_range_m=robot_spec.prox_range_m,
-        )
-        loop = LiveLoop(
-            sim.robot,
-            sim.camera,
-            predictor,
-            ctrl.distances_m,
-            LiveConfig(drive="avoid"),
-            clock=sim.clock,
-            robot_spec=robot_spec,
-            controller=ctrl,
+        loop, _ = _camera_loop(
+            sim, predictor, AvoidConfig.for_camera(cruise_speed), robot_spec, sim.clock
         )
         result = loop.run(seconds)
     finally:

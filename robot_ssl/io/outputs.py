@@ -43,8 +43,10 @@ __all__ = [
     "atomic_output",
     "check_writable",
     "ensure_dir",
+    "free_bytes",
     "remove_active_temps",
     "remove_stale_temps",
+    "replacing_output",
     "temp_name_pattern",
 ]
 
@@ -263,3 +265,24 @@ def replacing_output(path: str | os.PathLike, overwrite: bool) -> Iterator[Path]
             yield tmp
     else:
         yield path
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes that may still be written to `path`: free space on its file system, or less
+    under a file-size limit (RLIMIT_FSIZE); None when unknown."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path.parent if not path.is_dir() else path)
+    except (OSError, AttributeError):
+        return None
+    free = st.f_bavail * st.f_frsize
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY:
+            size = path.stat().st_size if path.exists() else 0
+            free = min(free, soft - size)
+    except (ImportError, OSError, ValueError):
+        pass
+    return free

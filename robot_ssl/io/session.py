@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.io.outputs import free_bytes
 
 FORMAT = "robot-ssl/session"
 VERSION = 1
@@ -365,15 +365,26 @@ class SessionWriter:
                 n += rows * np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
         return n
 
+    def headroom_bytes(self) -> int | None:
+        """Bytes the disk (or RLIMIT_FSIZE) leaves once the buffered rows and the
+        `reserve_bytes` for HDF5's own metadata are written; None when unknown. The one
+        disk-space guard: the writer refuses a flush below 0, the recorder stops cleanly
+        below its `min_free_bytes`."""
+        free = free_bytes(self.path)
+        if free is None:
+            return None
+        with self._lock:
+            return free - self._pending_bytes() - self.reserve_bytes
+
     def _check_space(self) -> None:
         """Refuse to start a flush the disk cannot hold: a write cut short by a full disk
         can leave an HDF5 file that no longer opens, so stop while it is still intact."""
-        need = self._pending_bytes() + self.reserve_bytes
-        free = shutil.disk_usage(self.path.parent).free
-        if free < need:
+        headroom = self.headroom_bytes()
+        if headroom is not None and headroom < 0:
+            free = headroom + self._pending_bytes() + self.reserve_bytes
             raise SessionWriteError(
-                f"disk full while writing {self.path} ({free // 1024} KiB free, {need // 1024} KiB"
-                " needed); data flushed before stays readable"
+                f"disk full while writing {self.path} ({free // 1024} KiB free, "
+                f"{(free - headroom) // 1024} KiB needed); data flushed before stays readable"
             )
 
     def _flush_locked(self) -> None:

@@ -25,14 +25,12 @@ the motors on every exit path.
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol, TextIO
 
 import numpy as np
@@ -54,7 +52,6 @@ __all__ = [
     "RecorderError",
     "RecordingStats",
     "TruthSource",
-    "free_bytes",
 ]
 
 
@@ -159,26 +156,6 @@ _STOP = object()  # end-of-stream marker on the queues
 _DISK_CHECK_NS = 200_000_000
 
 
-def free_bytes(path: Path) -> int | None:
-    """Bytes that may still be written to `path`: free space on its file system, or less
-    under a file-size limit (RLIMIT_FSIZE); None when unknown."""
-    try:
-        st = os.statvfs(path.parent if not path.is_dir() else path)
-    except (OSError, AttributeError):
-        return None
-    free = st.f_bavail * st.f_frsize
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-        if soft != resource.RLIM_INFINITY:
-            size = path.stat().st_size if path.exists() else 0
-            free = min(free, soft - size)
-    except (ImportError, OSError, ValueError):
-        pass
-    return free
-
-
 class Recorder:
     """Records one session from a robot and a camera into a `SessionWriter`.
 
@@ -239,7 +216,6 @@ class Recorder:
         self._camera_dead = camera is None
         # writer state (writer thread, or the stepped loop)
         self._frames_queued = 0
-        self._last_disk_check_ns = 0
         self._next_dropped_note = 0.0
         self._dropped_noted = 0
         # threaded plumbing
@@ -648,10 +624,7 @@ class Recorder:
 
     def _writer_periodic(self) -> None:
         """In the sink's thread: the disk check, and a note of frames dropped lately."""
-        now_ns = time.monotonic_ns()
-        if now_ns - self._last_disk_check_ns >= _DISK_CHECK_NS:
-            self._last_disk_check_ns = now_ns
-            self._check_disk(self._sink.write_now)
+        self._check_disk(self._sink.write_now)  # before every flush: statvfs is cheap
         if time.monotonic() >= self._next_dropped_note:
             self._next_dropped_note = time.monotonic() + self.config.flush_interval_s
             dropped = self._stats.frames_dropped
@@ -661,11 +634,12 @@ class Recorder:
                 self._dropped_noted = dropped
 
     def _check_disk(self, emit: Callable[[tuple], None]) -> None:
-        """Stop cleanly while the disk still has `min_free_bytes` left: a write that fails
-        half-way can leave an HDF5 file that no longer opens, so never get there."""
+        """Stop cleanly while the disk still has `min_free_bytes` left after what the
+        writer holds (SessionWriter.headroom_bytes, the writer's own guard): a write that
+        fails half-way can leave an HDF5 file that no longer opens, so never get there."""
         if self._disk_full:
             return
-        free = free_bytes(self.writer.path)
+        free = self.writer.headroom_bytes()
         if free is not None and free < self.config.min_free_bytes:
             self._disk_full = True
             message = (

@@ -17,16 +17,25 @@ from enum import IntEnum
 from typing import Union
 
 __all__ = [
+    "DEVICE_INFO_NAME",
+    "DEVICE_INFO_UUID",
     "HEADER_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_PAYLOAD_WORDS",
     "PROTOCOL_VERSION",
+    "ArrayAccessOutOfBounds",
     "DecodeError",
     "Description",
+    "DeviceInfo",
     "Disconnected",
+    "DivisionByZero",
+    "EventExecutionKilled",
+    "ExecutionStateChanged",
     "FrameDecoder",
     "FrameError",
     "GetDescription",
+    "GetDeviceInfo",
+    "GetExecutionState",
     "GetNodeDescription",
     "GetVariables",
     "ListNodes",
@@ -37,8 +46,14 @@ __all__ = [
     "NativeFunctionDescription",
     "NativeFunctionParameter",
     "NodePresent",
+    "Pause",
     "RawMessage",
+    "Reset",
+    "Run",
+    "SetBytecode",
     "SetVariables",
+    "Step",
+    "Stop",
     "UserEvent",
     "Variables",
     "decode",
@@ -79,6 +94,8 @@ class MessageType(IntEnum):
     EXECUTION_STATE_CHANGED = 0x900A
     BREAKPOINT_SET_RESULT = 0x900B
     NODE_PRESENT = 0x900C
+    DEVICE_INFO = 0x900D  # protocol 6 (Mobsya's Thymio Device Manager)
+    CHANGED_VARIABLES = 0x900E  # protocol 7
 
     GET_DESCRIPTION = 0xA000
     SET_BYTECODE = 0xA001
@@ -98,6 +115,9 @@ class MessageType(IntEnum):
     SUSPEND_TO_RAM = 0xA00F
     GET_NODE_DESCRIPTION = 0xA010
     LIST_NODES = 0xA011
+    GET_DEVICE_INFO = 0xA012  # protocol 6
+    SET_DEVICE_INFO = 0xA013  # protocol 6
+    GET_CHANGED_VARIABLES = 0xA014  # protocol 7
 
     INVALID = 0xFFFF
 
@@ -218,6 +238,109 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
+class SetBytecode:
+    """Host -> node `dest`: write bytecode words from address `start` (one chunk; a program
+    longer than a message is sent in several)."""
+
+    dest: int
+    start: int
+    words: tuple[int, ...] = ()  # unsigned 16-bit instruction words
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Host -> node `dest`: reset the VM and set up the init event, paused (step by step)."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """Host -> node `dest`: leave step-by-step mode and run events as they come."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Host -> node `dest`: go to step-by-step mode."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """Host -> node `dest`: execute one instruction (in step-by-step mode)."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Host -> node `dest`: stop the running thread; no event runs until the next RUN."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class GetExecutionState:
+    """Host -> node `dest`: answer EXECUTION_STATE_CHANGED."""
+
+    dest: int
+
+
+@dataclass(frozen=True)
+class ExecutionStateChanged:
+    """Node -> host: program counter and VM flags (ASEBA_VM_*_MASK in consts.h)."""
+
+    pc: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class ArrayAccessOutOfBounds:
+    """Node -> host: the instruction at `pc` indexed an array of `size` with `index`."""
+
+    pc: int
+    size: int
+    index: int
+
+
+@dataclass(frozen=True)
+class DivisionByZero:
+    """Node -> host: the instruction at `pc` divided by zero."""
+
+    pc: int
+
+
+@dataclass(frozen=True)
+class EventExecutionKilled:
+    """Node -> host: an event ran too long and was killed at `pc`."""
+
+    pc: int
+
+
+DEVICE_INFO_UUID = 1  # DeviceInfoType in Mobsya's consts.h (protocol 6)
+DEVICE_INFO_NAME = 2
+
+
+@dataclass(frozen=True)
+class GetDeviceInfo:
+    """Host -> node `dest`: send the device information `info` (DEVICE_INFO_UUID, _NAME)."""
+
+    dest: int
+    info: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Node -> host: device information `info` (16 bytes of UUID, or a UTF-8 name)."""
+
+    info: int
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
 class UserEvent:
     """A user event (type below 0x8000) with signed word arguments."""
 
@@ -246,6 +369,19 @@ Message = Union[  # noqa: UP007 (a runtime alias; `X | Y` of classes needs 3.10 
     Variables,
     SetVariables,
     Disconnected,
+    SetBytecode,
+    Reset,
+    Run,
+    Pause,
+    Step,
+    Stop,
+    GetExecutionState,
+    ExecutionStateChanged,
+    ArrayAccessOutOfBounds,
+    DivisionByZero,
+    EventExecutionKilled,
+    GetDeviceInfo,
+    DeviceInfo,
     UserEvent,
     RawMessage,
 ]
@@ -263,7 +399,21 @@ _TYPE_OF: dict[type, MessageType] = {
     Variables: MessageType.VARIABLES,
     SetVariables: MessageType.SET_VARIABLES,
     Disconnected: MessageType.DISCONNECTED,
+    SetBytecode: MessageType.SET_BYTECODE,
+    Reset: MessageType.RESET,
+    Run: MessageType.RUN,
+    Pause: MessageType.PAUSE,
+    Step: MessageType.STEP,
+    Stop: MessageType.STOP,
+    GetExecutionState: MessageType.GET_EXECUTION_STATE,
+    ExecutionStateChanged: MessageType.EXECUTION_STATE_CHANGED,
+    ArrayAccessOutOfBounds: MessageType.ARRAY_ACCESS_OUT_OF_BOUNDS,
+    DivisionByZero: MessageType.DIVISION_BY_ZERO,
+    EventExecutionKilled: MessageType.EVENT_EXECUTION_KILLED,
+    GetDeviceInfo: MessageType.GET_DEVICE_INFO,
+    DeviceInfo: MessageType.DEVICE_INFO,
 }
+_COMMANDS = (Reset, Run, Pause, Step, Stop, GetExecutionState)  # payload: [dest]
 
 
 def message_type(msg: Message) -> int:
@@ -353,6 +503,31 @@ def encode_payload(msg: Message) -> bytes:
         w.words(msg.values)
     elif isinstance(msg, Disconnected):
         pass
+    elif isinstance(msg, _COMMANDS):
+        w.u16(msg.dest)
+    elif isinstance(msg, SetBytecode):
+        w.u16(msg.dest)
+        w.u16(msg.start)
+        for word in msg.words:
+            w.u16(word)
+    elif isinstance(msg, ExecutionStateChanged):
+        w.u16(msg.pc)
+        w.u16(msg.flags)
+    elif isinstance(msg, ArrayAccessOutOfBounds):
+        w.u16(msg.pc)
+        w.u16(msg.size)
+        w.u16(msg.index)
+    elif isinstance(msg, (DivisionByZero, EventExecutionKilled)):
+        w.u16(msg.pc)
+    elif isinstance(msg, GetDeviceInfo):
+        w.u16(msg.dest)
+        w.u16(msg.info)
+    elif isinstance(msg, DeviceInfo):
+        w.u16(msg.info)
+        if len(msg.data) > 255:
+            raise ValueError(f"device info longer than 255 bytes: {len(msg.data)}")
+        w.buf.append(len(msg.data))
+        w.buf += msg.data
     elif isinstance(msg, UserEvent):
         if not 0 <= msg.type < USER_EVENT_LIMIT:
             raise ValueError(f"user event type must be below 0x8000: {msg.type:#x}")
@@ -454,7 +629,31 @@ def _decode_known(mtype: MessageType, r: _Reader) -> Message | None:
         return SetVariables(dest, start, r.words_to_end())
     if mtype == MessageType.DISCONNECTED:
         return Disconnected()
+    command = _COMMAND_OF.get(mtype)
+    if command is not None:
+        return command(r.u16())
+    if mtype == MessageType.SET_BYTECODE:
+        dest = r.u16()
+        start = r.u16()
+        return SetBytecode(dest, start, tuple(w & 0xFFFF for w in r.words_to_end()))
+    if mtype == MessageType.EXECUTION_STATE_CHANGED:
+        return ExecutionStateChanged(r.u16(), r.u16())
+    if mtype == MessageType.ARRAY_ACCESS_OUT_OF_BOUNDS:
+        return ArrayAccessOutOfBounds(r.u16(), r.u16(), r.u16())
+    if mtype == MessageType.DIVISION_BY_ZERO:
+        return DivisionByZero(r.u16())
+    if mtype == MessageType.EVENT_EXECUTION_KILLED:
+        return EventExecutionKilled(r.u16())
+    if mtype == MessageType.GET_DEVICE_INFO:
+        return GetDeviceInfo(r.u16(), r.u16())
+    if mtype == MessageType.DEVICE_INFO:
+        info = r.u16()
+        n = r._take(1)[0]
+        return DeviceInfo(info, bytes(r._take(n)))
     return None
+
+
+_COMMAND_OF = {_TYPE_OF[c]: c for c in _COMMANDS}
 
 
 def decode(source: int, mtype: int, payload: bytes) -> Message:

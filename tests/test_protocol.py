@@ -34,7 +34,21 @@ EVERY_MESSAGE = [
     p.Disconnected(),
     p.UserEvent(0, ()),
     p.UserEvent(0x7FFF, (1, -2, 3)),
-    p.RawMessage(0x9007, b"\x01\x00"),  # DIVISION_BY_ZERO: kept raw
+    p.SetBytecode(dest=1, start=0, words=(5, 0xFFFF, 3, 0x9000, 0x0000)),
+    p.Reset(1),
+    p.Run(1),
+    p.Pause(1),
+    p.Step(1),
+    p.Stop(1),
+    p.GetExecutionState(1),
+    p.ExecutionStateChanged(pc=12, flags=0x5),
+    p.ArrayAccessOutOfBounds(pc=3, size=7, index=9),
+    p.DivisionByZero(pc=4),
+    p.EventExecutionKilled(pc=8),
+    p.GetDeviceInfo(dest=1, info=p.DEVICE_INFO_UUID),
+    p.DeviceInfo(p.DEVICE_INFO_UUID, bytes(range(16))),
+    p.DeviceInfo(p.DEVICE_INFO_NAME, "thymio-Ü".encode()),
+    p.RawMessage(0x8006, b"\x01\x00"),  # BOOTLOADER_ACK: kept raw
     p.RawMessage(0xBEEF, b"\x01\x02\x03"),  # unknown type, odd length
     p.Description("ü-node", 5, 0, 0, 0, 0, 0, 0),  # UTF-8 name
 ]

@@ -113,6 +113,7 @@ class LinkStats:
     frames: int = 0
     inbox_dropped: int = 0
     user_events: int = 0
+    sent: int = 0  # frames written
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -249,7 +250,9 @@ class AsebaLink:
         self.user_events: deque[tuple[int, int, p.UserEvent]] = deque(maxlen=events_maxlen)
         self.stats = LinkStats()
         self._listeners: list[Callable[[LinkEvent], None]] = [on_event] if on_event else []
-        self._on_user_event = on_user_event
+        self._user_listeners: list[Callable[[int, int, p.UserEvent], None]] = (
+            [on_user_event] if on_user_event else []
+        )
         self._serial_for_url = serial_for_url
 
         self._state_lock = threading.RLock()  # guards the fields below
@@ -331,6 +334,16 @@ class AsebaLink:
         """Stop calling `callback`."""
         if callback in self._listeners:
             self._listeners.remove(callback)
+
+    def subscribe_user_events(self, callback: Callable[[int, int, p.UserEvent], None]) -> None:
+        """Also call `callback(t_ns, source, event)` for every user event, from the reader
+        thread as it arrives (`t_ns`: monotonic_ns of arrival; keep it short)."""
+        self._user_listeners.append(callback)
+
+    def unsubscribe_user_events(self, callback: Callable[[int, int, p.UserEvent], None]) -> None:
+        """Stop calling `callback` for user events."""
+        if callback in self._user_listeners:
+            self._user_listeners.remove(callback)
 
     # ------------------------------------------------------------------ state
 
@@ -422,6 +435,15 @@ class AsebaLink:
             raise ValueError(f"{name} has {v.size} words; cannot write {len(arr)} at {index}")
         self._set_variables(node, v.offset + index, arr)
 
+    def write_range(self, start: int, values: int | Sequence[int] | np.ndarray) -> None:
+        """Write int16 words from word `start` of variable memory (unnamed words included:
+        a program's own variables live after the named ones)."""
+        node = self.node
+        arr = _as_words(values)
+        if start < 0 or start + len(arr) > max(node.vm_variables_size, node.named_words):
+            raise ValueError(f"range {start}+{len(arr)} outside the node's variable memory")
+        self._set_variables(node, start, arr)
+
     def write_many(self, values: Mapping[str, int | Sequence[int] | np.ndarray]) -> None:
         """Write whole variables; adjacent ones go in one SET_VARIABLES (e.g. both motor
         targets at once, so the wheels change together)."""
@@ -444,6 +466,15 @@ class AsebaLink:
             run_start, run = offset, [arr]
         if run_start is not None:
             self._set_variables(node, run_start, np.concatenate(run))
+
+    def send(self, msg: p.Message) -> None:
+        """Send one message that expects no reply (bytecode, RUN, STOP, ...) while the link is
+        up; raises LinkDown or LinkClosed."""
+        if self._closed:
+            raise LinkClosed("link is closed")
+        if not self._up.is_set():
+            raise LinkDown(f"link to {self.url} is down; message dropped")
+        self._send(msg)
 
     def ping(self, timeout_s: float | None = None) -> float:
         """One GET_VARIABLES round trip of one word; returns its duration in seconds."""
@@ -477,6 +508,7 @@ class AsebaLink:
                 raise LinkDown(f"link to {self.url} is down")
             try:
                 port.write(frame)
+                self.stats.sent += 1
             except Exception as e:  # SerialException, OSError, write timeout
                 self._lost(self._generation, f"write failed: {e}")
                 raise LinkDown(f"link to {self.url} lost: {e}") from e
@@ -735,9 +767,9 @@ class AsebaLink:
         if isinstance(msg, p.UserEvent):
             self.stats.user_events += 1
             self.user_events.append((t_ns, source, msg))
-            if self._on_user_event is not None:
+            for callback in list(self._user_listeners):
                 with contextlib.suppress(Exception):
-                    self._on_user_event(t_ns, source, msg)
+                    callback(t_ns, source, msg)
             return
         with self._inbox_cond:
             if len(self._inbox) == self._inbox.maxlen:

@@ -421,3 +421,59 @@ class FakeAsebaNode:
             )
         )
         return frames
+
+
+# --------------------------------------------------------------------------- host kill
+
+
+HOST_KILLER = Path(__file__).with_name("host_killer.py")
+
+
+@dataclass(frozen=True)
+class StopLatency:
+    """What happened after a driving host was SIGKILLed."""
+
+    host_mode: str  # "stream" (onboard program) or "poll"
+    latency_s: float | None  # kill -> both wheel targets read 0; None if they never did
+    poll_interval_s: float  # median interval of the observer's reads (the resolution)
+
+
+def measure_stop_latency(url: str, *, poll: bool = False, wait_s: float = 2.0) -> StopLatency:
+    """Start a host process that drives the robot at `url`, SIGKILL it, and time how long the
+    wheel targets take to read 0 from a second client (which only reads)."""
+    import sys
+
+    from firmware_bridge import AsebaLink
+
+    names = ("motor.left.target", "motor.right.target")
+    cmd = [sys.executable, str(HOST_KILLER), url] + (["--poll"] if poll else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1])]))
+    with AsebaLink(url, timeout_s=1.0, reconnect=False) as observer:
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            line = child.stdout.readline().split()
+            if not line or line[0] != "driving":
+                raise RuntimeError(f"host process did not start driving: {line}")
+            mode = line[1]
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:  # the wheels are commanded
+                if all(int(v[0]) != 0 for v in observer.read(names).values()):
+                    break
+            time.sleep(0.3)
+            t_kill = time.monotonic_ns()
+            child.send_signal(signal.SIGKILL)
+            reads: list[int] = []
+            latency = None
+            while time.monotonic_ns() - t_kill < wait_s * 1e9:
+                values = observer.read(names)
+                reads.append(time.monotonic_ns())
+                if all(int(v[0]) == 0 for v in values.values()):
+                    latency = (reads[-1] - t_kill) / 1e9
+                    break
+        finally:
+            child.kill()
+            child.wait(timeout=5)
+        if latency is None:  # leave the robot still for whoever comes next
+            observer.write_many({n: 0 for n in names})
+    gaps = np.diff(reads) / 1e9 if len(reads) > 1 else np.array([0.0])
+    return StopLatency(mode, latency, float(np.median(gaps)))

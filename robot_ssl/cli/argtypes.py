@@ -97,6 +97,24 @@ JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""
 
 
+def add_robot_link_options(p: argparse.ArgumentParser) -> None:
+    """How to talk to a Thymio, shared by `record`, `run` and `robot probe`."""
+    p.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll the robot's variables instead of uploading the onboard program that "
+        "streams every proximity refresh and stops the motors when the host falls silent",
+    )
+    p.add_argument(
+        "--robot-watchdog-ms",
+        type=int_range(20, 10_000),
+        default=200,
+        metavar="MS",
+        help="the onboard program stops the motors after MS ms without a host command "
+        "(default 200)",
+    )
+
+
 def add_camera_options(p: argparse.ArgumentParser) -> None:
     """The camera request options shared by `record` and `run`."""
     p.add_argument(

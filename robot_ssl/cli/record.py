@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "drives (default)",
     )
     t.add_camera_options(p)
+    t.add_robot_link_options(p)
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
     p.add_argument(
         "--prox-hz", type=t.positive_float(), default=10.0, help="proximity rate (default 10)"

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds to wait for the robot to answer (default 3)",
     )
+    t.add_robot_link_options(p_probe)
 
 
 def _ports(args: argparse.Namespace) -> int:
@@ -55,30 +56,54 @@ def _ports(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     import time
 
-    from firmware_bridge import PROX_SPEED_NAMES, AsebaLink, find_thymio_port, require_thymio
+    from firmware_bridge import AsebaLink, ThymioRobot, find_thymio_port
+    from firmware_bridge.onboard import OnboardConfig
 
     if args.timeout <= 0:
         print("robot-ssl robot probe: error: --timeout must be positive", file=sys.stderr)
         return 2
     url = args.port or find_thymio_port()
     link = AsebaLink(url, timeout_s=args.timeout, connect_timeout_s=args.timeout, reconnect=False)
+    node = link.connect()
     try:
-        node = link.connect()
-        require_thymio(node, url)
-        t0 = time.monotonic_ns()
-        values = link.read(PROX_SPEED_NAMES)
-        rtt_ms = (time.monotonic_ns() - t0) / 1e6
+        robot = ThymioRobot(
+            link,
+            close_link=False,
+            poll=args.poll,
+            onboard=OnboardConfig(max_staleness_ms=args.robot_watchdog_ms),
+        )
+        try:
+            t0 = time.monotonic_ns()
+            reading = robot.read()
+            rtt_ms = (time.monotonic_ns() - t0) / 1e6
+            if robot.streaming:  # one second of the stream: its rate and losses
+                robot.drain_stream()
+                time.sleep(1.0)
+                batch = robot.drain_stream()
+                stream = (
+                    f"{len(batch.proximity)} proximity and {len(batch.wheels)} wheel events "
+                    f"in 1 s, {robot.stream.counters.prox_lost} lost"
+                )
+        finally:
+            robot.close()
     finally:
         link.close()
-    prox = " ".join(str(int(v)) for v in values[PROX_SPEED_NAMES[0]])
-    left, right = (int(values[n][0]) for n in PROX_SPEED_NAMES[1:3])
+    prox = " ".join(str(int(v)) for v in reading.proximity)
+    left, right = (int(v) for v in reading.wheel_speed)
     print(f"port:             {url}")
     print(f"node:             {node.node_id} '{node.name}'")
     print(f"protocol version: {node.protocol_version}")
     print(f"variables:        {len(node.variables)} ({node.named_words} words)")
     print(f"prox.horizontal:  {prox}")
     print(f"wheel speed:      {left} {right} (left, right)")
-    print(f"read round trip:  {rtt_ms:.1f} ms")
+    if robot.streaming:
+        print(
+            f"link:             streaming (onboard program, watchdog {args.robot_watchdog_ms} ms)"
+        )
+        print(f"stream:           {stream}")
+    else:
+        print(f"link:             polling ({robot.mode_reason})")
+        print(f"read round trip:  {rtt_ms:.1f} ms")
     return 0
 
 

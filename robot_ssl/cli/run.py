@@ -98,6 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
     t.add_camera_options(p)
+    t.add_robot_link_options(p)
     p.add_argument(
         "--max-staleness-ms",
         type=t.finite_float(0, 180, min_inclusive=False),

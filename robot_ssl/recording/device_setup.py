@@ -40,16 +40,22 @@ def open_robot(args: argparse.Namespace, dev: Devices) -> None:
         raise DeviceUnavailable("internal: the simulator is opened by open_sim")
     try:
         from firmware_bridge.errors import FirmwareBridgeError
+        from firmware_bridge.onboard import OnboardConfig
         from firmware_bridge.thymio import ThymioRobot
     except ImportError as e:  # pragma: no cover - installation problem
         raise DeviceUnavailable(f"robot {source}: firmware_bridge unavailable: {e}") from None
     try:
-        robot = ThymioRobot.open(None if source == "auto" else source)
+        robot = ThymioRobot.open(
+            None if source == "auto" else source,
+            poll=bool(getattr(args, "poll", False)),
+            onboard=OnboardConfig(max_staleness_ms=int(getattr(args, "robot_watchdog_ms", 200))),
+        )
     except FirmwareBridgeError as e:
         raise DeviceUnavailable(f"robot {source}: {e}") from None
     dev.callback(robot.close)
     dev.robot = robot
     dev.metadata["robot_source"] = source
+    dev.metadata["robot_link"] = robot.mode
 
 
 def open_camera(args: argparse.Namespace, dev: Devices) -> None:

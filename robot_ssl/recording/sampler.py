@@ -9,6 +9,11 @@ of a gap emits a "robot_gap" event, the first good read after it a
 (the link reconnects on its own, see firmware_bridge.link). Link events
 ("link_lost", "link_reconnected", ...) are queued from the link's threads and
 emitted, in order, by the next step.
+
+A robot that pushes its readings (a Thymio running the onboard program: it has
+`drain_stream()`, which returns None while it polls) is not polled: each step
+records every reading that arrived since the previous one, at the robot's update
+instants, and the stream's notes (losses, mode changes, onboard watchdog) as events.
 """
 
 from __future__ import annotations
@@ -144,19 +149,20 @@ class RobotSampler:
 
     def step(self, emit: Emit, wheels: bool = True, proximity: bool = True) -> RobotSample | None:
         """Read the robot once and emit its rows (`wheels`: wheels, odometry and truth;
-        `proximity`: proximity); None when the robot did not answer (gap logged)."""
+        `proximity`: proximity); None when the robot did not answer (gap logged). A
+        streaming robot's rows are all emitted, whatever `wheels` and `proximity` say."""
         self.drain_link_events(emit)
+        drain = getattr(self.robot, "drain_stream", None)
         try:
+            batch = drain() if drain is not None else None
+            if batch is not None:
+                return self._stream_step(emit, batch)
             r = self.robot.read()
         except Exception as e:  # any transport error: the robot is gone for now
             self.failed(emit, e)
             return None
         t = int(r.t_ns)
-        reconnected = self.gap_since_ns is not None
-        if reconnected:
-            gap_s = (self.clock.now_ns() - self.gap_since_ns) / 1e9
-            emit(("event", t, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s"))
-            self.gap_since_ns = None
+        reconnected = self._back(emit, t)
         prox = np.asarray(r.proximity, dtype=np.int16)
         speed = np.asarray(r.wheel_speed, dtype=np.int16)
         pose = self.odometry.pose
@@ -176,6 +182,40 @@ class RobotSampler:
         if proximity:
             emit(("proximity", t, prox))
         return RobotSample(t, prox, speed, np.asarray(pose), reconnected)
+
+    def _back(self, emit: Emit, t_ns: int) -> bool:
+        """After a gap, log the reconnection; True when this read ended a gap."""
+        if self.gap_since_ns is None:
+            return False
+        gap_s = (self.clock.now_ns() - self.gap_since_ns) / 1e9
+        emit(("event", t_ns, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s"))
+        self.gap_since_ns = None
+        return True
+
+    def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
+        """Record what a streaming robot pushed: wheels and odometry per wheel sample,
+        proximity per refresh, notes as events; the sample is the newest state."""
+        for t_ns, kind, message in batch.notes:
+            emit(("event", int(t_ns), kind, message))
+        r = self.robot.read()  # newest values; raises when the stream went stale
+        reconnected = self._back(emit, int(r.t_ns))
+        for w in batch.wheels:
+            t = int(w.t_ns)
+            emit(("wheels", t, w.wheel_speed, w.wheel_target))
+            _, gap = self.odometry.update(t, w.wheel_speed)
+            if gap is not None:
+                dur = (gap.end_ns - gap.start_ns) / 1e9
+                emit(("event", t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
+            emit(("odometry", t, self.odometry.pose))
+        for s in batch.proximity:
+            emit(("proximity", int(s.t_ns), s.proximity))
+        return RobotSample(
+            int(r.t_ns),
+            np.asarray(r.proximity, dtype=np.int16),
+            np.asarray(r.wheel_speed, dtype=np.int16),
+            np.asarray(self.odometry.pose),
+            reconnected,
+        )
 
     def failed(self, emit: Emit, error: BaseException) -> None:
         """Note a failed read or write; the first failure of a gap emits "robot_gap"."""

@@ -102,11 +102,13 @@ class ReadingStream:
         self._prox_seq = _Sequence()
         self._wheel_seq = _Sequence()
 
-    def reset_counters(self) -> None:
-        """Forget the sequence state (after re-uploading the program)."""
+    def restart(self) -> None:
+        """Forget the sequence state and the newest readings (before (re)uploading the
+        program: readings from before a reconnection must not pass for current ones)."""
         with self._lock:
             self._prox_seq = _Sequence()
             self._wheel_seq = _Sequence()
+            self.latest_prox = self.latest_wheels = None
             self.hello.clear()
 
     def note(self, t_ns: int, kind: str, message: str) -> None:

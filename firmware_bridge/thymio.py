@@ -126,16 +126,42 @@ def _zero_motors(link: AsebaLink) -> None:
 
 
 class _Onboard:
-    """Whether the onboard program runs (shared with the finalizer, which must not hold the
-    robot)."""
+    """The onboard program's state, shared with the finalizer and the heartbeat thread (which
+    must not hold the robot): while `program` is set, the host feeds its watchdog every
+    `period_s` from a thread of its own, so the robot stops when the host process dies,
+    hangs hard or loses power, not when a caller merely pauses between commands."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: AsebaLink, period_s: float) -> None:
+        self.link = link
+        self.period_s = period_s
         self.program: OnboardProgram | None = None
+        self.closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_heartbeat(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._beat, name=f"onboard-heartbeat {self.link.url}", daemon=True
+            )
+            self._thread.start()
+
+    def _beat(self) -> None:
+        while not self.closed.wait(self.period_s):
+            program = self.program
+            if program is not None:
+                with contextlib.suppress(FirmwareBridgeError, ValueError):
+                    self.link.write_range(program.heartbeat_offset, [0])
+
+    def close(self) -> None:
+        self.closed.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
 
 
 def _shutdown(link: AsebaLink, close_link: bool, onboard: _Onboard) -> None:
     """Finalizer (close, garbage collection, interpreter exit): stop the motors, stop the
     onboard program (the robot is left idle), then release."""
+    onboard.close()
     _zero_motors(link)
     if onboard.program is not None:
         with contextlib.suppress(FirmwareBridgeError):
@@ -179,7 +205,8 @@ class ThymioRobot:
         self.mode_reason = "polling requested (--poll)" if poll else ""
         self._targets = (0, 0)
         self._closed = False
-        self._onboard = _Onboard()
+        # four heartbeats per staleness limit: one lost message does not stop the robot
+        self._onboard = _Onboard(link, self.onboard_config.max_staleness_ms / 4000)
         self._upload_lock = threading.Lock()
         # The link must not keep the robot alive: listen through weak references.
         handler = weakref.WeakMethod(self._on_link_event)
@@ -247,7 +274,7 @@ class ThymioRobot:
             except FirmwareBridgeError as e:
                 self._fall_back(now, f"onboard program unsupported: {e}")
                 return
-            self.stream.reset_counters()
+            self.stream.restart()
             try:
                 for msg in program.upload_messages(node.node_id):
                     self.link.send(msg)
@@ -268,6 +295,7 @@ class ThymioRobot:
                 )
                 return
             self.mode, self.mode_reason = "stream", ""
+            self._onboard.start_heartbeat()
             cfg = self.onboard_config
             self.stream.note(
                 time.monotonic_ns(),
@@ -288,11 +316,22 @@ class ThymioRobot:
         self._check_fresh()
         return self.stream.drain()
 
+    def wait_for_targets(self, timeout_s: float = 0.25) -> bool:
+        """Streaming: wait until the robot reports the wheel targets last set (so that a
+        run's last recorded row shows its final stop); False on timeout or when polling."""
+        deadline = time.monotonic() + timeout_s
+        while self.streaming and time.monotonic() < deadline:
+            wheels = self.stream.latest_wheels
+            if wheels is not None and tuple(int(v) for v in wheels.wheel_target) == self._targets:
+                return True
+            time.sleep(0.002)
+        return False
+
     def _check_fresh(self) -> None:
+        if not self.link.is_connected:
+            raise LinkDown(f"link to {self.link.url} is down (reconnecting)")
         age_s = (time.monotonic_ns() - self.stream.last_rx_ns) / 1e9
         if age_s > self.stale_after_s:
-            if not self.link.is_connected:
-                raise LinkDown(f"link to {self.link.url} is down (reconnecting)")
             raise LinkTimeout(f"no readings from the robot for {age_s:.1f} s")
 
     # ------------------------------------------------------------------ Robot protocol
@@ -326,16 +365,12 @@ class ThymioRobot:
         return ThymioReading(prox.t_ns, prox.proximity.copy(), speed.copy(), target)
 
     def set_wheel_targets(self, left: int, right: int) -> None:
-        """Command wheel speeds in raw units, clipped to ±max_speed (both in one message);
-        while streaming, also feed the onboard watchdog."""
+        """Command wheel speeds in raw units, clipped to ±max_speed (both in one message)."""
         lim = self.max_speed
         left_c = int(np.clip(int(left), -lim, lim))
         right_c = int(np.clip(int(right), -lim, lim))
         self.link.write_many({TARGET[0]: left_c, TARGET[1]: right_c})
         self._targets = (left_c, right_c)
-        program = self._onboard.program
-        if program is not None:
-            self.link.write_range(program.heartbeat_offset, [0])
 
     def stop(self) -> None:
         """Set both wheel targets to zero."""

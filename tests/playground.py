@@ -439,41 +439,108 @@ class StopLatency:
 
 
 def measure_stop_latency(url: str, *, poll: bool = False, wait_s: float = 2.0) -> StopLatency:
-    """Start a host process that drives the robot at `url`, SIGKILL it, and time how long the
-    wheel targets take to read 0 from a second client (which only reads)."""
+    """Start a host process that drives the robot at `url` through a relay, SIGKILL it, and
+    time how long the robot takes to stop: until its wheel targets read 0, or until the
+    onboard watchdog's event (sent right after it zeroes them) arrives, if sooner.
+
+    The relay keeps the robot's side of the connection open after the host dies (a crashed
+    computer whose cable stays plugged in: the robot sees silence, not a disconnect) and then
+    reads the targets over it; Aseba Playground serves one client per robot, so a second
+    connection cannot watch instead."""
+    import queue
     import sys
 
-    from firmware_bridge import AsebaLink
+    from firmware_bridge.onboard import EVENT_WATCHDOG
 
-    names = ("motor.left.target", "motor.right.target")
-    cmd = [sys.executable, str(HOST_KILLER), url] + (["--poll"] if poll else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1])]))
-    with AsebaLink(url, timeout_s=1.0, reconnect=False) as observer:
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        try:
-            line = child.stdout.readline().split()
-            if not line or line[0] != "driving":
-                raise RuntimeError(f"host process did not start driving: {line}")
-            mode = line[1]
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:  # the wheels are commanded
-                if all(int(v[0]) != 0 for v in observer.read(names).values()):
-                    break
-            time.sleep(0.3)
-            t_kill = time.monotonic_ns()
-            child.send_signal(signal.SIGKILL)
-            reads: list[int] = []
-            latency = None
-            while time.monotonic_ns() - t_kill < wait_s * 1e9:
-                values = observer.read(names)
-                reads.append(time.monotonic_ns())
-                if all(int(v[0]) == 0 for v in values.values()):
-                    latency = (reads[-1] - t_kill) / 1e9
-                    break
-        finally:
-            child.kill()
-            child.wait(timeout=5)
+    host, port = url.removeprefix("socket://").rsplit(":", 1)
+    upstream = socket.create_connection((host, int(port)), timeout=5.0)
+    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    relay = socket.socket()
+    relay.bind(("127.0.0.1", 0))
+    relay.listen(1)
+    cmd = [sys.executable, str(HOST_KILLER), f"socket://127.0.0.1:{relay.getsockname()[1]}"]
+    cmd += ["--poll"] if poll else []
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    relay.settimeout(10.0)
+    downstream, _ = relay.accept()
+    stop = threading.Event()
+    watching = threading.Event()  # after the kill: decode what the robot sends
+    inbox: queue.Queue = queue.Queue()
+
+    def pump(src: socket.socket, dst: socket.socket, decode: bool) -> None:
+        decoder = p.FrameDecoder()
+        src.settimeout(0.02)
+        while not stop.is_set():
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if decode and watching.is_set():
+                now = time.monotonic_ns()
+                for _, msg in decoder.feed(data):
+                    inbox.put((now, msg))
+            elif not watching.is_set():
+                with contextlib.suppress(OSError):
+                    dst.sendall(data)
+
+    threads = [
+        threading.Thread(target=pump, args=(downstream, upstream, False), daemon=True),
+        threading.Thread(target=pump, args=(upstream, downstream, True), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    line: list[str] = []
+    reads: list[int] = []
+    latency = None
+    try:
+        line = child.stdout.readline().split()
+        if not line or line[0] != "driving":
+            raise RuntimeError(f"host process did not start driving: {line}")
+        time.sleep(0.5)
+        t_kill = time.monotonic_ns()
+        child.send_signal(signal.SIGKILL)
+        watching.set()
+        t_end = t_kill + int(wait_s * 1e9)
+        pending = False
+        while latency is None and time.monotonic_ns() < t_end:
+            if not pending:
+                upstream.sendall(p.encode(p.GetVariables(1, _TARGET_OFFSET, 2)))
+                pending = True
+            try:
+                t_ns, msg = inbox.get(timeout=0.2)
+            except queue.Empty:
+                pending = False
+                continue
+            if isinstance(msg, p.UserEvent) and msg.type == EVENT_WATCHDOG:
+                latency = (t_ns - t_kill) / 1e9
+            elif isinstance(msg, p.Variables) and msg.start == _TARGET_OFFSET:
+                pending = False
+                reads.append(t_ns)
+                if all(v == 0 for v in msg.values):
+                    latency = (t_ns - t_kill) / 1e9
         if latency is None:  # leave the robot still for whoever comes next
-            observer.write_many({n: 0 for n in names})
+            upstream.sendall(p.encode(p.SetVariables(1, _TARGET_OFFSET, (0, 0))))
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=1.0)
+        for sock in (downstream, relay, upstream):
+            sock.close()
     gaps = np.diff(reads) / 1e9 if len(reads) > 1 else np.array([0.0])
-    return StopLatency(mode, latency, float(np.median(gaps)))
+    return StopLatency(line[1] if len(line) > 1 else "?", latency, float(np.median(gaps)))
+
+
+# Playground's Thymio II layout (the relay reads raw: no discovery on a borrowed socket).
+_TARGET_OFFSET = sum(
+    size
+    for name, size in THYMIO2_VARIABLES[
+        : [n for n, _ in THYMIO2_VARIABLES].index("motor.left.target")
+    ]
+)

@@ -58,8 +58,9 @@ def test_description_holds_the_thymio_variables(pg: Playground) -> None:
         assert v["motor.left.speed"].offset == 59
 
 
-def test_prox_and_speeds_are_one_request(pg: Playground) -> None:
-    with ThymioRobot.open(pg.url(WALL_ROBOT)) as robot:
+def test_polling_reads_prox_and_speeds_in_one_request(pg: Playground) -> None:
+    with ThymioRobot.open(pg.url(WALL_ROBOT), poll=True) as robot:
+        assert robot.mode == "poll" and "--poll" in robot.mode_reason
         before = robot.link.stats.requests
         for _ in range(5):
             r = robot.read()

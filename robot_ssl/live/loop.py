@@ -440,7 +440,7 @@ class _LoopBase:
             self._event(now, "robot_error", f"stop failed ({reason}): {e}")
         if final_read:
             with contextlib.suppress(Exception):  # the robot may be what failed
-                self.poll_sensors()
+                self.sampler.final_step(self._emit)
         self.result.stop_reason = reason
         self.result.duration_s = time.monotonic() - started
         self.result.watchdog_trips = self.watchdog.trips

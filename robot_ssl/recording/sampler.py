@@ -183,6 +183,14 @@ class RobotSampler:
             emit(("proximity", t, prox))
         return RobotSample(t, prox, speed, np.asarray(pose), reconnected)
 
+    def final_step(self, emit: Emit) -> RobotSample | None:
+        """The last read of a run, after the motors were stopped: a streaming robot is first
+        given time to report the stop, so that the zero targets are recorded."""
+        wait = getattr(self.robot, "wait_for_targets", None)
+        if wait is not None:
+            wait()
+        return self.step(emit)
+
     def _back(self, emit: Emit, t_ns: int) -> bool:
         """After a gap, log the reconnection; True when this read ended a gap."""
         if self.gap_since_ns is None:

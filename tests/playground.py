@@ -223,8 +223,10 @@ class FakeAsebaNode:
         name: str = "thymio-II",
         chunk_words: int = 47,
         answer_list_nodes: bool = True,
+        local_events: Sequence[str] = ("button.center",),
     ) -> None:
         self.variables = list(variables)
+        self.local_events = tuple(local_events)
         self.offsets: dict[str, tuple[int, int]] = {}
         offset = 0
         for n, size in self.variables:
@@ -402,16 +404,14 @@ class FakeAsebaNode:
             32,
             len(self.memory) + 100,
             len(self.variables),
-            1,
+            len(self.local_events),
             1,
         )
         frames = [p.encode(head, source=me)]
         frames += [
             p.encode(p.NamedVariableDescription(size, n), source=me) for n, size in self.variables
         ]
-        frames.append(
-            p.encode(p.LocalEventDescription("button.center", "center button"), source=me)
-        )
+        frames += [p.encode(p.LocalEventDescription(n, ""), source=me) for n in self.local_events]
         frames.append(
             p.encode(
                 p.NativeFunctionDescription(
@@ -533,6 +533,9 @@ def measure_stop_latency(url: str, *, poll: bool = False, wait_s: float = 2.0) -
             t.join(timeout=1.0)
         for sock in (downstream, relay, upstream):
             sock.close()
+        # Seen here: asebaplayground (1.6.99) segfaults when the next client connects right
+        # after one left while its program was emitting; give it time to drop the socket.
+        time.sleep(0.5)
     gaps = np.diff(reads) / 1e9 if len(reads) > 1 else np.array([0.0])
     return StopLatency(line[1] if len(line) > 1 else "?", latency, float(np.median(gaps)))
 

@@ -1,0 +1,171 @@
+"""The onboard program: assembled for the node's layout, streamed readings, the robot's own
+watchdog, and the fallback to polling. Against the real Aseba Playground (its VM runs the
+uploaded bytecode) and a scripted node that runs none."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playground import (
+    FakeAsebaNode,
+    Playground,
+    PlaygroundRobot,
+    free_port,
+    measure_stop_latency,
+    playground_or_skip,
+)
+
+from firmware_bridge import AsebaLink, ThymioRobot
+from firmware_bridge import protocol as p
+from firmware_bridge.link import NodeInfo, VariableInfo
+from firmware_bridge.onboard import (
+    EVENT_PROX,
+    OnboardConfig,
+    ProgramUnsupported,
+    build_program,
+)
+from firmware_bridge.stream import ReadingStream
+
+REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
+PLAYGROUND_EVENTS = (
+    "button.backward", "button.left", "button.center", "button.forward", "button.right",
+    "buttons", "prox", "prox.comm", "tap", "acc", "mic", "sound.finished", "temperature",
+    "rc5", "motor", "timer0", "timer1",
+)  # fmt: skip
+
+
+def playground_node() -> NodeInfo:
+    """Aseba Playground's Thymio II as described on the wire (captured reference)."""
+    from sim.virtual_thymio import THYMIO2_VARIABLES
+
+    table, offset = {}, 0
+    for name, size in THYMIO2_VARIABLES:
+        table[name] = VariableInfo(name, offset, size)
+        offset += size
+    return NodeInfo(1, "thymio-II", 5, table, 586, 1534, 32, PLAYGROUND_EVENTS)
+
+
+# --------------------------------------------------------------------------- no peer
+
+
+def test_program_lives_after_the_named_variables_and_fits() -> None:
+    node = playground_node()
+    prog = build_program(node)
+    assert prog.first_word == node.named_words == 74
+    assert prog.first_word <= prog.heartbeat_offset < prog.first_word + prog.n_words
+    assert 0 < len(prog.words) <= node.bytecode_size
+    msgs = prog.upload_messages(node.node_id)
+    assert isinstance(msgs[0], p.SetBytecode) and isinstance(msgs[-1], p.Run)
+    uploaded = [w for m in msgs if isinstance(m, p.SetBytecode) for w in m.words]
+    assert tuple(uploaded) == prog.words
+
+
+def test_program_refuses_nodes_it_cannot_run_on() -> None:
+    node = playground_node()
+    no_timer = NodeInfo(1, "x", 5, node.variables, 586, 1534, 32, ("prox", "motor"))
+    with pytest.raises(ProgramUnsupported, match="timer0"):
+        build_program(no_timer)
+    tiny = NodeInfo(1, "x", 5, node.variables, 80, 1534, 32, PLAYGROUND_EVENTS)
+    with pytest.raises(ProgramUnsupported, match="free words"):
+        build_program(tiny)
+    with pytest.raises(ValueError, match="max_staleness_ms"):
+        OnboardConfig(max_staleness_ms=0)
+
+
+def test_stream_counts_lost_events_and_restarts() -> None:
+    stream = ReadingStream(node_id=1)
+    for t, seq in enumerate((1, 2, 3, 6, 7, 1)):  # 4 and 5 lost; then the program restarted
+        stream.on_user_event(t, 1, p.UserEvent(EVENT_PROX, (seq, *range(7), 0, 0)))
+    stream.on_user_event(9, 2, p.UserEvent(EVENT_PROX, (8, *range(7), 0, 0)))  # other node
+    batch = stream.drain()
+    assert [s.seq for s in batch.proximity] == [1, 2, 3, 6, 7, 1]
+    assert stream.counters.prox_lost == 2 and stream.counters.restarts == 1
+    assert [k for _, k, _ in batch.notes] == ["stream_gap", "stream_restart"]
+    stream.on_user_event(10, 1, p.UserEvent(EVENT_PROX, (0x7FFF, *range(7), 0, 0)))
+    stream.on_user_event(11, 1, p.UserEvent(EVENT_PROX, (-0x8000, *range(7), 0, 0)))  # wraps
+    assert stream.counters.prox_lost == 2 and stream.drain().notes[0][1] == "stream_restart"
+
+
+def test_a_node_that_runs_no_bytecode_is_polled_and_says_why() -> None:
+    events = ("prox", "motor", "timer0", "timer1")
+    with FakeAsebaNode(variables=_fake_layout(), local_events=events) as node:
+        robot = ThymioRobot.open(node.listen())
+        with robot:
+            assert robot.mode == "poll" and "did not start the onboard program" in robot.mode_reason
+            assert robot.drain_stream() is None
+            assert robot.read().proximity.shape == (7,)
+            note = robot.stream.drain().notes[0]
+            assert note[1] == "robot_poll" and "polling variables instead" in note[2]
+
+
+def _fake_layout() -> list[tuple[str, int]]:
+    from sim.virtual_thymio import THYMIO2_VARIABLES
+
+    return list(THYMIO2_VARIABLES)
+
+
+def test_reference_description_matches_the_layout_used_here() -> None:
+    ref = json.loads((REFERENCE / "playground_thymio2_description.json").read_text())
+    names = [(v["name"], v["size"]) for v in ref["variables"]]
+    node = playground_node()
+    assert names == [(v.name, v.size) for v in node.variables.values()]
+
+
+# --------------------------------------------------------------------------- playground
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    playground_or_skip()
+    robots = [PlaygroundRobot("T1", free_port(), x_cm=50, y_cm=50, angle_rad=0.0)]
+    with Playground(robots, workdir=tmp_path_factory.mktemp("pg")) as world:
+        yield world
+
+
+def test_playground_streams_every_refresh_for_a_minute(pg: Playground) -> None:
+    with ThymioRobot.open(pg.url()) as robot:
+        assert robot.mode == "stream", robot.mode_reason
+        robot.set_wheel_targets(60, -60)  # turn on the spot: readings change
+        robot.drain_stream()
+        t0 = time.monotonic()
+        prox, wheels = [], []
+        while time.monotonic() - t0 < 60.0:
+            time.sleep(0.2)
+            batch = robot.drain_stream()
+            prox += batch.proximity
+            wheels += batch.wheels
+        robot.stop()
+        c = robot.stream.counters
+    seqs = np.array([s.seq for s in prox])
+    assert np.all(np.diff(seqs) == 1), "proximity counter not contiguous"
+    assert c.prox_lost == 0 and c.wheels_lost == 0 and c.restarts == 0
+    assert 590 <= len(prox) <= 610  # 10 Hz
+    dt_ms = np.diff([s.t_ns for s in prox]) / 1e6
+    assert 95 <= np.median(dt_ms) <= 105
+    assert len(wheels) >= 40 * 60  # the wheel-speed event, 50 Hz asked (playground steps ~30 ms)
+    assert np.abs(np.array([w.wheel_speed for w in wheels])).max() > 0
+
+
+def test_playground_stops_the_wheels_after_the_host_is_killed(pg: Playground) -> None:
+    stream = measure_stop_latency(pg.url())
+    assert stream.host_mode == "stream"
+    assert stream.latency_s is not None and stream.latency_s < 0.3, stream
+    polled = measure_stop_latency(pg.url(), poll=True, wait_s=1.0)  # what the issue measured
+    assert polled.host_mode == "poll" and polled.latency_s is None
+
+
+def test_a_clean_close_stops_the_program(pg: Playground) -> None:
+    with ThymioRobot.open(pg.url()) as robot:
+        assert robot.streaming
+        robot.set_wheel_targets(100, 100)
+    time.sleep(0.5)  # the playground serves one client: let it notice the first one left
+    with AsebaLink(pg.url()) as link:
+        before = link.stats.user_events
+        time.sleep(0.5)
+        assert link.stats.user_events == before  # no program runs: the robot is idle
+        values = link.read(["motor.left.target", "motor.right.target"])
+        assert all(int(v[0]) == 0 for v in values.values())

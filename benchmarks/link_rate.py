@@ -53,7 +53,7 @@ def measure(url: str, seconds: float, windows: int, spin: bool = False) -> dict[
     """Median round trips/s (1-word GET_VARIABLES) and reads/s (prox + speeds) at `url`.
     With `spin`, the robot turns in place near a wall, so that its proximity readings
     change at every simulation step: distinct readings per second = fresh samples/s."""
-    with ThymioRobot.open(url) as robot:
+    with ThymioRobot.open(url, poll=True) as robot:  # request/response, not the stream
         if spin:
             robot.set_wheel_targets(100, -100)
         for _ in range(5):  # warm up

@@ -51,8 +51,10 @@ class WheelSample:
 
 @dataclass(frozen=True)
 class StreamBatch:
-    """What arrived since the previous drain, in arrival order per kind."""
+    """What arrived since the previous drain, in arrival order per kind. While the robot
+    polls (`streaming` False) only notes come."""
 
+    streaming: bool = True
     proximity: list[ProxSample] = field(default_factory=list)
     wheels: list[WheelSample] = field(default_factory=list)
     notes: list[tuple[int, str, str]] = field(default_factory=list)  # (t_ns, kind, message)
@@ -173,8 +175,11 @@ class ReadingStream:
                 (t_ns, "stream_gap", f"{lost} {what} event(s) lost on the link")
             )
 
-    def drain(self) -> StreamBatch:
-        """Everything that arrived since the previous call."""
+    def drain(self, streaming: bool = True) -> StreamBatch:
+        """Everything that arrived since the previous call (only the notes when not
+        `streaming`: readings of a program that is not in charge are dropped)."""
         with self._lock:
             batch, self._batch = self._batch, StreamBatch()
+        if not streaming:
+            return StreamBatch(streaming=False, notes=batch.notes)
         return batch

@@ -202,7 +202,7 @@ class ThymioRobot:
         self.stale_after_s = stale_after_s
         self.stream = ReadingStream(link.node.node_id)
         self.mode = "poll"  # "stream" while the onboard program runs
-        self.mode_reason = "polling requested (--poll)" if poll else ""
+        self.mode_reason = ""
         self._targets = (0, 0)
         self._closed = False
         # four heartbeats per staleness limit: one lost message does not stop the robot
@@ -227,7 +227,9 @@ class ThymioRobot:
         link.subscribe(listener)
         link.subscribe_user_events(user_listener)
         self._finalizer = weakref.finalize(self, _shutdown, link, close_link, self._onboard)
-        if not poll:
+        if poll:
+            self._fall_back(time.monotonic_ns(), "polling requested (--poll)")
+        else:
             self._start_onboard(wait=True)
 
     @classmethod
@@ -306,13 +308,14 @@ class ThymioRobot:
 
     def _fall_back(self, t_ns: int, reason: str) -> None:
         self.mode, self.mode_reason = "poll", reason
-        self.stream.note(t_ns, "robot_poll", f"{reason}; polling variables instead")
+        self.stream.note(t_ns, "robot_poll", f"{reason}; polling variables")
 
-    def drain_stream(self) -> StreamBatch | None:
-        """Readings pushed since the last call (None when polling). Raises LinkDown /
-        LinkTimeout when the stream has been silent for `stale_after_s`."""
+    def drain_stream(self) -> StreamBatch:
+        """Readings pushed since the last call, and notes (mode changes, losses, the onboard
+        watchdog); while polling, only the notes (`streaming` False: call `read`). Raises
+        LinkDown / LinkTimeout when the stream has been silent for `stale_after_s`."""
         if not self.streaming:
-            return None
+            return self.stream.drain(streaming=False)
         self._check_fresh()
         return self.stream.drain()
 

@@ -96,10 +96,11 @@ def test_a_node_that_runs_no_bytecode_is_polled_and_says_why() -> None:
         robot = ThymioRobot.open(node.listen())
         with robot:
             assert robot.mode == "poll" and "did not start the onboard program" in robot.mode_reason
-            assert robot.drain_stream() is None
+            batch = robot.drain_stream()
+            assert not batch.streaming and not batch.proximity
+            note = batch.notes[0]
+            assert note[1] == "robot_poll" and note[2].endswith("; polling variables")
             assert robot.read().proximity.shape == (7,)
-            note = robot.stream.drain().notes[0]
-            assert note[1] == "robot_poll" and "polling variables instead" in note[2]
 
 
 def _fake_layout() -> list[tuple[str, int]]:
@@ -169,3 +170,30 @@ def test_a_clean_close_stops_the_program(pg: Playground) -> None:
         assert link.stats.user_events == before  # no program runs: the robot is idle
         values = link.read(["motor.left.target", "motor.right.target"])
         assert all(int(v[0]) == 0 for v in values.values())
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("poll", [False, True])
+def test_record_through_the_virtual_thymio(tmp_path, poll: bool) -> None:
+    """`record` over a pty to the virtual Thymio: streamed by default (every 10 Hz refresh,
+    at the simulator's refresh instants), polled with --poll; the session says which."""
+    from robot_ssl.cli.main import main
+    from robot_ssl.io.session import SessionReader
+
+    out = tmp_path / "s.h5"
+    args = ["record", str(out), "--robot", "sim:heldout_mixed", "--sim-link", "pty"]
+    args += ["--camera", "none", "--duration", "3", "--drive", "wander"]
+    assert main(args + (["--poll"] if poll else [])) == 0
+    with SessionReader(out) as r:
+        kinds = [e.kind for e in r.events()]
+        t_prox = r.proximity()[0]
+        assert r.metadata["robot_link"] == ("poll" if poll else "stream")
+    assert ("robot_poll" if poll else "robot_stream") in kinds, kinds
+    dt_ms = np.diff(t_prox) / 1e6
+    assert 25 <= len(t_prox) <= 32
+    assert 90 <= np.median(dt_ms) <= 110
+    if not poll:
+        assert "stream_gap" not in kinds
+        assert np.abs(dt_ms - 100).max() < 15  # the refresh instants, not a polling schedule

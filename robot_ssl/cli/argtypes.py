@@ -97,6 +97,17 @@ JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""
 
 
+def add_sim_link_option(p: argparse.ArgumentParser) -> None:
+    """`--sim-link`, shared by `record` and `run`."""
+    p.add_argument(
+        "--sim-link",
+        choices=("direct", "pty", "tcp"),
+        default="direct",
+        help="with --robot sim: talk to the simulated robot directly (default) or as a virtual "
+        "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
+    )
+
+
 def add_robot_link_options(p: argparse.ArgumentParser) -> None:
     """How to talk to a Thymio, shared by `record`, `run` and `robot probe`."""
     p.add_argument(

@@ -56,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     t.add_camera_options(p)
     t.add_robot_link_options(p)
+    t.add_sim_link_option(p)
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
     p.add_argument(
         "--prox-hz", type=t.positive_float(), default=10.0, help="proximity rate (default 10)"
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.io.outputs import free_bytes, replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError
-    from robot_ssl.simlink.devices import open_devices
+    from robot_ssl.simlink.devices import is_sim, open_devices
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise RecorderError("--duration must be > 0")
     if args.camera == "sim" and not args.robot.startswith("sim"):
         raise RecorderError("--camera sim needs --robot sim[:WORLD] (one simulated world)")
+    if args.sim_link != "direct" and not is_sim(args.robot):
+        raise RecorderError("--sim-link needs --robot sim[:WORLD]")
     robot_spec, camera_spec = load_specs(args.spec) if args.spec else (RobotSpec(), CameraSpec())
     config = RecorderConfig(
         prox_hz=args.prox_hz,
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         )
     with Devices() as dev:
         dev.metadata = {"recorded_by": "robot-ssl record", "drive": args.drive}
-        open_devices(args, dev, robot_spec, camera_spec)
+        open_devices(args, dev, robot_spec, camera_spec, sim_link=args.sim_link)
         if dev.robot is None and dev.camera is None:
             raise RecorderError("nothing to record: --robot none and --camera none")
         camera_spec = dev.camera_spec(camera_spec)  # what the camera really delivers

@@ -89,13 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="cruise speed, raw units (200)",
     )
     p.add_argument("--seed", type=t.SEED, default=0, help="simulator seed (with --robot sim)")
-    p.add_argument(
-        "--sim-link",
-        choices=("direct", "pty", "tcp"),
-        default="direct",
-        help="with --robot sim: talk to the simulated robot directly (default) or as a virtual "
-        "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
-    )
+    t.add_sim_link_option(p)
     p.add_argument("--spec", default=None, help="robot/camera description (YAML or JSON)")
     t.add_camera_options(p)
     t.add_robot_link_options(p)

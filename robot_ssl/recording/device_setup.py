@@ -30,6 +30,17 @@ class Devices(contextlib.ExitStack):
         return requested.with_overrides(w, h, self.camera_fps or None)
 
 
+def thymio_options(args: argparse.Namespace) -> dict[str, Any]:
+    """ThymioRobot.open keywords from `--poll` and `--robot-watchdog-ms` (one place, for a
+    real Thymio and the virtual one)."""
+    from firmware_bridge.onboard import OnboardConfig
+
+    return {
+        "poll": bool(getattr(args, "poll", False)),
+        "onboard": OnboardConfig(max_staleness_ms=int(getattr(args, "robot_watchdog_ms", 200))),
+    }
+
+
 def open_robot(args: argparse.Namespace, dev: Devices) -> None:
     from robot_ssl.recording.recorder import DeviceUnavailable
 
@@ -40,16 +51,11 @@ def open_robot(args: argparse.Namespace, dev: Devices) -> None:
         raise DeviceUnavailable("internal: the simulator is opened by open_sim")
     try:
         from firmware_bridge.errors import FirmwareBridgeError
-        from firmware_bridge.onboard import OnboardConfig
         from firmware_bridge.thymio import ThymioRobot
     except ImportError as e:  # pragma: no cover - installation problem
         raise DeviceUnavailable(f"robot {source}: firmware_bridge unavailable: {e}") from None
     try:
-        robot = ThymioRobot.open(
-            None if source == "auto" else source,
-            poll=bool(getattr(args, "poll", False)),
-            onboard=OnboardConfig(max_staleness_ms=int(getattr(args, "robot_watchdog_ms", 200))),
-        )
+        robot = ThymioRobot.open(None if source == "auto" else source, **thymio_options(args))
     except FirmwareBridgeError as e:
         raise DeviceUnavailable(f"robot {source}: {e}") from None
     dev.callback(robot.close)

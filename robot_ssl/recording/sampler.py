@@ -10,8 +10,8 @@ of a gap emits a "robot_gap" event, the first good read after it a
 ("link_lost", "link_reconnected", ...) are queued from the link's threads and
 emitted, in order, by the next step.
 
-A robot that pushes its readings (a Thymio running the onboard program: it has
-`drain_stream()`, which returns None while it polls) is not polled: each step
+A robot that pushes its readings (a Thymio running the onboard program: its
+`drain_stream()` says `streaming`, and carries notes either way) is not polled: each step
 records every reading that arrived since the previous one, at the robot's update
 instants, and the stream's notes (losses, mode changes, onboard watchdog) as events.
 """
@@ -156,7 +156,10 @@ class RobotSampler:
         try:
             batch = drain() if drain is not None else None
             if batch is not None:
-                return self._stream_step(emit, batch)
+                for t_ns, kind, message in batch.notes:
+                    emit(("event", int(t_ns), kind, message))
+                if batch.streaming:
+                    return self._stream_step(emit, batch)
             r = self.robot.read()
         except Exception as e:  # any transport error: the robot is gone for now
             self.failed(emit, e)
@@ -202,9 +205,7 @@ class RobotSampler:
 
     def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
         """Record what a streaming robot pushed: wheels and odometry per wheel sample,
-        proximity per refresh, notes as events; the sample is the newest state."""
-        for t_ns, kind, message in batch.notes:
-            emit(("event", int(t_ns), kind, message))
+        proximity per refresh; the sample is the newest state."""
         r = self.robot.read()  # newest values; raises when the stream went stale
         reconnected = self._back(emit, int(r.t_ns))
         for w in batch.wheels:

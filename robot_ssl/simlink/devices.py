@@ -14,7 +14,7 @@ from typing import Any
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
-from robot_ssl.recording.device_setup import Devices, open_camera, open_robot
+from robot_ssl.recording.device_setup import Devices, open_camera, open_robot, thymio_options
 from robot_ssl.simlink.simulator import make_simulator
 
 __all__ = ["is_sim", "open_devices", "open_sim", "open_virtual_thymio"]
@@ -58,6 +58,7 @@ def _open_virtual_thymio_devices(
                 robot_spec=robot_spec,
                 camera_spec=camera_spec,
                 transport=args.sim_link,
+                robot_options=thymio_options(args),
             )
         )
     except RobotSSLError:
@@ -66,7 +67,11 @@ def _open_virtual_thymio_devices(
         raise DeviceUnavailable(f"virtual Thymio: {e}") from None
     dev.robot, dev.truth = robot, sim.robot.truth
     dev.metadata.update(
-        world=sim.world.name, seed=args.seed, simulated=True, robot_source=robot.link.url
+        world=sim.world.name,
+        seed=args.seed,
+        simulated=True,
+        robot_source=robot.link.url,
+        robot_link=robot.mode,
     )
     if args.camera == "sim":
         dev.camera = camera
@@ -133,6 +138,7 @@ def open_virtual_thymio(
     camera_spec: CameraSpec | None = None,
     transport: str = "pty",
     time_scale: float = 1.0,
+    robot_options: dict[str, Any] | None = None,
 ) -> Iterator[tuple[Any, Any, Any]]:
     """A simulated Thymio II behind the Aseba protocol, opened like a real one.
 
@@ -140,8 +146,9 @@ def open_virtual_thymio(
     a pseudo-terminal (`transport="pty"`, a /dev/pts/N path like a USB serial port) or
     TCP (`"tcp"`, socket://127.0.0.1:PORT), `camera` the SimCamera of the same
     simulation, stepped in real time by the VirtualThymio. The simulator's clock starts
-    at time.monotonic_ns(), so frame and reading timestamps share one clock. Everything
-    is closed (motors stopped first) on exit.
+    at time.monotonic_ns(), so frame and reading timestamps share one clock. The robot
+    runs the onboard program like a real Thymio unless `robot_options` says `poll`
+    (ThymioRobot.open keywords). Everything is closed (motors stopped first) on exit.
     """
     from firmware_bridge.thymio import ThymioRobot
     from sim.virtual_thymio import VirtualThymio
@@ -166,7 +173,7 @@ def open_virtual_thymio(
         else:
             host, port = vt.serve_tcp("127.0.0.1", 0)
             url = f"socket://{host}:{port}"
-        robot = ThymioRobot.open(url)
+        robot = ThymioRobot.open(url, **(robot_options or {}))
         try:
             yield robot, sim.camera, sim
         finally:

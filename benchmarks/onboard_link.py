@@ -19,7 +19,8 @@ polling runs in five segments, each started at a random phase. Figures:
 Targets (issue 13): no counter gap in 10 minutes (`--seconds 600`), median timestamp error
 under 5 ms when streaming, stop within 300 ms after SIGKILL on both peers.
 
-    .venv/bin/python benchmarks/onboard_link.py [--seconds 20] [--kills 3] [--json out.json]
+    .venv/bin/python benchmarks/onboard_link.py [--seconds 20] [--stream-seconds 600]
+        [--kills 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _runs(indices: list[int], max_step: int = 5) -> list[tuple[int, int]]:
     return spans
 
 
-def virtual_thymio_peer(seconds: float, kills: int) -> dict[str, Any]:
+def virtual_thymio_peer(seconds: float, kills: int, stream_s: float) -> dict[str, Any]:
     from robot_ssl.simlink.simulator import make_simulator
     from sim.virtual_thymio import VirtualThymio
 
@@ -149,7 +150,7 @@ def virtual_thymio_peer(seconds: float, kills: int) -> dict[str, Any]:
         host, port = vt.serve_tcp("127.0.0.1", 0)
         url = f"socket://{host}:{port}"
         for poll in (True, False):
-            res = record(url, poll, seconds)
+            res = record(url, poll, seconds if poll else stream_s)
             updates = list(vt.node.prox_updates)
             res.update(score_against_truth(res.pop("rows"), updates))
             out["poll" if poll else "stream"] = res
@@ -157,15 +158,16 @@ def virtual_thymio_peer(seconds: float, kills: int) -> dict[str, Any]:
     return out
 
 
-def playground_peer(seconds: float, kills: int) -> dict[str, Any]:
+def playground_peer(seconds: float, kills: int, stream_s: float) -> dict[str, Any]:
     robots = [PlaygroundRobot("T1", free_port(), x_cm=50, y_cm=80, angle_rad=1.5708)]
     out: dict[str, Any] = {}
     with Playground(robots, walls=[(50, 92, 40, 4)]) as pg:
         for poll in (True, False):
-            res = record(pg.url(), poll, seconds)
+            dur = seconds if poll else stream_s
+            res = record(pg.url(), poll, dur)
             rows = res.pop("rows")
-            res["rows_per_s"] = len(rows) / seconds
-            res["distinct_values_per_s"] = len({v for _, v in rows}) / seconds
+            res["rows_per_s"] = len(rows) / dur
+            res["distinct_values_per_s"] = len({v for _, v in rows}) / dur
             out["poll" if poll else "stream"] = res
             time.sleep(0.5)
         out["stop_latency"] = stop_latencies(pg.url(), kills)
@@ -187,19 +189,25 @@ def stop_latencies(url: str, kills: int) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0, help="recording per mode and peer")
+    ap.add_argument(
+        "--stream-seconds", type=float, default=None, help="streaming recording (default --seconds)"
+    )
     ap.add_argument("--kills", type=int, default=3, help="SIGKILL trials per peer")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    results: dict[str, Any] = {"virtual_thymio": virtual_thymio_peer(args.seconds, args.kills)}
+    stream_s = args.stream_seconds or args.seconds
+    results: dict[str, Any] = {
+        "virtual_thymio": virtual_thymio_peer(args.seconds, args.kills, stream_s)
+    }
     missing = playground_missing()
     if missing:
         print(f"note: Aseba Playground skipped: {missing}")
     else:
-        results["playground"] = playground_peer(args.seconds, args.kills)
+        results["playground"] = playground_peer(args.seconds, args.kills, stream_s)
 
     for peer, res in results.items():
-        print(f"== {peer} ({args.seconds:g} s per mode)")
+        print(f"== {peer} (polling {args.seconds:g} s, streaming {stream_s:g} s)")
         for mode in ("poll", "stream"):
             r = res[mode]
             line = f"  {mode:6s} ({r['mode']}): {r['messages_per_s']:.0f} msg/s"

@@ -334,7 +334,8 @@ class GetDeviceInfo:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """Node -> host: device information `info` (16 bytes of UUID, or a UTF-8 name)."""
+    """Node -> host: device information `info` (16 bytes of UUID, or a UTF-8 name);
+    payload `[info u8][size u8][data]`."""
 
     info: int
     data: bytes = b""
@@ -523,7 +524,9 @@ def encode_payload(msg: Message) -> bytes:
         w.u16(msg.dest)
         w.u16(msg.info)
     elif isinstance(msg, DeviceInfo):
-        w.u16(msg.info)
+        if not 0 <= msg.info <= 0xFF:
+            raise ValueError(f"device info id must fit a byte: {msg.info}")
+        w.buf.append(msg.info)  # one byte, as in Mobsya's firmware (skel-usb.c)
         if len(msg.data) > 255:
             raise ValueError(f"device info longer than 255 bytes: {len(msg.data)}")
         w.buf.append(len(msg.data))
@@ -647,7 +650,7 @@ def _decode_known(mtype: MessageType, r: _Reader) -> Message | None:
     if mtype == MessageType.GET_DEVICE_INFO:
         return GetDeviceInfo(r.u16(), r.u16())
     if mtype == MessageType.DEVICE_INFO:
-        info = r.u16()
+        info = r._take(1)[0]
         n = r._take(1)[0]
         return DeviceInfo(info, bytes(r._take(n)))
     return None

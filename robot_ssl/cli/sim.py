@@ -78,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--duration", type=t.positive_float(), default=None, help="stop after S seconds"
     )
+    serve.add_argument(
+        "--layout",
+        choices=("playground", "firmware14"),  # sim.thymio_description.LAYOUTS
+        default="playground",
+        help="Thymio described on the wire: Aseba Playground's or a firmware-14 robot's",
+    )
 
     show = sub.add_parser("show", help="write a top-down map PNG and a camera view PNG")
     world_args(show, positional=True)
@@ -193,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
             time_scale=args.time_scale,
             duration_s=args.duration,
             announce=announce,
+            layout=args.layout,
         )
     return 0
 

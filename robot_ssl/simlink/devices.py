@@ -139,6 +139,7 @@ def open_virtual_thymio(
     transport: str = "pty",
     time_scale: float = 1.0,
     robot_options: dict[str, Any] | None = None,
+    layout: str = "playground",
 ) -> Iterator[tuple[Any, Any, Any]]:
     """A simulated Thymio II behind the Aseba protocol, opened like a real one.
 
@@ -148,7 +149,8 @@ def open_virtual_thymio(
     simulation, stepped in real time by the VirtualThymio. The simulator's clock starts
     at time.monotonic_ns(), so frame and reading timestamps share one clock. The robot
     runs the onboard program like a real Thymio unless `robot_options` says `poll`
-    (ThymioRobot.open keywords). Everything is closed (motors stopped first) on exit.
+    (ThymioRobot.open keywords). `layout` is the Thymio it is on the wire ("playground"
+    or "firmware14"). Everything is closed (motors stopped first) on exit.
     """
     from firmware_bridge.thymio import ThymioRobot
     from sim.virtual_thymio import VirtualThymio
@@ -167,7 +169,7 @@ def open_virtual_thymio(
     # Building the simulator (renderer, textures) took a while: catch its clock up with
     # the wall clock (the robot stands still) so frames and readings share one clock.
     sim.advance_to(time.monotonic_ns())
-    with VirtualThymio(sim, time_scale=time_scale) as vt:
+    with VirtualThymio(sim, time_scale=time_scale, layout=layout) as vt:
         if transport == "pty":
             url = vt.serve_pty()
         else:

@@ -305,9 +305,11 @@ def serve_virtual_thymio(
     time_scale: float = 1.0,
     duration_s: float | None = None,
     announce: Any = None,
+    layout: str = "playground",
 ) -> None:
     """Serve a simulated Thymio speaking Aseba on TCP and/or a pseudo-terminal for
-    `duration_s` (None: until interrupted); `announce(url, world_name)` for each."""
+    `duration_s` (None: until interrupted); `announce(url, world_name)` for each.
+    `layout`: the Thymio it is on the wire, "playground" or "firmware14"."""
     import threading
 
     from sim.virtual_thymio import VirtualThymio
@@ -316,7 +318,7 @@ def serve_virtual_thymio(
         world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec, camera=False
     )
     stop = threading.Event()
-    with VirtualThymio(sim, time_scale=time_scale) as vt:
+    with VirtualThymio(sim, time_scale=time_scale, layout=layout) as vt:
         if port:
             h, p = vt.serve_tcp(host, port)
             if announce:

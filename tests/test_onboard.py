@@ -4,9 +4,7 @@ uploaded bytecode) and a scripted node that runs none."""
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +28,6 @@ from firmware_bridge.onboard import (
 )
 from firmware_bridge.stream import ReadingStream
 
-REFERENCE = Path(__file__).parents[2] / "shared" / "reference"
 PLAYGROUND_EVENTS = (
     "button.backward", "button.left", "button.center", "button.forward", "button.right",
     "buttons", "prox", "prox.comm", "tap", "acc", "mic", "sound.finished", "temperature",
@@ -107,13 +104,6 @@ def _fake_layout() -> list[tuple[str, int]]:
     from sim.virtual_thymio import THYMIO2_VARIABLES
 
     return list(THYMIO2_VARIABLES)
-
-
-def test_reference_description_matches_the_layout_used_here() -> None:
-    ref = json.loads((REFERENCE / "playground_thymio2_description.json").read_text())
-    names = [(v["name"], v["size"]) for v in ref["variables"]]
-    node = playground_node()
-    assert names == [(v.name, v.size) for v in node.variables.values()]
 
 
 # --------------------------------------------------------------------------- playground

@@ -164,8 +164,14 @@ def _shutdown(link: AsebaLink, close_link: bool, onboard: _Onboard) -> None:
     onboard.close()
     _zero_motors(link)
     if onboard.program is not None:
+        # twice, a step apart, before the port closes: a peer that reads its socket once
+        # per simulation step (Aseba Playground) was seen to lose a STOP sent just before
+        # the close
         with contextlib.suppress(FirmwareBridgeError):
             link.send(p.Stop(link.node.node_id))
+            time.sleep(0.05)
+            link.send(p.Stop(link.node.node_id))
+            time.sleep(0.05)
         onboard.program = None
     if close_link:
         link.close()

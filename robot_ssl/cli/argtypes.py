@@ -97,6 +97,9 @@ JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""
 
 
+WATCHDOG_MS = int_range(20, 10_000)
+
+
 def add_sim_link_option(p: argparse.ArgumentParser) -> None:
     """`--sim-link`, shared by `record` and `run`."""
     p.add_argument(
@@ -118,7 +121,7 @@ def add_robot_link_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--robot-watchdog-ms",
-        type=int_range(20, 10_000),
+        type=WATCHDOG_MS,
         default=200,
         metavar="MS",
         help="the onboard program stops the motors after MS ms without a host command "

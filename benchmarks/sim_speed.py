@@ -1,11 +1,21 @@
-"""Simulator speed: camera frames per second at 80x64 and 320x240, and simulated time per
-wall time when recording a session at 30 fps 320x240, on one core.
+"""Simulator speed on one core: the camera renderer and `sim record`, today's renderer
+(a baseline commit's sim/camera.py) against this checkout's, in one run.
 
-Run: `.venv/bin/python benchmarks/sim_speed.py [--quick]`. Single-threaded on purpose
-(OpenCV and BLAS limited to one thread, as on one core of the robot's computer or one
-worker of a data-generation pool). Numbers are medians over repeats; on a shared or
-loaded machine the best repeat is also printed, since others' load only slows runs down.
-Targets (issue 4): >= 1000 frames/s at 80x64, >= 20x real time for recording.
+Run: `taskset -c 0 .venv/bin/python benchmarks/sim_speed.py [--quick] [--baseline REV]`.
+Single-threaded on purpose (OpenCV and BLAS limited to one thread, as on one core of the
+robot's computer or one worker of a data-generation pool). Real-time factors are
+simulated seconds per wall second at 30 fps: for rendering, frames per second / 30; for
+recording, the project's `record_session` (30 fps 320x240 JPEG, proximity, odometry,
+truth, wander controller, session writer; the simulator's camera timing when it has
+one). Numbers are medians over repeats, the variants interleaved so that others' load
+on a shared machine hits them alike; the best repeat is printed too.
+
+Variants: `old` the baseline's Renderer (`git show REV:sim/camera.py`, loaded as a
+temporary module; it has no motion blur, a blur the simulator asks for is dropped),
+`new` this checkout's without motion blur, `new+blur` with motion blur on every frame
+(the simulator's smear where it asks for one, else 2 px horizontally), and `new, as
+simulated` (record only): exactly what `sim record` does.
+Targets (issue 4 and 14): >= 1000 frames/s at 80x64, >= 20x real time for recording.
 """
 
 from __future__ import annotations
@@ -17,110 +27,213 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
+import importlib.util
+import inspect
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from robot_ssl.recording.wander import WanderController
-from sim import CameraParams, Renderer, Simulator, load_world
+import sim.simulator as sim_simulator  # noqa: E402
+from robot_ssl.recording.wander import WanderController  # noqa: E402
+from sim import CameraParams, Renderer, Simulator, load_world  # noqa: E402
 
 cv2.setNumThreads(1)
 
+DEFAULT_BASELINE = "e28c00f"
+FORCED_BLUR_PX = (2.0, 0.0)  # new+blur: the smear of frames the simulator sees as still
+FPS = 30.0
 
-def render_fps(world_name: str, width: int, height: int, frames: int, repeats: int) -> list[float]:
-    """Frames per second of Renderer.render (noise, vignette, flicker included)."""
-    world = load_world(world_name)
-    renderer = Renderer(world, CameraParams(width=width, height=height))
-    sim = Simulator(world, seed=0, camera=None)
-    # Poses along a wander path, so the renders see varied views.
+
+def load_baseline_camera(rev: str) -> ModuleType:
+    """sim/camera.py as of git revision `rev`, imported as a module of its own."""
+    src = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:sim/camera.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = f"_baseline_camera_{rev.replace('/', '_').replace('~', '_').replace('^', '_')}"
+    path = Path(tempfile.mkdtemp(prefix="sim_speed_")) / f"{name}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+def renderer_variants(baseline: ModuleType | None) -> dict[str, type]:
+    """Renderer classes by variant name, all with the simulator's render signature."""
+
+    class New(Renderer):
+        def render(self, robot_pose, t_s=0.0, rng=None, blur_px=None):  # type: ignore[override]
+            return super().render(robot_pose, t_s, rng)
+
+    class NewBlur(Renderer):
+        def render(self, robot_pose, t_s=0.0, rng=None, blur_px=None):  # type: ignore[override]
+            return super().render(robot_pose, t_s, rng, blur_px=blur_px or FORCED_BLUR_PX)
+
+    out: dict[str, type] = {}
+    if baseline is not None:
+
+        class Old(baseline.Renderer):  # type: ignore[name-defined, misc]
+            def render(self, robot_pose, t_s=0.0, rng=None, blur_px=None):  # type: ignore[override]
+                return super().render(robot_pose, t_s, rng)
+
+        out["old"] = Old
+    out["new"] = New
+    out["new+blur"] = NewBlur
+    return out
+
+
+def wander_poses(world_name: str, frames: int) -> list[np.ndarray]:
+    """Poses 1/30 s apart along a wander path, so that renders see varied views."""
+    sim = Simulator(load_world(world_name), seed=0, camera=None)
     ctrl = WanderController(seed=0)
     poses = []
     for _ in range(frames):
         r = sim.robot.read()
         sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
-        sim.clock.sleep_until_ns(r.t_ns + 33_000_000)
+        sim.clock.sleep_until_ns(r.t_ns + round(1e9 / FPS))
         poses.append(sim.pose)
-    rng = np.random.default_rng(0)
-    out = []
+    return poses
+
+
+def render_speed(
+    classes: dict[str, type], world_name: str, size: tuple[int, int], frames: int, repeats: int
+) -> dict[str, list[float]]:
+    """Frames per second of each variant's render (noise, vignette, flicker included),
+    the variants interleaved within each repeat."""
+    world = load_world(world_name)
+    poses = wander_poses(world_name, frames)
+    params = CameraParams(width=size[0], height=size[1])  # the baseline's reads the same
+    renderers = {name: cls(world, params) for name, cls in classes.items()}
+    out: dict[str, list[float]] = {name: [] for name in classes}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i, pose in enumerate(poses):
-            renderer.render(pose, i / 30.0, rng)
-        out.append(frames / (time.perf_counter() - t0))
+        for name, r in renderers.items():
+            rng = np.random.default_rng(0)
+            t0 = time.perf_counter()
+            for i, pose in enumerate(poses):
+                r.render(pose, i / FPS, rng)
+            out[name].append(frames / (time.perf_counter() - t0))
     return out
 
 
-def _bare_loop(world_name: str, seed: int, sim_seconds: float) -> None:
-    """The recording schedule without the session writer: wheels, odometry-free truth and
-    control at 50 Hz, camera frames JPEG-encoded at 30 fps."""
-    sim = Simulator(load_world(world_name), seed=seed)
-    ctrl = WanderController(seed=seed)
-    t_ns, next_frame = 0, 0.0
-    while t_ns < sim_seconds * 1e9:
-        r = sim.robot.read()
-        sim.robot.set_wheel_targets(*ctrl.command(r.proximity, r.t_ns))
-        sim.robot.truth()
-        if t_ns >= next_frame:
-            f = sim.camera.read()
-            cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            next_frame += 1e9 / 30
-        t_ns += 20_000_000
-        sim.clock.sleep_until_ns(t_ns)
+def record_once(renderer_cls: type | None, world_name: str, seed: int, sim_seconds: float) -> float:
+    """Simulated seconds per wall second of one `record_session` with the simulator
+    building its renderers from `renderer_cls` (None: the simulator's own)."""
+    from robot_ssl.simlink.simulator import record_session
 
-
-def record_speed(world_name: str, sim_seconds: float, repeats: int, bare: bool) -> list[float]:
-    """Simulated seconds per wall second of `sim record` (30 fps 320x240 JPEG, prox 10 Hz,
-    wheels/odometry/truth 50 Hz, wander controller) through the project's recorder and
-    session writer; with `bare`, the same schedule without writing a session."""
-    out = []
-    for rep in range(repeats):
+    kwargs: dict[str, Any] = {}
+    if "progress" in inspect.signature(record_session).parameters:
+        kwargs["progress"] = False
+    saved = sim_simulator.Renderer
+    if renderer_cls is not None:
+        sim_simulator.Renderer = renderer_cls  # type: ignore[misc]
+    try:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            if bare:
-                _bare_loop(world_name, rep, sim_seconds)
-            else:
-                from robot_ssl.simlink.simulator import record_session
+            record_session(
+                Path(tmp) / "bench.h5",
+                world=world_name,
+                seed=seed,
+                minutes=sim_seconds / 60,
+                **kwargs,
+            )
+            return sim_seconds / (time.perf_counter() - t0)
+    finally:
+        sim_simulator.Renderer = saved  # type: ignore[misc]
 
-                record_session(
-                    Path(tmp) / "bench.h5",
-                    world=world_name,
-                    seed=rep,
-                    minutes=sim_seconds / 60,
-                    progress=False,
-                )
-            out.append(sim_seconds / (time.perf_counter() - t0))
+
+def record_speed(
+    classes: dict[str, type | None], world_name: str, sim_seconds: float, repeats: int
+) -> dict[str, list[float]]:
+    """record_once per variant and repeat (seed = repeat), interleaved."""
+    out: dict[str, list[float]] = {name: [] for name in classes}
+    for rep in range(repeats):
+        for name, cls in classes.items():
+            out[name].append(record_once(cls, world_name, rep, sim_seconds))
     return out
 
 
-def _line(name: str, values: list[float], unit: str, target: float | None) -> str:
+def simulator_realism() -> str:
+    """What the simulator adds to the camera (feature-detected)."""
+    params = inspect.signature(Simulator).parameters
+    if "camera_timing" not in params:
+        return "no camera timing in this simulator"
+    timing = params["camera_timing"].default
+    if timing is inspect.Parameter.empty:
+        return "camera timing (no default)"
+    return f"camera timing {timing}"
+
+
+def _line(name: str, values: list[float], unit: str, target: float | None = None) -> str:
     med, best = statistics.median(values), max(values)
     ok = ""
     if target is not None:
         ok = f"  (target {target:g}: {'met' if med >= target else 'NOT met'})"
-    return f"{name:<37} median {med:8.1f} {unit}   best {best:8.1f} {unit}{ok}"
+    return f"  {name:<26} median {med:8.1f}{unit}  best {best:8.1f}{unit}{ok}"
+
+
+def _ratio(results: dict[str, list[float]], a: str, b: str) -> str:
+    if a not in results or b not in results:
+        return ""
+    r = statistics.median(results[a]) / statistics.median(results[b])
+    return f"  {a}/{b} (medians): {r:.2f}x"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", default="arena_boxes")
-    ap.add_argument("--quick", action="store_true", help="fewer frames and repeats")
+    ap.add_argument("--quick", action="store_true", help="fewer frames, repeats, seconds")
+    ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision of 'old'")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats (default 5, quick 3)")
     args = ap.parse_args()
-    frames, repeats, sim_s = (200, 3, 10.0) if args.quick else (600, 5, 30.0)
-    print(f"sim speed on world {args.world!r}, one thread, cv2 {cv2.__version__}")
-    print(_line("render 80x64", render_fps(args.world, 80, 64, frames, repeats), "fps", 1000))
-    print(_line("render 320x240", render_fps(args.world, 320, 240, frames, repeats), "fps", None))
-    reps = max(2, repeats // 2)
-    bare = record_speed(args.world, sim_s, reps, bare=True)
-    print(_line("simulate+JPEG, no writer (sim/wall)", bare, "x  ", None))
-    rec = record_speed(args.world, sim_s, reps, bare=False)
-    print(_line("sim record 30 fps 320x240 (sim/wall)", rec, "x  ", 20))
+    frames, repeats, sim_s = (150, 3, 10.0) if args.quick else (300, 5, 30.0)
+    repeats = args.repeats or repeats
+    try:
+        baseline: ModuleType | None = load_baseline_camera(args.baseline)
+    except (subprocess.CalledProcessError, OSError, ImportError, AttributeError) as e:
+        print(f"baseline {args.baseline}: not loaded ({e}); new variants only")
+        baseline = None
+    classes = renderer_variants(baseline)
+    print(
+        f"sim speed on world {args.world!r}, one thread, cv2 {cv2.__version__}, "
+        f"baseline {args.baseline}; {simulator_realism()}"
+    )
+    for size in [(320, 240), (80, 64)]:
+        fps = render_speed(classes, args.world, size, frames, repeats)
+        print(
+            f"render {size[0]}x{size[1]} ({frames} frames x {repeats}), frames/s and x real time:"
+        )
+        for name, values in fps.items():
+            target = 1000.0 if size == (80, 64) and name.startswith("new") else None
+            print(
+                _line(name, values, " fps", target)
+                + f"  = {statistics.median(values) / FPS:6.1f}x real time"
+            )
+        print(_ratio(fps, "new", "old"))
+    rec_classes: dict[str, type | None] = dict(classes)
+    rec_classes["new, as simulated"] = None
+    rec = record_speed(rec_classes, args.world, sim_s, repeats)
+    print(f"sim record 30 fps 320x240, {sim_s:g} s simulated x {repeats} (x real time):")
+    for name, values in rec.items():
+        target = 20.0 if name.startswith("new") else None
+        print(_line(name, values, "x  ", target))
+    print(_ratio(rec, "new", "old"))
+    print(_ratio(rec, "new+blur", "old"))
     return 0
 
 

@@ -63,7 +63,8 @@ def test_blind_camera_collides_while_oracle_camera_and_ir_do_not():
     for r in (blind, oracle, ir):
         assert r["minutes"] == pytest.approx(0.25, abs=1e-3)
         assert r["final_targets"] == (0, 0)
-        assert r["collisions_per_10min"] == pytest.approx(r["collisions"] * 40)
+        # minutes: the simulated time, a step or two past 0.25 while the stop is reported
+        assert r["collisions_per_10min"] == pytest.approx(r["collisions"] * 10 / r["minutes"])
     assert oracle["mean_forward_speed_m_s"] > 0.02 and ir["mean_forward_speed_m_s"] > 0.02
     assert oracle["latency"]["end_to_end"]["median_ms"] >= 50.0  # the modelled latency
 
@@ -79,7 +80,8 @@ def test_trials_are_deterministic_and_report_everything():
     assert keys <= set(a)
     for k in keys - {"latency", "wall_s"}:
         assert a[k] == b[k], k
-    assert a["frames"] == 181 and a["watchdog_trips"] == 0
+    # 6 s at 30 fps is 181 exposures; the camera delivers the first 80 ms late and drops ~1%
+    assert 165 <= a["frames"] <= 179 and a["watchdog_trips"] == 0
     assert set(a["latency"]) >= {"capture", "preprocess", "inference", "command", "end_to_end"}
     ir = closed_loop_trial(None, 5, "ir", 200, 0.1)  # a generated held-out world
     assert ir["world"].startswith("gen_heldout") and ir["commands"] == 60

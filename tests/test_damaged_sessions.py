@@ -55,7 +55,13 @@ def record_realtime_like(path: Path, seconds: float) -> Path:
     from robot_ssl.simlink.simulator import make_simulator
 
     robot, camera = RobotSpec(), CameraSpec()
-    sim = make_simulator("arena_boxes", 3, split="train", start_ns=START_NS)
+    from sim.camera_timing import CameraTiming, RobotTiming
+
+    # ideal clocks (frames at k / fps, polled readings): the file layout the cuts below assume
+    sim = make_simulator(
+        "arena_boxes", 3, split="train", start_ns=START_NS,
+        camera_timing=CameraTiming.ideal(), robot_timing=RobotTiming.ideal(), stream=False,
+    )  # fmt: skip
     writer = SessionWriter(
         path,
         robot=robot,
@@ -89,6 +95,7 @@ def sim_session(tmp_path_factory) -> Path:
     """What `robot-ssl sim record` writes: 6 simulated s in one flush (small streams last)."""
     path = tmp_path_factory.mktemp("simrec") / "s.h5"
     args = ["sim", "record", "--world", "arena_boxes", "--minutes", "0.1", "--seed", "3"]
+    args += ["--ideal-clocks"]  # frames at k / fps: the counts the cuts below assume
     assert main([*args, "--no-progress", str(path)]) == 0
     return path
 

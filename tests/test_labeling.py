@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -347,6 +348,24 @@ def test_result_does_not_depend_on_chunking():
     b = compute_labels(cam_t, prox_t, values, odom_t, pose, cfg, chunk_cells=1 << 24)
     np.testing.assert_array_equal(a.match_index, b.match_index)
     np.testing.assert_array_equal(a.readings, b.readings)
+
+
+@pytest.mark.parametrize("offset_s", [0.085, -0.03])
+def test_camera_offset_labels_the_exposure_times(offset_s):
+    """Frames stamped late by offset_s are labelled as at their exposure; t_ns keeps the stamps."""
+    cam_t, prox_t, values, odom_t, pose = random_session(4)
+    cfg = LabelConfig(tol_theta_rad=0.2)
+    exposure = compute_labels(cam_t, prox_t, values, odom_t, pose, cfg)
+    late = cam_t + round(offset_s * S_NS)
+    a = compute_labels(late, prox_t, values, odom_t, pose, cfg, camera_offset_s=offset_s)
+    b = compute_labels(late, prox_t, values, odom_t, pose, replace(cfg, camera_offset=offset_s))
+    for grid in (a, b):
+        np.testing.assert_array_equal(grid.t_ns, late)
+        np.testing.assert_array_equal(grid.match_index, exposure.match_index)
+        np.testing.assert_array_equal(grid.labels, exposure.labels)
+    # "auto" and "spec" are resolved by label_session: the pure function applies none
+    auto = compute_labels(late, prox_t, values, odom_t, pose, cfg)
+    assert not np.array_equal(auto.match_index, exposure.match_index)
 
 
 def test_progress_reports_every_frame():

@@ -173,6 +173,11 @@ def _good_file(session: Path) -> Path:
         (lambda f: f.__delitem__("readings"), InconsistentLabelsError, "'readings' is missing"),
         (lambda f: f.attrs.__setitem__("config", "{"), InconsistentLabelsError, "bad config"),
         (
+            lambda f: f.attrs.__setitem__("camera_offset", '{"source": "guess"}'),
+            InconsistentLabelsError,
+            "bad camera_offset",
+        ),
+        (
             lambda f: f.attrs.__delitem__("session_sha256"),
             InconsistentLabelsError,
             "session_sha256",

@@ -17,6 +17,7 @@ import pytest
 from robot_ssl.io.session import SessionReader, SessionWriter
 from robot_ssl.live.loop import LatencyStats, LiveConfig, LiveLoop, Watchdog
 from robot_ssl.simlink.closed_loop import make_simulator
+from sim.camera_timing import CameraTiming
 
 D = np.round(np.arange(31) * 0.01, 2)
 LIMIT_S = 0.2  # the watchdog's promise
@@ -141,6 +142,10 @@ def test_watchdog_refuses_stale_commands_and_trips_once():
     assert robot.targets == (0, 0) and not wd.command(160_000_000, 9, 9)
 
 
+# frames exposed and stamped at k / fps, never late or lost: exact frame counts
+IDEAL = CameraTiming.ideal()
+
+
 def test_config_enforces_the_200ms_promise():
     with pytest.raises(ValueError, match="200 ms"):
         LiveConfig(max_staleness_s=0.19, watchdog_period_s=0.02)
@@ -149,12 +154,12 @@ def test_config_enforces_the_200ms_promise():
 
 
 def test_stepped_camera_stall_stops_motors_within_200ms():
-    sim = make_simulator("heldout_mixed", 1, camera=True)
+    sim = make_simulator("heldout_mixed", 1, camera=True, camera_timing=IDEAL)
     cam = FreezingCamera(sim.camera, after=30)
     loop = LiveLoop(sim.robot, cam, StubPredictor(), D, LiveConfig(drive="avoid"), clock=sim.clock)
     stops: list[int] = []
     loop.watchdog.on_trip = lambda t, msg: stops.append(t)
-    result = loop.run_stepped(2.0, fps=30.0)
+    result = loop.run_stepped(2.0)
     assert result.commands == 30 and result.watchdog_trips == 1
     assert stops[0] - cam.last.t_ns <= LIMIT_S * 1e9
     assert sim.robot.targets == (0, 0)
@@ -162,7 +167,7 @@ def test_stepped_camera_stall_stops_motors_within_200ms():
 
 def test_stepped_is_deterministic_with_latency():
     def run():
-        sim = make_simulator("heldout_mixed", 2, camera=True)
+        sim = make_simulator("heldout_mixed", 2, camera=True, camera_timing=IDEAL)
         loop = LiveLoop(
             sim.robot, sim.camera, StubPredictor(), D, LiveConfig(drive="avoid"), clock=sim.clock
         )
@@ -208,7 +213,7 @@ def test_threaded_inference_stall_stops_motors_within_200ms_and_recovers():
 
 
 def test_keyboard_interrupt_inside_the_loop_stops_motors(tmp_path):
-    sim = make_simulator("heldout_mixed", 1, camera=True)
+    sim = make_simulator("heldout_mixed", 1, camera=True, camera_timing=IDEAL)
     with SessionWriter(tmp_path / "s.h5", prediction_shape=(5, 31)) as w:
         loop = LiveLoop(
             sim.robot,
@@ -248,7 +253,7 @@ def test_request_stop_halts_motors_while_inference_is_stuck():
 
 
 def test_monitor_never_moves_and_records_predictions(tmp_path):
-    sim = make_simulator("heldout_mixed", 3, camera=True)
+    sim = make_simulator("heldout_mixed", 3, camera=True, camera_timing=IDEAL)
     path = tmp_path / "live.h5"
     grid = np.zeros((5, 31), np.float32)
     grid[2, 10:] = 0.8
@@ -272,7 +277,9 @@ def test_monitor_never_moves_and_records_predictions(tmp_path):
         np.testing.assert_array_equal(idx, np.arange(31))
         assert np.all(t >= r.camera_t_ns[idx])
         _, _, target = r.wheels()
-        assert np.all(target == 0) and r.streams["truth"] == r.streams["wheels"]
+        assert np.all(target == 0)
+        # the streaming robot pushes wheels at 100 Hz; truth is kept once per sensor poll
+        assert r.streams["wheels"] >= 95 and 45 <= r.streams["truth"] <= 55
         assert r.streams["proximity"] >= 10 and r.streams["odometry"] >= 50
 
 

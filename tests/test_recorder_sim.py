@@ -22,16 +22,18 @@ from sim.simulator import Simulator
 from sim.worldgen import generate_world
 
 
-def _record_stepped(path, seed: int, duration_s: float = 3.0):
+def _record_stepped(path, seed: int, duration_s: float = 3.0, **sim_options):
     world = generate_world(seed)
-    s = Simulator(world, seed=seed)
+    s = Simulator(world, seed=seed, **sim_options)
     spec = CameraSpec(width=s.camera_params.width, height=s.camera_params.height, fps=30.0)
+    # frames arrive jittered: look for them every physics step (as `sim record` does)
+    poll_hz = 30.0 if s.camera_timing.is_ideal else 100.0
     with SessionWriter(path, camera=spec, truth_sensors=7, metadata={"world": world.name}) as w:
         rec = Recorder(
             s.robot,
             s.camera,
             w,
-            RecorderConfig(status=False),
+            RecorderConfig(status=False, camera_fps=poll_hz),
             clock=s.clock,
             controller=WanderController(seed=seed),
             truth=s.robot.truth,
@@ -48,8 +50,11 @@ def test_stepped_sim_recording_is_deterministic_and_fast(tmp_path):
     assert wall_s < 3.0  # faster than real time, even on a busy CI machine
     assert s.robot.targets == (0, 0)  # motors stopped at the end
     with SessionReader(tmp_path / "a.h5") as a, SessionReader(tmp_path / "b.h5") as b:
-        assert a.streams["wheels"] == 151 and a.streams["truth"] == 151
-        assert a.streams["proximity"] == 31 and a.num_frames == 91
+        # streamed: every 100 Hz wheel sample that arrived in the 3 s, every 10 Hz refresh
+        assert 297 <= a.streams["wheels"] <= 300 and a.streams["truth"] == 151
+        assert a.streams["proximity"] == 30
+        # 30 fps, the first ~80 ms in flight, ~1 % lost
+        assert 80 <= a.num_frames <= 89
         for name in ("proximity", "wheels", "odometry", "truth"):
             for x, y in zip(getattr(a, name)(), getattr(b, name)()):
                 np.testing.assert_array_equal(x, y)
@@ -63,7 +68,21 @@ def test_stepped_sim_recording_is_deterministic_and_fast(tmp_path):
         moved_true = np.linalg.norm(t_pose[-1, :2] - t_pose[0, :2])
         moved_odo = np.linalg.norm(odo[-1, :2] - odo[0, :2])
         assert moved_odo == pytest.approx(moved_true, rel=0.3, abs=0.02)
-    assert stats.frames_dropped == 0 and stats.counts["camera"] == 91
+    assert stats.frames_dropped == 0 and stats.counts["camera"] == a.num_frames
+
+
+def test_stepped_sim_recording_with_ideal_clocks_is_aligned(tmp_path):
+    """The old clocks: polled at the recorder's grid, frames at k / fps."""
+    from sim.camera_timing import CameraTiming, RobotTiming
+
+    ideal = dict(camera_timing=CameraTiming.ideal(), robot_timing=RobotTiming.ideal())
+    stats, _, _ = _record_stepped(tmp_path / "i.h5", seed=4, stream=False, **ideal)
+    with SessionReader(tmp_path / "i.h5") as a:
+        assert a.streams["wheels"] == 151 and a.streams["truth"] == 151
+        assert a.streams["proximity"] == 31 and a.num_frames == 91
+        assert np.all(a.proximity()[0] % 100_000_000 == 0)
+        assert np.array_equal(a.camera_t_ns, np.round(np.arange(91) * 1e9 / 30).astype(np.int64))
+    assert stats.frames_missed == 0
 
 
 def test_realtime_sim_threaded(tmp_path):
@@ -95,7 +114,8 @@ def test_realtime_sim_threaded(tmp_path):
         def rate(t):
             return (len(t) - 1) / ((t[-1] - t[0]) / 1e9)
 
-        assert rate(r.wheels()[0]) == pytest.approx(50, rel=0.15)
+        assert rate(r.wheels()[0]) == pytest.approx(100, rel=0.15)  # streamed
+        assert rate(r.truth()[0]) == pytest.approx(50, rel=0.15)  # one per poll
         assert rate(r.proximity()[0]) == pytest.approx(10, rel=0.15)
         assert rate(r.camera_t_ns) == pytest.approx(30, rel=0.15)
         # one clock: all streams within the same second or so
@@ -137,10 +157,13 @@ def test_cli_record_sim_realtime_then_info(tmp_path):
     )
     s = info["streams"]
     assert s["proximity"]["rate_hz"] == pytest.approx(10, rel=0.1)
-    assert s["wheels"]["rate_hz"] == pytest.approx(50, rel=0.1)
+    assert s["wheels"]["rate_hz"] == pytest.approx(100, rel=0.1)  # streamed
     assert s["camera"]["rate_hz"] == pytest.approx(30, rel=0.1)
-    assert s["truth"]["count"] == s["wheels"]["count"]
-    assert info["metadata"]["world"] and info["metadata"]["seed"] == 3
+    assert s["truth"]["rate_hz"] == pytest.approx(50, rel=0.1)  # one per recorder poll
+    meta = info["metadata"]
+    assert meta["world"] and meta["seed"] == 3
+    assert meta["sim_camera_timing"]["latency_ms"] == 80.0
+    assert meta["sim_robot_timing"]["stream"] is True
 
 
 def test_cli_record_sim_unknown_world_one_line_exit_2(tmp_path):

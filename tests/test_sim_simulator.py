@@ -10,6 +10,7 @@ import pytest
 
 from robot_ssl.recording.wander import WanderConfig, WanderController
 from sim.camera import CameraParams
+from sim.camera_timing import CameraTiming, RobotTiming
 from sim.ir import IRParams
 from sim.kinematics import DriveParams
 from sim.simulator import Simulator
@@ -45,8 +46,11 @@ def test_satisfies_the_device_protocols():
     t = sim.robot.truth()
     assert t.pose.shape == (3,) and t.prox_distance_m.shape == (7,)
     assert np.all(t.prox_distance_m > 0)
+    assert sim.camera.read() is None  # the first frame is on its way (latency)
+    sim.clock.sleep_until_ns(200_000_000)
     f = sim.camera.read()
-    assert f.image.shape == (64, 80, 3) and f.image.dtype == np.uint8 and f.index == 0
+    assert f.image.shape == (64, 80, 3) and f.image.dtype == np.uint8 and f.index >= 0
+    assert f.t_ns > f.exposure_t_ns  # stamped at delivery
     sim.robot.close()
     sim.robot.close()  # idempotent
     assert sim.robot.targets == (0, 0)
@@ -63,7 +67,15 @@ def test_clock_steps_the_physics():
 
 
 def test_camera_frames_on_their_own_schedule_and_cached():
-    sim = Simulator(load_world("corridor"), seed=0, camera=SMALL)
+    """Ideal clocks: frames stamped at k / fps (the realistic ones: test_sim_clocks.py)."""
+    sim = Simulator(
+        load_world("corridor"),
+        seed=0,
+        camera=SMALL,
+        camera_timing=CameraTiming.ideal(),
+        robot_timing=RobotTiming.ideal(),
+        stream=False,
+    )
     sim.robot.set_wheel_targets(200, 200)
     seen = {}
     for _ in range(100):  # 1 s, read every 10 ms
@@ -71,7 +83,7 @@ def test_camera_frames_on_their_own_schedule_and_cached():
         seen[f.index] = f
         sim.step()
     assert sorted(seen) == list(range(30))  # t = 0 .. 990 ms
-    assert all(f.t_ns == round(k * 1e9 / 30) for k, f in seen.items())
+    assert all(f.t_ns == f.exposure_t_ns == round(k * 1e9 / 30) for k, f in seen.items())
     assert sim.camera.renders == 30  # each frame rendered once though read ~3 times
     assert not np.array_equal(seen[0].image, seen[29].image)
 
@@ -83,7 +95,7 @@ def test_same_seed_same_bytes_other_seed_other_data():
         prox = np.array([r.proximity for r, _, _ in out])
         speed = np.array([r.wheel_speed for r, _, _ in out])
         poses = np.array([t.pose for _, t, _ in out])
-        frames = b"".join(f.image.tobytes() for _, _, f in out[::5])
+        frames = b"".join(f.image.tobytes() for _, _, f in out[::5] if f is not None)
         return prox.tobytes() + speed.tobytes() + poses.tobytes(), frames
 
     a, b = run(4), run(4)

@@ -2,7 +2,9 @@
 
 Sessions are labelled in parallel processes; each gets a labels file (next to
 the session, or in --out) and a PNG of label coverage and positive rate per
-(sensor, distance). A summary table follows; a session that cannot be
+(sensor, distance). Each session's camera latency is corrected first (estimated
+from its turns, else the calibrated camera.time_offset_s; --camera-offset,
+--camera-offset-ms). A summary table follows; a session that cannot be
 labelled (empty, no odometry, too short, damaged) is reported in one line and
 makes the exit status 2, without stopping the others.
 """
@@ -46,6 +48,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help="labelling config (YAML or JSON); flags override it"
     )
     p.add_argument("--truth", action="store_true", help="compare labels with simulator truth")
+    off = p.add_mutually_exclusive_group()
+    off.add_argument(
+        "--camera-offset",
+        choices=("auto", "spec"),
+        help="camera latency correction: auto = estimate it from each session's images and"
+        " fall back to the session's calibrated camera.time_offset_s when unreliable"
+        " (default); spec = always the calibrated value",
+    )
+    off.add_argument(
+        "--camera-offset-ms",
+        type=t.finite_float(min=-1000, max=1000),
+        metavar="MS",
+        help="camera latency correction: this fixed offset in milliseconds (frames stamped"
+        " t are matched with the poses at t - MS; 0 turns the correction off)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     g = p.add_argument_group("labelling rule (defaults: the original work's)")
     g.add_argument(
@@ -128,6 +145,10 @@ def config_from_args(args: argparse.Namespace):
             ) from None
     if args.distances:
         overrides["distances_m"] = _parse_floats(args.distances, "--distances")
+    if getattr(args, "camera_offset", None) is not None:
+        overrides["camera_offset"] = args.camera_offset
+    if getattr(args, "camera_offset_ms", None) is not None:
+        overrides["camera_offset"] = args.camera_offset_ms / 1000.0
     return cfg.with_overrides(**overrides)
 
 
@@ -135,7 +156,7 @@ def _print_table(results: list, with_truth: bool) -> None:
     ok = [r for r in results if r.error is None]
     if not ok:
         return
-    head = ["session", "frames", "labelled", "known", "positive"]
+    head = ["session", "frames", "labelled", "known", "positive", "camera offset"]
     if with_truth:
         head += ["truth agree", "precision", "recall"]
     head.append("labels file")
@@ -147,6 +168,7 @@ def _print_table(results: list, with_truth: bool) -> None:
             f"{100 * r.frames_with_labels / max(r.frames, 1):.1f}%",
             f"{100 * r.known_fraction:.1f}%",
             f"{100 * r.positive_fraction:.1f}%",
+            _offset_cell(r.camera_offset),
         ]
         if with_truth:
             t = r.truth or {}
@@ -164,6 +186,28 @@ def _print_table(results: list, with_truth: bool) -> None:
                 for i, (x, w) in enumerate(zip(row, widths))
             ).rstrip()
         )
+    for r in ok:
+        note = _offset_note(r.camera_offset)
+        if note:
+            print(f"{Path(r.session).name}: {note}")
+
+
+def _offset_cell(offset: dict | None) -> str:
+    """The table cell of the camera offset applied: "79.9 ms est", "0.0 ms spec", "50.0 ms set"."""
+    if not offset:
+        return "-"
+    short = {"estimate": "est", "spec": "spec", "config": "set", "none": "none"}
+    return f"{1e3 * offset['applied_s']:.1f} ms {short.get(offset['source'], offset['source'])}"
+
+
+def _offset_note(offset: dict | None) -> str:
+    """Why an "auto" offset fell back to the spec's calibrated value ("" otherwise)."""
+    if not offset or offset.get("source") != "spec" or not offset.get("reason"):
+        return ""
+    return (
+        f"camera offset {1e3 * offset['applied_s']:.1f} ms from the spec"
+        f" (camera.time_offset_s): no reliable estimate ({offset['reason']})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ VERBS: dict[str, str] = {
     "record": "record a session from a robot (or the simulator) and a camera",
     "info": "summarise a session file",
     "label": "auto-label sessions from proximity readings and odometry",
+    "calibrate": "calibrate the camera latency and wheel-speed factor from a session",
     "train": "train the long-range obstacle detector",
     "eval": "evaluate a detector: ROC AUC per (sensor, distance)",
     "export": "export a detector to TorchScript or ONNX",

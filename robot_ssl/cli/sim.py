@@ -8,10 +8,12 @@
     robot-ssl sim generate --seed 7 --split heldout heldout7.yaml     # write a world file
 
 `sim record` runs the simulation as fast as the CPU allows on its simulated clock
-(proximity 10 Hz, wheels/odometry/truth 50 Hz, camera at --fps), drives the robot
-with the wander controller and writes a standard session through the project's
-recorder and session writer, with simulator truth. The same seed gives the same
-data. The output appears only when complete (written beside it, then renamed).
+(proximity 10 Hz on the robot's own phase, wheels/odometry 100 Hz as streamed by the
+onboard program, truth 50 Hz, camera at --fps, stamped at delivery: 80 ms after
+mid-exposure with jitter, 1 % lost; --ideal-clocks for the old aligned clocks), drives
+the robot with the wander controller and writes a standard session through the
+project's recorder and session writer, with simulator truth. The same seed gives the
+same data. The output appears only when complete (written beside it, then renamed).
 
 The wiring of `sim` to `robot_ssl` is in robot_ssl.simlink; this module parses
 arguments and calls it.
@@ -66,6 +68,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rec.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90)
     rec.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     rec.add_argument("--no-progress", action="store_true", help="no progress bar")
+    clocks = rec.add_argument_group(
+        "clocks",
+        "the robot's and the camera's clocks (defaults: a Raspberry Pi camera through "
+        "OpenCV, a Thymio streaming over USB; see docs/simulator.md)",
+    )
+    clocks.add_argument(
+        "--camera-latency-ms",
+        type=t.non_negative_float(),
+        default=None,
+        metavar="MS",
+        help="mid-exposure to the frame's stamp, mean (default 80)",
+    )
+    clocks.add_argument(
+        "--camera-jitter-ms",
+        type=t.non_negative_float(),
+        default=None,
+        metavar="MS",
+        help="std of the stamp's jitter (default 8)",
+    )
+    clocks.add_argument(
+        "--exposure-ms",
+        type=t.non_negative_float(),
+        default=None,
+        metavar="MS",
+        help="shutter time, for motion blur (default 20)",
+    )
+    clocks.add_argument(
+        "--drop-rate",
+        type=t.finite_float(min=0, max=1, max_inclusive=False),
+        default=None,
+        metavar="P",
+        help="share of frames lost, in [0, 1) (default 0.01)",
+    )
+    clocks.add_argument(
+        "--ideal-clocks",
+        action="store_true",
+        help="frames stamped at exposure, none lost, no blur; proximity polled on the "
+        "recorder's 10 Hz grid (the old simulator)",
+    )
+    rec.add_argument(
+        "--ir-model",
+        choices=("physical", "enki"),  # sim.ir.IR_MODELS
+        default=None,
+        help="proximity response model (default physical)",
+    )
 
     serve = sub.add_parser("serve", help="serve a simulated Thymio over the Aseba protocol")
     world_args(serve)
@@ -144,6 +191,12 @@ def _record(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        camera_latency_ms=args.camera_latency_ms,
+        camera_jitter_ms=args.camera_jitter_ms,
+        exposure_ms=args.exposure_ms,
+        drop_rate=args.drop_rate,
+        ideal_clocks=args.ideal_clocks,
+        ir_model=args.ir_model,
     )
     c = stats.counts
     print(

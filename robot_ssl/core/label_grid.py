@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,10 @@ from robot_ssl.core.config import (
 from robot_ssl.core.errors import RobotSSLError
 
 __all__ = [
+    "CAMERA_OFFSET_MODES",
+    "CAMERA_OFFSET_SOURCES",
     "UNKNOWN",
+    "CameraOffset",
     "LabelConfig",
     "LabelConfigError",
     "LabelGrid",
@@ -37,6 +40,10 @@ __all__ = [
 ]
 
 UNKNOWN = -1  # label of a cell that no later pose matched
+CAMERA_OFFSET_MODES = ("auto", "spec")  # LabelConfig.camera_offset, besides seconds
+# where the applied camera offset came from ("none": labels from before the correction)
+CAMERA_OFFSET_SOURCES = ("estimate", "spec", "config", "none")
+_MAX_CAMERA_OFFSET_S = 1.0
 
 
 class LabelingError(RobotSSLError):
@@ -102,6 +109,11 @@ class LabelConfig:
         the matched pose (the backward-motion rule, see the module docstring).
     min_duration_s: a session whose proximity and odometry streams overlap for less
         than this is too short to label.
+    camera_offset: the camera's delivery latency, corrected before matching (a frame
+        stamped t is matched with the poses at t - offset): "auto" estimates it from the
+        session's own images (robot_ssl.labelling.time_offset) and falls back to the
+        session's calibrated `CameraSpec.time_offset_s` when the estimate is unreliable;
+        "spec" uses that calibrated value; a number is the offset in seconds, in [-1, 1].
     """
 
     sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -114,6 +126,7 @@ class LabelConfig:
     max_gap_s: float = 0.5
     max_backtrack_m: float = 0.01
     min_duration_s: float = 1.0
+    camera_offset: str | float = "auto"
 
     def __post_init__(self) -> None:
         for name in ("sensor_indices", "distances_m"):
@@ -171,6 +184,12 @@ class LabelConfig:
         for name in ("max_backtrack_m", "min_duration_s"):
             if not floats[name] >= 0 or not math.isfinite(floats[name]):
                 raise LabelConfigError(f"label config: {name} must be >= 0, got {floats[name]}")
+        object.__setattr__(self, "camera_offset", _check_camera_offset(self.camera_offset))
+
+    @property
+    def camera_offset_s(self) -> float | None:
+        """The fixed camera offset (s) when `camera_offset` is a number, else None."""
+        return None if isinstance(self.camera_offset, str) else float(self.camera_offset)
 
     @property
     def num_sensors(self) -> int:
@@ -230,6 +249,107 @@ class LabelConfig:
             return replace(self, **changes)
         except TypeError as e:
             raise LabelConfigError(f"label config: {e}") from None
+
+
+def _check_camera_offset(value: Any) -> str | float:
+    """ "auto", "spec" or a finite number of seconds in [-1, 1] (returned as float)."""
+    if isinstance(value, str):
+        if value in CAMERA_OFFSET_MODES:
+            return value
+    elif is_number(value) and math.isfinite(value) and abs(value) <= _MAX_CAMERA_OFFSET_S:
+        return float(value)
+    raise LabelConfigError(
+        f"label config: camera_offset must be 'auto', 'spec' or seconds in [-1, 1], got {value!r}"
+    )
+
+
+def _num_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class CameraOffset:
+    """The camera time offset the labels were computed with, and where it came from.
+
+    applied_s: a frame stamped t was matched with the poses at t - applied_s (s).
+    source: "estimate" (from the session's images), "spec" (the session's calibrated
+        CameraSpec.time_offset_s), "config" (given), or "none" (labels made before the
+        correction existed: nothing applied).
+    estimate_s, correlation, std_s, yaw_scale: the session's estimate (offset in s,
+        peak correlation, bootstrap standard deviation in s, image / odometry yaw);
+        NaN when not estimated.
+    reliable, reason: whether the estimate was trusted, and why not.
+    """
+
+    applied_s: float = 0.0
+    source: str = "none"
+    estimate_s: float = math.nan
+    correlation: float = math.nan
+    std_s: float = math.nan
+    yaw_scale: float = math.nan
+    reliable: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in CAMERA_OFFSET_SOURCES:
+            raise LabelConfigError(
+                f"camera offset: source must be one of {list(CAMERA_OFFSET_SOURCES)},"
+                f" got {self.source!r}"
+            )
+        if not is_number(self.applied_s) or not math.isfinite(self.applied_s):
+            raise LabelConfigError(
+                f"camera offset: applied_s must be finite, got {self.applied_s!r}"
+            )
+        for name in ("estimate_s", "correlation", "std_s", "yaw_scale"):
+            value = getattr(self, name)
+            if value is None:
+                value = math.nan
+            if not is_number(value):
+                raise LabelConfigError(f"camera offset: {name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "applied_s", float(self.applied_s))
+        object.__setattr__(self, "reliable", bool(self.reliable))
+        object.__setattr__(self, "reason", str(self.reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able mapping (NaN as null)."""
+        return {
+            "applied_s": self.applied_s,
+            "source": self.source,
+            "estimate_s": _num_or_none(self.estimate_s),
+            "correlation": _num_or_none(self.correlation),
+            "std_s": _num_or_none(self.std_s),
+            "yaw_scale": _num_or_none(self.yaw_scale),
+            "reliable": self.reliable,
+            "reason": self.reason,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CameraOffset:
+        """From `to_dict`'s mapping; unknown keys are an error, missing ones take defaults."""
+        if not isinstance(d, Mapping):
+            raise LabelConfigError(f"camera offset: expected a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise LabelConfigError(f"camera offset: unknown keys {unknown}")
+        if "reliable" in d and not isinstance(d["reliable"], bool):
+            raise LabelConfigError("camera offset: reliable must be true or false")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> CameraOffset:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise LabelConfigError(f"camera offset: not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def describe(self) -> str:
+        """Short text for tables: "87.3 ms (estimate)"."""
+        return f"{1e3 * self.applied_s:.1f} ms ({self.source})"
 
 
 @dataclass(frozen=True)

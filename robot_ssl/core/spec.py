@@ -7,9 +7,11 @@ Frames: x forward, y left, z up, origin at the wheel-axle midpoint on the floor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +138,10 @@ class CameraSpec:
     """Forward pinhole camera: resolution, intrinsics (from field of view unless given), mount.
 
     The mount is the optical centre in the robot frame; `pitch_rad` > 0 tilts the
-    optical axis down towards the floor.
+    optical axis down towards the floor. `time_offset_s` is the camera's calibrated
+    delivery latency (s, in [-1, 1]): a frame stamped t was exposed at t - time_offset_s
+    (`robot-ssl calibrate` measures it; the labeller falls back to it when it cannot
+    estimate the offset from a session). Files without it load as 0.
     """
 
     width: int = 320
@@ -151,6 +156,7 @@ class CameraSpec:
     z_m: float = 0.095
     pitch_rad: float = math.radians(20.0)
     fps: float = 30.0
+    time_offset_s: float = 0.0
 
     def __post_init__(self) -> None:
         positive = dict(min=0, min_inclusive=False)
@@ -173,6 +179,7 @@ class CameraSpec:
                     min=-math.pi / 2, max=math.pi / 2, min_inclusive=False, max_inclusive=False
                 ),
                 "fps": positive,
+                "time_offset_s": dict(min=-1.0, max=1.0),
             },
         )
 
@@ -257,10 +264,26 @@ def _section(data: dict[str, Any], key: str) -> Any:
 
 
 def save_specs(path: str | Path, robot: RobotSpec, camera: CameraSpec) -> None:
-    """Write both specs to YAML (or JSON when the suffix is .json)."""
+    """Write both specs to YAML (or JSON when the suffix is .json), atomically: a
+    temporary file in the same folder replaces the target once complete (keeping the
+    target's permissions when it exists). Raises SpecError when it cannot be written."""
     path = Path(path)
     data = {"robot": robot.to_dict(), "camera": camera.to_dict()}
     if path.suffix == ".json":
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        text = json.dumps(data, indent=2) + "\n"
     else:
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        text = yaml.safe_dump(data, sort_keys=False)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        mode = path.stat().st_mode & 0o7777 if path.exists() else None
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise SpecError(f"cannot write {path}: {e.strerror or e}") from None

@@ -8,7 +8,9 @@ and every dataset's shape and type, and raises a precise `LabelsFileError`
 subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
 
     attrs    format="robot-ssl/labels", version=1, session_path,
-             session_size_bytes, session_sha256, config (JSON of LabelConfig)
+             session_size_bytes, session_sha256, config (JSON of LabelConfig),
+             camera_offset (JSON of CameraOffset; absent in files written before the
+             camera-latency correction, read as "none": nothing applied)
     frame_index int64 (N,)   t_ns int64 (N,)
     labels int8 (N, S, D) {-1, 0, 1}   readings int16 (N, S, D) (-1 unknown)
     match_t_ns int64 (N, D) (-1 unknown)   match_offset float32 (N, D, 3) (NaN unknown)
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -28,6 +30,7 @@ import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.label_grid import (
+    CameraOffset,
     LabelConfig,
     LabelConfigError,
     LabelGrid,
@@ -191,8 +194,10 @@ def require_sessions(paths: Sequence[str | Path], doing: str, verb: str) -> list
 class LabelSet:
     """Everything in a labels file: the label grid of one session, its config and origin.
 
-    Row i describes camera frame `frame_index[i]` taken at `t_ns[i]`; see
-    `robot_ssl.labelling.labeller.LabelGrid` for the meaning of each array.
+    Row i describes camera frame `frame_index[i]` stamped `t_ns[i]` (the session's own
+    stamp, so that datasets join on it; the labels describe the frame's exposure at
+    `t_ns - camera_offset.applied_s`); see `robot_ssl.labelling.labeller.LabelGrid` for
+    the meaning of each array.
     """
 
     frame_index: np.ndarray
@@ -205,6 +210,7 @@ class LabelSet:
     distances_m: np.ndarray
     config: LabelConfig
     session: SessionIdentity
+    camera_offset: CameraOffset = field(default_factory=CameraOffset)
 
     @classmethod
     def from_grid(
@@ -213,8 +219,10 @@ class LabelSet:
         config: LabelConfig,
         session: SessionIdentity,
         frame_index: np.ndarray | None = None,
+        camera_offset: CameraOffset | None = None,
     ) -> LabelSet:
-        """Attach config and session identity to a computed grid (frames 0..N-1 by default)."""
+        """Attach config, session identity and the camera offset applied to a computed grid
+        (frames 0..N-1 by default; offset: none)."""
         if frame_index is None:
             frame_index = np.arange(grid.num_frames, dtype=np.int64)
         return cls(
@@ -228,7 +236,13 @@ class LabelSet:
             distances_m=grid.distances_m,
             config=config,
             session=session,
+            camera_offset=camera_offset if camera_offset is not None else CameraOffset(),
         )
+
+    @property
+    def exposure_t_ns(self) -> np.ndarray:
+        """(N,) the frames' exposure times as labelled: t_ns - camera_offset.applied_s."""
+        return self.t_ns - round(self.camera_offset.applied_s * 1e9)
 
     @property
     def num_frames(self) -> int:
@@ -302,6 +316,7 @@ def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None 
             f.attrs["session_size_bytes"] = labels.session.size_bytes
             f.attrs["session_sha256"] = labels.session.sha256
             f.attrs["config"] = labels.config.to_json()
+            f.attrs["camera_offset"] = labels.camera_offset.to_json()
             for name in _DATASETS:
                 data = getattr(labels, name)
                 opts = {}
@@ -357,13 +372,19 @@ def read_labels(path: str | Path) -> LabelSet:
             )
         except (TypeError, ValueError):
             raise InconsistentLabelsError(f"{path}: bad session_size_bytes attribute") from None
+        camera_offset = CameraOffset()  # files from before the correction: none applied
+        if "camera_offset" in f.attrs:
+            try:
+                camera_offset = CameraOffset.from_json(_attr_str(f, "camera_offset", path))
+            except (LabelConfigError, TypeError) as e:
+                raise InconsistentLabelsError(f"{path}: bad camera_offset: {e}") from None
         arrays = {}
         for name in _DATASETS:
             obj = f.get(name)
             if not isinstance(obj, h5py.Dataset):
                 raise InconsistentLabelsError(f"{path}: dataset {name!r} is missing")
             arrays[name] = obj[()]
-    labels = LabelSet(config=config, session=session, **arrays)
+    labels = LabelSet(config=config, session=session, camera_offset=camera_offset, **arrays)
     try:
         labels.validate()
     except InconsistentLabelsError as e:

@@ -119,6 +119,8 @@ def _schema(
             "pose": (np.float64, (3,)),
             "prox_distance_m": (np.float32, (truth_sensors,)),
         }
+        # the true mid-exposure instant of each frame, keyed by the frame's stamp
+        schema["frame_truth"] = {"t_ns": (np.int64, ()), "exposure_t_ns": (np.int64, ())}
     if prediction_shape is not None:
         schema["predictions"] = {
             "t_ns": (np.int64, ()),
@@ -309,6 +311,11 @@ class SessionWriter:
             pose=np.asarray(pose, dtype=np.float64),
             prox_distance_m=np.asarray(prox_distance_m, dtype=np.float32),
         )
+        self._maybe_flush()
+
+    def write_frame_truth(self, t_ns: int, exposure_t_ns: int) -> None:
+        """Append simulator truth for the frame stamped t_ns: its true mid-exposure time."""
+        self._append("frame_truth", t_ns, exposure_t_ns=int(exposure_t_ns))
         self._maybe_flush()
 
     def write_prediction(self, t_ns: int, frame_index: int, prob: np.ndarray) -> None:
@@ -845,6 +852,13 @@ class SessionReader:
             self._read("truth", "pose"),
             self._read("truth", "prox_distance_m"),
         )
+
+    def frame_truth(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Simulator truth per frame: (stamp t_ns (F,), true mid-exposure t_ns (F,)), or None
+        (real robots, and simulated sessions recorded before it existed)."""
+        if "frame_truth" not in self._lengths:
+            return None
+        return self._read("frame_truth", "t_ns"), self._read("frame_truth", "exposure_t_ns")
 
     def predictions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Live detector outputs (t_ns, frame_index, prob (P, S, D)), or None."""

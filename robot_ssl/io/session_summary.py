@@ -51,7 +51,7 @@ def stream_stats(t_ns: np.ndarray) -> StreamStats:
 
 def session_info(reader: SessionReader) -> SessionInfo:
     streams = {}
-    for name in [*DATA_STREAMS, "truth", "predictions"]:
+    for name in [*DATA_STREAMS, "truth", "frame_truth", "predictions"]:
         if name in reader.streams:
             streams[name] = stream_stats(reader._read(name, "t_ns"))
     start = reader.start_ns

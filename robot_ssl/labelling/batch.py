@@ -44,6 +44,7 @@ class SessionResult:
     known_fraction: float = 0.0
     positive_fraction: float = 0.0
     truth: dict[str, float | int] | None = None
+    camera_offset: dict[str, Any] | None = None  # CameraOffset.to_dict() of the labels
 
 
 def label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResult:
@@ -76,6 +77,7 @@ def label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResul
         known_fraction=stats.known_fraction,
         positive_fraction=stats.positive_fraction,
         truth=truth,
+        camera_offset=labels.camera_offset.to_dict(),
     )
 
 

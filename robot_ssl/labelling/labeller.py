@@ -155,6 +155,7 @@ def compute_labels(
     *,
     chunk_cells: int = 1 << 20,
     progress: Callable[[int], None] | None = None,
+    camera_offset_s: float | None = None,
 ) -> LabelGrid:
     """Label every camera frame from the proximity stream and the odometry (see module docstring).
 
@@ -162,12 +163,22 @@ def compute_labels(
     odom_t_ns (K,) sorted, odom_pose (K, 3) (x_m, y_m, theta_rad). `chunk_cells`
     bounds the (frames x window) block held at once (memory ~ 200 bytes per cell);
     `progress(n)` is called with the number of frames done after each chunk.
+    `camera_offset_s` (s): frames stamped t are matched with the poses at
+    t - camera_offset_s (their exposure); None: `config.camera_offset` when it is a
+    number, else 0 ("auto" and "spec" are resolved by `label_session`, which reads
+    the images and the spec). The grid's `t_ns` keeps the frames' own stamps.
     Raises NothingToLabelError (empty streams, too short) or LabelInputError.
     """
     cfg = config if config is not None else LabelConfig()
+    if camera_offset_s is None:
+        camera_offset_s = cfg.camera_offset_s or 0.0
+    if not math.isfinite(camera_offset_s):
+        raise LabelInputError(f"camera offset must be finite, got {camera_offset_s}")
+    stamps = _as_1d_int64(camera_t_ns, "camera t_ns")
     cam_t, prox_t, values, odom_t, pose = _check_inputs(
-        camera_t_ns, prox_t_ns, prox_values, odom_t_ns, odom_pose, cfg
-    )
+        stamps - round(camera_offset_s * _NS_PER_S), prox_t_ns, prox_values, odom_t_ns, odom_pose,
+        cfg,
+    )  # fmt: skip
     n_frames = cam_t.size
     dist = np.asarray(cfg.distances_m, dtype=np.float64)
     n_dist = dist.size
@@ -214,7 +225,7 @@ def compute_labels(
     labels = np.where(known_sd, raw > cfg.threshold, UNKNOWN).astype(np.int8)
     match_t = np.where(known, prox_t[np.where(known, match_index, 0)], UNKNOWN)
     return LabelGrid(
-        t_ns=cam_t.copy(),
+        t_ns=stamps.copy(),
         labels=labels,
         readings=readings,
         match_index=match_index,
@@ -300,7 +311,8 @@ def truth_labels(
 
     truth_distance_m (T, P) is the simulator's true distance along each sensor's axis
     to the nearest obstacle (NaN or inf: nothing). The same matching rule as
-    `compute_labels` is applied to the true trajectory, so the cell (t, s, d) is 1
+    `compute_labels` is applied to the true trajectory at the given times (no camera
+    offset: pass the frames' true exposure times), so the cell (t, s, d) is 1
     when, at the true pose d ahead of the true pose at t, sensor s truly had an
     obstacle within range (its reading would be non-zero).
     """
@@ -315,6 +327,7 @@ def truth_labels(
         truth_pose,
         replace(cfg, threshold=0),
         chunk_cells=chunk_cells,
+        camera_offset_s=0.0,
     )
 
 

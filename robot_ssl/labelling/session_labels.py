@@ -1,19 +1,23 @@
-"""Labelling session files: read a session, compute its labels, compare them with truth.
+"""Labelling session files: read a session, correct its camera offset, compute its labels,
+compare them with truth.
 
-The file-level half of the labeller (robot_ssl.labelling.labeller is the pure half);
-labels files are written and read by robot_ssl.io.labels_file.
+The file-level half of the labeller (robot_ssl.labelling.labeller and
+robot_ssl.labelling.time_offset are the pure halves); labels files are written and read
+by robot_ssl.io.labels_file.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from robot_ssl.core.label_grid import LabelConfig
+from robot_ssl.core.label_grid import CameraOffset, LabelConfig
 from robot_ssl.io.labels_file import LabelSet, LabelsFileError, identify_session
-from robot_ssl.io.session import SessionReader
+from robot_ssl.io.session import SessionError, SessionReader
 from robot_ssl.labelling.labeller import (
     LabelStats,
     TruthAgreement,
@@ -22,8 +26,22 @@ from robot_ssl.labelling.labeller import (
     label_stats,
     truth_labels,
 )
+from robot_ssl.labelling.time_offset import (
+    OffsetSearchConfig,
+    TimeOffsetEstimate,
+    decode_gray,
+    estimate_time_offset,
+)
 
-__all__ = ["label_session", "session_truth_agreement"]
+__all__ = [
+    "estimate_session_offset",
+    "frame_loader",
+    "label_session",
+    "resolve_camera_offset",
+    "session_odometry",
+    "session_truth_agreement",
+    "true_exposure_times",
+]
 
 
 def label_session(
@@ -31,13 +49,16 @@ def label_session(
     config: LabelConfig | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    offset_search: OffsetSearchConfig | None = None,
 ) -> LabelSet:
     """Label one session file (read only; nothing is written). Use `write_labels` to save.
 
     Uses the session's odometry stream, or integrates its wheel speeds when it
-    recorded none. Raises robot_ssl.labelling.labeller.NothingToLabelError for an empty
-    session, one without odometry or one too short, and the session reader's
-    errors (robot_ssl.io.session.SessionError).
+    recorded none. The camera offset follows `config.camera_offset` (see
+    `resolve_camera_offset`; `offset_search` tunes the "auto" estimate) and is
+    recorded in the result. Raises robot_ssl.labelling.labeller.NothingToLabelError
+    for an empty session, one without odometry or one too short, and the session
+    reader's errors (robot_ssl.io.session.SessionError).
     """
     cfg = config if config is not None else LabelConfig()
     session_path = Path(session_path)
@@ -46,16 +67,108 @@ def label_session(
     with SessionReader(session_path) as reader:
         camera_t = np.asarray(reader.camera_t_ns)
         prox_t, prox_values = reader.proximity()
-        odom_t, odom_pose = _odometry_of(reader)
-    grid = compute_labels(camera_t, prox_t, prox_values, odom_t, odom_pose, cfg, progress=progress)
-    return LabelSet.from_grid(grid, cfg, identify_session(session_path))
+        odom_t, odom_pose = session_odometry(reader)
+        offset = resolve_camera_offset(reader, cfg, odom_t, odom_pose, offset_search)
+    grid = compute_labels(
+        camera_t,
+        prox_t,
+        prox_values,
+        odom_t,
+        odom_pose,
+        cfg,
+        progress=progress,
+        camera_offset_s=offset.applied_s,
+    )
+    return LabelSet.from_grid(grid, cfg, identify_session(session_path), camera_offset=offset)
 
 
-def _odometry_of(reader) -> tuple[np.ndarray, np.ndarray]:
-    """The session's odometry; integrated from the wheel speeds when it recorded none.
+def resolve_camera_offset(
+    reader: SessionReader,
+    config: LabelConfig,
+    odom_t: np.ndarray | None = None,
+    odom_pose: np.ndarray | None = None,
+    offset_search: OffsetSearchConfig | None = None,
+) -> CameraOffset:
+    """The camera offset to label an open session with, per `config.camera_offset`:
 
-    Empty arrays when there is neither (the labeller then says "no odometry").
+    a number: that offset (source "config"); "spec": the session's calibrated
+    `CameraSpec.time_offset_s` ("spec"); "auto": the session's own estimate when it is
+    reliable ("estimate"), else the spec's value ("spec", with the estimate's reason).
     """
+    fixed = config.camera_offset_s
+    if fixed is not None:
+        return CameraOffset(applied_s=fixed, source="config")
+    spec_s = float(reader.camera.time_offset_s)
+    if config.camera_offset == "spec":
+        return CameraOffset(applied_s=spec_s, source="spec")
+    if odom_t is None or odom_pose is None:
+        odom_t, odom_pose = session_odometry(reader)
+    est = estimate_session_offset(reader, odom_t, odom_pose, offset_search)
+    fields = dict(
+        estimate_s=est.offset_s,
+        correlation=est.correlation,
+        std_s=est.std_s,
+        yaw_scale=est.yaw_scale,
+        reliable=est.reliable,
+        reason=est.reason,
+    )
+    if est.reliable:
+        return CameraOffset(applied_s=est.offset_s, source="estimate", **fields)
+    return CameraOffset(applied_s=spec_s, source="spec", **fields)
+
+
+def frame_loader(reader: SessionReader, reduce: int = 2) -> Callable[[int], np.ndarray | None]:
+    """index -> the session's frame as a grey image at 1/`reduce` size (None: unreadable)."""
+    if reader.frame_format == "jpeg":
+
+        def load(i: int) -> np.ndarray | None:
+            try:
+                return decode_gray(reader.jpeg(i), reduce)
+            except SessionError:
+                return None
+
+        return load
+
+    def load_raw(i: int) -> np.ndarray | None:
+        try:
+            gray = cv2.cvtColor(reader.frame(i), cv2.COLOR_BGR2GRAY)
+        except SessionError:
+            return None
+        if reduce == 1:
+            return gray
+        h, w = gray.shape
+        size = (max(1, math.ceil(w / reduce)), max(1, math.ceil(h / reduce)))
+        return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+    return load_raw
+
+
+def estimate_session_offset(
+    reader: SessionReader,
+    odom_t: np.ndarray | None = None,
+    odom_pose: np.ndarray | None = None,
+    config: OffsetSearchConfig | None = None,
+) -> TimeOffsetEstimate:
+    """The camera offset of an open session, estimated from its frames and odometry
+    (`robot_ssl.labelling.time_offset.estimate_time_offset`); never raises for a session
+    it cannot measure (the estimate is then unreliable, with its reason)."""
+    cfg = config or OffsetSearchConfig()
+    if odom_t is None or odom_pose is None:
+        odom_t, odom_pose = session_odometry(reader)
+    return estimate_time_offset(
+        np.asarray(reader.camera_t_ns),
+        frame_loader(reader, cfg.reduce),
+        odom_t,
+        odom_pose,
+        reader.camera,
+        cfg,
+    )
+
+
+def session_odometry(reader: SessionReader) -> tuple[np.ndarray, np.ndarray]:
+    """The session's odometry (t_ns (K,), pose (K, 3)); integrated from the wheel speeds
+    when it recorded none. Empty arrays when there is neither (the labeller then says
+    "no odometry")."""
     from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, integrate_wheel_odometry
 
     odom_t, pose = reader.odometry()
@@ -75,14 +188,34 @@ def session_truth_agreement(
 ) -> tuple[TruthAgreement, LabelStats] | None:
     """Compare labels with the simulator's truth stored in the session (None without truth).
 
-    Returns the agreement and the statistics of the true labels. The IR range
-    comes from the session's robot description (`prox_range_m`).
+    The true labels are computed at each frame's true exposure time: the session's
+    `frame_truth` stream when it has one (a simulated camera with latency), else the
+    frame stamps (the ideal simulated camera stamps frames at exposure). Returns the
+    agreement and the statistics of the true labels. The IR range comes from the
+    session's robot description (`prox_range_m`).
     """
     with SessionReader(session_path) as reader:
         truth = reader.truth()
         if truth is None or len(truth[0]) == 0:
             return None
         range_m = float(reader.robot.prox_range_m)
+        frame_truth = reader.frame_truth() if hasattr(reader, "frame_truth") else None
     t_ns, pose, distance_m = truth
-    true_grid = truth_labels(labels.t_ns, t_ns, pose, distance_m, range_m, labels.config)
+    exposure = true_exposure_times(labels.t_ns, frame_truth)
+    true_grid = truth_labels(exposure, t_ns, pose, distance_m, range_m, labels.config)
     return compare_with_truth(labels.labels, true_grid.labels), label_stats(true_grid.labels)
+
+
+def true_exposure_times(
+    stamps_ns: np.ndarray, frame_truth: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """Each frame's true exposure time from the simulator's (stamp, exposure) rows; a
+    frame without a row (or a session without any) keeps its stamp."""
+    stamps = np.asarray(stamps_ns, np.int64)
+    if frame_truth is None or len(frame_truth[0]) == 0:
+        return stamps.copy()
+    ft, fe = (np.asarray(a, np.int64) for a in frame_truth)
+    order = np.argsort(ft, kind="stable")
+    ft, fe = ft[order], fe[order]
+    i = np.clip(np.searchsorted(ft, stamps), 0, ft.size - 1)
+    return np.where(ft[i] == stamps, fe[i], stamps)

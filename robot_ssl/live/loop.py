@@ -652,19 +652,20 @@ class LiveLoop(_LoopBase):
     # -- stepped, simulated clock ---------------------------------------------------------
 
     def run_stepped(
-        self, duration_s: float, fps: float | None = None, command_latency_s: float = 0.0
+        self, duration_s: float, poll_hz: float = 100.0, command_latency_s: float = 0.0
     ) -> LiveResult:
         """Deterministic single-threaded loop on a clock that advances when waited on.
 
-        Frames are taken at `fps` (default: the camera's `fps`, else 30), sensors at
+        The camera is looked at `poll_hz` times a second (default 100, the simulator's
+        physics rate: a camera whose frames arrive with jitter is then seen as the
+        threaded loop sees it, each new frame once, soon after it arrives), sensors at
         `sensor_hz`, the watchdog every `watchdog_period_s`; a frame's command reaches the
-        wheels `command_latency_s` after its capture (the compute time of the robot's
-        computer, modelled in simulated time: meanwhile the robot keeps its old command).
+        wheels `command_latency_s` after the loop got the frame (the compute time of the
+        robot's computer, modelled in simulated time: meanwhile the robot keeps its old
+        command).
         """
-        if fps is None:
-            fps = float(getattr(self.camera, "fps", 30.0))
-        if fps <= 0 or command_latency_s < 0:
-            raise ValueError("need fps > 0 and command_latency_s >= 0")
+        if poll_hz <= 0 or command_latency_s < 0:
+            raise ValueError("need poll_hz > 0 and command_latency_s >= 0")
         started = time.monotonic()
         lat_ns = round(command_latency_s * 1e9)
         pending: deque[tuple[int, _Perception]] = deque()
@@ -684,7 +685,7 @@ class LiveLoop(_LoopBase):
                 _, p = pending.popleft()
                 self.act(p, modelled_latency_s=command_latency_s)
 
-        period_ns = round(1e9 / fps)
+        period_ns = round(1e9 / poll_hz)
         return self._run_events(
             duration_s, started, "frame", period_ns, on_frame, pending, on_pending
         )

@@ -326,6 +326,9 @@ class Recorder:
         self._last_index = frame.index
         self._last_new_frame_ns = now
         emit_frame(int(frame.t_ns), frame.image)
+        exposure_ns = getattr(frame, "exposure_t_ns", None)  # simulated cameras only
+        if exposure_ns is not None and self.truth is not None:
+            emit(("frame_truth", int(frame.t_ns), int(exposure_ns)))
 
     def _camera_died(self, emit: Callable[[tuple], None], t_ns: int, message: str) -> None:
         self._camera_dead = True

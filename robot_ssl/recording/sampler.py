@@ -13,7 +13,8 @@ emitted, in order, by the next step.
 A robot that pushes its readings (a Thymio running the onboard program: its
 `drain_stream()` says `streaming`, and carries notes either way) is not polled: each step
 records every reading that arrived since the previous one, at the robot's update
-instants, and the stream's notes (losses, mode changes, onboard watchdog) as events.
+instants, and the stream's notes (losses, mode changes, onboard watchdog) as events;
+simulator truth (the simulated robot streams too) is one row per step either way.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ __all__ = ["ROW_KINDS", "RobotSample", "RobotSampler", "Row", "write_row"]
 
 Row = tuple
 """("wheels", t_ns, speed, target) | ("odometry", t_ns, pose) | ("proximity", t_ns, prox)
-| ("truth", t_ns, pose, distances) | ("jpeg", t_ns, bytes) | ("raw", t_ns, image)
-| ("event", t_ns, kind, message)."""
+| ("truth", t_ns, pose, distances) | ("frame_truth", t_ns, exposure_t_ns) | ("jpeg", t_ns,
+bytes) | ("raw", t_ns, image) | ("event", t_ns, kind, message)."""
 
-ROW_KINDS = ("wheels", "odometry", "proximity", "truth", "jpeg", "raw", "event")
+ROW_KINDS = ("wheels", "odometry", "proximity", "truth", "frame_truth", "jpeg", "raw", "event")
 _LINK_EVENTS = ("lost", "reconnected", "layout_changed", "protocol_error")
 
 Emit = Callable[[Row], None]
@@ -61,6 +62,8 @@ def write_row(writer: SessionWriter, row: Row) -> None:
             writer.write_frame(t_ns, row[2])
         elif kind == "truth":
             writer.write_truth(t_ns, row[2], row[3])
+        elif kind == "frame_truth":
+            writer.write_frame_truth(t_ns, row[2])
         elif kind == "event":
             writer.write_event(t_ns, row[2], row[3])
         else:  # pragma: no cover - programming error
@@ -180,8 +183,7 @@ class RobotSampler:
                 emit(("event", t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
             emit(("odometry", t, pose))
             if self.truth is not None:
-                tt, pose_true, dist = self.truth()
-                emit(("truth", int(tt), np.asarray(pose_true), np.asarray(dist)))
+                self._emit_truth(emit)
         if proximity:
             emit(("proximity", t, prox))
         return RobotSample(t, prox, speed, np.asarray(pose), reconnected)
@@ -203,9 +205,16 @@ class RobotSampler:
         self.gap_since_ns = None
         return True
 
+    def _emit_truth(self, emit: Emit) -> None:
+        """One simulator truth row, stamped with the simulator's (true) time."""
+        assert self.truth is not None
+        tt, pose_true, dist = self.truth()
+        emit(("truth", int(tt), np.asarray(pose_true), np.asarray(dist)))
+
     def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
         """Record what a streaming robot pushed: wheels and odometry per wheel sample,
-        proximity per refresh; the sample is the newest state."""
+        proximity per refresh, one simulator truth row (when `truth` is set) per step; the
+        sample is the newest state."""
         r = self.robot.read()  # newest values; raises when the stream went stale
         reconnected = self._back(emit, int(r.t_ns))
         for w in batch.wheels:
@@ -218,6 +227,8 @@ class RobotSampler:
             emit(("odometry", t, self.odometry.pose))
         for s in batch.proximity:
             emit(("proximity", int(s.t_ns), s.proximity))
+        if self.truth is not None:
+            self._emit_truth(emit)
         return RobotSample(
             int(r.t_ns),
             np.asarray(r.proximity, dtype=np.int16),

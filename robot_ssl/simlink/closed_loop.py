@@ -223,7 +223,7 @@ def closed_loop_trial(
             predictor = load_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
         loop, ctrl = _camera_loop(sim, predictor, cfg, robot_spec, clock)
-        result = loop.run_stepped(duration_s, fps=camera_spec.fps, command_latency_s=latency_s)
+        result = loop.run_stepped(duration_s, command_latency_s=latency_s)
         turns = ctrl.law.turns
     else:
         cfg = replace(avoid or AvoidConfig.for_ir(), cruise_speed=int(cruise_speed))

@@ -15,7 +15,7 @@ from typing import Any
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.recording.device_setup import Devices, open_camera, open_robot, thymio_options
-from robot_ssl.simlink.simulator import make_simulator
+from robot_ssl.simlink.simulator import make_simulator, sim_metadata
 
 __all__ = ["is_sim", "open_devices", "open_sim", "open_virtual_thymio"]
 
@@ -73,6 +73,10 @@ def _open_virtual_thymio_devices(
         robot_source=robot.link.url,
         robot_link=robot.mode,
     )
+    # the VirtualThymio keeps its own robot clocks: only the camera's and the truth's here
+    meta = sim_metadata(sim, camera=args.camera == "sim")
+    meta.pop("sim_robot_timing")
+    dev.metadata.update(meta)
     if args.camera == "sim":
         dev.camera = camera
         dev.camera_fps = camera.fps
@@ -120,7 +124,13 @@ def open_sim(args: Any, dev: Devices, robot_spec: Any, camera_spec: Any) -> None
     dev.callback(stop.set)
     dev.callback(sim.robot.close)
     dev.robot, dev.clock, dev.truth = sim.robot, sim.clock, sim.robot.truth
-    dev.metadata.update(world=world.name, seed=args.seed, simulated=True, robot_source=args.robot)
+    dev.metadata.update(
+        world=world.name,
+        seed=args.seed,
+        simulated=True,
+        robot_source=args.robot,
+        **sim_metadata(sim),
+    )
     if sim.camera is not None:
         dev.camera = sim.camera
         dev.camera_fps = sim.camera.fps
@@ -165,6 +175,7 @@ def open_virtual_thymio(
         camera_spec=camera_spec,
         camera=True,
         start_ns=time.monotonic_ns(),
+        stream=False,  # the VirtualThymio is the robot: it reads the simulator directly
     )
     # Building the simulator (renderer, textures) took a while: catch its clock up with
     # the wall clock (the robot stands still) so frames and readings share one clock.

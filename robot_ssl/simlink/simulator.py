@@ -24,7 +24,9 @@ __all__ = [
     "resolve_world",
     "serve_virtual_thymio",
     "show_world",
+    "sim_clocks",
     "sim_errors",
+    "sim_metadata",
     "sim_params",
     "write_generated_world",
 ]
@@ -68,6 +70,34 @@ def sim_params(robot_spec: Any, camera_spec: Any) -> tuple[Any, Any, Any]:
     return drive, ir, camera
 
 
+def sim_clocks(
+    *,
+    camera_latency_ms: float | None = None,
+    camera_jitter_ms: float | None = None,
+    exposure_ms: float | None = None,
+    drop_rate: float | None = None,
+    ideal_clocks: bool = False,
+) -> tuple[Any, Any, bool]:
+    """(CameraTiming, RobotTiming, stream) of the simulator: the realistic defaults
+    (sim.camera_timing) with the given overrides; `ideal_clocks`: the old simulator's
+    (frames stamped at exposure, never late or lost; proximity on the 10 Hz grid from the
+    start; polled readings stamped when read), overrides refused."""
+    from sim.camera_timing import CameraTiming, RobotTiming
+
+    given = {
+        "latency_ms": camera_latency_ms,
+        "jitter_ms": camera_jitter_ms,
+        "exposure_ms": exposure_ms,
+        "drop_rate": drop_rate,
+    }
+    given = {k: float(v) for k, v in given.items() if v is not None}
+    if ideal_clocks:
+        if given:
+            raise SimCommandError("ideal clocks take no camera timing options")
+        return CameraTiming.ideal(), RobotTiming.ideal(), False
+    return CameraTiming(**given), RobotTiming(), True
+
+
 def make_simulator(
     world: Any = None,
     seed: int = 0,
@@ -79,10 +109,21 @@ def make_simulator(
     start_ns: int = 0,
     realtime: bool = False,
     start_pose: Any = None,
+    camera_timing: Any = None,
+    robot_timing: Any = None,
+    stream: bool = True,
+    ir_model: str | None = None,
 ) -> Any:
     """A Simulator for `world` (a World, a name or file, or None: generated from `seed` in
-    `split`) with the robot's and camera's parameters from the specs (Thymio defaults)."""
+    `split`) with the robot's and camera's parameters from the specs (Thymio defaults).
+
+    `camera_timing` / `robot_timing` (sim.camera_timing; None: the realistic defaults,
+    `sim_clocks()` builds them from options), `stream` (the robot pushes its readings,
+    else it is polled) and `ir_model` ("physical" or "enki"; None: IRParams' default)."""
+    import dataclasses
+
     from robot_ssl.core.spec import CameraSpec, RobotSpec
+    from sim.camera_timing import CameraTiming, RobotTiming
     from sim.simulator import Simulator
 
     robot_spec = robot_spec or RobotSpec()
@@ -90,6 +131,10 @@ def make_simulator(
     if world is None or isinstance(world, (str, Path)):
         world = resolve_world(str(world) if world is not None else None, seed, split)
     drive, ir, cam = sim_params(robot_spec, camera_spec)
+    if ir_model is not None:
+        if not any(f.name == "model" for f in dataclasses.fields(ir)):
+            raise SimCommandError("this simulator's IR model cannot be chosen (no IRParams.model)")
+        ir = dataclasses.replace(ir, model=ir_model)
     return Simulator(
         world,
         seed=seed,
@@ -99,6 +144,9 @@ def make_simulator(
         start_ns=start_ns,
         realtime=realtime,
         start_pose=start_pose,
+        camera_timing=camera_timing if camera_timing is not None else CameraTiming(),
+        robot_timing=robot_timing if robot_timing is not None else RobotTiming(),
+        stream=stream,
     )
 
 
@@ -144,9 +192,21 @@ def record_session(
     jpeg_quality: int = 90,
     overwrite: bool = False,
     progress: bool = True,
+    camera_latency_ms: float | None = None,
+    camera_jitter_ms: float | None = None,
+    exposure_ms: float | None = None,
+    drop_rate: float | None = None,
+    ideal_clocks: bool = False,
+    ir_model: str | None = None,
 ) -> Any:
     """Record `minutes` of simulated wandering into the session file `out`; returns the
-    recorder's RecordingStats. The file appears only when complete."""
+    recorder's RecordingStats. The file appears only when complete.
+
+    The robot's and camera's clocks are realistic unless `ideal_clocks` (see
+    `sim_clocks`; None keeps a default: latency 80 ms, jitter 8 ms, exposure 20 ms, 1 %
+    dropped frames, proximity on its own phase, readings streamed over a 3 ms link).
+    The session's metadata says which ("sim_camera_timing", "sim_robot_timing",
+    "truth_geometry", "ir_model")."""
     from tqdm import tqdm
 
     from robot_ssl.core.spec import CameraSpec, RobotSpec
@@ -162,7 +222,25 @@ def record_session(
         raise SimCommandError("--minutes must be > 0")
     robot_spec = robot_spec or RobotSpec()
     camera_spec = camera_spec or CameraSpec()
-    sim = make_simulator(world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec)
+    with sim_errors():
+        camera_timing, robot_timing, stream = sim_clocks(
+            camera_latency_ms=camera_latency_ms,
+            camera_jitter_ms=camera_jitter_ms,
+            exposure_ms=exposure_ms,
+            drop_rate=drop_rate,
+            ideal_clocks=ideal_clocks,
+        )
+    sim = make_simulator(
+        world,
+        seed,
+        split=split,
+        robot_spec=robot_spec,
+        camera_spec=camera_spec,
+        camera_timing=camera_timing,
+        robot_timing=robot_timing,
+        stream=stream,
+        ir_model=ir_model,
+    )
     w = sim.world
     metadata = {
         "world": w.name,
@@ -170,6 +248,7 @@ def record_session(
         "source": "sim",
         "split": w.split,
         "recorded_by": "robot-ssl sim record",
+        **sim_metadata(sim),
     }
     duration_s = minutes * 60.0
     # written beside `out` under a temporary name, renamed when complete; removed on any
@@ -200,7 +279,7 @@ def record_session(
                 sim.camera,
                 writer,
                 RecorderConfig(
-                    camera_fps=sim.camera_params.fps, jpeg_quality=jpeg_quality, status=False
+                    camera_fps=_camera_poll_hz(sim), jpeg_quality=jpeg_quality, status=False
                 ),
                 clock=_ProgressClock(sim.clock, bar),
                 controller=wander_controller(robot_spec, seed),
@@ -216,6 +295,40 @@ def record_session(
         finally:
             bar.close()
     return stats
+
+
+def sim_metadata(sim: Any, camera: bool = True) -> dict[str, Any]:
+    """What a session needs to know of the simulator's clocks and truth: the camera's
+    timing ("sim_camera_timing": latency_ms, jitter_ms, exposure_ms, drop_rate, phase_ms;
+    a frame's stamp is its mid-exposure plus latency_ms on average), the robot's
+    ("sim_robot_timing": streamed or polled, proximity phase, link latency and jitter),
+    the truth's geometry and the IR model; `camera` False: not the simulator's camera."""
+    rt = sim.robot_timing
+    out: dict[str, Any] = {
+        "sim_robot_timing": {
+            "stream": bool(sim.stream),
+            "prox_phase_ms": sim.prox_phase_ns / 1e6,
+            "link_latency_ms": float(rt.link_latency_ms),
+            "link_jitter_ms": float(rt.link_jitter_ms),
+        },
+        "truth_geometry": sim.truth_geometry,
+    }
+    if camera and sim.camera is not None:
+        out["sim_camera_timing"] = sim.camera_timing.as_metadata(sim.camera.phase_ns)
+    model = getattr(sim.ir_params, "model", None)
+    if model is not None:
+        out["ir_model"] = str(model)
+    return out
+
+
+def _camera_poll_hz(sim: Any) -> float:
+    """How often the stepped recorder looks for a frame: at its rate when frames come on
+    the recorder's grid (ideal clocks), else every physics step (frames arrive jittered;
+    polling at the frame rate would miss those that arrive two in one poll period)."""
+    fps = float(sim.camera_params.fps)
+    if sim.camera is None or sim.camera_timing.is_ideal:
+        return fps
+    return max(fps, 1e9 / sim.dt_ns)
 
 
 @contextlib.contextmanager
@@ -315,7 +428,13 @@ def serve_virtual_thymio(
     from sim.virtual_thymio import VirtualThymio
 
     sim = make_simulator(
-        world, seed, split=split, robot_spec=robot_spec, camera_spec=camera_spec, camera=False
+        world,
+        seed,
+        split=split,
+        robot_spec=robot_spec,
+        camera_spec=camera_spec,
+        camera=False,
+        stream=False,  # the VirtualThymio is the robot: it reads the simulator directly
     )
     stop = threading.Event()
     with VirtualThymio(sim, time_scale=time_scale, layout=layout) as vt:

@@ -1,0 +1,174 @@
+"""`robot-ssl calibrate SESSION --spec SPEC.yaml [--straight-m L | --turn]`: camera latency
+and wheel-speed factor from a short calibration session, written into the robot's spec.
+
+- always: the camera's time offset (robot_ssl.labelling.time_offset), from the turns in
+  the session, into `camera.time_offset_s`;
+- `--straight-m L`: the robot drove one straight line of L metres (measured with a
+  tape): factor = L / odometry distance, and `robot.speed_m_per_unit` becomes the
+  session's value times the factor;
+- `--turn`: the robot spun on the spot (two or three full turns, stopping before and
+  after): factor = image rotation / odometry rotation, applied to `speed_m_per_unit`
+  (or, with `--turn-corrects axle`, to `axle_length_m`, divided).
+
+The spec file is rewritten atomically after printing the values before and after;
+`--dry-run` prints only. Procedure for a real robot: docs/calibration.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+HELP = "calibrate the camera latency and wheel-speed factor from a session"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli import argtypes as t
+
+    p.add_argument("session", metavar="SESSION", help="a calibration session (.h5)")
+    p.add_argument(
+        "--spec", required=True, metavar="SPEC.yaml", help="robot/camera spec file to update"
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--straight-m",
+        type=t.positive_float(),
+        metavar="L",
+        help="the session is one straight run of L metres, measured on the floor",
+    )
+    mode.add_argument(
+        "--turn", action="store_true", help="the session has turns on the spot between stops"
+    )
+    p.add_argument(
+        "--turn-corrects",
+        choices=("speed", "axle"),
+        default="speed",
+        help="with --turn: scale speed_m_per_unit (default) or axle_length_m (when the speed"
+        " was already calibrated on a straight run)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the new values, write nothing")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    from robot_ssl.core.spec import load_specs, save_specs
+    from robot_ssl.io.labels_file import require_sessions
+    from robot_ssl.io.session import SessionReader
+    from robot_ssl.labelling.session_labels import (
+        estimate_session_offset,
+        frame_loader,
+        session_odometry,
+    )
+    from robot_ssl.labelling.time_offset import (
+        CalibrationError,
+        OffsetSearchConfig,
+        measure_spins,
+        straight_run,
+    )
+
+    spec_path = Path(args.spec)
+    if not spec_path.is_file():
+        raise CalibrationError(f"{spec_path}: no such spec file")
+    if args.turn_corrects != "speed" and not args.turn:
+        raise CalibrationError("--turn-corrects needs --turn")
+    session = Path(require_sessions([args.session], "calibrate", "calibrate")[0])
+    robot, camera = load_specs(spec_path)
+    search = OffsetSearchConfig()
+    with SessionReader(session) as reader:
+        odom_t, odom_pose = session_odometry(reader)
+        if len(odom_t) < 2:
+            raise CalibrationError(f"{session}: no odometry and no wheel speeds")
+        session_robot = reader.robot
+        frame_t = np.asarray(reader.camera_t_ns)
+        print(
+            f"session        {session.name}: {reader.duration_s:.1f} s, {frame_t.size} frames,"
+            f" recorded with speed_m_per_unit {_fmt(session_robot.speed_m_per_unit)},"
+            f" axle_length_m {_fmt(session_robot.axle_length_m)}"
+        )
+        est = estimate_session_offset(reader, odom_t, odom_pose, search)
+        print(f"camera offset  {est.describe()}")
+        if not est.reliable and args.straight_m is None and not args.turn:
+            raise CalibrationError(f"{session}: no reliable camera offset: {est.reason}")
+        cal = None
+        if args.turn:
+            frames_offset = est.offset_s if est.reliable else reader.camera.time_offset_s
+            cal = measure_spins(
+                frame_t, frame_loader(reader, search.reduce), odom_t, odom_pose, reader.camera,
+                search, offset_s=frames_offset,
+            )  # fmt: skip
+    new_robot, new_camera = robot, camera
+    if est.reliable:
+        new_camera = dataclasses.replace(camera, time_offset_s=round(est.offset_s, 4))
+    else:
+        print("               camera.time_offset_s left as it is (no reliable estimate)")
+    factor = None
+    if args.straight_m is not None:
+        runs = straight_run(odom_t, odom_pose)
+        if runs.distance_m < 0.05:
+            raise CalibrationError(
+                f"{session}: no straight run: the odometry moved {runs.distance_m:.3f} m"
+            )
+        factor = args.straight_m / runs.distance_m
+        print(
+            f"straight run   odometry {runs.distance_m:.4f} m, measured {args.straight_m:.4f} m,"
+            f" heading change {math.degrees(runs.heading_change_rad):+.1f} deg"
+        )
+        if abs(runs.heading_change_rad) > math.radians(5):
+            print("               warning: the run is not straight (heading changed > 5 deg)")
+    if cal is not None:
+        if not cal.spins or not cal.reliable:
+            raise CalibrationError(f"{session}: {cal.reason}")
+        for s in cal.spins:
+            print(
+                f"spin           {s.start_s:.1f}-{s.end_s:.1f} s: image"
+                f" {math.degrees(s.image_yaw_rad):+.1f} deg, odometry"
+                f" {math.degrees(s.odometry_yaw_rad):+.1f} deg ({s.method},"
+                f" factor {s.factor:.4f})"
+            )
+        factor = cal.factor
+    if factor is not None:
+        spread = ""
+        if cal is not None and math.isfinite(cal.spread):
+            spread = f" (spread over spins {cal.spread:.4f})"
+        print(f"factor         {factor:.4f}{spread}")
+        if args.turn and args.turn_corrects == "axle":
+            new_robot = dataclasses.replace(
+                robot, axle_length_m=float(f"{session_robot.axle_length_m / factor:.6g}")
+            )
+        else:
+            new_robot = dataclasses.replace(
+                robot, speed_m_per_unit=float(f"{session_robot.speed_m_per_unit * factor:.6g}")
+            )
+        if robot.speed_m_per_unit != session_robot.speed_m_per_unit or (
+            robot.axle_length_m != session_robot.axle_length_m
+        ):
+            print(
+                "               note: the spec file differs from the session's robot; the"
+                " factor applies to the session's values"
+            )
+    changes = [
+        ("camera.time_offset_s", camera.time_offset_s, new_camera.time_offset_s),
+        ("robot.speed_m_per_unit", robot.speed_m_per_unit, new_robot.speed_m_per_unit),
+        ("robot.axle_length_m", robot.axle_length_m, new_robot.axle_length_m),
+    ]
+    changed = [c for c in changes if c[1] != c[2]]
+    print(f"{spec_path}:")
+    for name, old, new in changes:
+        mark = "" if old != new else "  (unchanged)"
+        print(f"  {name:24s} {_fmt(old)} -> {_fmt(new)}{mark}")
+    if args.dry_run:
+        print(f"dry run: {spec_path} not changed")
+    elif changed:
+        save_specs(spec_path, new_robot, new_camera)
+        print(f"wrote {spec_path}")
+    else:
+        print(f"nothing to change in {spec_path}")
+    return 0

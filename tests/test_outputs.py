@@ -21,7 +21,13 @@ import numpy as np
 import pytest
 
 from robot_ssl.cli.main import main
-from robot_ssl.io.outputs import OutputError, atomic_output, remove_stale_temps, temp_name_pattern
+from robot_ssl.io.outputs import (
+    SIGTERM_GRACE_S,
+    OutputError,
+    atomic_output,
+    remove_stale_temps,
+    temp_name_pattern,
+)
 
 ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 REPO = Path(__file__).resolve().parents[1]
@@ -223,6 +229,40 @@ def test_unwritable_output_folder_is_one_line_and_exit_2(unwritable, verb, sessi
 
 
 # -- sim record, replay, label: no leftovers, folders, modes ------------------------------------
+
+
+_SWALLOW = textwrap.dedent(
+    """
+    import sys, time
+    from robot_ssl.io.outputs import atomic_output
+    with atomic_output(sys.argv[1]) as tmp:
+        tmp.write_bytes(b"partial")
+        print(tmp, flush=True)
+        while True:  # where the SystemExit lands, it is swallowed (as in a weakref callback)
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                pass
+    """
+)
+
+
+def test_sigterm_exits_even_when_its_systemexit_is_swallowed(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SWALLOW, str(tmp_path / "t.bin")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.exists()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 >= SIGTERM_GRACE_S - 0.5  # after the grace, not before
+    assert "terminated (SIGTERM)" in proc.stderr.read()
+    assert temps(tmp_path) == []
 
 
 def test_sim_record_sigterm_leaves_nothing(tmp_path):

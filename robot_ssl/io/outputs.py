@@ -11,7 +11,8 @@ On success the file is fsync'ed and renamed over the target with
 on any exception, KeyboardInterrupt and SystemExit included, the temporary
 file is removed. SIGTERM is turned into a clean exit while an output is being
 written (when the process has no SIGTERM handler of its own), so a terminated
-command leaves nothing behind either.
+command leaves nothing behind either; if that exit is swallowed (the handler ran in a
+weakref callback or a __del__), the process ends `SIGTERM_GRACE_S` later regardless.
 
 The temporary file is created at once (``O_CREAT | O_EXCL``, mode ``0o666``
 less the umask, as for any other new file, unlike :func:`tempfile.mkstemp`'s
@@ -32,6 +33,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,9 +160,28 @@ def remove_active_temps() -> None:
             os.unlink(tmp)
 
 
+SIGTERM_GRACE_S = 5.0
+"""After SIGTERM, the process exits this long after the handler ran even if the
+SystemExit it raised was swallowed: a signal handler runs wherever the main thread
+is, also inside a weakref callback or a __del__, where Python ignores exceptions."""
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     remove_active_temps()
-    raise SystemExit(128 + signum)
+    code = 128 + signum
+    timer = threading.Timer(SIGTERM_GRACE_S, _exit_now, (code,))
+    timer.daemon = True  # a clean exit before the grace ends does not wait for it
+    timer.start()
+    raise SystemExit(code)
+
+
+def _exit_now(code: int) -> None:
+    """The SIGTERM's exit, when the SystemExit did not end the process in time."""
+    remove_active_temps()
+    with contextlib.suppress(Exception):
+        sys.stderr.write(f"terminated (SIGTERM): exiting after {SIGTERM_GRACE_S:g} s of cleanup\n")
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _install_sigterm_handler() -> None:

@@ -10,6 +10,7 @@ import torch
 from robot_ssl.cli.main import main
 from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.evaluate import (
+    Blocks,
     auc_report,
     band_of_distances,
     evaluate,
@@ -193,3 +194,165 @@ def test_eval_end_to_end_scores_a_perfect_and_an_inverted_detector(tmp_path, inv
     cells = np.array(report["grid"]["auc"], dtype=float)
     defined = cells[~np.isnan(cells)]
     assert defined.size > 100 and np.all(defined == auc)
+
+
+# -- truth, block bootstrap, training overlap ------------------------------------------------
+
+
+def _session_with_truth(path, n=150, *, world="sim", seed=0, truth=True):
+    """A 30 fps session driving at 0.1 m/s towards a wall 0.4 m ahead of the centre sensor
+    (simulator truth at 100 Hz) with `synthetic_frames` images and their (unrelated)
+    labels as its auto-labels: the auto-labels and the truth disagree."""
+    from robot_ssl.core.spec import CameraSpec
+    from robot_ssl.io.labels_file import LabelSet, identify_session, write_labels
+    from robot_ssl.io.session import SessionWriter
+    from robot_ssl.labelling.labeller import LabelConfig
+    from robot_ssl.learning.dataset import labels_path_for, synthetic_frames
+
+    config = LabelConfig()
+    s, d = config.num_sensors, config.num_distances
+    images, labels = synthetic_frames(n, size=(64, 48), num_sensors=s, num_distances=d, seed=seed)
+    t_ns = np.arange(n, dtype=np.int64) * 33_333_333
+    kwargs = {"truth_sensors": 7} if truth else {}
+    with SessionWriter(
+        path, camera=CameraSpec(width=64, height=48), metadata={"world": world}, **kwargs
+    ) as w:
+        for t, image in zip(t_ns, images):
+            w.write_frame(int(t), image)
+        if truth:
+            for t in np.arange(0, int(t_ns[-1]) + 500_000_000, 10_000_000):
+                x = 0.1 * t * 1e-9
+                dist = np.full(7, np.inf)
+                dist[2] = 0.4 - x
+                w.write_truth(int(t), np.array([x, 0.0, 0.0]), dist)
+    lab = LabelSet(
+        frame_index=np.arange(n, dtype=np.int64),
+        t_ns=t_ns,
+        labels=labels,
+        readings=np.where(labels >= 0, labels.astype(np.int16) * 1000, -1).astype(np.int16),
+        match_t_ns=np.full((n, d), -1, np.int64),
+        match_offset=np.full((n, d, 3), np.nan, np.float32),
+        sensor_indices=np.asarray(config.sensor_indices, np.int64),
+        distances_m=np.asarray(config.distances_m, np.float64),
+        config=config,
+        session=identify_session(path),
+    )
+    write_labels(labels_path_for(path), lab)
+    return path
+
+
+def test_block_bootstrap_is_wider_than_frame_bootstrap_on_autocorrelated_scores():
+    """Scores that drift slowly (an AR(1) process with 10 s memory at 30 fps): neighbouring
+    frames carry the same information, which the frame bootstrap ignores."""
+    rng = np.random.default_rng(3)
+    n = 30 * 600
+    drift = np.zeros(n)
+    noise = rng.normal(size=n)
+    for i in range(1, n):
+        drift[i] = 0.997 * drift[i - 1] + noise[i] * 0.08
+    labels = (rng.random((n, 1, 1)) < 0.5).astype(np.int8)
+    probs = (labels[:, 0, 0] * 0.5 + drift * (labels[:, 0, 0] * 2 - 1))[:, None, None]
+    t_s = np.arange(n) / 30.0
+    sid = np.zeros(n, np.int64)
+    common = dict(n_bootstrap=200, seed=1)
+    iid = auc_report(probs, labels, [0.05], **common)
+    block = auc_report(probs, labels, [0.05], blocks=Blocks.from_times(sid, t_s, 10.0), **common)
+    assert block["bootstrap"]["unit"] == "block" and block["bootstrap"]["num_blocks"] == 60
+    assert iid["mean_auc"] == block["mean_auc"]
+    width = {k: r["mean_auc_ci"][1] - r["mean_auc_ci"][0] for k, r in (("i", iid), ("b", block))}
+    assert width["b"] > 2 * width["i"]
+
+
+def test_blocks_per_session_and_subset():
+    sid = np.array([0, 0, 0, 1, 1, 1, 1])
+    t = np.array([0.0, 4.0, 11.0, 100.0, 101.0, 115.0, 121.0])
+    b = Blocks.from_times(sid, t, 10.0)
+    assert b.of_frame.tolist() == [0, 0, 1, 2, 2, 3, 4] and b.stratum.tolist() == [0, 0, 1, 1, 1]
+    w = b.weights(np.random.default_rng(0), 50)
+    assert w.shape == (50, 7)
+    assert np.all(w[:, 0] == w[:, 1])  # a block is drawn whole
+    sub = b.subset(np.array([0, 0, 1, 1, 0, 0, 0], bool))
+    assert sub.of_frame.tolist() == [0, 1] and sub.stratum.tolist() == [0, 1]
+    assert Blocks.from_times(sid, t, 0.0).num_blocks == 7
+
+
+def _truth_model(tmp_path, data_dir):
+    """A memorising detector that outputs the truth where a frame has truth."""
+    from dataclasses import replace
+
+    from robot_ssl.io.labels_file import read_labels
+    from robot_ssl.labelling.session_labels import session_truth_grid
+    from robot_ssl.learning.dataset import FrameSet, labels_path_for, load_sessions
+
+    cfg = ModelConfig(distances_m=tuple(np.round(np.arange(31) * 0.01, 2)))
+    loaded = load_sessions([data_dir], size=cfg.input_size, progress=False)
+    frames = FrameSet.from_sessions(loaded)
+    target = frames.labels.copy()
+    for i, s in enumerate(loaded):
+        grid = session_truth_grid(s.path, read_labels(labels_path_for(s.path)))
+        if grid is not None:
+            target[frames.session_ids == i] = grid.labels[s.frame_index]
+    return _memorising_model(tmp_path / "m.ts", replace(frames, labels=target), cfg)
+
+
+def test_eval_truth_scores_a_perfect_vs_truth_detector(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    _session_with_truth(data / "a.h5", world="sim", seed=1)
+    _session_with_truth(data / "b.h5", world="real", seed=2, truth=False)
+    model = _truth_model(tmp_path, data)
+    out = tmp_path / "r.json"
+    argv = ["eval", "--model", str(model), "--data", str(data), "--no-cache", "--quiet"]
+    argv += ["--json", str(out), "--truth", "--bootstrap", "100", "--block-s", "1"]
+    argv += ["--out", str(tmp_path / "ev")]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    truth = report["truth"]
+    assert truth["bootstrap"]["block_s"] == 1.0 and truth["sessions_with_truth"] == ["a"]
+    sim, real = truth["by_world"]["sim"], truth["by_world"]["real"]
+    assert sim["truth"]["mean_auc"] == pytest.approx(1.0)  # perfect against the truth
+    assert sim["labels"]["mean_auc"] < 0.9  # the auto-labels disagree with the truth
+    for band, value in sim["truth"]["auc_by_band"].items():
+        if value is not None:
+            lo, hi = sim["truth"]["auc_by_band_ci"][band]
+            assert lo <= value <= hi
+    assert set(sim["truth"]["auc_by_band"]) == {"0-10", "10-20", "20-30"}
+    assert real["truth"] is None and real["truth_status"] == "no truth"
+    assert real["labels"]["mean_auc"] == pytest.approx(1.0)  # memorised auto-labels there
+    assert truth["overall"]["truth_status"] == "partial"
+    assert truth["overall"]["num_truth_frames"] == sim["num_frames"]
+    assert report["training_overlap"]["checked"] is False  # TorchScript: nothing recorded
+    assert (tmp_path / "ev" / "auc_truth.png").stat().st_size > 0
+    printed = capsys.readouterr()
+    assert "no truth" in printed.out and "vs truth" in printed.out
+    assert "warning" not in printed.err
+
+
+def test_eval_warns_when_evaluating_a_training_session(tmp_path, capsys):
+    for i in range(2):
+        write_synthetic_session(tmp_path / f"train/s{i}.h5", 20, world="w", seed=i)
+    write_synthetic_session(tmp_path / "held/h.h5", 20, world="w", seed=5)
+    cfg = ModelConfig(arch="paper", distances_m=tuple(np.arange(31) * 0.01))
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = {
+        "model": build_model(cfg).state_dict(),
+        "model_config": cfg.to_dict(),
+        "train_config": {"data": [str(tmp_path / "train")], "labels_dir": None},
+    }
+    torch.save(ckpt, run / "best.pt")
+    (run / "config.json").write_text(json.dumps({"train_sessions": ["s0"], "val_sessions": ["s1"]}))
+
+    def evaluate_on(folder):
+        out = tmp_path / f"{folder}.json"
+        argv = ["eval", "--model", str(run / "best.pt"), "--data", str(tmp_path / folder)]
+        assert main([*argv, "--no-cache", "--quiet", "--bootstrap", "0", "--json", str(out)]) == 0
+        return json.loads(out.read_text())["training_overlap"], capsys.readouterr().err
+
+    overlap, err = evaluate_on("train")
+    assert overlap["checked"] and overlap["method"] == "sha256"
+    assert overlap["warning"] and overlap["sessions"] == ["s0"]  # s1 was validation only
+    assert err.count("warning") == 1 and "s0" in err
+    overlap, err = evaluate_on("held")
+    assert overlap["checked"] and not overlap["warning"] and overlap["sessions"] == []
+    assert "warning" not in err

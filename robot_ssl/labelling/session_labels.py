@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from robot_ssl.core.label_grid import CameraOffset, LabelConfig
+from robot_ssl.core.label_grid import CameraOffset, LabelConfig, LabelGrid
 from robot_ssl.io.labels_file import LabelSet, LabelsFileError, identify_session
 from robot_ssl.io.session import SessionError, SessionReader
 from robot_ssl.labelling.labeller import (
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_camera_offset",
     "session_odometry",
     "session_truth_agreement",
+    "session_truth_grid",
     "true_exposure_times",
 ]
 
@@ -188,11 +189,22 @@ def session_truth_agreement(
 ) -> tuple[TruthAgreement, LabelStats] | None:
     """Compare labels with the simulator's truth stored in the session (None without truth).
 
-    The true labels are computed at each frame's true exposure time: the session's
-    `frame_truth` stream when it has one (a simulated camera with latency), else the
-    frame stamps (the ideal simulated camera stamps frames at exposure). Returns the
-    agreement and the statistics of the true labels. The IR range comes from the
-    session's robot description (`prox_range_m`).
+    The true labels are `session_truth_grid`'s. Returns the agreement and the
+    statistics of the true labels.
+    """
+    true_grid = session_truth_grid(session_path, labels)
+    if true_grid is None:
+        return None
+    return compare_with_truth(labels.labels, true_grid.labels), label_stats(true_grid.labels)
+
+
+def session_truth_grid(session_path: str | Path, labels: LabelSet) -> LabelGrid | None:
+    """The true label grid of the frames of `labels` (row for row), or None without truth.
+
+    The true labels are computed with `labels.config` at each frame's true exposure
+    time: the session's `frame_truth` stream when it has one (a simulated camera with
+    latency), else the frame stamps (the ideal simulated camera stamps frames at
+    exposure). The IR range comes from the session's robot description (`prox_range_m`).
     """
     with SessionReader(session_path) as reader:
         truth = reader.truth()
@@ -202,8 +214,7 @@ def session_truth_agreement(
         frame_truth = reader.frame_truth() if hasattr(reader, "frame_truth") else None
     t_ns, pose, distance_m = truth
     exposure = true_exposure_times(labels.t_ns, frame_truth)
-    true_grid = truth_labels(exposure, t_ns, pose, distance_m, range_m, labels.config)
-    return compare_with_truth(labels.labels, true_grid.labels), label_stats(true_grid.labels)
+    return truth_labels(exposure, t_ns, pose, distance_m, range_m, labels.config)
 
 
 def true_exposure_times(

@@ -3,12 +3,24 @@
 - AUC is the Mann-Whitney statistic, P(score of a positive > score of a
   negative) with ties counted 1/2, computed exactly with numpy from the
   sorted scores (no sklearn).
-- Confidence intervals come from a percentile bootstrap over frames: each
-  replicate draws the N evaluation frames with replacement (one multinomial
-  weight vector per replicate, shared by all cells, so the mean and the band
-  means get intervals too) and recomputes every AUC with frame weights,
-  vectorised over replicates. Consecutive frames are correlated, so these
-  intervals are optimistic; held-out worlds are the real test.
+- Confidence intervals come from a percentile bootstrap: each replicate draws
+  frames with replacement (one weight vector per replicate, shared by all
+  cells, so the mean and the band means get intervals too) and recomputes
+  every AUC with frame weights, vectorised over replicates. Frames at 30 fps
+  are not independent, so `evaluate` uses a BLOCK bootstrap (:class:`Blocks`):
+  each session's frames are cut into contiguous blocks of `block_s` seconds
+  (default 10 s, from the session's first evaluated frame), and each replicate
+  draws, per session, as many blocks as it has, with replacement. `block_s=0`
+  (and :func:`auc_report` without blocks) is the frame bootstrap, whose
+  intervals are optimistic on correlated frames; held-out worlds are the real
+  test either way.
+- With simulator truth (`evaluate(truth=True)`, `robot-ssl eval --truth`), the
+  same scores are also compared with the true label grid of each simulated
+  session (robot_ssl.learning.truth_grid), and both comparisons are summarised
+  per world and per band with block-bootstrap intervals (:func:`truth_comparison`).
+- A session of the evaluation that is among the model's training sessions
+  (robot_ssl.learning.truth_grid.training_data_of: SHA-256 identities where
+  known, else names) triggers a one-line warning and `training_overlap.warning`.
 - A cell whose known labels are all of one class (or that has none) has no
   AUC: it is reported as null with its counts, listed, and excluded from every
   mean (never averaged in as 0.5).
@@ -31,6 +43,7 @@ import json
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +55,7 @@ from robot_ssl.learning.dataset import FrameSet
 
 __all__ = [
     "BANDS_CM",
+    "Blocks",
     "EvalError",
     "auc_report",
     "band_of_distances",
@@ -50,6 +64,7 @@ __all__ = [
     "plot_auc_vs_distance",
     "plot_heatmap",
     "roc_auc",
+    "truth_comparison",
     "weighted_auc",
 ]
 
@@ -64,10 +79,66 @@ BAND_DEFINITION = (
 )
 REPORT_FORMAT = "robot-ssl/eval"
 REPORT_VERSION = 1
+DEFAULT_BLOCK_S = 10.0
+FALLBACK_FPS = 30.0  # frame times of a frame set given without stamps
 
 
 class EvalError(RobotSSLError):
     """Evaluation options are invalid or the report cannot be written."""
+
+
+# -- bootstrap blocks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Contiguous time blocks of the evaluation frames, the unit of the block bootstrap.
+
+    `of_frame[i]` is the block of frame i, `stratum[b]` the session of block b:
+    a replicate draws, per session, as many of its blocks as it has, with
+    replacement, and a frame's weight is how often its block was drawn.
+    """
+
+    of_frame: np.ndarray  # int64 (N,)
+    stratum: np.ndarray  # int64 (B,)
+    block_s: float
+
+    @classmethod
+    def from_times(
+        cls, session_ids: np.ndarray, t_s: np.ndarray, block_s: float = DEFAULT_BLOCK_S
+    ) -> Blocks:
+        """Blocks of `block_s` seconds per session from its first frame (<= 0: one per frame)."""
+        sid = np.asarray(session_ids, np.int64)
+        t = np.asarray(t_s, np.float64)
+        if sid.shape != t.shape or sid.ndim != 1:
+            raise ValueError("session_ids and t_s must be (N,) arrays")
+        if block_s > 0 and sid.size:
+            t0 = np.full(int(sid.max()) + 1, np.inf)
+            np.minimum.at(t0, sid, t)
+            k = np.floor((t - t0[sid]) / block_s).astype(np.int64)
+        else:
+            k = np.arange(sid.size, dtype=np.int64)
+        keys, of_frame = np.unique(np.stack([sid, k], axis=1), axis=0, return_inverse=True)
+        return cls(of_frame.reshape(-1), keys[:, 0].copy(), float(max(block_s, 0.0)))
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.stratum.size)
+
+    def subset(self, mask: np.ndarray) -> Blocks:
+        """The blocks of the frames where `mask` (N,) is true, renumbered."""
+        used, of_frame = np.unique(self.of_frame[np.asarray(mask, bool)], return_inverse=True)
+        return Blocks(of_frame.reshape(-1), self.stratum[used], self.block_s)
+
+    def weights(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
+        """(replicates, N) float32 frame weights of `replicates` block-bootstrap draws."""
+        counts = np.zeros((replicates, self.num_blocks), np.float32)
+        for s in np.unique(self.stratum):
+            idx = np.flatnonzero(self.stratum == s)
+            counts[:, idx] = rng.multinomial(
+                idx.size, np.full(idx.size, 1.0 / idx.size), replicates
+            )
+        return counts[:, self.of_frame]
 
 
 # -- AUC -----------------------------------------------------------------------------------
@@ -181,6 +252,7 @@ def auc_report(
     confidence: float = 0.95,
     seed: int = 0,
     chunk: int = 100,
+    blocks: Blocks | None = None,
 ) -> dict[str, Any]:
     """The evaluation report (a JSON-ready dict) for predictions `probs` (N, S, D) vs `labels`.
 
@@ -188,7 +260,8 @@ def auc_report(
     their bootstrap intervals (`mean_auc_ci`, `auc_by_band_ci`),
     `auc_by_distance`, `auc_by_sensor`, the per-cell `grid` (`auc`, `ci_low`,
     `ci_high`, `n_pos`, `n_neg`, each S x D with nulls), cell counts and the
-    list of single-class cells. `n_bootstrap=0` skips the intervals.
+    list of single-class cells. `n_bootstrap=0` skips the intervals. With
+    `blocks` the bootstrap resamples those blocks (see :class:`Blocks`), else frames.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -200,6 +273,8 @@ def auc_report(
     distances_m = np.asarray(distances_m, dtype=np.float64)
     if distances_m.shape != (n_d,):
         raise ValueError("distances_m must have one entry per distance column")
+    if blocks is not None and blocks.of_frame.shape != (n,):
+        raise ValueError("blocks must have one entry per frame")
     sensors = np.arange(n_s) if sensor_indices is None else np.asarray(sensor_indices)
     bands = band_of_distances(distances_m)
     band_names = [b for b, _, _ in BANDS_CM] + (["30+"] if "30+" in bands else [])
@@ -237,7 +312,10 @@ def auc_report(
         for start in range(0, n_bootstrap, chunk):
             r = min(chunk, n_bootstrap - start)
             # float32 counts are exact; one weight row per replicate, shared by all cells
-            weights = rng.multinomial(n, np.full(n, 1.0 / n), size=r).astype(np.float32)
+            if blocks is None:
+                weights = rng.multinomial(n, np.full(n, 1.0 / n), size=r).astype(np.float32)
+            else:
+                weights = blocks.weights(rng, r)
             for s, d, idx, pos_sorted, starts in cells:
                 boot[start : start + r, s, d] = _auc_sorted(pos_sorted, starts, weights[:, idx])
         alpha = (1.0 - confidence) / 2.0
@@ -270,7 +348,13 @@ def auc_report(
         "single_class_cells": [[int(s), int(d)] for s, d in single],
         "sensor_indices": [int(s) for s in sensors],
         "distances_m": [float(d) for d in distances_m],
-        "bootstrap": {"replicates": int(n_bootstrap), "confidence": confidence, "unit": "frame"},
+        "bootstrap": {
+            "replicates": int(n_bootstrap),
+            "confidence": confidence,
+            "unit": "frame" if blocks is None else "block",
+            "block_s": None if blocks is None else blocks.block_s,
+            "num_blocks": int(n) if blocks is None else blocks.num_blocks,
+        },
         "grid": {
             "auc": _grid(auc),
             "ci_low": _grid(ci_low),
@@ -278,6 +362,82 @@ def auc_report(
             "n_pos": n_pos.astype(int).tolist(),
             "n_neg": n_neg.astype(int).tolist(),
         },
+    }
+
+
+_SUMMARY_KEYS = (
+    "num_frames",
+    "num_cells_defined",
+    "mean_auc",
+    "mean_auc_ci",
+    "auc_by_band",
+    "auc_by_band_ci",
+    "auc_by_distance",
+)
+NO_TRUTH = "no truth"
+
+
+def truth_comparison(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    truth: np.ndarray,
+    has_truth: np.ndarray,
+    frame_worlds: Sequence[str],
+    distances_m: Sequence[float] | np.ndarray,
+    blocks: Blocks,
+    *,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """AUC vs the auto-labels and vs the simulator truth, overall and per world, per band.
+
+    `truth` (N, S, D) holds the true labels of the frames where `has_truth` (N,)
+    (other rows are ignored); `frame_worlds` (N,) names each frame's world.
+    Each group gives, for "labels" (all its frames) and "truth" (its frames with
+    truth; null and `truth_status` "no truth" when none), the mean AUC, the AUC
+    per band and per distance, with block-bootstrap intervals.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels, truth = np.asarray(labels), np.asarray(truth)
+    has_truth = np.asarray(has_truth, bool)
+    frame_worlds = np.asarray(frame_worlds, dtype=object)
+
+    def summary(sel: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+        rep = auc_report(
+            probs[sel],
+            targets[sel],
+            distances_m,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+            blocks=blocks.subset(sel),
+        )
+        return {k: rep[k] for k in _SUMMARY_KEYS}
+
+    def group(sel: np.ndarray) -> dict[str, Any]:
+        with_truth = sel & has_truth
+        n_truth = int(with_truth.sum())
+        status = "ok" if n_truth == int(sel.sum()) else ("partial" if n_truth else NO_TRUTH)
+        return {
+            "num_frames": int(sel.sum()),
+            "num_truth_frames": n_truth,
+            "truth_status": status,
+            "labels": summary(sel, labels),
+            "truth": summary(with_truth, truth) if n_truth else None,
+        }
+
+    worlds = sorted({str(w) for w in frame_worlds})
+    return {
+        "bootstrap": {
+            "replicates": int(n_bootstrap),
+            "confidence": confidence,
+            "unit": "block",
+            "block_s": blocks.block_s,
+        },
+        "band_definition": BAND_DEFINITION,
+        "overall": group(np.ones(len(probs), bool)),
+        "by_world": {w: group(frame_worlds == w) for w in worlds},
     }
 
 
@@ -382,6 +542,65 @@ def _auc_vs_distance_figure(report: dict[str, Any]) -> Any:
     return fig
 
 
+def _truth_figure(comparison: dict[str, Any], distances_m: Sequence[float]) -> Any:
+    """Mean AUC over sensors against distance, vs the auto-labels and vs truth, per world."""
+    from matplotlib.figure import Figure
+
+    d_cm = np.asarray(distances_m) * 100.0
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    from matplotlib import colormaps
+
+    groups = {"all": comparison["overall"], **comparison["by_world"]}
+    palette = colormaps["tab20"]  # distinct colours for up to 20 worlds (the default has 10)
+    for i, (name, g) in enumerate(groups.items()):
+        colour = "k" if name == "all" else palette(i % 20)
+        lw = 2.2 if name == "all" else 1.0
+        for key, style in (("labels", "--"), ("truth", "-")):
+            if g[key] is None:
+                continue
+            y = np.array([np.nan if v is None else v for v in g[key]["auc_by_distance"]])
+            ax.plot(d_cm, y, style, color=colour, lw=lw, label=f"{name} vs {key}")
+    ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
+    ax.set_ylim(0.4, 1.02)
+    ax.set_xlabel("distance ahead [cm]")
+    ax.set_ylabel("ROC AUC (mean over sensors)")
+    ax.set_title("AUC vs auto-labels (dashed) and vs simulator truth (solid)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    return fig
+
+
+def _training_overlap(
+    model_path: str | Path, kind: str, sessions: Sequence[tuple[str, str | None]] | None
+) -> dict[str, Any]:
+    """The `training_overlap` entry of the report (see robot_ssl.learning.truth_grid)."""
+    from robot_ssl.learning.truth_grid import training_data_of
+
+    if sessions is None:
+        return {"checked": False, "reason": "frames given without session files", "warning": False}
+    try:
+        record = training_data_of(model_path, kind)
+    except RobotSSLError as e:
+        return {"checked": False, "reason": str(e), "warning": False}
+    if record.method is None:
+        return {
+            "checked": False,
+            "reason": record.reason,
+            "source": record.source,
+            "warning": False,
+        }
+    overlap = record.overlap(sessions)
+    return {
+        "checked": True,
+        "method": record.method,
+        "source": record.source,
+        "num_training_sessions": max(len(record.identities), len(record.names)),
+        "sessions": overlap,
+        "warning": bool(overlap),
+    }
+
+
 # -- the whole evaluation ------------------------------------------------------------------
 
 
@@ -409,12 +628,20 @@ def evaluate(
     num_threads: int | None = None,
     progress: bool = True,
     frames: FrameSet | None = None,
+    truth: bool = False,
+    block_s: float = DEFAULT_BLOCK_S,
 ) -> dict[str, Any]:
     """Evaluate a model file (checkpoint, TorchScript or ONNX) on labelled sessions.
 
     Writes the JSON report to `json_out` and, with `out_dir`, `report.json`,
-    `auc_heatmap.png` and `auc_vs_distance.png` there. `frames` replaces
-    loading `data` (tests, benchmarks). Returns the report.
+    `auc_heatmap.png` and `auc_vs_distance.png` there (and `auc_truth.png` with
+    `truth`). `frames` replaces loading `data` (tests, benchmarks; frames are
+    then taken 1/30 s apart, without truth or training-overlap check). Intervals
+    come from a block bootstrap over `block_s`-second blocks (0: over frames).
+    With `truth`, the report's `truth` entry compares the scores with the
+    auto-labels and with the simulator truth per world and band
+    (:func:`truth_comparison`). A session among the model's training sessions
+    is warned about on stderr and flagged in `training_overlap`. Returns the report.
 
     Bad options raise EvalError, an output that cannot be written OutputError,
     both before the model or any data is loaded.
@@ -428,6 +655,8 @@ def evaluate(
         raise EvalError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise EvalError(f"batch_size must be an integer >= 1, got {batch_size}")
+    if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s >= 0):
+        raise EvalError(f"block_s must be a number of seconds >= 0, got {block_s}")
     targets: list[Path] = []
     if json_out is not None:
         json_out = Path(json_out)
@@ -439,16 +668,27 @@ def evaluate(
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"cannot write to {out_dir}: not a directory")
         targets += [out_dir / n for n in ("report.json", "auc_heatmap.png", "auc_vs_distance.png")]
+        if truth:
+            targets.append(out_dir / "auc_truth.png")
     for folder in dict.fromkeys(t.parent for t in targets):
         check_writable(folder)
 
     predictor = load_predictor(model_path, num_threads=num_threads)
     cfg = predictor.config
+    session_targets = None
     if frames is None:
+        from robot_ssl.learning.truth_grid import session_targets as targets_of
+
         sessions = load_sessions(
             data, labels_dir=labels_dir, size=cfg.input_size, cache_dir=cache_dir, progress=progress
         )
         frames = FrameSet.from_sessions(sessions)
+        session_targets = [
+            targets_of(
+                s.path, s.frame_index, labels_dir=labels_dir, world=s.world, with_truth=truth
+            )
+            for s in sessions
+        ]
     if frames.grid_shape != (cfg.num_sensors, cfg.num_distances):
         raise DatasetError(
             f"labels have a {frames.grid_shape} (sensors, distances) grid, the model "
@@ -456,6 +696,14 @@ def evaluate(
         )
     if cfg.distances_m is not None and not np.allclose(cfg.distances_m, frames.distances_m):
         raise DatasetError("the labels' distances differ from the ones the model was trained on")
+    if session_targets is not None:
+        t_s = np.concatenate([t.t_s for t in session_targets])
+    else:  # frames without stamps: consecutive frames of each session at 30 fps
+        ids = np.asarray(frames.session_ids, np.int64)
+        t_s = np.zeros(len(ids))
+        for i in np.unique(ids):
+            t_s[ids == i] = np.arange(int((ids == i).sum())) / FALLBACK_FPS
+    blocks = Blocks.from_times(frames.session_ids, t_s, float(block_s))
     probs = predict_frames(predictor, frames.images, batch_size)
     report = auc_report(
         probs,
@@ -465,12 +713,51 @@ def evaluate(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         seed=seed,
+        blocks=blocks,
     )
     report["model"] = str(model_path)
     report["model_kind"] = predictor.kind
     report["arch"] = cfg.arch
     report["sessions"] = list(frames.session_names)
     report["worlds"] = sorted({str(w) for w in frames.worlds if w is not None})
+    named = None
+    if session_targets is not None:
+        named = [(t.name, t.sha256) for t in session_targets]
+    report["training_overlap"] = _training_overlap(model_path, predictor.kind, named)
+    if report["training_overlap"]["warning"]:
+        import sys
+
+        print(
+            "warning: evaluating on training sessions of the model: "
+            + ", ".join(report["training_overlap"]["sessions"]),
+            file=sys.stderr,
+        )
+    if truth:
+        truth_grid = np.full(frames.labels.shape, -1, np.int8)
+        has_truth = np.zeros(len(frames), bool)
+        ids = np.asarray(frames.session_ids)
+        for i, t in enumerate(session_targets or []):
+            if t.truth is not None:
+                truth_grid[ids == i] = t.truth
+                has_truth[ids == i] = True
+        n_sessions = int(ids.max()) + 1 if ids.size else 0
+        worlds = list(frames.worlds) + [None] * max(0, n_sessions - len(frames.worlds))
+        world_of = np.array(["(none)" if w is None else str(w) for w in worlds], dtype=object)
+        report["truth"] = truth_comparison(
+            probs,
+            frames.labels,
+            truth_grid,
+            has_truth,
+            world_of[ids],
+            frames.distances_m,
+            blocks,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+        report["truth"]["sessions_with_truth"] = [
+            t.name for t in (session_targets or []) if t.truth is not None
+        ]
     text = (json.dumps(report, indent=1) + "\n").encode()
     outputs: dict[Path, bytes] = {}
     if json_out is not None:
@@ -479,5 +766,9 @@ def evaluate(
         outputs[out_dir / "report.json"] = text
         outputs[out_dir / "auc_heatmap.png"] = _png(_heatmap_figure(report))
         outputs[out_dir / "auc_vs_distance.png"] = _png(_auc_vs_distance_figure(report))
+        if truth:
+            outputs[out_dir / "auc_truth.png"] = _png(
+                _truth_figure(report["truth"], report["distances_m"])
+            )
     _write_files(outputs)
     return report

@@ -107,6 +107,10 @@ def test_splits_never_share_a_session_or_world(sessions):
     fs = FrameSet.from_sessions(loaded)
     assert len(fs) == 96 and fs.grid_shape == (5, 31) and fs.session_names[2] == "s2"
     assert np.array_equal(np.bincount(fs.session_ids), [24, 24, 24, 24])
+    # the identities train.py records in its checkpoints (eval's training-overlap warning)
+    from robot_ssl.io.labels_file import identify_session
+
+    assert fs.session_sha256 == [identify_session(p).sha256 for p in sessions]
 
 
 def test_raw_frame_sessions_load_like_jpeg_ones(tmp_path):

@@ -356,3 +356,30 @@ def test_eval_warns_when_evaluating_a_training_session(tmp_path, capsys):
     overlap, err = evaluate_on("held")
     assert overlap["checked"] and not overlap["warning"] and overlap["sessions"] == []
     assert "warning" not in err
+
+
+def test_eval_reads_the_training_sessions_a_checkpoint_records(tmp_path, capsys):
+    from robot_ssl.io.labels_file import read_labels
+    from robot_ssl.learning.dataset import labels_path_for
+
+    write_synthetic_session(tmp_path / "train/s0.h5", 20, world="w", seed=0)
+    write_synthetic_session(tmp_path / "held/h.h5", 20, world="w", seed=5)
+    sha = read_labels(labels_path_for(tmp_path / "train/s0.h5", None)).session.sha256
+    cfg = ModelConfig(arch="paper", distances_m=tuple(np.arange(31) * 0.01))
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = {  # what train.py writes: identities, no need for the data folder or config.json
+        "model": build_model(cfg).state_dict(),
+        "model_config": cfg.to_dict(),
+        "train_config": {"data": [], "labels_dir": None},
+        "train_sessions": [{"name": "s0", "sha256": sha}],
+    }
+    torch.save(ckpt, run / "best.pt")
+    for folder, warned in (("train", True), ("held", False)):
+        out = tmp_path / f"{folder}.json"
+        argv = ["eval", "--model", str(run / "best.pt"), "--data", str(tmp_path / folder)]
+        assert main([*argv, "--no-cache", "--quiet", "--bootstrap", "0", "--json", str(out)]) == 0
+        overlap = json.loads(out.read_text())["training_overlap"]
+        assert overlap["source"] == "checkpoint train_sessions"
+        assert overlap["warning"] is warned
+        assert ("warning" in capsys.readouterr().err) is warned

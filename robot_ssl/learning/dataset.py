@@ -146,6 +146,7 @@ class SessionData:
     distances_m: np.ndarray  # float64 (D,)
     sensor_indices: np.ndarray  # int64 (S,)
     mirror_symmetric: bool = True  # sensors s and S-1-s are mirror images (flip is valid)
+    sha256: str = ""  # the session file's SHA-256, from its labels file's identity
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -274,6 +275,7 @@ def load_session(
         distances_m=lab.distances_m,
         sensor_indices=lab.sensor_indices,
         mirror_symmetric=symmetric,
+        sha256=lab.session.sha256,
     )
 
 
@@ -317,6 +319,7 @@ class FrameSet:
     labels: np.ndarray  # int8 (N, S, D)
     session_ids: np.ndarray  # int32 (N,) index into session_names
     session_names: list[str] = field(default_factory=list)
+    session_sha256: list[str] = field(default_factory=list)  # per session ("" unknown)
     worlds: list[str | None] = field(default_factory=list)
     distances_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sensor_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -368,6 +371,7 @@ class FrameSet:
                 [np.full(len(s), i, dtype=np.int32) for i, s in enumerate(sessions)]
             ),
             session_names=[s.name for s in sessions],
+            session_sha256=[s.sha256 for s in sessions],
             worlds=[s.world for s in sessions],
             distances_m=first.distances_m,
             sensor_indices=first.sensor_indices,

@@ -809,6 +809,11 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                     "optimizer": optimizer.state_dict(),
                     "model_config": model_cfg.to_dict(),
                     "train_config": cfg.to_dict(),
+                    # which sessions taught it: eval warns when one is evaluated again
+                    "train_sessions": [
+                        {"name": n, "sha256": h}
+                        for n, h in zip(train_set.session_names, train_set.session_sha256)
+                    ],
                     "epoch": epoch,
                     "step": step,
                     "metrics": row,

@@ -19,6 +19,7 @@ VERBS: dict[str, str] = {
     "info": "summarise a session file",
     "label": "auto-label sessions from proximity readings and odometry",
     "calibrate": "calibrate the camera latency and wheel-speed factor from a session",
+    "pretrain": "self-supervised pretraining of the detector's encoder (no labels needed)",
     "train": "train the long-range obstacle detector",
     "eval": "evaluate a detector: ROC AUC per (sensor, distance)",
     "export": "export a detector to TorchScript or ONNX",

@@ -113,6 +113,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-by", choices=("session", "world"), default="session")
     parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     parser.add_argument("--no-flip", action="store_true", help="no horizontal flip")
+    parser.add_argument(
+        "--init",
+        metavar="ENCODER.pt",
+        help="start from the encoder weights of `robot-ssl pretrain` (same arch and widths)",
+    )
     parser.add_argument("--seed", type=t.SEED, default=0)
     parser.add_argument("--threads", type=t.positive_int(), help="torch threads per process")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -151,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        init=args.init,
     )
     cfg = apply_config_fields(TrainConfig, cfg, args.config_fields, "robot-ssl train")
     if args.model_field:

@@ -45,6 +45,7 @@ __all__ = [
     "ModelError",
     "PaperNet",
     "build_model",
+    "encode",
     "load_checkpoint",
     "model_from_checkpoint",
     "normalize_images",
@@ -160,6 +161,21 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.arch == "paper":
         return PaperNet(cfg)
     return DefaultNet(cfg)
+
+
+def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The encoder (convolutional trunk, `model.features`) of a detector applied to images.
+
+    `x` follows the input convention (B, H, W, 3) BGR 0..255; the result is the
+    last feature map (B, C, h, w), computed exactly as in the model's forward
+    pass (same normalisation, and per-image standardisation for "default").
+    Self-supervised pretraining (robot_ssl.learning.pretrain) trains this part;
+    `model.features.state_dict()` is what it saves and `train --init` loads.
+    """
+    z = normalize_images(x)
+    if isinstance(model, DefaultNet):
+        z = standardize_images(z)
+    return model.features(z)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -224,7 +224,9 @@ class TrainConfig:
     seeded `val_fraction` of the sessions (or worlds, `split_by="world"`).
     `model` holds extra ModelConfig fields (widths, hidden, dropout, ...).
     `num_threads` sets torch's intra-op threads per process (None: torch's
-    default; torchrun sets OMP_NUM_THREADS=1).
+    default; torchrun sets OMP_NUM_THREADS=1). `init`: an ``encoder.pt`` of
+    `robot-ssl pretrain` whose encoder weights start a new run (not a resumed
+    one); its architecture and widths must match.
     """
 
     data: tuple[str, ...] = ()
@@ -258,6 +260,7 @@ class TrainConfig:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    init: str | None = None
 
     def __post_init__(self) -> None:
         self.data = tuple(str(d) for d in self.data)
@@ -689,7 +692,12 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 sensor_indices=tuple(int(s) for s in train_set.sensor_indices),
             )
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-        raw_model = build_model(model_cfg).to(env.device)
+        raw_model = build_model(model_cfg)
+        if cfg.init is not None and ckpt is None:
+            from robot_ssl.learning.pretrain import init_encoder
+
+            init_encoder(raw_model, model_cfg, cfg.init)  # pretrained encoder, fresh head
+        raw_model = raw_model.to(env.device)
         decay = [p for p in raw_model.parameters() if p.ndim >= 2]
         no_decay = [p for p in raw_model.parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW(

@@ -1,0 +1,691 @@
+"""Self-supervised pretraining of the detector's encoder on every recorded frame.
+
+The encoder is the convolutional trunk of a detector (``model.features``, applied
+by :func:`robot_ssl.learning.models.encode`). Labels are not needed: every frame
+of every session is used, and three pretext tasks share the encoder, each with
+its own small head, trained on a weighted sum of their losses:
+
+- ``patch``: relative patch position (Doersch et al., ICCV 2015). A centre patch
+  and one of its 8 neighbours on a 3x3 grid (``patch_gap`` pixels apart, each
+  neighbour moved by up to ``patch_jitter`` pixels) are encoded separately; the
+  head predicts which of the 8 positions the neighbour came from (cross-entropy,
+  chance = 1/8).
+- ``denoise``: denoising autoencoder (Vincent et al., ICML 2008). A copy of the
+  image with a ``mask_fraction`` of pixels set to 0 and Gaussian noise of
+  ``noise_std`` (fraction of 255) is encoded; a small decoder (nearest upsampling
+  + 3x3 convolutions) reconstructs the clean image, standardised per image and
+  channel as the encoder sees it (MSE).
+- ``odometry``: what a robot makes possible. Two frames of one session
+  ``odo_dt_min_s``..``odo_dt_max_s`` apart; the head predicts, from both feature
+  maps, the robot's motion between them in the first frame's robot frame
+  (dx_m forward, dy_m left, dtheta_rad counter-clockwise), with the session's
+  odometry interpolated at the frame times (:func:`odometry_pairs`). Targets are
+  standardised (mean and std over all pairs, kept in ``encoder.pt``), MSE.
+
+The loop (:func:`pretrain`) reads top to bottom in the nanoGPT manner: load and
+resize every frame once (the decode/resize of robot_ssl.learning.dataset), build
+encoder and heads, AdamW with warmup + cosine learning rate, then per epoch one
+pass over the frames in seeded random order, logging each task's mean loss
+(and the patch task's accuracy). After every epoch ``encoder.pt`` (encoder
+state dict, model config, tasks, data identities, history) and
+``metrics.json`` are replaced atomically; ``encoder.pt`` loads with
+``torch.load(weights_only=True)`` (:func:`load_encoder`). ``robot-ssl train
+--init encoder.pt`` starts a detector from it (:func:`init_encoder`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robot_ssl.core.config import check_numbers, checked_fields, plain_dict
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.geometry import compose, inverse
+from robot_ssl.io.integrity import one_line
+from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, _decode_frames, find_sessions
+from robot_ssl.learning.models import ModelConfig, build_model, encode, standardize_images
+
+__all__ = [
+    "ENCODER_FORMAT",
+    "TASKS",
+    "PretrainConfig",
+    "PretrainData",
+    "PretrainError",
+    "PretrainNet",
+    "clean_target",
+    "corrupt_images",
+    "init_encoder",
+    "interpolate_poses",
+    "load_encoder",
+    "load_pretrain_data",
+    "odometry_pairs",
+    "patch_pairs",
+    "pretrain",
+    "task_losses",
+]
+
+ENCODER_FORMAT = "robot-ssl/encoder"
+ENCODER_VERSION = 1
+TASKS = ("patch", "denoise", "odometry")
+PRETRAIN_OUTPUTS = ("encoder.pt", "metrics.json")
+
+
+class PretrainError(RobotSSLError):
+    """A pretraining configuration, its data or an encoder file is unusable."""
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run depends on (saved in ``encoder.pt``).
+
+    `data`: session files or folders (every frame is used, labelled or not).
+    `arch`, `input_width`/`input_height` (pixels) and `model` (extra ModelConfig
+    fields, e.g. widths) define the encoder, as for training. Patch task:
+    `patch_size`, `patch_gap`, `patch_jitter` in network-input pixels (the 3x3
+    grid, 3*size + 2*gap + 2*jitter, must fit in the image). Denoising:
+    `mask_fraction` of pixels zeroed, Gaussian `noise_std` as a fraction of 255.
+    Odometry: pairs `odo_dt_min_s`..`odo_dt_max_s` apart, at most
+    `odo_pairs_per_frame` per first frame. `*_weight` weight each task's loss.
+    `num_threads`: torch intra-op threads (None: torch's default).
+    """
+
+    data: tuple[str, ...] = ()
+    out_dir: str = "runs/pretrain"
+    tasks: tuple[str, ...] = TASKS
+    arch: str = "default"
+    input_width: int = DEFAULT_INPUT_SIZE[0]
+    input_height: int = DEFAULT_INPUT_SIZE[1]
+    model: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    patch_size: int = 16
+    patch_gap: int = 4
+    patch_jitter: int = 2
+    mask_fraction: float = 0.25
+    noise_std: float = 0.1
+    odo_dt_min_s: float = 0.3
+    odo_dt_max_s: float = 1.0
+    odo_pairs_per_frame: int = 4
+    patch_weight: float = 1.0
+    denoise_weight: float = 1.0
+    odometry_weight: float = 1.0
+    seed: int = 0
+    num_threads: int | None = None
+    device: str = "auto"
+    decode_workers: int = 2
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.data = tuple(str(d) for d in self.data)
+        self.tasks = tuple(str(t).strip() for t in self.tasks)
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise PretrainError(
+                f"tasks must be distinct names among {', '.join(TASKS)}, got {list(self.tasks)}"
+            )
+        if not isinstance(self.model, dict):
+            raise PretrainError(f"model: must be a mapping, got {self.model!r}")
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "pretrain config",
+            PretrainError,
+            {
+                "input_width": dict(integer=True, min=1),
+                "input_height": dict(integer=True, min=1),
+                "epochs": dict(integer=True, min=1),
+                "batch_size": dict(integer=True, min=1),
+                "lr": positive,
+                "min_lr": dict(min=0),
+                "weight_decay": dict(min=0),
+                "warmup_steps": dict(integer=True, min=0),
+                "grad_clip": dict(min=0),
+                "patch_size": dict(integer=True, min=1),
+                "patch_gap": dict(integer=True, min=0),
+                "patch_jitter": dict(integer=True, min=0),
+                "mask_fraction": dict(min=0, max=1),
+                "noise_std": dict(min=0, max=1),
+                "odo_dt_min_s": positive,
+                "odo_dt_max_s": positive,
+                "odo_pairs_per_frame": dict(integer=True, min=1),
+                "patch_weight": dict(min=0),
+                "denoise_weight": dict(min=0),
+                "odometry_weight": dict(min=0),
+                "seed": dict(integer=True, min=0),
+                "num_threads": dict(optional=True, integer=True, min=1),
+                "decode_workers": dict(integer=True, min=0),
+            },
+        )
+        if self.min_lr > self.lr:
+            raise PretrainError("need min_lr <= lr")
+        if self.odo_dt_min_s > self.odo_dt_max_s:
+            raise PretrainError("need odo_dt_min_s <= odo_dt_max_s")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PretrainError("device must be auto, cpu or cuda")
+        if "patch" in self.tasks:
+            span = 3 * self.patch_size + 2 * self.patch_gap + 2 * self.patch_jitter
+            if span > min(self.input_width, self.input_height):
+                raise PretrainError(
+                    f"the 3x3 patch grid spans {span} px (3*size + 2*gap + 2*jitter) but the "
+                    f"input is {self.input_width}x{self.input_height}: use smaller patches"
+                )
+        self.model_config()  # validates arch and model fields
+
+    def model_config(self) -> ModelConfig:
+        """The ModelConfig of the detector whose encoder this run trains."""
+        reserved = {"arch", "input_width", "input_height"}
+        bad = sorted(set(self.model) & reserved)
+        if bad:
+            raise PretrainError(f"model: reserved keys {bad}")
+        try:
+            return ModelConfig(
+                arch=self.arch,
+                input_width=self.input_width,
+                input_height=self.input_height,
+                **self.model,
+            )
+        except TypeError as e:
+            raise PretrainError(f"model: {one_line(e)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists instead of tuples) for JSON and `weights_only` files."""
+        return plain_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        return cls(**checked_fields(cls, d, "pretrain config", PretrainError))
+
+
+# -- odometry targets ----------------------------------------------------------------------
+
+
+def interpolate_poses(
+    t_ns: np.ndarray, pose: np.ndarray, at_ns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poses (x_m, y_m, theta_rad) linearly interpolated at `at_ns`, and which are valid.
+
+    theta is unwrapped before interpolating (no jump at +-pi). Times outside
+    [t_ns[0], t_ns[-1]] are not extrapolated: their `valid` is False (their pose
+    is the nearest end's). Fewer than 2 samples: nothing is valid.
+    """
+    at = np.asarray(at_ns, np.int64)
+    out = np.zeros((len(at), 3))
+    if len(t_ns) < 2:
+        return out, np.zeros(len(at), bool)
+    order = np.argsort(t_ns, kind="stable")
+    t = np.asarray(t_ns, np.int64)[order]
+    p = np.asarray(pose, np.float64)[order]
+    rel_t = (t - t[0]).astype(np.float64)
+    rel_at = (at - t[0]).astype(np.float64)
+    out[:, 0] = np.interp(rel_at, rel_t, p[:, 0])
+    out[:, 1] = np.interp(rel_at, rel_t, p[:, 1])
+    out[:, 2] = np.interp(rel_at, rel_t, np.unwrap(p[:, 2]))
+    return out, (at >= t[0]) & (at <= t[-1])
+
+
+def odometry_pairs(
+    frame_t_ns: np.ndarray,
+    odo_t_ns: np.ndarray,
+    odo_pose: np.ndarray,
+    dt_min_s: float,
+    dt_max_s: float,
+    per_frame: int = 4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame pairs (i, j) with t_j - t_i in [dt_min_s, dt_max_s] and the motion between them.
+
+    Returns (pairs int64 (M, 2) frame indices, targets float64 (M, 3)): the pose
+    of frame j in the robot frame of frame i, (dx_m forward, dy_m left,
+    dtheta_rad in (-pi, pi]), from the odometry interpolated at both frame times
+    (:func:`interpolate_poses`; frames outside the odometry's time span are
+    left out). At most `per_frame` partners per frame i, spread evenly over
+    the window. `frame_t_ns` must be non-decreasing (camera timestamps are).
+    """
+    t = np.asarray(frame_t_ns, np.int64)
+    poses, valid = interpolate_poses(odo_t_ns, odo_pose, t)
+    lo = np.searchsorted(t, t + round(dt_min_s * 1e9), side="left")
+    hi = np.searchsorted(t, t + round(dt_max_s * 1e9), side="right")
+    firsts, seconds = [], []
+    for i in np.flatnonzero(valid & (hi > lo)):
+        js = np.arange(lo[i], hi[i])
+        js = js[valid[js]]
+        if len(js) > per_frame:
+            js = js[np.linspace(0, len(js) - 1, per_frame).round().astype(int)]
+        firsts.append(np.full(len(js), i))
+        seconds.append(js)
+    if not firsts:
+        return np.zeros((0, 2), np.int64), np.zeros((0, 3))
+    pairs = np.stack([np.concatenate(firsts), np.concatenate(seconds)], axis=1).astype(np.int64)
+    targets = compose(inverse(poses[pairs[:, 0]]), poses[pairs[:, 1]])
+    return pairs, targets
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainData:
+    """Every frame of the sessions, resized, with the odometry pairs between them."""
+
+    images: np.ndarray  # uint8 (N, H, W, 3) BGR at the network input size
+    session_ids: np.ndarray  # int32 (N,)
+    pairs: np.ndarray  # int64 (M, 2) indices into images, same session
+    pair_targets: np.ndarray  # float64 (M, 3) dx_m, dy_m, dtheta_rad
+    sessions: list[dict[str, Any]] = field(default_factory=list)  # name, sha256, size, frames
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_pretrain_data(cfg: PretrainConfig) -> PretrainData:
+    """Decode and resize every frame of every session of `cfg.data`; compute odometry pairs."""
+    from robot_ssl.io.labels_file import identify_session
+    from robot_ssl.io.session import SessionReader
+
+    if not cfg.data:
+        raise PretrainError("no pretraining data given")
+    size = (cfg.input_width, cfg.input_height)
+    images, ids, pairs, targets, sessions = [], [], [], [], []
+    offset = 0
+    for k, path in enumerate(find_sessions(cfg.data)):
+        with SessionReader(path) as reader:
+            n = reader.num_frames
+            frames = _decode_frames(
+                reader, np.arange(n), size, cfg.decode_workers, path.name, cfg.progress
+            )
+            odo_t, odo_pose = reader.odometry()
+            p, tg = odometry_pairs(
+                reader.camera_t_ns,
+                odo_t,
+                odo_pose,
+                cfg.odo_dt_min_s,
+                cfg.odo_dt_max_s,
+                cfg.odo_pairs_per_frame,
+            )
+        ident = identify_session(path)
+        sessions.append(
+            {
+                "name": path.stem,
+                "sha256": ident.sha256,
+                "size_bytes": ident.size_bytes,
+                "num_frames": n,
+            }
+        )
+        images.append(frames)
+        ids.append(np.full(n, k, np.int32))
+        pairs.append(p + offset)
+        targets.append(tg)
+        offset += n
+    data = PretrainData(
+        images=np.concatenate(images),
+        session_ids=np.concatenate(ids),
+        pairs=np.concatenate(pairs),
+        pair_targets=np.concatenate(targets),
+        sessions=sessions,
+    )
+    if len(data) == 0:
+        raise PretrainError("the sessions hold no camera frames")
+    if "odometry" in cfg.tasks and len(data.pairs) == 0:
+        raise PretrainError(
+            f"no frame pairs {cfg.odo_dt_min_s:g}-{cfg.odo_dt_max_s:g} s apart with odometry: "
+            "drop the odometry task or record sessions with odometry"
+        )
+    return data
+
+
+# -- pretext tasks -------------------------------------------------------------------------
+
+
+def patch_pairs(
+    images: torch.Tensor, size: int, gap: int, jitter: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(centre patches, neighbour patches, position 0..7) from images (B, H, W, 3).
+
+    Each image gets a 3x3 grid of `size`-pixel patches `gap` pixels apart at a
+    random place; the neighbour is one of the 8 outer cells (row-major order,
+    centre skipped), moved by up to `jitter` pixels on each axis.
+    """
+    b, h, w, _ = images.shape
+    dev = images.device
+    step, span = size + gap, 3 * size + 2 * gap
+
+    def randint(high: int) -> torch.Tensor:
+        return torch.randint(0, high + 1, (b,), generator=generator, device=dev)
+
+    top, left = jitter + randint(h - span - 2 * jitter), jitter + randint(w - span - 2 * jitter)
+    pos = torch.randint(0, 8, (b,), generator=generator, device=dev)
+    cell = pos + (pos >= 4).long()  # 0..8 without the centre (4)
+    n_top = top + (cell // 3) * step + randint(2 * jitter) - jitter
+    n_left = left + (cell % 3) * step + randint(2 * jitter) - jitter
+    r = torch.arange(size, device=dev)
+    batch = torch.arange(b, device=dev)[:, None, None]
+
+    def crop(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return images[batch, (y[:, None] + r)[:, :, None], (x[:, None] + r)[:, None, :]]
+
+    return crop(top + step, left + step), crop(n_top, n_left), pos
+
+
+def corrupt_images(
+    images: torch.Tensor, mask_fraction: float, noise_std: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Masking noise (a `mask_fraction` of pixels set to 0) plus Gaussian noise of sigma
+    `noise_std` * 255, on images (B, H, W, 3) in 0..255; clamped to 0..255."""
+    b, h, w, _ = images.shape
+    dev = images.device
+    keep = torch.rand(b, h, w, 1, generator=generator, device=dev) >= mask_fraction
+    x = images.float() * keep
+    x = x + 255.0 * noise_std * torch.randn(x.shape, generator=generator, device=dev)
+    return x.clamp(0.0, 255.0)
+
+
+class PretrainNet(nn.Module):
+    """A detector's encoder with one small head per pretext task.
+
+    `detector` is a full detector network (built from `model_cfg`); only its
+    `features` are trained and saved, its head is unused.
+    """
+
+    def __init__(self, model_cfg: ModelConfig, tasks: tuple[str, ...]) -> None:
+        super().__init__()
+        self.detector = build_model(model_cfg)
+        self.tasks = tasks
+        with torch.no_grad():
+            full = encode(
+                self.detector, torch.zeros(1, model_cfg.input_height, model_cfg.input_width, 3)
+            )
+        c, h, w = full.shape[1:]
+        self.heads = nn.ModuleDict()
+        if "patch" in tasks:
+            self.heads["patch"] = nn.Sequential(
+                nn.Linear(2 * c, 128), nn.ReLU(inplace=True), nn.Linear(128, 8)
+            )
+        if "denoise" in tasks:
+            layers: list[nn.Module] = [nn.Conv2d(c, 32, 1), nn.ReLU(inplace=True)]
+            ch = 32
+            for _ in model_cfg.widths or ():
+                layers += [
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(ch, 16, 3, padding=1),
+                    nn.ReLU(inplace=True),
+                ]
+                ch = 16
+            layers.append(nn.Conv2d(ch, 3, 3, padding=1))
+            self.heads["denoise"] = nn.Sequential(*layers)
+        if "odometry" in tasks:
+            self.odo_project = nn.Sequential(nn.Conv2d(c, 16, 1), nn.ReLU(inplace=True))
+            self.heads["odometry"] = nn.Sequential(
+                nn.Linear(2 * 16 * h * w, 128), nn.ReLU(inplace=True), nn.Linear(128, 3)
+            )
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.detector.features
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Global average of the encoder's last feature map: (B, C)."""
+        return encode(self.detector, x).mean(dim=(2, 3))
+
+    def patch_logits(self, centre: torch.Tensor, neighbour: torch.Tensor) -> torch.Tensor:
+        """8 position logits (B, 8) from two patch batches (B, P, P, 3)."""
+        return self.heads["patch"](torch.cat([self.pooled(centre), self.pooled(neighbour)], 1))
+
+    def reconstruct(self, noisy: torch.Tensor) -> torch.Tensor:
+        """The clean image, standardised per image and channel, (B, 3, H, W)."""
+        out = self.heads["denoise"](encode(self.detector, noisy))
+        return F.interpolate(out, size=noisy.shape[1:3], mode="bilinear", align_corners=False)
+
+    def odometry(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Standardised (dx, dy, dtheta) (B, 3) from two frame batches (B, H, W, 3)."""
+        a = self.odo_project(encode(self.detector, first)).flatten(1)
+        b = self.odo_project(encode(self.detector, second)).flatten(1)
+        return self.heads["odometry"](torch.cat([a, b], 1))
+
+
+def clean_target(images: torch.Tensor) -> torch.Tensor:
+    """The denoising target: images (B, H, W, 3) 0..255 -> standardised (B, 3, H, W)."""
+    return standardize_images(images.permute(0, 3, 1, 2).float() * (1.0 / 255.0) - 0.5)
+
+
+def task_losses(
+    net: PretrainNet,
+    x: torch.Tensor,
+    pair_a: torch.Tensor | None,
+    pair_b: torch.Tensor | None,
+    pair_y: torch.Tensor | None,
+    cfg: PretrainConfig,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Each task's loss on one batch (images `x` float (B, H, W, 3), odometry pairs and
+    standardised targets), plus `patch_acc` (detached)."""
+    out: dict[str, torch.Tensor] = {}
+    if "patch" in cfg.tasks:
+        centre, neighbour, pos = patch_pairs(
+            x, cfg.patch_size, cfg.patch_gap, cfg.patch_jitter, gen
+        )
+        logits = net.patch_logits(centre, neighbour)
+        out["patch"] = F.cross_entropy(logits, pos)
+        out["patch_acc"] = (logits.argmax(1) == pos).float().mean().detach()
+    if "denoise" in cfg.tasks:
+        noisy = corrupt_images(x, cfg.mask_fraction, cfg.noise_std, gen)
+        out["denoise"] = F.mse_loss(net.reconstruct(noisy), clean_target(x))
+    if "odometry" in cfg.tasks and pair_a is not None and pair_b is not None:
+        out["odometry"] = F.mse_loss(net.odometry(pair_a, pair_b), pair_y)
+    return out
+
+
+# -- encoder files -------------------------------------------------------------------------
+
+
+def load_encoder(path: str | Path) -> dict[str, Any]:
+    """Read an ``encoder.pt`` safely: zip integrity first, then `torch.load(weights_only=True)`."""
+    import pickle
+    import zipfile
+
+    from robot_ssl.io.integrity import check_zip, refusal_reason
+
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainError(f"no such encoder file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise PretrainError(f"{path}: not a robot-ssl encoder file (not a torch zip archive)")
+    check_zip(path, "encoder file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise PretrainError(f"{path}: refused: unsafe pickle ({refusal_reason(e)})") from None
+    except Exception as e:  # torch raises many types for corrupt/foreign files
+        raise PretrainError(f"{path}: not a readable encoder file ({one_line(e)})") from None
+    if not isinstance(obj, dict) or obj.get("format") != ENCODER_FORMAT:
+        raise PretrainError(f"{path}: not a robot-ssl encoder file (see `robot-ssl pretrain`)")
+    return obj
+
+
+def init_encoder(model: nn.Module, model_cfg: ModelConfig, path: str | Path) -> dict[str, Any]:
+    """Load the encoder weights of `path` into `model.features`; the rest is left as it is.
+
+    The encoder's architecture and convolution widths must equal `model_cfg`'s
+    (input size may differ: the trunk is fully convolutional). Returns the file's
+    contents.
+    """
+    enc = load_encoder(path)
+    src = ModelConfig.from_dict(dict(enc["model_config"]))
+    if (src.arch, src.widths) != (model_cfg.arch, model_cfg.widths):
+        raise PretrainError(
+            f"{path}: encoder is arch {src.arch!r} widths {list(src.widths or ())}, the model is "
+            f"arch {model_cfg.arch!r} widths {list(model_cfg.widths or ())}: "
+            "pretrain with the same architecture"
+        )
+    try:
+        model.features.load_state_dict(enc["encoder"])
+    except (RuntimeError, KeyError) as e:
+        raise PretrainError(f"{path}: encoder weights do not fit ({one_line(e)})") from None
+    return enc
+
+
+# -- the pretraining loop ------------------------------------------------------------------
+
+
+def _lr_at(step: int, total_steps: int, cfg: PretrainConfig) -> float:
+    """Linear warmup over `warmup_steps`, then cosine decay from lr to min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict[str, Any]]:
+    """Pretrain the encoder as configured; returns the per-epoch history.
+
+    `data` skips loading sessions. Writes ``encoder.pt`` and ``metrics.json`` to
+    `cfg.out_dir` after every epoch (atomically).
+    """
+    from tqdm import tqdm
+
+    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.learning.train import _check_out_dir, _save_torch, _writing
+
+    out_dir = Path(cfg.out_dir)
+    held = [n for n in PRETRAIN_OUTPUTS if (out_dir / n).exists()]
+    if held and not cfg.overwrite:
+        raise PretrainError(f"{out_dir} already holds {', '.join(held)}: allow overwriting")
+    _check_out_dir(out_dir)
+    if cfg.num_threads is not None:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise PretrainError("device cuda requested but CUDA is not available")
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+
+    # ---- data: uint8 frames in memory, odometry targets standardised ----
+    data = data if data is not None else load_pretrain_data(cfg)
+    if data.images.shape[1:3] != (cfg.input_height, cfg.input_width):
+        raise PretrainError(
+            f"frames are {data.images.shape[2]}x{data.images.shape[1]}, the encoder expects "
+            f"{cfg.input_width}x{cfg.input_height}"
+        )
+    images = torch.from_numpy(data.images)
+    use_odo = "odometry" in cfg.tasks and len(data.pairs) > 0
+    odo_mean = data.pair_targets.mean(0) if use_odo else np.zeros(3)
+    odo_std = data.pair_targets.std(0) + 1e-6 if use_odo else np.ones(3)
+    pairs = torch.from_numpy(data.pairs)
+    pair_y = torch.from_numpy((data.pair_targets - odo_mean) / odo_std).float()
+
+    # ---- model and optimiser ----
+    model_cfg = cfg.model_config()
+    torch.manual_seed(cfg.seed)
+    net = PretrainNet(model_cfg, cfg.tasks).to(device)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    weights = {
+        "patch": cfg.patch_weight,
+        "denoise": cfg.denoise_weight,
+        "odometry": cfg.odometry_weight,
+    }
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    log = tqdm.write if cfg.progress else print
+    history: list[dict[str, Any]] = []
+    step, t_start = 0, time.perf_counter()
+
+    for epoch in range(cfg.epochs):
+        run_seed = cfg.seed + 1_000_003 * (epoch + 1)
+        cpu_gen = torch.Generator().manual_seed(run_seed)  # order and pairs
+        gen = torch.Generator(device=device).manual_seed(run_seed)  # patches and noise
+        torch.manual_seed(run_seed)
+        order = torch.randperm(len(data), generator=cpu_gen)
+        net.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=None if cfg.progress else True,  # None: on a tty only
+        )
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            x = images[idx].to(device).float()
+            a = b = y = None
+            if use_odo:
+                pick = torch.randint(0, len(pairs), (len(idx),), generator=cpu_gen)
+                a = images[pairs[pick, 0]].to(device).float()
+                b = images[pairs[pick, 1]].to(device).float()
+                y = pair_y[pick].to(device)
+            losses = task_losses(net, x, a, b, y, cfg, gen)
+            loss = torch.stack([weights[k] * v for k, v in losses.items() if k in weights]).sum()
+            lr = _lr_at(step, total_steps, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+            sums["loss"] = sums.get("loss", 0.0) + loss.item() * len(idx)
+            bar.update()
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        row.update({k: v / len(data) for k, v in sums.items()})
+        row["elapsed_s"] = time.perf_counter() - t_start
+        history.append(row)
+
+        # ---- encoder.pt and metrics.json, replaced atomically ----
+        out = {
+            "format": ENCODER_FORMAT,
+            "version": ENCODER_VERSION,
+            "encoder": {k: v.detach().cpu() for k, v in net.encoder.state_dict().items()},
+            "heads": {
+                k: v.detach().cpu()
+                for k, v in net.state_dict().items()
+                if not k.startswith("detector.")
+            },
+            "model_config": model_cfg.to_dict(),
+            "tasks": list(cfg.tasks),
+            "pretrain_config": cfg.to_dict(),
+            "sessions": data.sessions,
+            "num_frames": len(data),
+            "num_odometry_pairs": len(data.pairs),
+            "odometry_mean": [float(v) for v in odo_mean],
+            "odometry_std": [float(v) for v in odo_std],
+            "epoch": epoch,
+            "history": history,
+            "seed": cfg.seed,
+        }
+        _save_torch(out, out_dir / "encoder.pt")
+        metrics = out_dir / "metrics.json"
+        with _writing(metrics), atomic_output(metrics) as tmp:
+            tmp.write_text(json.dumps(history, indent=1) + "\n")
+        log(
+            f"epoch {epoch + 1}/{cfg.epochs}  "
+            + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "elapsed_s"))
+        )
+    return history

@@ -178,8 +178,10 @@ def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.features(z)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint safely: integrity first, then `torch.load(weights_only=True)`.
+def load_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
+    """Read a torch file of this project safely: integrity first, then
+    `torch.load(weights_only=True)`; `what` names the file in errors ("checkpoint",
+    "encoder file").
 
     Every member of the zip archive is checked against its CRC-32 before torch
     reads it (robot_ssl.io.integrity.check_zip; torch itself does not check), so
@@ -193,28 +195,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"no such checkpoint: {path}")
+        raise ModelError(f"no such {what}: {path}")
     try:
         is_zip = zipfile.is_zipfile(path)
     except OSError as e:
-        raise ModelError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+        raise ModelError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not is_zip:
         with path.open("rb") as f:
             head = f.read(4)
         if head.startswith(b"PK"):
-            raise ModelIntegrityError(f"{path}: damaged checkpoint (truncated zip archive)")
-        raise ModelError(f"{path}: not a readable robot-ssl checkpoint (not a torch zip archive)")
-    check_zip(path, "checkpoint")
+            raise ModelIntegrityError(f"{path}: damaged {what} (truncated zip archive)")
+        raise ModelError(f"{path}: not a readable robot-ssl {what} (not a torch zip archive)")
+    check_zip(path, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols on stderr
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise ModelIntegrityError(
-            f"{path}: refused: not a plain-weights checkpoint (unsafe pickle: {refusal_reason(e)})"
+            f"{path}: refused: not a plain-weights {what} (unsafe pickle: {refusal_reason(e)})"
         ) from None
     except Exception as e:  # torch raises many types for corrupt/foreign files
-        raise ModelError(f"{path}: not a readable robot-ssl checkpoint ({one_line(e)})") from None
+        raise ModelError(f"{path}: not a readable robot-ssl {what} ({one_line(e)})") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint safely (`load_weights_file`) and check its shape."""
+    ckpt = load_weights_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise ModelError(f"{path}: not a robot-ssl checkpoint (no model/model_config)")
     return ckpt

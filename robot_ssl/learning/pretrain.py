@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from torch import nn
 
 from robot_ssl.core.config import check_numbers, checked_fields, plain_dict
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.core.geometry import compose, inverse
+from robot_ssl.core.geometry import compose, interpolate_poses, inverse
 from robot_ssl.io.integrity import one_line
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, _decode_frames, find_sessions
 from robot_ssl.learning.models import ModelConfig, build_model, encode, standardize_images
@@ -65,7 +64,6 @@ __all__ = [
     "clean_target",
     "corrupt_images",
     "init_encoder",
-    "interpolate_poses",
     "load_encoder",
     "load_pretrain_data",
     "odometry_pairs",
@@ -218,30 +216,6 @@ class PretrainConfig:
 # -- odometry targets ----------------------------------------------------------------------
 
 
-def interpolate_poses(
-    t_ns: np.ndarray, pose: np.ndarray, at_ns: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Poses (x_m, y_m, theta_rad) linearly interpolated at `at_ns`, and which are valid.
-
-    theta is unwrapped before interpolating (no jump at +-pi). Times outside
-    [t_ns[0], t_ns[-1]] are not extrapolated: their `valid` is False (their pose
-    is the nearest end's). Fewer than 2 samples: nothing is valid.
-    """
-    at = np.asarray(at_ns, np.int64)
-    out = np.zeros((len(at), 3))
-    if len(t_ns) < 2:
-        return out, np.zeros(len(at), bool)
-    order = np.argsort(t_ns, kind="stable")
-    t = np.asarray(t_ns, np.int64)[order]
-    p = np.asarray(pose, np.float64)[order]
-    rel_t = (t - t[0]).astype(np.float64)
-    rel_at = (at - t[0]).astype(np.float64)
-    out[:, 0] = np.interp(rel_at, rel_t, p[:, 0])
-    out[:, 1] = np.interp(rel_at, rel_t, p[:, 1])
-    out[:, 2] = np.interp(rel_at, rel_t, np.unwrap(p[:, 2]))
-    return out, (at >= t[0]) & (at <= t[-1])
-
-
 def odometry_pairs(
     frame_t_ns: np.ndarray,
     odo_t_ns: np.ndarray,
@@ -255,12 +229,15 @@ def odometry_pairs(
     Returns (pairs int64 (M, 2) frame indices, targets float64 (M, 3)): the pose
     of frame j in the robot frame of frame i, (dx_m forward, dy_m left,
     dtheta_rad in (-pi, pi]), from the odometry interpolated at both frame times
-    (:func:`interpolate_poses`; frames outside the odometry's time span are
+    (robot_ssl.core.geometry.interpolate_poses; frames outside the odometry's time span are
     left out). At most `per_frame` partners per frame i, spread evenly over
     the window. `frame_t_ns` must be non-decreasing (camera timestamps are).
     """
     t = np.asarray(frame_t_ns, np.int64)
-    poses, valid = interpolate_poses(odo_t_ns, odo_pose, t)
+    odo_t = np.asarray(odo_t_ns, np.int64)
+    keep = np.concatenate([[True], np.diff(odo_t) > 0])  # equal stamps: keep the first
+    poses = interpolate_poses(odo_t[keep], np.asarray(odo_pose)[keep], t)
+    valid = np.isfinite(poses).all(axis=1) if len(odo_t) >= 2 else np.zeros(len(t), bool)
     lo = np.searchsorted(t, t + round(dt_min_s * 1e9), side="left")
     hi = np.searchsorted(t, t + round(dt_max_s * 1e9), side="right")
     firsts, seconds = [], []
@@ -496,26 +473,10 @@ def task_losses(
 
 
 def load_encoder(path: str | Path) -> dict[str, Any]:
-    """Read an ``encoder.pt`` safely: zip integrity first, then `torch.load(weights_only=True)`."""
-    import pickle
-    import zipfile
+    """Read an ``encoder.pt`` safely (robot_ssl.learning.models.load_weights_file)."""
+    from robot_ssl.learning.models import load_weights_file
 
-    from robot_ssl.io.integrity import check_zip, refusal_reason
-
-    path = Path(path)
-    if not path.is_file():
-        raise PretrainError(f"no such encoder file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise PretrainError(f"{path}: not a robot-ssl encoder file (not a torch zip archive)")
-    check_zip(path, "encoder file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise PretrainError(f"{path}: refused: unsafe pickle ({refusal_reason(e)})") from None
-    except Exception as e:  # torch raises many types for corrupt/foreign files
-        raise PretrainError(f"{path}: not a readable encoder file ({one_line(e)})") from None
+    obj = load_weights_file(path, "encoder file")
     if not isinstance(obj, dict) or obj.get("format") != ENCODER_FORMAT:
         raise PretrainError(f"{path}: not a robot-ssl encoder file (see `robot-ssl pretrain`)")
     return obj
@@ -546,14 +507,6 @@ def init_encoder(model: nn.Module, model_cfg: ModelConfig, path: str | Path) -> 
 # -- the pretraining loop ------------------------------------------------------------------
 
 
-def _lr_at(step: int, total_steps: int, cfg: PretrainConfig) -> float:
-    """Linear warmup over `warmup_steps`, then cosine decay from lr to min_lr."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
 def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict[str, Any]]:
     """Pretrain the encoder as configured; returns the per-epoch history.
 
@@ -563,7 +516,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     from tqdm import tqdm
 
     from robot_ssl.io.outputs import atomic_output
-    from robot_ssl.learning.train import _check_out_dir, _save_torch, _writing
+    from robot_ssl.learning.train import _check_out_dir, _save_torch, _writing, warmup_cosine_lr
 
     out_dir = Path(cfg.out_dir)
     held = [n for n in PRETRAIN_OUTPUTS if (out_dir / n).exists()]
@@ -639,7 +592,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
                 y = pair_y[pick].to(device)
             losses = task_losses(net, x, a, b, y, cfg, gen)
             loss = torch.stack([weights[k] * v for k, v in losses.items() if k in weights]).sum()
-            lr = _lr_at(step, total_steps, cfg)
+            lr = warmup_cosine_lr(step, total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)

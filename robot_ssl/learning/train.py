@@ -404,17 +404,23 @@ def _setup_distributed(device_pref: str) -> _Dist:
 # -- helpers -------------------------------------------------------------------------------
 
 
+def warmup_cosine_lr(
+    step: int, total_steps: int, lr: float, min_lr: float, warmup_steps: int
+) -> float:
+    """Linear warmup over `warmup_steps`, then cosine decay from lr to min_lr."""
+    if step < warmup_steps:
+        return lr * (step + 1) / (warmup_steps + 1)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
 def lr_at(step: int, epoch: int, total_steps: int, cfg: TrainConfig) -> float:
     """Learning rate: linear warmup, then cosine decay to min_lr, step decay, or constant."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
-    if cfg.schedule == "constant":
+    if step >= cfg.warmup_steps and cfg.schedule == "constant":
         return cfg.lr
-    if cfg.schedule == "step":
+    if step >= cfg.warmup_steps and cfg.schedule == "step":
         return max(cfg.min_lr, cfg.lr * cfg.step_gamma ** (epoch // cfg.step_epochs))
-    span = max(1, total_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
+    return warmup_cosine_lr(step, total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
 
 
 @torch.inference_mode()

@@ -204,10 +204,10 @@ def _session_with_truth(path, n=150, *, world="sim", seed=0, truth=True):
     (simulator truth at 100 Hz) with `synthetic_frames` images and their (unrelated)
     labels as its auto-labels: the auto-labels and the truth disagree."""
     from robot_ssl.core.spec import CameraSpec
-    from robot_ssl.io.labels_file import LabelSet, identify_session, write_labels
+    from robot_ssl.io.labels_file import write_labels
     from robot_ssl.io.session import SessionWriter
     from robot_ssl.labelling.labeller import LabelConfig
-    from robot_ssl.learning.dataset import labels_path_for, synthetic_frames
+    from robot_ssl.learning.dataset import labels_path_for, synthetic_frames, synthetic_label_set
 
     config = LabelConfig()
     s, d = config.num_sensors, config.num_distances
@@ -225,18 +225,7 @@ def _session_with_truth(path, n=150, *, world="sim", seed=0, truth=True):
                 dist = np.full(7, np.inf)
                 dist[2] = 0.4 - x
                 w.write_truth(int(t), np.array([x, 0.0, 0.0]), dist)
-    lab = LabelSet(
-        frame_index=np.arange(n, dtype=np.int64),
-        t_ns=t_ns,
-        labels=labels,
-        readings=np.where(labels >= 0, labels.astype(np.int16) * 1000, -1).astype(np.int16),
-        match_t_ns=np.full((n, d), -1, np.int64),
-        match_offset=np.full((n, d, 3), np.nan, np.float32),
-        sensor_indices=np.asarray(config.sensor_indices, np.int64),
-        distances_m=np.asarray(config.distances_m, np.float64),
-        config=config,
-        session=identify_session(path),
-    )
+    lab = synthetic_label_set(path, t_ns, labels, config)
     write_labels(labels_path_for(path), lab)
     return path
 

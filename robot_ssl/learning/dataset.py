@@ -47,6 +47,7 @@ __all__ = [
     "split_sessions",
     "synthetic_frames",
     "synthetic_frameset",
+    "synthetic_label_set",
     "write_synthetic_session",
 ]
 
@@ -492,6 +493,26 @@ def synthetic_frameset(n: int, *, sessions: int = 1, seed: int = 0, **kwargs: An
     )
 
 
+def synthetic_label_set(path: str | Path, t_ns: np.ndarray, labels: np.ndarray, config: Any) -> Any:
+    """The LabelSet of a synthetic session already written at `path`: `labels` (N, S, D) for
+    its frames stamped `t_ns` under the LabelConfig `config` (readings 1000 where 1)."""
+    from robot_ssl.io.labels_file import LabelSet, identify_session
+
+    n, d = len(labels), labels.shape[2]
+    return LabelSet(
+        frame_index=np.arange(n, dtype=np.int64),
+        t_ns=t_ns,
+        labels=labels,
+        readings=np.where(labels >= 0, labels.astype(np.int16) * 1000, -1).astype(np.int16),
+        match_t_ns=np.full((n, d), -1, np.int64),
+        match_offset=np.full((n, d, 3), np.nan, np.float32),
+        sensor_indices=np.asarray(config.sensor_indices, np.int64),
+        distances_m=np.asarray(config.distances_m, np.float64),
+        config=config,
+        session=identify_session(path),
+    )
+
+
 def write_synthetic_session(
     path: str | Path,
     n: int = 64,
@@ -510,7 +531,7 @@ def write_synthetic_session(
     sensors 0..4, 0..30 cm every cm).
     """
     from robot_ssl.core.spec import CameraSpec
-    from robot_ssl.io.labels_file import LabelSet, identify_session, write_labels
+    from robot_ssl.io.labels_file import write_labels
     from robot_ssl.io.session import SessionWriter
     from robot_ssl.labelling.labeller import LabelConfig
 
@@ -527,18 +548,7 @@ def write_synthetic_session(
     ) as writer:
         for t, image in zip(t_ns, images):
             writer.write_frame(int(t), image)
-    label_set = LabelSet(
-        frame_index=np.arange(n, dtype=np.int64),
-        t_ns=t_ns,
-        labels=labels,
-        readings=np.where(labels >= 0, labels.astype(np.int16) * 1000, -1).astype(np.int16),
-        match_t_ns=np.full((n, d), -1, np.int64),
-        match_offset=np.full((n, d, 3), np.nan, np.float32),
-        sensor_indices=np.asarray(config.sensor_indices, np.int64),
-        distances_m=np.asarray(config.distances_m, np.float64),
-        config=config,
-        session=identify_session(path),
-    )
+    label_set = synthetic_label_set(path, t_ns, labels, config)
     labels_path = write_labels(labels_path_for(path, labels_dir), label_set)
     return path, labels_path
 

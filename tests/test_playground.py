@@ -143,7 +143,16 @@ def test_reconnects_after_the_playground_restarts(tmp_path) -> None:
             while not robot.link.is_connected and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert robot.link.is_connected, [e.message for e in events]
-            r = robot.read()
+            # connected is not yet streaming: the onboard program is uploaded again and its
+            # first readings follow (stale until then, a LinkTimeout the recorder logs as a gap)
+            r = None
+            deadline = time.monotonic() + 10
+            while r is None and time.monotonic() < deadline:
+                try:
+                    r = robot.read()
+                except LinkTimeout:
+                    time.sleep(0.05)
+            assert r is not None, "no fresh reading within 10 s of the reconnection"
             assert r.proximity.shape == (7,) and r.t_ns > t_down
             kinds = [e.kind for e in events]
             assert kinds[0] == "connected" and "lost" in kinds and "reconnected" in kinds

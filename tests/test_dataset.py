@@ -1,5 +1,7 @@
 """Loading labelled sessions: preprocessing, filtering, caching, splits."""
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from robot_ssl.io.labels_file import LabelsMismatchError
 from robot_ssl.learning.dataset import (
     DatasetError,
     FrameSet,
+    SessionData,
     find_sessions,
     labels_path_for,
     load_sessions,
@@ -88,8 +91,52 @@ def test_find_sessions_skips_labels(sessions, tmp_path):
         find_sessions([tmp_path / "nope"])
 
 
+def _timed_session(name: str, seconds: float, seed: int) -> SessionData:
+    """A SessionData of `seconds` at 30 fps with tiny images (the split needs only stamps)."""
+    n = int(seconds * 30)
+    rng = np.random.default_rng(seed)
+    return SessionData(
+        name=name,
+        path=Path(f"{name}.h5"),
+        world=name,
+        frame_index=np.arange(n),
+        images=np.zeros((n, 2, 2, 3), np.uint8),
+        labels=rng.integers(-1, 2, (n, 5, 3)).astype(np.int8),
+        distances_m=np.array([0.0, 0.1, 0.2]),
+        sensor_indices=np.arange(5),
+        t_s=np.arange(n) / 30.0,
+    )
+
+
+def test_block_split_covers_every_session_with_a_gap():
+    sessions = [_timed_session("a", 300, 0), _timed_session("b", 200, 1)]
+    train, val = split_sessions(sessions, val_fraction=0.2, group_by="block", block_s=30, gap_s=3)
+    assert [s.name for s in train] == ["a", "b"] and [s.name for s in val] == ["a", "b"]
+    for whole, tr, va in zip(sessions, train, val):
+        n_blocks = int(np.ceil(whole.times_s()[-1] / 30 + 1e-9))
+        val_blocks = np.unique(np.floor(va.t_s / 30))
+        assert len(val_blocks) == int(np.ceil(0.2 * n_blocks))  # a fifth of the blocks, rounded up
+        assert not set(tr.frame_index) & set(va.frame_index)
+        # every training frame is at least gap_s from every validation frame
+        gaps = np.abs(tr.t_s[:, None] - va.t_s[None, :]).min(axis=1)
+        assert gaps.min() >= 3.0 - 1e-9
+        dropped = len(whole) - len(tr) - len(va)
+        assert 0 < dropped <= len(val_blocks) * 2 * 3 * 30 + 2  # at most 3 s each side
+        assert np.array_equal(tr.labels, whole.labels[np.isin(whole.frame_index, tr.frame_index)])
+    again = split_sessions(sessions, val_fraction=0.2, group_by="block", block_s=30, gap_s=3)
+    assert np.array_equal(again[1][0].frame_index, val[0].frame_index)  # seeded
+    other = split_sessions(sessions, val_fraction=0.2, group_by="block", seed=4)
+    assert not np.array_equal(other[1][0].frame_index, val[0].frame_index)
+    short = _timed_session("c", 20, 2)  # one block: stays whole on the training side
+    train, val = split_sessions([short], val_fraction=0.2, group_by="block")
+    assert len(train[0]) == len(short) and val == []
+    with pytest.raises(DatasetError, match="group_by"):
+        split_sessions(sessions, group_by="frame")
+
+
 def test_splits_never_share_a_session_or_world(sessions):
     loaded = load_sessions(sessions, progress=False)
+    assert loaded[0].t_s[0] == 0.0 and np.all(np.diff(loaded[0].t_s) > 0)  # label stamps
     train, val = split_sessions(loaded, val_worlds=["w1"])
     assert [s.world for s in val] == ["w1"] and "w1" not in {s.world for s in train}
     for seed in range(5):

@@ -11,9 +11,11 @@ from robot_ssl.cli.main import main
 from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.evaluate import (
     Blocks,
+    EvalError,
     auc_report,
     band_of_distances,
     evaluate,
+    load_eval_data,
     roc_auc,
     weighted_auc,
 )
@@ -312,6 +314,14 @@ def test_eval_truth_scores_a_perfect_vs_truth_detector(tmp_path, capsys):
     assert truth["overall"]["num_truth_frames"] == sim["num_frames"]
     assert report["training_overlap"]["checked"] is False  # TorchScript: nothing recorded
     assert (tmp_path / "ev" / "auc_truth.png").stat().st_size > 0
+    # loaded once, scored from memory (what the benchmarks do): the same report
+    frames, targets = load_eval_data([data], truth=True, progress=False)
+    again = evaluate(
+        model, [], frames=frames, targets=targets, truth=True, n_bootstrap=100, block_s=1
+    )
+    assert again["truth"]["overall"] == truth["overall"]
+    with pytest.raises(EvalError, match="session targets"):
+        evaluate(model, [], frames=frames, targets=targets[:1], truth=True)
     printed = capsys.readouterr()
     assert "no truth" in printed.out and "vs truth" in printed.out
     assert "warning" not in printed.err

@@ -155,6 +155,7 @@ def _cfg(tmp_path, **kw):
         warmup_steps=5,
         progress=False,
         num_threads=1,
+        patience=None,  # the tests below count epochs; test_early_stop sets it
         model={"widths": [16, 24, 32, 48], "hidden": 128},
     )
     base.update(kw)
@@ -202,6 +203,18 @@ def test_checkpoint_round_trip_and_resume(tmp_path, toy):
     model, cfg = model_from_checkpoint(tmp_path / "b/run/best.pt")
     assert cfg.num_sensors == 5 and cfg.distances_m is not None and len(cfg.distances_m) == 31
     assert not model.training
+
+
+def test_early_stop_after_patience_epochs_without_a_better_score(tmp_path, toy):
+    # A learning rate of ~0 leaves the weights, hence the validation AUC, unchanged:
+    # epoch 1 is the best and never beaten, so the run stops after 1 + patience epochs.
+    frozen = dict(lr=1e-12, min_lr=0.0, epochs=8, augment={"enabled": False})
+    result = train(_cfg(tmp_path, patience=2, **frozen), data=toy)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3] and result.best_epoch == 1
+    # resuming a stopped run trains nothing more
+    again = train(_cfg(tmp_path, patience=2, resume=True, **frozen), data=toy)
+    assert len(again.history) == 3
+    assert len(train(_cfg(tmp_path / "b", **frozen), data=toy).history) == 8  # no patience
 
 
 def test_run_directory_guards(tmp_path, toy):

@@ -385,20 +385,22 @@ def test_device_info_payload_has_the_firmwares_layout():
 # --------------------------------------------------------------------------- (d) Debian clients
 
 
-def http_json(port: int, path: str, timeout_s: float = 8.0):
-    """GET http://127.0.0.1:port/path as JSON, retrying until the server has a node."""
+def http_json(port: int, path: str, timeout_s: float = 8.0, until=bool):
+    """GET http://127.0.0.1:port/path as JSON, retrying until `until(data)` holds (by
+    default: until the server has a node)."""
     deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
                 data = json.loads(r.read())
-            if data:
+            if until(data):
                 return data
+            last = data
         except (OSError, ValueError) as e:
             last = e
         time.sleep(0.2)
-    raise AssertionError(f"no answer on :{port}{path} ({last})")
+    raise AssertionError(f"no answer on :{port}{path} (last: {last})")
 
 
 def shape(value):
@@ -441,7 +443,8 @@ def test_asebahttp_compiles_and_loads_a_program_on_both(peer, client_env, tmp_pa
     http = free_port()
     args = ["asebahttp", "-v", "-p", str(http), "-a", str(aesl), target(port)]
     with client(args, client_env, tmp_path / "http.log") as proc:
-        node = http_json(http, "/nodes/thymio-II")
+        # asebahttp may serve the node's description before it has compiled the program.
+        node = http_json(http, "/nodes/thymio-II", until=lambda d: bool(d and d.get("events")))
         assert proc.poll() is None, (tmp_path / "http.log").read_text()[-500:]
     assert node["events"] == {"ping": 0} and node["constants"] == {"N": 7}
 

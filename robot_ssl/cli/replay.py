@@ -16,6 +16,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="detector (checkpoint .pt, TorchScript or ONNX) to overlay")
     p.add_argument("--labels", help="labels file (default: <session>.labels.h5 when it exists)")
     p.add_argument("--video", help="output video (.mp4 or .avi); default <session>.replay.mp4")
+    p.add_argument(
+        "--rerun",
+        metavar="FILE.rrd",
+        help="write a Rerun recording (camera, grids, trajectory, IR readings) instead of a video",
+    )
     p.add_argument("--speed", type=t.positive_float(), default=1.0, help="playback speed factor")
     p.add_argument("--max-frames", type=t.positive_int(), help="stop after this many frames")
     p.add_argument(
@@ -27,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--live",
         action="store_true",
         help="feed recorded frames through the live loop at recorded timing (needs --model)",
+    )
+    p.add_argument(
+        "--learn",
+        metavar="DIR",
+        help="with --live: label frames online and fine-tune the model (a .pt checkpoint) "
+        "while replaying; checkpoints go to DIR/online_last.pt",
     )
 
 
@@ -58,6 +69,22 @@ def run(args: argparse.Namespace) -> int:
             raise RobotSSLError(f"{labels_path}: no such labels file")
         labels = read_labels(labels_path) if labels_path.exists() else None
         predictor = None
+        if args.learn and not (args.live and args.model):
+            raise RobotSSLError("--learn needs --live and --model")
+        if args.learn:
+            from robot_ssl.learning.online import learning_for
+
+            predictor, learning = learning_for(
+                args.model, args.learn, camera_offset_s=reader.camera.time_offset_s
+            )
+            learning.start()
+            try:
+                result = replay_live(reader, predictor, speed=args.speed, observers=[learning])
+            finally:
+                learning.close()
+            print(f"live replay: {result.frames} frames, latency {result.latency}")
+            print(f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}")
+            return 0
         if args.model:
             from robot_ssl.learning.predictor import load_predictor
 
@@ -69,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"live replay: {result.frames} frames, latency {result.latency}")
             return 0
         video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
+        if args.rerun:
+            video = Path(args.rerun)
         if not args.window:  # an unwritable folder: one line now, not after the predictions
             from robot_ssl.io.outputs import check_writable
 
@@ -98,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
                 lab,
                 prob,
             )
+        if args.rerun:
+            from robot_ssl.live.rerun_log import write_rerun
+
+            counts = write_rerun(reader, video, grids, args.max_frames)
+            print(f"wrote {video} ({counts['camera/image']} frames)")
+            return 0
         if args.window:
             from robot_ssl.live.replay import show_replay
 

@@ -104,6 +104,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90, help="recorded JPEG quality")
     p.add_argument(
+        "--view",
+        nargs="?",
+        const=9090,
+        type=t.int_range(1, 65535),
+        metavar="PORT",
+        help="serve a live Rerun view (camera, predicted grid, map, IR, latency, learner) to "
+        "browsers on the network at http://ROBOT:PORT (default 9090; needs the view extra)",
+    )
+    p.add_argument("--view-save", metavar="FILE.rrd", help="also write the live view to a file")
+    p.add_argument(
+        "--learn",
+        metavar="DIR",
+        help="learn while driving: label frames online and fine-tune the model (a .pt "
+        "checkpoint) in a background thread (--threads threads); checkpoints in DIR",
+    )
+    p.add_argument(
         "--status",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -174,9 +190,37 @@ def run(args: argparse.Namespace) -> int:
         raise RunError(str(e)) from None
     config = settings.live
     robot_spec, camera_spec = load_specs(args.spec) if args.spec else (RobotSpec(), CameraSpec())
-    predictor, model_line = open_predictor(args.model, args.threads)
+    learning = None
+    if args.learn:
+        from robot_ssl.learning.online import LearnConfig, learning_for
+
+        predictor, learning = learning_for(
+            args.model,
+            args.learn,
+            camera_offset_s=camera_spec.time_offset_s,
+            config=LearnConfig(threads=args.threads),
+            seed=args.seed,
+        )
+        model_line = f"{Path(args.model).name} (PyTorch, learning into {args.learn})"
+    else:
+        predictor, model_line = open_predictor(args.model, args.threads)
     distances = grid_distances(predictor)
     status = _status_printer(sys.stderr.isatty() if args.status is None else args.status)
+    view = None
+    if args.view is not None or args.view_save:
+        from robot_ssl.live.rerun_log import RerunLiveView
+
+        cfg = predictor.config
+        view = RerunLiveView(
+            robot_spec,
+            cfg.sensor_indices if cfg.sensor_indices is not None else range(5),
+            distances,
+            serve=args.view is not None,
+            web_port=args.view or 9090,
+            save=args.view_save,
+        )
+        if learning is not None:
+            learning.on_labels = view.on_labels
 
     with Devices() as dev:
         open_devices(args, dev, robot_spec, camera_spec, sim_link=args.sim_link)
@@ -222,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
             controller=controller,
             truth=dev.truth,
             on_status=status,
+            observers=[o for o in (learning, view) if o is not None],
         )
         print(
             f"robot-ssl run: {args.drive} with {model_line}, robot {args.robot}"
@@ -230,12 +275,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if learning is not None:
+            learning.start()
+            dev.callback(learning.close)  # after the loop, also on error: the last checkpoint
+        if view is not None:
+            view.attach(loop, learning)
+            view.start()
+            dev.callback(view.close)
+            if view.url:
+                print(f"robot-ssl run: live view at {view.url}", file=sys.stderr, flush=True)
         with stop_at_exit(dev.robot), stop_on_signals(loop):
             result = loop.run(args.duration)
         final = getattr(dev.robot, "targets", None)
     if status is not None and sys.stderr.isatty():
         sys.stderr.write("\n")
     _print_summary(result, final, out)
+    if learning is not None:
+        print(
+            f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}", file=sys.stderr
+        )
     return 1 if result.stop_reason.startswith("camera failed") else 0
 
 

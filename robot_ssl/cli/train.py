@@ -90,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
     parser.add_argument("--arch", choices=("default", "paper"), default="default")
-    parser.add_argument("--epochs", type=t.positive_int(), default=30)
+    # defaults as in TrainConfig (not imported here: it needs torch, the robot install has none)
+    parser.add_argument("--epochs", type=t.positive_int(), default=10)
     parser.add_argument("--batch-size", type=t.positive_int(), default=64)
     parser.add_argument(
         "--lr", type=t.positive_float(), default=2e-3, help="peak learning rate (AdamW)"
@@ -108,9 +109,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val-fraction",
         type=t.finite_float(0, 1, max_inclusive=False),
         default=0.2,
-        help="fraction of sessions for validation",
+        help="fraction of sessions, worlds or time blocks for validation",
     )
-    parser.add_argument("--split-by", choices=("session", "world"), default="session")
+    parser.add_argument(
+        "--split-by",
+        choices=("session", "world", "block"),
+        default="block",
+        help="validation: whole sessions, whole worlds, or 30 s time blocks of every session",
+    )
     parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
     parser.add_argument("--no-flip", action="store_true", help="no horizontal flip")
     parser.add_argument(

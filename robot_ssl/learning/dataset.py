@@ -11,9 +11,10 @@ all call it) and keeps the result as uint8 in memory, optionally also in an
 on-disk cache keyed by the session's SHA-256, size and the target resolution,
 so no epoch and no later run decodes a JPEG again.
 
-Splits are made over whole sessions (or whole worlds), never over frames of
-one session: consecutive frames are near duplicates, and a frame split would
-measure memorisation rather than generalisation.
+Splits are made over whole sessions (or whole worlds), or over time blocks of
+each session with a guard gap between the two sides, never over single frames:
+consecutive frames are near duplicates, and a frame split would measure
+memorisation rather than generalisation.
 
 This module is torch-free (numpy, OpenCV, h5py) so that the live loop can use
 :func:`prepare_images` with ONNX Runtime alone.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,27 @@ class SessionData:
     sensor_indices: np.ndarray  # int64 (S,)
     mirror_symmetric: bool = True  # sensors s and S-1-s are mirror images (flip is valid)
     sha256: str = ""  # the session file's SHA-256, from its labels file's identity
+    t_s: np.ndarray | None = None  # float64 (N,) frame stamps from the session start, seconds
 
     def __len__(self) -> int:
         return len(self.frame_index)
+
+    def times_s(self) -> np.ndarray:
+        """Frame stamps in seconds from the first frame (30 fps spacing when unknown)."""
+        if self.t_s is not None:
+            return np.asarray(self.t_s, np.float64)
+        return np.arange(len(self), dtype=np.float64) / 30.0
+
+    def subset(self, mask: np.ndarray) -> SessionData:
+        """The frames where `mask` (N,) holds, as a SessionData of the same session."""
+        mask = np.asarray(mask, bool)
+        return replace(
+            self,
+            frame_index=self.frame_index[mask],
+            images=self.images[mask],
+            labels=self.labels[mask],
+            t_s=self.times_s()[mask],
+        )
 
 
 def _sensors_mirror_symmetric(robot: Any, sensor_indices: np.ndarray, tol: float = 2e-3) -> bool:
@@ -250,6 +269,8 @@ def load_session(
     order = np.argsort(lab.frame_index[keep], kind="stable")
     frame_index = lab.frame_index[keep][order]
     labels = lab.labels[keep][order]
+    t_ns = np.asarray(lab.t_ns[keep][order], np.int64)
+    t_s = (t_ns - (t_ns[0] if len(t_ns) else 0)).astype(np.float64) * 1e-9
     with SessionReader(path) as reader:
         size_bytes = reader.size_bytes
         if len(frame_index) and (frame_index[0] < 0 or frame_index[-1] >= reader.num_frames):
@@ -277,6 +298,7 @@ def load_session(
         sensor_indices=lab.sensor_indices,
         mirror_symmetric=symmetric,
         sha256=lab.session.sha256,
+        t_s=t_s,
     )
 
 
@@ -380,6 +402,9 @@ class FrameSet:
         )
 
 
+SPLIT_GROUPS = ("session", "world", "block")
+
+
 def split_sessions(
     sessions: Sequence[SessionData],
     *,
@@ -387,17 +412,24 @@ def split_sessions(
     val_fraction: float = 0.2,
     group_by: str = "session",
     seed: int = 0,
+    block_s: float = 30.0,
+    gap_s: float = 3.0,
 ) -> tuple[list[SessionData], list[SessionData]]:
-    """Split sessions into (train, validation) without ever splitting a session.
+    """Split sessions into (train, validation) without ever splitting a run of frames.
 
     With `val_worlds`, sessions recorded in those worlds (session metadata
     "world") are the validation side. Otherwise a seeded random
     `val_fraction` of the groups (sessions, or worlds with group_by="world")
     is, rounded up to at least one group while leaving one for training;
-    `val_fraction=0` gives an empty validation side.
+    `val_fraction=0` gives an empty validation side. With group_by="block",
+    every session is cut into `block_s`-second blocks and a seeded
+    `val_fraction` of each session's blocks (at least one, never all) is
+    validation, so validation covers every world; training frames within
+    `gap_s` seconds of a validation block are dropped, because a frame and its
+    neighbours show the same scene.
     """
-    if group_by not in ("session", "world"):
-        raise DatasetError("group_by must be 'session' or 'world'")
+    if group_by not in SPLIT_GROUPS:
+        raise DatasetError(f"group_by must be one of {', '.join(SPLIT_GROUPS)}")
     if not 0.0 <= val_fraction < 1.0:
         raise DatasetError("val_fraction must be in [0, 1)")
     sessions = list(sessions)
@@ -414,6 +446,8 @@ def split_sessions(
         train = [s for s in sessions if s.world not in wanted]
     elif val_fraction == 0.0:
         train, val = sessions, []
+    elif group_by == "block":
+        train, val = _split_blocks(sessions, val_fraction, seed, block_s, gap_s)
     else:
         key = (lambda s: s.name) if group_by == "session" else (lambda s: str(s.world))
         groups = sorted({key(s) for s in sessions})
@@ -429,6 +463,35 @@ def split_sessions(
         train = [s for s in sessions if key(s) not in val_groups]
     if not train:
         raise DatasetError("the split leaves no training sessions")
+    return train, val
+
+
+def _split_blocks(
+    sessions: list[SessionData], val_fraction: float, seed: int, block_s: float, gap_s: float
+) -> tuple[list[SessionData], list[SessionData]]:
+    """Time-block split of each session (see split_sessions); sessions too short stay whole."""
+    if not (block_s > 0 and gap_s >= 0):
+        raise DatasetError("need block_s > 0 and gap_s >= 0")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for s in sessions:
+        t = s.times_s()
+        block = np.floor((t - (t[0] if len(t) else 0.0)) / block_s).astype(np.int64)
+        blocks = np.unique(block)
+        if len(blocks) < 2:
+            train.append(s)
+            continue
+        n_val = min(max(1, math.ceil(val_fraction * len(blocks))), len(blocks) - 1)
+        chosen = np.sort(rng.permutation(blocks)[:n_val])
+        is_val = np.isin(block, chosen)
+        # a training frame closer than gap_s to any validation frame is dropped
+        val_t = t[is_val]
+        pos = np.searchsorted(val_t, t)
+        before = np.abs(t - val_t[np.clip(pos - 1, 0, len(val_t) - 1)])
+        after = np.abs(val_t[np.clip(pos, 0, len(val_t) - 1)] - t)
+        near = np.minimum(before, after) < gap_s
+        train.append(s.subset(~is_val & ~near))
+        val.append(s.subset(is_val))
     return train, val
 
 

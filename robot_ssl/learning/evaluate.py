@@ -45,13 +45,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.outputs import OutputError, atomic_output, check_writable
-from robot_ssl.learning.dataset import FrameSet
+from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, FrameSet
+
+if TYPE_CHECKING:
+    from robot_ssl.learning.truth_grid import SessionTargets
 
 __all__ = [
     "BANDS_CM",
@@ -61,6 +64,7 @@ __all__ = [
     "band_of_distances",
     "cell_aucs",
     "evaluate",
+    "load_eval_data",
     "plot_auc_vs_distance",
     "plot_heatmap",
     "roc_auc",
@@ -613,6 +617,32 @@ def predict_frames(predictor: Any, images: np.ndarray, batch_size: int = 256) ->
     return np.concatenate(out)
 
 
+def load_eval_data(
+    data: Sequence[str | Path],
+    *,
+    labels_dir: str | Path | None = None,
+    size: tuple[int, int] = DEFAULT_INPUT_SIZE,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    truth: bool = False,
+) -> tuple[FrameSet, list[SessionTargets]]:
+    """The frames of labelled sessions and, per session, its stamps (and truth): what
+    :func:`evaluate` scores; load once to evaluate several models."""
+    from robot_ssl.learning.dataset import load_sessions
+    from robot_ssl.learning.truth_grid import session_targets
+
+    sessions = load_sessions(
+        data, labels_dir=labels_dir, size=size, cache_dir=cache_dir, progress=progress
+    )
+    targets = [
+        session_targets(
+            s.path, s.frame_index, labels_dir=labels_dir, world=s.world, with_truth=truth
+        )
+        for s in sessions
+    ]
+    return FrameSet.from_sessions(sessions), targets
+
+
 def evaluate(
     model_path: str | Path,
     data: Sequence[str | Path],
@@ -628,6 +658,7 @@ def evaluate(
     num_threads: int | None = None,
     progress: bool = True,
     frames: FrameSet | None = None,
+    targets: Sequence[SessionTargets] | None = None,
     truth: bool = False,
     block_s: float = DEFAULT_BLOCK_S,
 ) -> dict[str, Any]:
@@ -635,8 +666,10 @@ def evaluate(
 
     Writes the JSON report to `json_out` and, with `out_dir`, `report.json`,
     `auc_heatmap.png` and `auc_vs_distance.png` there (and `auc_truth.png` with
-    `truth`). `frames` replaces loading `data` (tests, benchmarks; frames are
-    then taken 1/30 s apart, without truth or training-overlap check). Intervals
+    `truth`). `frames` replaces loading `data` (tests, benchmarks), with
+    `targets` (one SessionTargets per session of `frames`, from
+    :func:`load_eval_data`) for stamps, truth and the training-overlap check;
+    without `targets`, frames are taken 1/30 s apart, with no truth. Intervals
     come from a block bootstrap over `block_s`-second blocks (0: over frames).
     With `truth`, the report's `truth` entry compares the scores with the
     auto-labels and with the simulator truth per world and band
@@ -646,7 +679,7 @@ def evaluate(
     Bad options raise EvalError, an output that cannot be written OutputError,
     both before the model or any data is loaded.
     """
-    from robot_ssl.learning.dataset import DatasetError, FrameSet, load_sessions
+    from robot_ssl.learning.dataset import DatasetError
     from robot_ssl.learning.predictor import load_predictor
 
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
@@ -657,38 +690,40 @@ def evaluate(
         raise EvalError(f"batch_size must be an integer >= 1, got {batch_size}")
     if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s >= 0):
         raise EvalError(f"block_s must be a number of seconds >= 0, got {block_s}")
-    targets: list[Path] = []
+    outputs_to_write: list[Path] = []
     if json_out is not None:
         json_out = Path(json_out)
         if json_out.is_dir():
             raise EvalError(f"{json_out} is a folder; name the JSON file to write")
-        targets.append(json_out)
+        outputs_to_write.append(json_out)
     if out_dir is not None:
         out_dir = Path(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise OutputError(f"cannot write to {out_dir}: not a directory")
-        targets += [out_dir / n for n in ("report.json", "auc_heatmap.png", "auc_vs_distance.png")]
+        outputs_to_write += [
+            out_dir / n for n in ("report.json", "auc_heatmap.png", "auc_vs_distance.png")
+        ]
         if truth:
-            targets.append(out_dir / "auc_truth.png")
-    for folder in dict.fromkeys(t.parent for t in targets):
+            outputs_to_write.append(out_dir / "auc_truth.png")
+    for folder in dict.fromkeys(t.parent for t in outputs_to_write):
         check_writable(folder)
 
     predictor = load_predictor(model_path, num_threads=num_threads)
     cfg = predictor.config
-    session_targets = None
+    session_targets = None if targets is None else list(targets)
     if frames is None:
-        from robot_ssl.learning.truth_grid import session_targets as targets_of
-
-        sessions = load_sessions(
-            data, labels_dir=labels_dir, size=cfg.input_size, cache_dir=cache_dir, progress=progress
+        frames, session_targets = load_eval_data(
+            data,
+            labels_dir=labels_dir,
+            size=cfg.input_size,
+            cache_dir=cache_dir,
+            progress=progress,
+            truth=truth,
         )
-        frames = FrameSet.from_sessions(sessions)
-        session_targets = [
-            targets_of(
-                s.path, s.frame_index, labels_dir=labels_dir, world=s.world, with_truth=truth
-            )
-            for s in sessions
-        ]
+    if session_targets is not None and len(session_targets) != len(frames.session_names):
+        raise EvalError(
+            f"{len(session_targets)} session targets for {len(frames.session_names)} sessions"
+        )
     if frames.grid_shape != (cfg.num_sensors, cfg.num_distances):
         raise DatasetError(
             f"labels have a {frames.grid_shape} (sensors, distances) grid, the model "

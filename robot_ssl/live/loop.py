@@ -30,7 +30,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ __all__ = [
     "LiveConfig",
     "LiveLoop",
     "LiveResult",
+    "Observer",
     "Predictor",
     "ProximityLoop",
     "RunConfig",
@@ -67,6 +68,19 @@ class Predictor(Protocol):
     def preprocess(self, images_bgr: np.ndarray) -> np.ndarray: ...
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class Observer(Protocol):
+    """What watches the loop without ever commanding the motors: learning while driving
+    (robot_ssl.learning.online.OnlineLearning), the live view (robot_ssl.live.rerun_log).
+    It sees every recorded sensor row and every frame with its prediction; it must only
+    queue what it gets (the loop's threads call it)."""
+
+    def on_row(self, row: tuple) -> None: ...
+
+    def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray) -> None: ...
+
+    def status(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -291,8 +305,10 @@ class _LoopBase:
         writer: SessionWriter | None,
         robot_spec: RobotSpec | None,
         truth: Callable[[], Any] | None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.robot = robot
+        self.observers = tuple(observers)
         self.cfg = config
         self.clock = clock or WallClock()
         self.writer = writer
@@ -326,6 +342,8 @@ class _LoopBase:
             self.sink.emit(("event", t_ns, kind, message))
 
     def _emit(self, row: tuple) -> None:
+        for o in self.observers:
+            o.on_row(row)
         if self.sink is not None:
             self.sink.emit(row)
 
@@ -463,7 +481,9 @@ class LiveLoop(_LoopBase):
     `distances_m` are the detector grid's distance bins (for the default controller);
     `controller` overrides the camera controller; `truth` (simulator only) gives the true
     pose and sensor distances, recorded with the sensor rows when the writer has a truth
-    stream; `on_status` receives the status line once per `status_interval_s`.
+    stream; `on_status` receives the status line once per `status_interval_s`;
+    `observers` (run --learn, --view) see every recorded sensor row and every frame
+    with its prediction; the caller starts and closes them.
     """
 
     def __init__(
@@ -480,8 +500,9 @@ class LiveLoop(_LoopBase):
         controller: CameraAvoidController | None = None,
         truth: Callable[[], Any] | None = None,
         on_status: Callable[[str], None] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
-        super().__init__(robot, config or LiveConfig(), clock, writer, robot_spec, truth)
+        super().__init__(robot, config or LiveConfig(), clock, writer, robot_spec, truth, observers)
         self.camera = camera
         self.predictor = predictor
         self.controller = controller or CameraAvoidController(
@@ -540,7 +561,10 @@ class LiveLoop(_LoopBase):
         return sent
 
     def record(self, p: _Perception) -> None:
-        """Write the frame and its prediction (the prediction's time: when it was ready)."""
+        """Write the frame and its prediction (the prediction's time: when it was ready);
+        hand the frame to the observers."""
+        for o in self.observers:
+            o.on_frame(p.frame_t_ns, p.image, p.prob)
         if self.sink is None:
             return
         index = self._frames_recorded
@@ -621,6 +645,7 @@ class LiveLoop(_LoopBase):
             f"frames {self.result.frames}  cmd {self.result.commands}  "
             f"watchdog {self.watchdog.trips}  obstacle {ahead}  wheels {lt:+d} {rt:+d}  "
             f"{self.stats.line()}"
+            + "".join(f"  {text}" for text in (o.status() for o in self.observers) if text)
         )
 
     def _sensor_thread(self) -> None:

@@ -1,7 +1,8 @@
 """Replay a recorded session: top-down trajectory, camera frame, label and predicted grids.
 
 `render_replay` writes a video (one output frame per camera frame, at the recorded
-rate times `speed`). `SessionCamera` and `SessionRobot` play a session back through
+rate times `speed`): `.mp4` in H.264 (PyAV's libx264, yuv420p, fast start), which
+browsers and GitHub play; any other suffix as Motion JPEG through OpenCV. `SessionCamera` and `SessionRobot` play a session back through
 the device protocols on a replay clock so that the live loop runs on recorded data.
 """
 
@@ -119,6 +120,64 @@ def iter_replay_frames(
         yield np.concatenate(panels, axis=1)
 
 
+class VideoSink:
+    """BGR frames into a video file: H.264 MP4 through PyAV, or Motion JPEG through OpenCV.
+
+    `path` is written as given (callers pass a temporary name and rename it when
+    done); `container` names the format ("mp4" or "avi"), independent of the name.
+    Frames of odd width or height are padded by one pixel (yuv420p needs even sizes).
+    """
+
+    def __init__(self, path: Path, container: str, fps: float, size: tuple[int, int]) -> None:
+        self.width, self.height = size[0] + size[0] % 2, size[1] + size[1] % 2
+        self._count = 0
+        self._cv = None
+        self._av = None
+        if container == "mp4":
+            from fractions import Fraction
+
+            import av
+
+            rate = Fraction(fps).limit_denominator(1001)
+            self._av = av.open(str(path), mode="w", format="mp4", options={"movflags": "faststart"})
+            self._stream = self._av.add_stream("libx264", rate=rate)
+            self._stream.width, self._stream.height = self.width, self.height
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": "23", "preset": "veryfast"}
+            self._stream.codec_context.time_base = 1 / rate
+        else:
+            fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+            self._cv = cv2.VideoWriter(str(path), fourcc, fps, (self.width, self.height))
+            if not self._cv.isOpened():
+                raise ReplayError(f"cannot open a video writer for {path}")
+
+    def write(self, img: np.ndarray) -> None:
+        pad_y, pad_x = self.height - img.shape[0], self.width - img.shape[1]
+        if pad_x or pad_y:
+            img = cv2.copyMakeBorder(img, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
+        if self._cv is not None:
+            self._cv.write(img)
+            return
+        import av
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+        frame.pts = self._count
+        self._count += 1
+        for packet in self._stream.encode(frame):
+            self._av.mux(packet)
+
+    def close(self) -> None:
+        if self._cv is not None:
+            self._cv.release()
+        if self._av is not None:
+            try:
+                for packet in self._stream.encode():  # flush the encoder's delayed frames
+                    self._av.mux(packet)
+            finally:
+                self._av.close()
+                self._av = None
+
+
 def render_replay(
     reader: SessionReader,
     out_path: str | Path,
@@ -138,15 +197,11 @@ def render_replay(
     # the folder is created; the video appears only when complete (nothing is left on error)
     with atomic_output(out_path) as tmp:
         writer = None
+        container = "mp4" if out_path.suffix.lower() == ".mp4" else "avi"
         try:
             for img in iter_replay_frames(reader, grids):
                 if writer is None:
-                    fourcc = cv2.VideoWriter_fourcc(
-                        *("mp4v" if out_path.suffix.lower() == ".mp4" else "MJPG")
-                    )
-                    writer = cv2.VideoWriter(str(tmp), fourcc, fps, (img.shape[1], img.shape[0]))
-                    if not writer.isOpened():
-                        raise ReplayError(f"cannot open a video writer for {out_path}")
+                    writer = VideoSink(tmp, container, fps, (img.shape[1], img.shape[0]))
                 writer.write(img)
                 n += 1
                 if progress is not None:
@@ -155,7 +210,7 @@ def render_replay(
                     break
         finally:
             if writer is not None:
-                writer.release()
+                writer.close()
         if n == 0:
             raise ReplayError(f"{out_path}: no frames to write")
     return n
@@ -268,10 +323,18 @@ class SessionRobot:
         self.stop()
 
 
-def replay_live(reader: SessionReader, predictor, speed: float = 1.0, drive: str = "monitor"):
+def replay_live(
+    reader: SessionReader,
+    predictor,
+    speed: float = 1.0,
+    drive: str = "monitor",
+    observers=(),
+    on_status=None,
+):
     """Run the live loop (threaded, as on the robot) on a session's frames at recorded timing.
 
     Returns the loop's LiveResult; wheel commands go to a SessionRobot, never to hardware.
+    `observers` (started and closed by the caller: learning, a live view) watch it.
     """
     from robot_ssl.live.loop import LiveConfig, LiveLoop
 
@@ -291,6 +354,8 @@ def replay_live(reader: SessionReader, predictor, speed: float = 1.0, drive: str
         LiveConfig(drive=drive),
         clock=clock,
         robot_spec=reader.robot,
+        observers=observers,
+        on_status=on_status,
     )
     duration_s = (int(ct[-1]) - int(ct[0])) / 1e9 / speed + 0.05
     return loop.run(duration_s)

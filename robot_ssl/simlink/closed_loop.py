@@ -58,8 +58,23 @@ class TrialClock:
     collisions (debounced rising edges of `bumping`), contact time, forward displacement
     along the heading and path length."""
 
-    def __init__(self, sim: Any, debounce_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        sim: Any,
+        debounce_s: float = 0.5,
+        *,
+        pace: float | None = None,
+        mark_every_s: float | None = None,
+        on_mark: Any = None,
+    ) -> None:
         self.sim = sim
+        # pace: simulated seconds per wall second at most (None: as fast as the CPU
+        # goes), for what runs on the wall clock beside the loop (a learner thread)
+        self.pace = pace
+        self._wall0 = time.perf_counter()
+        self.mark_ns = None if mark_every_s is None else round(mark_every_s * 1e9)
+        self.on_mark = on_mark  # called with the simulated seconds at every mark
+        self._next_mark = None if self.mark_ns is None else sim.start_ns + self.mark_ns
         self.debounce_ns = int(debounce_s * 1e9)
         self.collisions = 0
         self.contact_steps = 0
@@ -91,6 +106,16 @@ class TrialClock:
                     t_s = (sim.t_ns - sim.start_ns) / 1e9
                     self.events.append((t_s, float(pose[0]), float(pose[1]), float(pose[2])))
                 self._last_contact_ns = sim.t_ns
+            if self._next_mark is not None and sim.t_ns >= self._next_mark:
+                self._next_mark += self.mark_ns
+                if self.on_mark is not None:
+                    self.on_mark((sim.t_ns - sim.start_ns) / 1e9)
+        if self.pace is not None:
+            ahead = (sim.t_ns - sim.start_ns) / 1e9 / self.pace - (
+                time.perf_counter() - self._wall0
+            )
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,10 @@ def closed_loop_trial(
     split: str = "heldout",
     fps: float | None = None,
     debounce_s: float = 0.5,
+    observers: Any = (),
+    pace: float | None = None,
+    mark_every_s: float | None = None,
+    on_mark: Any = None,
 ) -> dict[str, Any]:
     """Drive one controller for `minutes` of simulated time in one world; returns a dict:
     world, seed, controller, cruise_speed, minutes, collisions, collisions_per_10min,
@@ -187,7 +216,10 @@ def closed_loop_trial(
     World, a name/file, or None for a world generated from `seed` in `split`.
     `latency_s`: capture-to-command latency modelled in simulated time (default
     DEFAULT_LATENCY_S[controller]). `avoid` overrides the law's parameters (its
-    cruise_speed is replaced by `cruise_speed`).
+    cruise_speed is replaced by `cruise_speed`). `observers` watch the camera loop
+    (learning while driving); `pace` caps simulated seconds per wall second (a learner
+    thread then gets a robot's share of time); `on_mark(t_s)` is called every
+    `mark_every_s` of simulated time.
     """
     from dataclasses import replace
 
@@ -209,7 +241,7 @@ def closed_loop_trial(
         camera_spec=camera_spec,
         camera=controller == "camera",
     )
-    clock = TrialClock(sim, debounce_s)
+    clock = TrialClock(sim, debounce_s, pace=pace, mark_every_s=mark_every_s, on_mark=on_mark)
     duration_s = minutes * 60.0
     wall0 = time.perf_counter()
     if controller == "camera":
@@ -222,7 +254,7 @@ def closed_loop_trial(
 
             predictor = load_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
-        loop, ctrl = _camera_loop(sim, predictor, cfg, robot_spec, clock)
+        loop, ctrl = _camera_loop(sim, predictor, cfg, robot_spec, clock, observers)
         result = loop.run_stepped(duration_s, command_latency_s=latency_s)
         turns = ctrl.law.turns
     else:
@@ -266,7 +298,12 @@ def closed_loop_trial(
 
 
 def _camera_loop(
-    sim: Any, predictor: Any, avoid: AvoidConfig, robot_spec: RobotSpec, clock: Any
+    sim: Any,
+    predictor: Any,
+    avoid: AvoidConfig,
+    robot_spec: RobotSpec,
+    clock: Any,
+    observers: Any = (),
 ) -> tuple[LiveLoop, CameraAvoidController]:
     """The camera-only avoidance loop of a trial (avoid mode, the given steering law)."""
     ctrl = CameraAvoidController(
@@ -281,6 +318,7 @@ def _camera_loop(
         clock=clock,
         robot_spec=robot_spec,
         controller=ctrl,
+        observers=observers,
     )
     return loop, ctrl
 
@@ -295,6 +333,7 @@ def realtime_trial(
     split: str = "heldout",
     robot_spec: RobotSpec | None = None,
     camera_spec: CameraSpec | None = None,
+    observers: Any = (),
 ) -> dict[str, Any]:
     """The deploy path on the wall clock: `LiveLoop.run` (threaded: sensor, watchdog and
     capture/inference threads) driving the in-process simulator, stepped in real time by
@@ -318,7 +357,7 @@ def realtime_trial(
     stepper.start()
     try:
         loop, _ = _camera_loop(
-            sim, predictor, AvoidConfig.for_camera(cruise_speed), robot_spec, sim.clock
+            sim, predictor, AvoidConfig.for_camera(cruise_speed), robot_spec, sim.clock, observers
         )
         result = loop.run(seconds)
     finally:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from robot_ssl.simlink.sim_sessions import robot_ssl_verb, world_arg, world_name
 
 
 @dataclass(frozen=True)
@@ -72,37 +73,6 @@ class _Timer:
             self.steps[name] = time.monotonic() - t0
 
 
-def _robot_ssl(*args: str, quiet: bool = False) -> None:
-    """Run one `robot-ssl` verb in a subprocess; raise with its last error line on failure."""
-    cmd = [sys.executable, "-m", "robot_ssl", *args]
-    r = subprocess.run(
-        cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True
-    )
-    if r.returncode != 0:
-        from robot_ssl.core.errors import RobotSSLError
-
-        last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RobotSSLError(f"step `robot-ssl {' '.join(args[:2])}` failed: {last}")
-    if not quiet and r.stderr:
-        # progress bars and summaries of sub-steps
-        sys.stderr.write(r.stderr[-2000:])
-
-
-def _world_arg(world: str, worlds_dir: Path) -> str:
-    """Named worlds pass through; `gen:SPLIT:SEED` is generated once into OUT/worlds."""
-    if not world.startswith("gen:"):
-        return world
-    _, split, seed = world.split(":")
-    path = worlds_dir / f"gen_{split}_{seed}.yaml"
-    if not path.exists():
-        _robot_ssl("sim", "generate", str(path), "--seed", seed, "--split", split, quiet=True)
-    return str(path)
-
-
-def _world_name(world: str) -> str:
-    return world.replace(":", "_")
-
-
 def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     """Run the whole pipeline into `out` (reusing its sessions with `keep`); 0 on success."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -123,15 +93,15 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
         ("heldout", cfg.heldout_worlds, cfg.heldout_minutes),
     ):
         for k, world in enumerate(worlds):
-            path = sessions_dir / f"{split}_{_world_name(world)}.h5"
+            path = sessions_dir / f"{split}_{world_name(world)}.h5"
             jobs.append((split, world, minutes, cfg.seed + 100 * k + 7, path))
 
     def record(job) -> None:
         _, world, minutes, seed, path = job
         if keep and path.exists():
             return
-        w = _world_arg(world, worlds_dir)
-        _robot_ssl(
+        w = world_arg(world, worlds_dir)
+        robot_ssl_verb(
             "sim", "record", "--world", w, "--minutes", str(minutes), "--seed", str(seed),
             "--overwrite", "--no-progress", str(path), quiet=True,
         )  # fmt: skip
@@ -146,13 +116,15 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     timer.run("record sessions", record_all)
     for split, world, minutes, _, path in jobs:
         report.sessions.append(
-            {"name": path.name, "world": _world_name(world), "split": split, "minutes": minutes}
+            {"name": path.name, "world": world_name(world), "split": split, "minutes": minutes}
         )
     train = [str(j[4]) for j in jobs if j[0] == "train"]
     heldout = [str(j[4]) for j in jobs if j[0] == "heldout"]
 
     # 2. label --------------------------------------------------------------------------
-    timer.run("label", _robot_ssl, "label", *train, *heldout, "--jobs", str(cfg.jobs), "--truth")
+    timer.run(
+        "label", robot_ssl_verb, "label", *train, *heldout, "--jobs", str(cfg.jobs), "--truth"
+    )
     report.label_summary = _label_summary(train + heldout)
     first_png = Path(train[0]).with_suffix(".labels.png")
     if first_png.exists():
@@ -162,7 +134,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     run_dir = out / "run"
     timer.run(
         "train",
-        _robot_ssl,
+        robot_ssl_verb,
         "train", "--data", *train, "--out", str(run_dir), "--arch", cfg.arch,
         "--epochs", str(cfg.epochs), "--val-fraction", "0.2", "--seed", str(cfg.seed),
         "--threads", "2", "--overwrite",
@@ -175,7 +147,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     eval_dir = out / "eval"
     timer.run(
         "evaluate (held-out worlds)",
-        _robot_ssl,
+        robot_ssl_verb,
         "eval", "--model", str(model), "--data", *heldout, "--out", str(eval_dir),
         "--json", str(out / "eval.json"), "--bootstrap", "200",
     )  # fmt: skip
@@ -191,7 +163,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     onnx = out / "model.onnx"
     timer.run(
         "export (ONNX)",
-        _robot_ssl,
+        robot_ssl_verb,
         "export", "--model", str(model), "--format", "onnx", "--out", str(onnx),
         "--check-data", heldout[0],
     )  # fmt: skip
@@ -200,14 +172,14 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     video = out / "replay.mp4"
     timer.run(
         "replay video",
-        _robot_ssl,
+        robot_ssl_verb,
         "replay", heldout[0], "--model", str(onnx), "--video", str(video),
         "--max-frames", str(cfg.replay_frames),
     )  # fmt: skip
     report.video = video
 
     # 7. closed loop in an unseen world -------------------------------------------------
-    world = _world_arg(cfg.closed_loop_world, worlds_dir)
+    world = world_arg(cfg.closed_loop_world, worlds_dir)
     timer.run("closed loop", _closed_loop, report, world, onnx, cfg)
 
     report.timings_s = timer.steps

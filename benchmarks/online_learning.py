@@ -1,0 +1,239 @@
+"""Learning while driving: AUC against truth every 30 s, collisions and latency, with and without it.
+
+    .venv/bin/python benchmarks/online_learning.py --models today=out/bench/train_speed/run_today/best.pt
+    .venv/bin/python benchmarks/online_learning.py --models a=A.pt b=B.pt --worlds hard_tiles --minutes 2
+
+For each start model (trained on other worlds) and each unseen hard world:
+- `learn`: the camera-only loop drives the simulated robot for `--minutes` with the
+  learner attached (robot_ssl.learning.online: online labels, replay buffer, one
+  torch thread), paced at real time so that the learner gets the compute a robot's
+  computer would give it; every 30 s of driving the live weights are saved;
+- `fixed`: the same drive without learning (same world, seed and speed).
+Each snapshot (and the start model at 0 s) is scored against simulator truth on a
+*different* session of that world (the hard suite's, benchmarks/hard_suite.py), so
+the score is what the robot would see next time it comes by, not what it trained on.
+Collisions per 10 minutes come from both drives, per half of the run.
+
+Latency (`--latency-s`, threaded loop on the wall clock, `realtime_trial`): capture to
+command with ONNX Runtime (what `run` uses without --learn), with PyTorch, and with
+PyTorch while the learner trains on a full buffer.
+
+Targets (issue 16): AUC against truth up by >= 0.05 within 5 minutes; p99 capture to
+command within 20% of the figure without learning; no collisions added.
+Results: WORK/online_learning.json and .png, printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hard_suite import HARD_WORLDS, HardSuite, record_sessions
+
+
+def _save_weights(predictor: Any, path: Path) -> Path:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone() for k, v in predictor.module.state_dict().items()}
+    torch.save({"model": state, "model_config": predictor.config.to_dict()}, path)
+    return path
+
+
+def drive(model: Path, world: str, args: argparse.Namespace, work: Path, learn: bool) -> dict:
+    """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
+    from robot_ssl.learning.online import learning_for
+    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.simlink.closed_loop import closed_loop_trial
+
+    snapshots: list[tuple[float, str]] = []
+    if learn:
+        predictor, learning = learning_for(model, work / "learner", seed=args.seed)
+        learning.start()
+
+        def mark(t_s: float) -> None:
+            snapshots.append((t_s, str(_save_weights(predictor, work / f"t{t_s:04.0f}.pt"))))
+
+        observers, pace = [learning], 1.0
+    else:
+        predictor, learning, mark, observers, pace = load_predictor(model), None, None, (), None
+    try:
+        result = closed_loop_trial(
+            world,
+            args.seed,
+            "camera",
+            args.speed,
+            args.minutes,
+            predictor,
+            observers=observers,
+            pace=pace,
+            mark_every_s=args.every_s if learn else None,
+            on_mark=mark,
+        )
+    finally:
+        if learning is not None:
+            learning.close()
+    result["snapshots"] = snapshots
+    if learning is not None:
+        result["learner"] = {
+            "steps": learning.learner.steps,
+            "labelled": learning.labels_seen,
+            "kept": learning.buffer.counts(),
+            "error": learning.learner.error,
+        }
+    return result
+
+
+def latency(model: Path, pool: Path, seconds: float) -> dict[str, Any]:
+    """p50/p99 capture to command: ONNX, PyTorch, PyTorch with the learner busy."""
+    from robot_ssl.learning.dataset import load_sessions
+    from robot_ssl.learning.online import learning_for
+    from robot_ssl.learning.predictor import load_predictor, open_predictor
+    from robot_ssl.simlink.closed_loop import realtime_trial
+
+    out: dict[str, Any] = {}
+    onnx, _ = open_predictor(model, 1)
+    cases = {"onnx": (onnx, None), "torch": (load_predictor(model, num_threads=1), None)}
+    predictor, learning = learning_for(model, None)
+    frames = load_sessions([pool], progress=False)[0]
+    for image, labels in zip(frames.images[::3], frames.labels[::3]):  # a full buffer
+        learning.buffer.add(image, labels)
+    cases["torch + learning"] = (predictor, learning)
+    for name, (pred, learn) in cases.items():
+        if learn is not None:
+            learn.start()
+        try:
+            r = realtime_trial(
+                pred, "hard_tiles", 3, seconds, observers=[learn] if learn is not None else ()
+            )
+        finally:
+            if learn is not None:
+                learn.close()
+        e2e = r["latency"]["end_to_end"]
+        out[name] = {
+            "median_ms": e2e["median_ms"],
+            "p99_ms": e2e["p99_ms"],
+            "frames": r["frames"],
+            "learner_steps": learn.learner.steps if learn is not None else 0,
+        }
+        print(f"latency {name:18s} median {e2e['median_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms")
+    return out
+
+
+def per_half(trial: dict, half_s: float) -> list[float]:
+    """Collisions per 10 minutes in the first and the second half of a drive."""
+    times = np.array([c[0] for c in trial["collision_poses"]], float)
+    return [
+        float((times < half_s).sum() * 600.0 / half_s),
+        float((times >= half_s).sum() * 600.0 / half_s),
+    ]
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for key, r in results.items():
+        t = [p["t_s"] / 60 for p in r["auc_over_time"]]
+        y = [p["truth_auc"] for p in r["auc_over_time"]]
+        line = ax.plot(t, y, "o-", label=f"{key}: learn")[0]
+        ax.axhline(r["auc_over_time"][0]["truth_auc"], ls="--", color=line.get_color(), lw=0.8)
+    ax.set(
+        xlabel="minutes of driving in the world",
+        ylabel="mean ROC AUC vs truth (another drive)",
+        title="learning while driving (dashed: without)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("out/bench/online_learning"))
+    p.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
+    p.add_argument("--worlds", nargs="+", default=["hard_tiles", "hard_shadow"])
+    p.add_argument("--hard", type=Path, help="folder of the hard suite (default WORK/hard)")
+    p.add_argument("--pool", type=Path, help="a labelled session to fill the latency buffer")
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--every-s", type=float, default=30.0)
+    p.add_argument("--speed", type=int, default=150)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--latency-s", type=float, default=60.0, help="0: skip the latency runs")
+    p.add_argument("--bootstrap", type=int, default=200)
+    args = p.parse_args()
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    hard = args.hard or work / "hard"
+    record_sessions(tuple(w for w in HARD_WORLDS if w in args.worlds), 1.5, 5, hard)
+    models = dict(m.split("=", 1) for m in args.models)
+    results: dict[str, Any] = {}
+    for world in args.worlds:
+        suite = HardSuite(hard / f"{world}.h5")
+        for name, model in models.items():
+            key = f"{name} / {world}"
+            run_dir = work / name / world
+            t0 = time.perf_counter()
+            learned = drive(Path(model), world, args, run_dir, learn=True)
+            fixed = drive(Path(model), world, args, run_dir, learn=False)
+            curve = [{"t_s": 0.0, **suite.score(Path(model), args.bootstrap)}]
+            for t_s, snap in learned["snapshots"]:
+                curve.append({"t_s": t_s, **suite.score(Path(snap), args.bootstrap)})
+
+            results[key] = {
+                "auc_over_time": [
+                    {k: c[k] for k in ("t_s", "truth_auc", "truth_auc_ci", "labels_auc")}
+                    for c in curve
+                ],
+                "auc_gain": curve[-1]["truth_auc"] - curve[0]["truth_auc"],
+                "best_gain": max(c["truth_auc"] for c in curve) - curve[0]["truth_auc"],
+                "collisions_per_10min": {
+                    "learn": learned["collisions_per_10min"],
+                    "fixed": fixed["collisions_per_10min"],
+                    "learn_by_half": per_half(learned, args.minutes * 30.0),
+                    "fixed_by_half": per_half(fixed, args.minutes * 30.0),
+                },
+                "speed_m_s": {
+                    "learn": learned["mean_forward_speed_m_s"],
+                    "fixed": fixed["mean_forward_speed_m_s"],
+                },
+                "learner": learned["learner"],
+                "wall_s": time.perf_counter() - t0,
+            }
+            r = results[key]
+            aucs = " ".join(f"{c['truth_auc']:.3f}" for c in curve)
+            print(
+                f"{key}: AUC vs truth every {args.every_s:g} s: {aucs} (gain {r['auc_gain']:+.3f}); "
+                f"collisions / 10 min learn {r['collisions_per_10min']['learn']:.1f}, "
+                f"fixed {r['collisions_per_10min']['fixed']:.1f}; learner {r['learner']}",
+                flush=True,
+            )
+            (work / "online_learning.json").write_text(json.dumps({"runs": results}, indent=1))
+    out: dict[str, Any] = {"argv": sys.argv[1:], "runs": results}
+    if args.latency_s > 0:
+        pool = args.pool or hard / f"{args.worlds[0]}.h5"
+        out["latency"] = latency(Path(next(iter(models.values()))), pool, args.latency_s)
+        lat = out["latency"]
+        out["p99_ratio"] = lat["torch + learning"]["p99_ms"] / lat["onnx"]["p99_ms"]
+    (work / "online_learning.json").write_text(json.dumps(out, indent=1) + "\n")
+    plot(results, work / "online_learning.png")
+    print(f"results: {work / 'online_learning.json'}, {work / 'online_learning.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Learning while driving: online labels, a replay buffer and background fine-tuning.
+
+`OnlineLearning` is an observer of the live loop (robot_ssl.live.loop.Observer):
+`on_frame` with each camera frame, `on_row` with each odometry and proximity row
+it records, the very rows that go into the session file. It labels frames incrementally
+(robot_ssl.labelling.online: the batch labeller's labels on the same data), keeps
+the labelled ones in a `ReplayBuffer`, and runs an `OnlineLearner` thread that
+fine-tunes a copy of the detector with the training loss and augmentation of
+`robot-ssl train`, publishes its weights into the live predictor every
+`publish_every` steps (a new module swapped in by one reference assignment, so a
+frame is always scored by one consistent set of weights), and writes checkpoints
+in `robot-ssl train`'s format (`online_last.pt`, loadable by `run`, `eval` and
+`export`) atomically every `checkpoint_every_s` and at the end.
+
+CPU budget: the learner runs torch on `threads` intra-op threads (torch's count
+is per process, so the live predictor uses the same) and, with `duty` < 1,
+sleeps after each step so that it computes for that fraction of wall time.
+Nothing here touches the motors: the watchdog and every safety path of the loop
+are unchanged, and a learner error only stops the learning (logged).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_ssl.core.config import check_numbers
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.label_grid import LabelConfig
+from robot_ssl.labelling.online import OnlineLabeller
+from robot_ssl.learning.dataset import prepare_images
+from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig
+from robot_ssl.learning.train import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    AugmentConfig,
+    _save_torch,
+    augment_batch,
+    masked_bce_loss,
+)
+
+__all__ = ["LearnConfig", "LearnError", "OnlineLearner", "OnlineLearning", "learning_for"]
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Online fine-tuning settings (`run --learn.FIELD`); times in seconds.
+
+    `lr` (AdamW, constant), `batch_size`, `min_frames` labelled frames before the
+    first step, `publish_every` steps between weight swaps into the live predictor,
+    `checkpoint_every_s`, `threads` torch threads, `duty` fraction of wall time the
+    learner may compute, `label_every_s` how often pending frames are labelled.
+    """
+
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    batch_size: int = 32
+    min_frames: int = 64
+    publish_every: int = 10
+    checkpoint_every_s: float = 60.0
+    threads: int = 1
+    duty: float = 1.0
+    label_every_s: float = 0.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def __post_init__(self) -> None:
+        positive = dict(min=0, min_inclusive=False)
+        check_numbers(
+            self,
+            "learn config",
+            ValueError,
+            {
+                "lr": positive,
+                "weight_decay": dict(min=0),
+                "batch_size": dict(integer=True, min=1),
+                "min_frames": dict(integer=True, min=1),
+                "publish_every": dict(integer=True, min=1),
+                "checkpoint_every_s": positive,
+                "threads": dict(integer=True, min=1),
+                "duty": dict(min=0, max=1, min_inclusive=False),
+                "label_every_s": positive,
+            },
+        )
+
+
+class OnlineLearner:
+    """The background thread: sample the buffer, step, publish, checkpoint.
+
+    `predictor` is a torch predictor (its `module` is replaced on publish);
+    `base` the checkpoint dict it came from (configs and history are carried on).
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        base: dict[str, Any],
+        buffer: ReplayBuffer,
+        out_dir: Path | None,
+        config: LearnConfig,
+        seed: int = 0,
+        feed: Any = None,
+    ) -> None:
+        self.predictor = predictor
+        self.feed = feed  # called by the thread before each step (labels new data)
+        self.base = base
+        self.buffer = buffer
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.cfg = config
+        torch.manual_seed(seed)
+        self.model = copy.deepcopy(predictor.module).train()
+        decay = [p for p in self.model.parameters() if p.ndim >= 2]
+        rest = [p for p in self.model.parameters() if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest}],
+            lr=config.lr,
+            weight_decay=0.0,
+        )
+        self.gen = torch.Generator().manual_seed(seed)
+        self.steps = 0
+        self.published = 0
+        self.losses: deque[float] = deque(maxlen=1000)
+        self.error: str | None = None
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_ckpt = time.monotonic()
+        self._busy_s = 0.0
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.out_dir is None else self.out_dir / "online_last.pt"
+
+    def start(self) -> None:
+        torch.set_num_threads(self.cfg.threads)
+        self._thread = threading.Thread(target=self._run, name="online-learner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread (after its current step)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def finish(self) -> None:
+        """Publish (when it trained) and write the last checkpoint (unless it failed)."""
+        if self.error is not None:
+            return
+        if self.steps:
+            self.publish()
+        self.save()
+
+    def step(self) -> float:
+        """One optimiser step on a batch from the buffer; returns the loss."""
+        images, labels = self.buffer.sample(self.cfg.batch_size)
+        x = torch.from_numpy(images).float()
+        y = torch.from_numpy(labels)
+        x, y = augment_batch(x, y, self.cfg.augment, self.gen)
+        loss = masked_bce_loss(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.steps += 1
+        value = float(loss.item())
+        self.losses.append(value)
+        return value
+
+    def publish(self) -> None:
+        """Swap a copy of the trained weights into the live predictor (one assignment)."""
+        live = copy.deepcopy(self.model).eval()
+        for p in live.parameters():
+            p.requires_grad_(False)
+        self.predictor.module = live
+        self.published += 1
+
+    def save(self) -> Path | None:
+        """Write `online_last.pt` (train's checkpoint format) atomically."""
+        path = self.checkpoint_path
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        history = list(self.base.get("history", []))
+        ckpt = {
+            **{k: v for k, v in self.base.items() if k not in ("model", "optimizer")},
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "history": history,
+            "online": {"steps": self.steps, "frames_added": self.buffer.added},
+        }
+        _save_torch(ckpt, path)
+        self.checkpoints += 1
+        self._last_ckpt = time.monotonic()
+        return path
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.feed is not None:
+                    self.feed()
+                if len(self.buffer) < self.cfg.min_frames:
+                    self._stop.wait(0.1)
+                    continue
+                t0 = time.perf_counter()
+                self.step()
+                if self.steps % self.cfg.publish_every == 0:
+                    self.publish()
+                if time.monotonic() - self._last_ckpt >= self.cfg.checkpoint_every_s:
+                    self.save()
+                busy = time.perf_counter() - t0
+                self._busy_s += busy
+                if self.cfg.duty < 1.0:
+                    self._stop.wait(busy * (1.0 / self.cfg.duty - 1.0))
+        except Exception as e:  # learning stops; driving goes on
+            self.error = f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+class OnlineLearning:
+    """The live loop's learning hook: frames and sensor rows in, labels, buffer, learner.
+
+    `on_row` and `on_frame` only queue what they get (the loop's threads call them
+    and must not wait); the learner thread labels the queue (`feed`) before each step.
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        base: dict[str, Any],
+        label_config: LabelConfig,
+        *,
+        camera_offset_s: float = 0.0,
+        out_dir: Path | None = None,
+        config: LearnConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.cfg = config or LearnConfig()
+        mc = predictor.config
+        self.size = mc.input_size
+        self.labeller = OnlineLabeller(label_config, camera_offset_s)
+        grid = (len(label_config.sensor_indices), len(label_config.distances_m))
+        if grid != (mc.num_sensors, mc.num_distances):
+            raise ValueError(
+                f"the labeller's grid {grid} differs from the model's "
+                f"{(mc.num_sensors, mc.num_distances)} (sensors, distances)"
+            )
+        width, height = self.size
+        self.buffer = ReplayBuffer((height, width, 3), grid, self.cfg.replay, seed)
+        self.learner = OnlineLearner(
+            predictor, base, self.buffer, out_dir, self.cfg, seed, feed=self.feed
+        )
+        self._inbox: deque[tuple] = deque()  # appends and pops are thread-safe
+        self._feed_lock = threading.Lock()
+        self._images: dict[int, np.ndarray] = {}
+        self._next_key = 0
+        self._last_label_ns: int | None = None
+        self.labels_seen = 0
+        self.on_labels: Any = None  # optional callback(list[OnlineLabel]), e.g. the live view
+
+    def start(self) -> None:
+        self.learner.start()
+
+    def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray | None = None) -> None:
+        """A camera frame as captured (queued; the prediction is not needed)."""
+        self._inbox.append(("frame", int(t_ns), image_bgr))
+
+    def on_row(self, row: tuple) -> None:
+        """A session row of the loop: odometry and proximity rows are queued for the
+        labeller, others ignored."""
+        if row[0] in ("odometry", "proximity"):
+            self._inbox.append(row)
+
+    def feed(self, final: bool = False) -> None:
+        """Move queued data into the labeller; label what is ready (all, when `final`)."""
+        with self._feed_lock:
+            newest = None
+            while self._inbox:
+                kind, t_ns, value = self._inbox.popleft()[:3]
+                if kind == "frame":
+                    key = self._next_key
+                    self._next_key += 1
+                    self._images[key] = prepare_images(value, self.size)[0]
+                    self.labeller.add_frame(t_ns, key)
+                    newest = t_ns
+                elif kind == "odometry":
+                    self.labeller.add_odometry(t_ns, value)
+                else:
+                    self.labeller.add_proximity(t_ns, value)
+            if final:
+                self._take(self.labeller.flush())
+            elif newest is not None and (
+                self._last_label_ns is None
+                or newest - self._last_label_ns >= self.cfg.label_every_s * 1e9
+            ):
+                self._last_label_ns = newest
+                self._take(self.labeller.ready())
+
+    def _take(self, labels: list) -> None:
+        for lab in labels:
+            self.buffer.add(self._images.pop(lab.key), lab.labels)
+        self.labels_seen += len(labels)
+        if labels and self.on_labels is not None:
+            self.on_labels(labels)
+
+    def close(self) -> None:
+        """Stop the learner, label what is left, publish and checkpoint."""
+        self.learner.stop()
+        self.feed(final=True)
+        self.learner.finish()
+
+    def status(self) -> str:
+        losses = list(self.learner.losses)[-50:]
+        loss = f"{np.mean(losses):.3f}" if losses else "-"
+        held = self.buffer.counts()
+        text = (
+            f"learn: {self.labels_seen} labelled ({held['obstacle']} obstacle, {held['free']} "
+            f"free kept), {self.learner.steps} steps, loss {loss}"
+        )
+        return text + (f", stopped: {self.learner.error}" if self.learner.error else "")
+
+
+class LearnError(RobotSSLError):
+    """Learning while driving cannot start (model kind, label grid)."""
+
+
+def learning_for(
+    model_path: str | Path,
+    out_dir: str | Path | None,
+    *,
+    camera_offset_s: float = 0.0,
+    config: LearnConfig | None = None,
+    seed: int = 0,
+) -> tuple[Any, OnlineLearning]:
+    """A PyTorch predictor for a training checkpoint and its learning hook (not started).
+
+    Only checkpoints learn: ONNX and TorchScript files hold no trainable weights.
+    The labeller uses the checkpoint's grid (sensors, distances) and default tolerances.
+    """
+    from robot_ssl.learning.models import load_checkpoint
+    from robot_ssl.learning.predictor import load_predictor
+
+    cfg = config or LearnConfig()
+    predictor = load_predictor(model_path, num_threads=cfg.threads)
+    if predictor.kind != "checkpoint":
+        raise LearnError(
+            f"{model_path}: a {predictor.kind} file cannot learn; --learn needs a training "
+            "checkpoint (.pt from robot-ssl train)"
+        )
+    mc = predictor.config
+    grid = {}
+    if mc.sensor_indices is not None:
+        grid["sensor_indices"] = tuple(int(s) for s in mc.sensor_indices)
+    if mc.distances_m is not None:
+        grid["distances_m"] = tuple(float(d) for d in mc.distances_m)
+    try:
+        learning = OnlineLearning(
+            predictor,
+            load_checkpoint(model_path),
+            LabelConfig(camera_offset=float(camera_offset_s), **grid),
+            camera_offset_s=camera_offset_s,
+            out_dir=Path(out_dir) if out_dir is not None else None,
+            config=cfg,
+            seed=seed,
+        )
+    except ValueError as e:
+        raise LearnError(f"{model_path}: {e}") from None
+    return predictor, learning

@@ -1,0 +1,330 @@
+"""A session as a Rerun recording (`replay --rerun FILE.rrd`): what the robot saw and believed.
+
+Entities, on the timelines `session_time` (seconds from the first frame) and `frame`:
+
+- `camera/image`: each camera frame (its JPEG, as recorded);
+- `camera/labels`, `camera/predicted`: the robot-centric grid panels of the replay
+  video (labels; predicted probabilities with the labels as rings);
+- `map/odometry`, `map/truth` (simulated sessions): the trajectories, top-down;
+  `map/robot` the pose at each frame; `map/cells` the grid cells on the floor,
+  coloured by predicted probability (or by label without a model);
+- `ir/<sensor>`: each proximity reading; `wheels/left`, `wheels/right`: measured speeds;
+- `latency/prediction_ms` (sessions recorded by `run`): frame to prediction ready.
+
+Rerun (rerun-sdk, the `view` extra) is imported only here; the file appears only
+when complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_ssl.core.geometry import interpolate_poses
+from robot_ssl.io.outputs import atomic_output
+from robot_ssl.io.session import SessionReader
+from robot_ssl.live.replay import ReplayError, ReplayGrids
+from robot_ssl.live.viz import FREE, OBSTACLE, cell_positions_m, draw_grid_panel
+
+__all__ = ["RerunLiveView", "write_rerun"]
+
+APP_ID = "robot-ssl"
+
+
+def _rerun() -> Any:
+    try:
+        import rerun as rr
+    except ImportError:
+        raise ReplayError(
+            "--rerun needs the Rerun SDK: pip install 'robot-ssl[view]' (rerun-sdk)"
+        ) from None
+    return rr
+
+
+def _rgb(bgr: tuple[int, int, int]) -> np.ndarray:
+    return np.array(bgr[::-1], np.float64)
+
+
+def _cell_colours(prob: np.ndarray | None, labels: np.ndarray | None) -> np.ndarray:
+    """(S*D, 3) uint8 RGB: probability blends free to obstacle; labels without a model."""
+    free, obstacle = _rgb(FREE), _rgb(OBSTACLE)
+    if prob is not None:
+        p = np.clip(np.asarray(prob, np.float64).reshape(-1, 1), 0, 1)
+        return (free * (1 - p) + obstacle * p).astype(np.uint8)
+    lab = np.asarray(labels).reshape(-1)
+    out = np.full((lab.size, 3), 90, np.uint8)
+    out[lab == 0], out[lab == 1] = free.astype(np.uint8), obstacle.astype(np.uint8)
+    return out
+
+
+def write_rerun(
+    reader: SessionReader,
+    out_path: str | Path,
+    grids: ReplayGrids | None = None,
+    max_frames: int | None = None,
+    panel_px: int = 240,
+) -> dict[str, int]:
+    """Write the session (and `grids`) to `out_path` as a Rerun recording; rows per entity."""
+    rr = _rerun()
+    if reader.num_frames == 0:
+        raise ReplayError(f"{reader.path}: session has no camera frames")
+    out_path = Path(out_path)
+    ct = reader.camera_t_ns
+    t0 = int(ct[0])
+    n = reader.num_frames if max_frames is None else min(max_frames, reader.num_frames)
+    odo_t, odo_pose = reader.odometry()
+    robot = reader.robot
+    counts: dict[str, int] = {}
+
+    def seconds(t_ns: np.ndarray) -> np.ndarray:
+        return (np.asarray(t_ns, np.int64) - t0) / 1e9
+
+    with atomic_output(out_path) as tmp:
+        rec = rr.RecordingStream(APP_ID, recording_id=f"{reader.path.stem}")
+        rec.save(str(tmp))
+        try:
+            if len(odo_t) > 1:
+                rec.log("map/odometry", rr.LineStrips2D([odo_pose[:, :2]]), static=True)
+            truth = reader.truth()
+            if truth is not None and len(truth[0]) > 1:
+                rec.log("map/truth", rr.LineStrips2D([truth[1][:, :2]]), static=True)
+            # streams of scalars: one column each
+            prox_t, prox = reader.proximity()
+            names = [s.name for s in robot.prox_sensors]
+            for s in range(min(prox.shape[1], len(names))):
+                rec.send_columns(
+                    f"ir/{names[s]}",
+                    indexes=[rr.TimeColumn("session_time", duration=seconds(prox_t))],
+                    columns=rr.Scalars.columns(scalars=prox[:, s].astype(np.float64)),
+                )
+                counts[f"ir/{names[s]}"] = len(prox_t)
+            wheel_t, speed, _ = reader.wheels()
+            for k, side in enumerate(("left", "right")):
+                rec.send_columns(
+                    f"wheels/{side}",
+                    indexes=[rr.TimeColumn("session_time", duration=seconds(wheel_t))],
+                    columns=rr.Scalars.columns(scalars=speed[:, k].astype(np.float64)),
+                )
+            if reader.streams.get("predictions"):
+                pt, pidx, _ = reader.predictions()
+                lat_ms = (pt - ct[np.clip(pidx, 0, len(ct) - 1)]) / 1e6
+                rec.send_columns(
+                    "latency/prediction_ms",
+                    indexes=[rr.TimeColumn("session_time", duration=seconds(pt))],
+                    columns=rr.Scalars.columns(scalars=lat_ms.astype(np.float64)),
+                )
+            # per frame: image, pose, grids
+            pose_at = (
+                interpolate_poses(odo_t, odo_pose, ct[:n])
+                if len(odo_t) > 1
+                else np.full((n, 3), np.nan)
+            )
+            s_idx = grids.sensor_indices if grids is not None else None
+            cells = cell_positions_m(robot, s_idx, grids.distances_m) if grids else None
+            for i in range(n):
+                rec.set_time("session_time", duration=float(seconds(ct[i])))
+                rec.set_time("frame", sequence=i)
+                rec.log("camera/image", _frame_archetype(rr, reader, i))
+                pose = pose_at[i]
+                if np.all(np.isfinite(pose)):
+                    rec.log("map/robot", rr.Points2D([pose[:2]], radii=0.055))
+                if grids is None:
+                    continue
+                lab, prob = grids.labels.get(i), grids.prob.get(i)
+                if lab is not None:
+                    panel = draw_grid_panel(
+                        panel_px, robot, s_idx, grids.distances_m, labels=lab, title="labels"
+                    )
+                    rec.log("camera/labels", rr.Image(panel, color_model="BGR"))
+                if prob is not None:
+                    panel = draw_grid_panel(
+                        panel_px, robot, s_idx, grids.distances_m, labels=lab, prob=prob,
+                        title="predicted",
+                    )  # fmt: skip
+                    rec.log("camera/predicted", rr.Image(panel, color_model="BGR"))
+                if (prob is not None or lab is not None) and np.all(np.isfinite(pose)):
+                    c, s = np.cos(pose[2]), np.sin(pose[2])
+                    xy = cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + pose[:2]
+                    rec.log(
+                        "map/cells", rr.Points2D(xy, colors=_cell_colours(prob, lab), radii=0.004)
+                    )
+        finally:
+            rec.flush()
+            rec.disconnect()
+    counts["camera/image"] = n
+    return counts
+
+
+def _frame_archetype(rr: Any, reader: SessionReader, i: int) -> Any:
+    """The recorded JPEG as is (no re-encoding), or the raw frame."""
+    if getattr(reader, "frame_format", "jpeg") == "jpeg":
+        return rr.EncodedImage(contents=bytes(reader.jpeg(i)), media_type="image/jpeg")
+    return rr.Image(reader.frame(i), color_model="BGR")
+
+
+class RerunLiveView:
+    """The live view of `run --view`: a loop observer that logs to Rerun from its own thread.
+
+    What the loop hands it (frames with predictions, sensor rows) is only queued; a
+    thread logs at most `image_hz` camera frames a second (JPEG) with the predicted
+    grid (panel and cells on the map), every proximity reading, the odometry pose and
+    trajectory, and once a second the loop's latency and the learner's state (when
+    `attach` gave them). `serve=True` serves the web viewer on `web_port` (gRPC on
+    `grpc_port`) to any browser on the network; `save` also writes a `.rrd`.
+    """
+
+    def __init__(
+        self,
+        robot: Any,
+        sensor_indices: np.ndarray,
+        distances_m: np.ndarray,
+        *,
+        serve: bool = False,
+        web_port: int = 9090,
+        grpc_port: int = 9876,
+        save: str | Path | None = None,
+        image_hz: float = 10.0,
+        panel_px: int = 240,
+    ) -> None:
+        import queue
+        import threading
+
+        rr = self.rr = _rerun()
+        self.robot = robot
+        self.sensor_indices = np.asarray(sensor_indices)
+        self.distances_m = np.asarray(distances_m)
+        self.cells = cell_positions_m(robot, self.sensor_indices, self.distances_m)
+        self.names = [s.name for s in robot.prox_sensors]
+        self.image_period_ns = round(1e9 / image_hz)
+        self.panel_px = panel_px
+        self.rec = rr.RecordingStream(APP_ID)
+        sinks = []
+        self.url: str | None = None
+        if serve:
+            uri = self.rec.serve_grpc(grpc_port=grpc_port)
+            rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=uri)
+            self.url = f"http://0.0.0.0:{web_port}"
+        if save is not None:
+            sinks.append(rr.FileSink(str(save)))
+        if sinks and not serve:
+            self.rec.set_sinks(*sinks)
+        elif sinks:  # serve and save: the gRPC server stays, a file sink is added
+            self.rec.set_sinks(rr.GrpcSink(uri), *sinks)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="rerun-view", daemon=True)
+        self._t0: int | None = None
+        self._last_image_ns: int | None = None
+        self._path: list[np.ndarray] = []
+        self._pose: np.ndarray | None = None
+        self._sources: list[Any] = []
+        self.logged = 0
+
+    def attach(self, *sources: Any) -> None:
+        """Things whose state is logged once a second: a loop (`stats`), a learner."""
+        self._sources += [s for s in sources if s is not None]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10.0)
+        self.rec.flush()
+
+    def status(self) -> str:
+        return f"view {self.url}" if self.url else ""
+
+    # -- the observer side (the loop's threads): queue only --------------------------------
+
+    def on_row(self, row: tuple) -> None:
+        if row[0] in ("odometry", "proximity"):
+            self._queue.put(row)
+
+    def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray | None = None) -> None:
+        if self._last_image_ns is not None and t_ns - self._last_image_ns < self.image_period_ns:
+            return
+        self._last_image_ns = t_ns
+        self._queue.put(("frame", t_ns, image_bgr, prob))
+
+    def on_labels(self, labels: list) -> None:
+        if labels:
+            self._queue.put(("labels", labels[-1].t_ns, labels[-1].labels, len(labels)))
+
+    # -- the view's thread --------------------------------------------------------------
+
+    def _time(self, t_ns: int) -> None:
+        if self._t0 is None:
+            self._t0 = int(t_ns)
+        self.rec.set_time("session_time", duration=(int(t_ns) - self._t0) / 1e9)
+
+    def _run(self) -> None:
+        import time
+
+        rr, next_state = self.rr, time.monotonic() + 1.0
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, t_ns = item[0], item[1]
+            self._time(t_ns)
+            if kind == "proximity":
+                for name, value in zip(self.names, np.asarray(item[2]).tolist()):
+                    self.rec.log(f"ir/{name}", rr.Scalars(float(value)))
+            elif kind == "odometry":
+                self._pose = np.asarray(item[2], np.float64)
+                self._path.append(self._pose[:2].copy())
+                self.rec.log("map/robot", rr.Points2D([self._pose[:2]], radii=0.055))
+            elif kind == "frame":
+                self._log_frame(item[2], item[3])
+            elif kind == "labels":
+                panel = draw_grid_panel(
+                    self.panel_px, self.robot, self.sensor_indices, self.distances_m,
+                    labels=item[2], title="labels",
+                )  # fmt: skip
+                self.rec.log("camera/labels", rr.Image(panel, color_model="BGR"))
+                self.rec.log("learner/labelled_frames", rr.Scalars(float(item[3])))
+            self.logged += 1
+            if time.monotonic() >= next_state:
+                next_state = time.monotonic() + 1.0
+                self._log_state()
+
+    def _log_frame(self, image: np.ndarray, prob: np.ndarray | None) -> None:
+        import cv2
+
+        rr = self.rr
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            self.rec.log(
+                "camera/image", rr.EncodedImage(contents=jpeg.tobytes(), media_type="image/jpeg")
+            )
+        if prob is None:
+            return
+        panel = draw_grid_panel(
+            self.panel_px, self.robot, self.sensor_indices, self.distances_m, prob=prob,
+            title="predicted",
+        )  # fmt: skip
+        self.rec.log("camera/predicted", rr.Image(panel, color_model="BGR"))
+        if self._pose is not None:
+            c, s = np.cos(self._pose[2]), np.sin(self._pose[2])
+            xy = self.cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + self._pose[:2]
+            self.rec.log(
+                "map/cells", rr.Points2D(xy, colors=_cell_colours(prob, None), radii=0.004)
+            )
+
+    def _log_state(self) -> None:
+        rr = self.rr
+        if len(self._path) > 1:
+            self.rec.log("map/odometry", rr.LineStrips2D([np.array(self._path)]))
+        for source in self._sources:
+            stats = getattr(source, "stats", None)
+            if stats is not None:
+                e2e = stats.summary().get("end_to_end")
+                if e2e:
+                    self.rec.log("latency/end_to_end_median_ms", rr.Scalars(e2e["median_ms"]))
+                    self.rec.log("latency/end_to_end_p99_ms", rr.Scalars(e2e["p99_ms"]))
+            learner = getattr(source, "learner", None)
+            if learner is not None and learner.losses:
+                self.rec.log("learner/loss", rr.Scalars(float(np.mean(list(learner.losses)[-20:]))))
+                self.rec.log("learner/steps", rr.Scalars(float(learner.steps)))

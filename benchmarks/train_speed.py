@@ -14,10 +14,10 @@ decoded once beforehand (decoding is not counted; each run splits them its own w
 - `earlier`: the defaults before issue 15 (30 epochs, cosine, validation on a
   random 20% of the sessions, best epoch kept, contiguous NCHW weights);
 - `today`: `TrainConfig()` as shipped (10 epochs, validation on 30 s time
-  blocks of every session, early stop after 3 epochs without a better
-  validation AUC, channels-last weights);
+  blocks of every session, channels-last weights);
 - `paper` today: the paper network with today's defaults, the baseline;
-- `today_full` (on request): today's defaults without the early stop.
+- `patience3` (on request): today's defaults with an early stop after 3 epochs
+  without a better validation AUC.
 
 Target (issue 15): today reaches the earlier held-out AUC in half the time.
 Results: WORK/train_speed.json, printed as a table.
@@ -91,8 +91,7 @@ def main() -> int:
         ),
         "today": TrainConfig(**base, out_dir=str(work / "run_today")),
         "paper": TrainConfig(**base, out_dir=str(work / "run_paper"), arch="paper"),
-        # today's settings without the early stop: all 10 epochs of the cosine schedule
-        "today_full": TrainConfig(**base, out_dir=str(work / "run_today_full"), patience=None),
+        "patience3": TrainConfig(**base, out_dir=str(work / "run_patience3"), patience=3),
     }
     results: dict[str, dict] = {}
     for name in args.runs:

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("rerun")
 
-from .test_replay import rerun_rows
+from test_replay import rerun_rows
 
 
 def _free_port() -> int:
@@ -50,10 +50,14 @@ def test_run_view_logs_camera_grid_map_ir_and_latency(tmp_path, onnx_model):
 
 def test_run_view_serves_the_web_viewer(onnx_model):
     port = _free_port()
-    proc = _run(
-        "--model", str(onnx_model), "--duration", "30", "--view", str(port),
-    )  # fmt: skip
+    proc = _run("--model", str(onnx_model), "--duration", "60", "--view", str(port))
     try:
+        seen = []
+        for line in proc.stderr:  # running, and says where the view is
+            seen.append(line)
+            if "live view at" in line:
+                break
+        assert f"live view at http://0.0.0.0:{port}" in "".join(seen), seen
         deadline = time.monotonic() + 30
         page = None
         while time.monotonic() < deadline and page is None:
@@ -66,4 +70,4 @@ def test_run_view_serves_the_web_viewer(onnx_model):
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert f"live view at http://0.0.0.0:{port}" in err
+    assert "wheel targets (0, 0)" in err  # SIGTERM: the motors stop, the view closes

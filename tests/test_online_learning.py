@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import DISTANCES_M  # noqa: E402
+
 from robot_ssl.cli.main import main  # noqa: E402
 from robot_ssl.core.label_grid import LabelConfig  # noqa: E402
 from robot_ssl.io.session import SessionReader, SessionWriter  # noqa: E402
@@ -24,8 +26,6 @@ from robot_ssl.learning.predictor import load_predictor  # noqa: E402
 from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig  # noqa: E402
 from robot_ssl.live.loop import LiveConfig, LiveLoop  # noqa: E402
 from robot_ssl.simlink.closed_loop import make_simulator  # noqa: E402
-
-from .conftest import DISTANCES_M  # noqa: E402
 
 OFFSET_S = 0.07
 
@@ -108,14 +108,13 @@ def test_online_labeller_is_final_only_after_the_horizon_and_keeps_memory_bounde
     # a whole session through: only a window of the streams is held at any time
     online = OnlineLabeller(cfg)
     held = []
-    for i, t in enumerate(ct):
+    oi = pi = 0
+    for i, t in enumerate(ct):  # each stream up to the frame's stamp, then the frame
+        oj, pj = np.searchsorted(ot, t, "right"), np.searchsorted(pt, t, "right")
+        online.add_odometry(ot[oi:oj], op[oi:oj])
+        online.add_proximity(pt[pi:pj], pv[pi:pj])
+        oi, pi = oj, pj
         online.add_frame(int(t), i)
-        online.add_odometry(
-            ot[(ot > t - 1e9 / 30) & (ot <= t)], op[(ot > t - 1e9 / 30) & (ot <= t)]
-        )
-        online.add_proximity(
-            pt[(pt > t - 1e9 / 30) & (pt <= t)], pv[(pt > t - 1e9 / 30) & (pt <= t)]
-        )
         online.ready()
         held.append(online.held_samples)
     rate_hz = (len(ot) + len(pt)) / ((ot[-1] - ot[0]) / 1e9)

@@ -237,9 +237,12 @@ _SWALLOW = textwrap.dedent(
     from robot_ssl.io.outputs import atomic_output
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_bytes(b"partial")
-        print(tmp, flush=True)
+        ready = False
         while True:  # where the SystemExit lands, it is swallowed (as in a weakref callback)
             try:
+                if not ready:  # say so only inside the swallowing block: no race with SIGTERM
+                    ready = True
+                    print(tmp, flush=True)
                 time.sleep(0.01)
             except BaseException:
                 pass

@@ -50,7 +50,17 @@ def _save_weights(predictor: Any, path: Path) -> Path:
     return path
 
 
-def drive(model: Path, world: str, args: argparse.Namespace, work: Path, learn: bool) -> dict:
+def calibrated_offset_s(labels_path: Path) -> float:
+    """The camera offset the labeller estimated on another drive of the world: what
+    `robot-ssl calibrate` would have written into the robot's spec."""
+    from robot_ssl.io.labels_file import read_labels
+
+    return read_labels(labels_path).camera_offset.applied_s
+
+
+def drive(
+    model: Path, world: str, args: argparse.Namespace, work: Path, learn: bool, offset_s: float
+) -> dict:
     """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
     from robot_ssl.learning.online import learning_for
     from robot_ssl.learning.predictor import load_predictor
@@ -58,7 +68,9 @@ def drive(model: Path, world: str, args: argparse.Namespace, work: Path, learn: 
 
     snapshots: list[tuple[float, str]] = []
     if learn:
-        predictor, learning = learning_for(model, work / "learner", seed=args.seed)
+        predictor, learning = learning_for(
+            model, work / "learner", camera_offset_s=offset_s, seed=args.seed
+        )
         learning.start()
 
         def mark(t_s: float) -> None:
@@ -188,8 +200,9 @@ def main() -> int:
             key = f"{name} / {world}"
             run_dir = work / name / world
             t0 = time.perf_counter()
-            learned = drive(Path(model), world, args, run_dir, learn=True)
-            fixed = drive(Path(model), world, args, run_dir, learn=False)
+            offset_s = calibrated_offset_s(hard / f"{world}.labels.h5")
+            learned = drive(Path(model), world, args, run_dir, True, offset_s)
+            fixed = drive(Path(model), world, args, run_dir, False, offset_s)
             curve = [{"t_s": 0.0, **suite.score(Path(model), args.bootstrap)}]
             for t_s, snap in learned["snapshots"]:
                 curve.append({"t_s": t_s, **suite.score(Path(snap), args.bootstrap)})
@@ -212,6 +225,7 @@ def main() -> int:
                     "fixed": fixed["mean_forward_speed_m_s"],
                 },
                 "learner": learned["learner"],
+                "camera_offset_s": offset_s,
                 "wall_s": time.perf_counter() - t0,
             }
             r = results[key]

@@ -182,6 +182,36 @@ def test_learner_improves_publishes_and_checkpoints(checkpoint, tmp_path):
     assert torch.load(path, weights_only=True)["online"]["steps"] == learning.learner.steps
 
 
+def test_published_weights_are_the_moving_average_of_the_steps(checkpoint, tmp_path):
+    """ema 0.8: after each step average = 0.8 average + 0.2 weights; publish and the
+    checkpoint carry the average, the raw weights are kept beside it."""
+    cfg = LearnConfig(ema=0.8, threads=1)
+    predictor, learning = learning_for(checkpoint, tmp_path / "learn", config=cfg)
+    images, labels = synthetic_frames(100, seed=3)
+    for im, lab in zip(images, labels):
+        learning.buffer.add(im, lab)
+    learner = learning.learner
+    expected = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    for _ in range(4):
+        learner.step()
+        for k, v in learner.model.state_dict().items():
+            expected[k] = 0.8 * expected[k] + 0.2 * v if v.is_floating_point() else v
+    got = learner.average.state_dict()
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-5, atol=1e-6)
+    raw = next(iter(learner.model.parameters()))
+    assert not torch.allclose(next(iter(learner.average.parameters())), raw)
+    learner.publish()
+    assert predictor.module is not learner.average  # a copy: later steps do not leak in
+    for k, v in predictor.module.state_dict().items():
+        torch.testing.assert_close(v, got[k])
+    saved = torch.load(learner.save(), weights_only=True)
+    torch.testing.assert_close(saved["model"], got)
+    torch.testing.assert_close(saved["online"]["raw_model"], learner.model.state_dict())
+    with pytest.raises(ValueError, match="ema"):
+        LearnConfig(ema=1.0)
+
+
 def test_only_checkpoints_learn(onnx_model, tmp_path):
     with pytest.raises(LearnError, match="cannot learn"):
         learning_for(onnx_model, tmp_path)

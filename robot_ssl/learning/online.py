@@ -6,7 +6,8 @@ it records, the very rows that go into the session file. It labels frames increm
 (robot_ssl.labelling.online: the batch labeller's labels on the same data), keeps
 the labelled ones in a `ReplayBuffer`, and runs an `OnlineLearner` thread that
 fine-tunes a copy of the detector with the training loss and augmentation of
-`robot-ssl train`, publishes its weights into the live predictor every
+`robot-ssl train`, publishes an exponential moving average of its weights (`ema`;
+a single step on a small, correlated buffer is noisy) into the live predictor every
 `publish_every` steps (a new module swapped in by one reference assignment, so a
 frame is always scored by one consistent set of weights), and writes checkpoints
 in `robot-ssl train`'s format (`online_last.pt`, loadable by `run`, `eval` and
@@ -52,12 +53,14 @@ __all__ = ["LearnConfig", "LearnError", "OnlineLearner", "OnlineLearning", "lear
 
 @dataclass(frozen=True)
 class LearnConfig:
-    """Online fine-tuning settings (`run --learn.FIELD`); times in seconds.
+    """Online fine-tuning settings of `run --learn` and `replay --live --learn`; times in s.
 
     `lr` (AdamW, constant), `batch_size`, `min_frames` labelled frames before the
     first step, `publish_every` steps between weight swaps into the live predictor,
     `checkpoint_every_s`, `threads` torch threads, `duty` fraction of wall time the
-    learner may compute, `label_every_s` how often pending frames are labelled.
+    learner may compute, `label_every_s` how often pending frames are labelled, `ema`
+    the per-step decay of the weight average that is published and saved (0: the raw
+    weights; 0.99 averages over about the last 100 steps).
     """
 
     lr: float = 3e-4
@@ -69,6 +72,7 @@ class LearnConfig:
     threads: int = 1
     duty: float = 1.0
     label_every_s: float = 0.5
+    ema: float = 0.99
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
@@ -88,6 +92,7 @@ class LearnConfig:
                 "threads": dict(integer=True, min=1),
                 "duty": dict(min=0, max=1, min_inclusive=False),
                 "label_every_s": positive,
+                "ema": dict(min=0, max=1, max_inclusive=False),
             },
         )
 
@@ -117,6 +122,9 @@ class OnlineLearner:
         self.cfg = config
         torch.manual_seed(seed)
         self.model = copy.deepcopy(predictor.module).train()
+        self.average = copy.deepcopy(self.model).eval()  # what is published and saved
+        for p in self.average.parameters():
+            p.requires_grad_(False)
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
         rest = [p for p in self.model.parameters() if p.ndim < 2]
         self.optimizer = torch.optim.AdamW(
@@ -169,17 +177,23 @@ class OnlineLearner:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
+        self._update_average()
         self.steps += 1
         value = float(loss.item())
         self.losses.append(value)
         return value
 
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """average <- ema * average + (1 - ema) * weights (buffers copied)."""
+        avg = list(self.average.parameters())
+        torch._foreach_lerp_(avg, [p.detach() for p in self.model.parameters()], 1 - self.cfg.ema)
+        for a, b in zip(self.average.buffers(), self.model.buffers()):
+            a.copy_(b)
+
     def publish(self) -> None:
-        """Swap a copy of the trained weights into the live predictor (one assignment)."""
-        live = copy.deepcopy(self.model).eval()
-        for p in live.parameters():
-            p.requires_grad_(False)
-        self.predictor.module = live
+        """Swap a copy of the averaged weights into the live predictor (one assignment)."""
+        self.predictor.module = copy.deepcopy(self.average)
         self.published += 1
 
     def save(self) -> Path | None:
@@ -193,10 +207,15 @@ class OnlineLearner:
             **{k: v for k, v in self.base.items() if k not in ("model", "optimizer")},
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
-            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "model": {k: v.detach().clone() for k, v in self.average.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "history": history,
-            "online": {"steps": self.steps, "frames_added": self.buffer.added},
+            "online": {
+                "steps": self.steps,
+                "frames_added": self.buffer.added,
+                "ema": self.cfg.ema,
+                "raw_model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            },
         }
         _save_torch(ckpt, path)
         self.checkpoints += 1

@@ -8,7 +8,8 @@ For each start model (trained on other worlds) and each unseen hard world:
   learner attached (robot_ssl.learning.online: online labels, replay buffer, one
   torch thread), paced at real time so that the learner gets the compute a robot's
   computer would give it; every 30 s of driving the live weights are saved;
-- `fixed`: the same drive without learning (same world, seed and speed).
+- `fixed`: the same drive without learning (same world, seed and speed), and with
+  `--fixed-seeds` more seeds (unpaced, cheap): the collision baseline is their mean.
 Each snapshot (and the start model at 0 s) is scored against simulator truth on a
 *different* session of that world (the hard suite's, benchmarks/hard_suite.py), so
 the score is what the robot would see next time it comes by, not what it trained on.
@@ -59,7 +60,13 @@ def calibrated_offset_s(labels_path: Path) -> float:
 
 
 def drive(
-    model: Path, world: str, args: argparse.Namespace, work: Path, learn: bool, offset_s: float
+    model: Path,
+    world: str,
+    args: argparse.Namespace,
+    work: Path,
+    learn: bool,
+    offset_s: float,
+    seed: int | None = None,
 ) -> dict:
     """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
     from robot_ssl.learning.online import learning_for
@@ -68,8 +75,11 @@ def drive(
 
     snapshots: list[tuple[float, str]] = []
     if learn:
+        from robot_ssl.learning.online import LearnConfig
+
+        config = LearnConfig(lr=args.lr, ema=args.ema)
         predictor, learning = learning_for(
-            model, work / "learner", camera_offset_s=offset_s, seed=args.seed
+            model, work / "learner", camera_offset_s=offset_s, config=config, seed=args.seed
         )
         learning.start()
 
@@ -82,7 +92,7 @@ def drive(
     try:
         result = closed_loop_trial(
             world,
-            args.seed,
+            args.seed if seed is None else seed,
             "camera",
             args.speed,
             args.minutes,
@@ -142,6 +152,20 @@ def latency(model: Path, pool: Path, seconds: float) -> dict[str, Any]:
     return out
 
 
+def collision_summary(trial: dict) -> dict[str, Any]:
+    """Collisions of one drive: count, when (s), per 10 minutes, per metre driven."""
+    path_m = trial["path_speed_m_s"] * trial["minutes"] * 60.0
+    return {
+        "seed": trial["seed"],
+        "count": trial["collisions"],
+        "times_s": [round(c[0], 1) for c in trial["collision_poses"]],
+        "per_10min": trial["collisions_per_10min"],
+        "path_m": path_m,
+        "per_m": trial["collisions"] / path_m if path_m > 0 else float("nan"),
+        "forward_speed_m_s": trial["mean_forward_speed_m_s"],
+    }
+
+
 def per_half(trial: dict, half_s: float) -> list[float]:
     """Collisions per 10 minutes in the first and the second half of a drive."""
     times = np.array([c[0] for c in trial["collision_poses"]], float)
@@ -151,25 +175,48 @@ def per_half(trial: dict, half_s: float) -> list[float]:
     ]
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], minutes: float, path: Path) -> None:
+    """AUC against truth over driving time; cumulative collisions, learn vs fixed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5))
+    fig = Figure(figsize=(12, 4.5))
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    ax, bx = fig.subplots(1, 2)
     for key, r in results.items():
         t = [p["t_s"] / 60 for p in r["auc_over_time"]]
         y = [p["truth_auc"] for p in r["auc_over_time"]]
-        line = ax.plot(t, y, "o-", label=f"{key}: learn")[0]
-        ax.axhline(r["auc_over_time"][0]["truth_auc"], ls="--", color=line.get_color(), lw=0.8)
+        colour = ax.plot(t, y, "o-", label=f"{key}: learn")[0].get_color()
+        ax.axhline(r["auc_over_time"][0]["truth_auc"], ls="--", color=colour, lw=0.8)
+        for name, drives, style in (
+            ("learn", [r["drives"]["learn"]], "-"),
+            ("fixed", r["drives"]["fixed"], ":"),
+        ):
+            for k, d in enumerate(drives):
+                times = np.sort(np.array(d["times_s"], float)) / 60
+                steps = np.concatenate([[0.0], times, [minutes]])
+                counts = np.concatenate([[0], np.arange(1, len(times) + 1), [len(times)]])
+                bx.step(
+                    steps,
+                    counts,
+                    style,
+                    where="post",
+                    color=colour,
+                    label=f"{key}: {name}" if k == 0 else None,
+                )
     ax.set(
         xlabel="minutes of driving in the world",
         ylabel="mean ROC AUC vs truth (another drive)",
-        title="learning while driving (dashed: without)",
+        title="learning while driving (dashed: the start model)",
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    bx.set(
+        xlabel="minutes of driving",
+        ylabel="collisions so far",
+        title="collisions: learn (solid), without (dotted, one line per seed)",
+    )
+    for a in (ax, bx):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
@@ -184,6 +231,9 @@ def main() -> int:
     p.add_argument("--every-s", type=float, default=30.0)
     p.add_argument("--speed", type=int, default=150)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--fixed-seeds", type=int, default=3, help="drives without learning")
+    p.add_argument("--lr", type=float, default=3e-4, help="the learner's (LearnConfig.lr)")
+    p.add_argument("--ema", type=float, default=0.99, help="LearnConfig.ema")
     p.add_argument("--latency-s", type=float, default=60.0, help="0: skip the latency runs")
     p.add_argument("--bootstrap", type=int, default=200)
     args = p.parse_args()
@@ -203,6 +253,11 @@ def main() -> int:
             offset_s = calibrated_offset_s(hard / f"{world}.labels.h5")
             learned = drive(Path(model), world, args, run_dir, True, offset_s)
             fixed = drive(Path(model), world, args, run_dir, False, offset_s)
+            others = [
+                drive(Path(model), world, args, run_dir, False, offset_s, seed=args.seed + k)
+                for k in range(1, args.fixed_seeds)
+            ]
+            fixed_all = [collision_summary(t) for t in (fixed, *others)]
             curve = [{"t_s": 0.0, **suite.score(Path(model), args.bootstrap)}]
             for t_s, snap in learned["snapshots"]:
                 curve.append({"t_s": t_s, **suite.score(Path(snap), args.bootstrap)})
@@ -224,6 +279,11 @@ def main() -> int:
                     "learn": learned["mean_forward_speed_m_s"],
                     "fixed": fixed["mean_forward_speed_m_s"],
                 },
+                "drives": {"learn": collision_summary(learned), "fixed": fixed_all},
+                "fixed_mean": {
+                    k: float(np.mean([f[k] for f in fixed_all]))
+                    for k in ("per_10min", "per_m", "forward_speed_m_s")
+                },
                 "learner": learned["learner"],
                 "camera_offset_s": offset_s,
                 "wall_s": time.perf_counter() - t0,
@@ -233,7 +293,10 @@ def main() -> int:
             print(
                 f"{key}: AUC vs truth every {args.every_s:g} s: {aucs} (gain {r['auc_gain']:+.3f}); "
                 f"collisions / 10 min learn {r['collisions_per_10min']['learn']:.1f}, "
-                f"fixed {r['collisions_per_10min']['fixed']:.1f}; learner {r['learner']}",
+                f"fixed {r['collisions_per_10min']['fixed']:.1f} (mean of {len(fixed_all)} seeds "
+                f"{r['fixed_mean']['per_10min']:.1f}); speed cm/s learn "
+                f"{100 * r['speed_m_s']['learn']:.2f}, fixed {100 * r['fixed_mean']['forward_speed_m_s']:.2f}; "
+                f"learner {r['learner']}",
                 flush=True,
             )
             (work / "online_learning.json").write_text(json.dumps({"runs": results}, indent=1))
@@ -244,7 +307,7 @@ def main() -> int:
         lat = out["latency"]
         out["p99_ratio"] = lat["torch + learning"]["p99_ms"] / lat["onnx"]["p99_ms"]
     (work / "online_learning.json").write_text(json.dumps(out, indent=1) + "\n")
-    plot(results, work / "online_learning.png")
+    plot(results, args.minutes, work / "online_learning.png")
     print(f"results: {work / 'online_learning.json'}, {work / 'online_learning.png'}")
     return 0
 

@@ -12,33 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-POOL_WORLDS = (
-    "arena_boxes",
-    "cluttered",
-    "corridor",
-    "gen:train:11",
-    "gen:train:12",
-    "gen:train:13",
-)
-HARD_WORLDS = tuple(
-    f"hard_{w}"
-    for w in (
-        [
-            "stripes",
-            "tiles",
-            "planks",
-            "rug",
-            "shadow",
-            "dim",
-            "bright",
-            "warm",
-            "cold",
-            "pale",
-            "thin",
-            "clutter",
-        ]
-    )
-)
+from robot_ssl.simlink.demo import DemoConfig
+from sim.world import list_worlds
+
+POOL_WORLDS = DemoConfig().train_worlds[:6]
+"""The training pool: the demo's first six training worlds."""
+HARD_WORLDS = tuple(sorted(n for n in list_worlds() if n.startswith("hard_")))
+"""The 12 held-out `hard_*` worlds of data/worlds."""
 
 
 def record_sessions(

@@ -130,15 +130,19 @@ def rerun_rows(path: Path) -> dict[str, int]:
     return rows
 
 
-def rerun_scalars(path: Path, entity: str) -> np.ndarray:
+def rerun_column(path: Path, entity: str, column: str) -> list:
+    """One component's values, row by row, of an entity of a Rerun recording."""
     from rerun.chunk import RrdReader
 
     values = []
     for chunk in RrdReader(path).store().stream():
         if chunk.entity_path == entity:
-            col = chunk.to_record_batch().column("Scalars:scalars")
-            values += [v[0] for v in col.to_pylist()]
-    return np.array(values)
+            values += chunk.to_record_batch().column(column).to_pylist()
+    return values
+
+
+def rerun_scalars(path: Path, entity: str) -> np.ndarray:
+    return np.array([v[0] for v in rerun_column(path, entity, "Scalars:scalars")])
 
 
 def test_replay_to_a_rerun_recording(sim_session, onnx_model, tmp_path):
@@ -153,6 +157,14 @@ def test_replay_to_a_rerun_recording(sim_session, onnx_model, tmp_path):
     # every frame's image, grids and cells; every IR reading; both trajectories
     for entity in ("/camera/image", "/camera/labels", "/camera/predicted", "/map/cells"):
         assert rows[entity] == 40, (entity, rows)
+    # the cells over the image: where the camera sees them on the floor, inside the frame
+    assert rows["/camera/image/cells"] == 40
+    with SessionReader(sim_session) as r:
+        cam, sensors = r.camera, len(r.robot.prox_sensors)
+    (points,) = rerun_column(out, "/camera/image/cells", "Points2D:positions")[:1]
+    uv = np.array(points, float)
+    assert len(uv) >= 10 and np.all((uv >= -0.5) & (uv < [cam.width, cam.height]))
+    assert len(np.unique(np.round(uv[:, 0]))) >= min(5, sensors)  # spread across the width
     assert rows["/map/robot"] == 40 and rows["/map/odometry"] == 1 and rows["/map/truth"] == 1
     assert rows[f"/ir/{names[2]}"] == len(prox_t)
     np.testing.assert_array_equal(rerun_scalars(out, f"/ir/{names[2]}"), prox[:, 2])

@@ -75,24 +75,39 @@ def test_horizon_sits_where_the_pitch_says(pitch_deg, size):
 
 def test_obstacle_base_projects_through_the_pinhole():
     """A thin blue post stands at a known floor point: its base is where the pinhole model
-    puts that point (robot at the origin, camera 3 cm ahead, 9.5 cm up, pitched 20 deg)."""
+    (CameraSpec.floor_pixels, what the live view draws the grid with) puts that point."""
+    from robot_ssl.core.spec import CameraSpec
+
     params = CameraParams(**CLEAN)
-    fx, fy, cx, cy = params.intrinsics()
     px, py = 0.8, 0.15
     img = Renderer(world(Cylinder(px, py, 0.01, 0.4, Surface(BLUE))), params).render(np.zeros(3))
     m = mask_of(img, BLUE)
     rows, cols = np.nonzero(m)
     base_row = rows.max()
     base_col = cols[rows >= base_row - 2].mean()
-    # Point in camera coordinates (x right, y down, z forward).
-    fwd, left, up = px - params.x_m, py, -params.z_m
-    cp, sp = math.cos(params.pitch_rad), math.sin(params.pitch_rad)
-    zc = fwd * cp - up * sp
-    yc = -(fwd * sp + up * cp)
-    xc = -left
-    u, v = cx + fx * xc / zc, cy + fy * yc / zc
+    ((u, v),) = CameraSpec().floor_pixels(np.array([[px, py]]))
     assert base_row == pytest.approx(v, abs=2.0)
     assert base_col == pytest.approx(u, abs=2.0)
+
+
+@pytest.mark.parametrize("pitch_deg", [0.0, 20.0, 35.0])
+def test_floor_pixels_inverts_the_renderers_pixel_rays(pitch_deg):
+    """Each below-horizon pixel's ray (sim.camera.pixel_angles) meets the floor at a point
+    that floor_pixels sends back to that pixel; points behind the camera give NaN."""
+    from robot_ssl.core.spec import CameraSpec
+
+    kw = dict(width=160, height=120, pitch_rad=math.radians(pitch_deg), x_m=0.04, y_m=0.01)
+    params, spec = CameraParams(**kw, **CLEAN), CameraSpec(**kw)
+    heading, elevation = pixel_angles(params)
+    below = elevation < -0.02
+    dist = params.z_m / np.tan(-elevation[below])  # horizontal range of the floor hit
+    xy = np.stack(
+        [params.x_m + dist * np.cos(heading[below]), params.y_m + dist * np.sin(heading[below])],
+        axis=1,
+    )
+    v, u = np.nonzero(below)
+    np.testing.assert_allclose(spec.floor_pixels(xy), np.stack([u, v], axis=1), atol=1e-6)
+    assert np.isnan(spec.floor_pixels(np.array([[spec.x_m - 0.5, 0.0]]))).all()
 
 
 def test_obstacle_ahead_grows_as_the_robot_approaches():

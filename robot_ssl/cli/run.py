@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             serve=args.view is not None,
             web_port=args.view or 9090,
             save=args.view_save,
+            camera=camera_spec,
         )
         if learning is not None:
             learning.on_labels = view.on_labels

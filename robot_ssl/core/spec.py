@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from robot_ssl.core.config import check_number, check_numbers, checked_fields, read_config_file
@@ -207,6 +208,21 @@ class CameraSpec:
         """Image row (pixels, may be outside the image) where the horizon projects."""
         _, fy, _, cy = self.intrinsics()
         return cy - fy * math.tan(self.pitch_rad)
+
+    def floor_pixels(self, xy_m: np.ndarray) -> np.ndarray:
+        """(N, 2) pixel (u, v) where floor points (x forward, y left, robot frame, m)
+        appear in the image; NaN for points at or behind the camera's image plane."""
+        fx, fy, cx, cy = self.intrinsics()
+        d = np.asarray(xy_m, np.float64).reshape(-1, 2) - (self.x_m, self.y_m)
+        cp, sp = math.cos(self.pitch_rad), math.sin(self.pitch_rad)
+        # camera axes in the robot frame: optical (cos p, 0, -sin p), right (0, -1, 0),
+        # down (-sin p, 0, -cos p); the floor is z_m below the optical centre
+        depth = d[:, 0] * cp + self.z_m * sp
+        right, down = -d[:, 1], -d[:, 0] * sp + self.z_m * cp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = np.stack([cx + fx * right / depth, cy + fy * down / depth], axis=1)
+        uv[depth <= 1e-6] = np.nan
+        return uv
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,7 +2,9 @@
 
 Entities, on the timelines `session_time` (seconds from the first frame) and `frame`:
 
-- `camera/image`: each camera frame (its JPEG, as recorded);
+- `camera/image`: each camera frame (its JPEG, as recorded); `camera/image/cells` the
+  grid cells where they lie on the floor in that image (pinhole projection with the
+  session's camera spec), coloured like `map/cells`;
 - `camera/labels`, `camera/predicted`: the robot-centric grid panels of the replay
   video (labels; predicted probabilities with the labels as rings);
 - `map/odometry`, `map/truth` (simulated sessions): the trajectories, top-down;
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.geometry import interpolate_poses
+from robot_ssl.core.spec import CameraSpec
 from robot_ssl.io.outputs import atomic_output
 from robot_ssl.io.session import SessionReader
 from robot_ssl.live.replay import ReplayError, ReplayGrids
@@ -57,6 +60,27 @@ def _cell_colours(prob: np.ndarray | None, labels: np.ndarray | None) -> np.ndar
     out = np.full((lab.size, 3), 90, np.uint8)
     out[lab == 0], out[lab == 1] = free.astype(np.uint8), obstacle.astype(np.uint8)
     return out
+
+
+def _image_cells(
+    camera: CameraSpec, cells_m: np.ndarray, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel positions (K, 2) in an image of `shape` of the grid cells (robot frame, m)
+    that the camera sees, and the flat indices of those cells."""
+    uv = camera.floor_pixels(cells_m.reshape(-1, 2))
+    uv *= (shape[1] / camera.width, shape[0] / camera.height)  # the frame as delivered
+    inside = np.isfinite(uv).all(axis=1)
+    inside[inside] = (
+        (uv[inside] >= -0.5).all(axis=1)
+        & (uv[inside, 0] < shape[1] - 0.5)
+        & (uv[inside, 1] < shape[0] - 0.5)
+    )
+    keep = np.flatnonzero(inside)
+    return uv[keep], keep
+
+
+def _image_points(rr: Any, uv: np.ndarray, colours: np.ndarray, shape: tuple[int, ...]) -> Any:
+    return rr.Points2D(uv, colors=colours, radii=max(1.0, shape[1] / 160))
 
 
 def write_rerun(
@@ -123,6 +147,8 @@ def write_rerun(
             )
             s_idx = grids.sensor_indices if grids is not None else None
             cells = cell_positions_m(robot, s_idx, grids.distances_m) if grids else None
+            shape = (reader.camera.height, reader.camera.width)  # frames are stored so
+            uv, seen = _image_cells(reader.camera, cells, shape) if grids else (None, None)
             for i in range(n):
                 rec.set_time("session_time", duration=float(seconds(ct[i])))
                 rec.set_time("frame", sequence=i)
@@ -144,12 +170,14 @@ def write_rerun(
                         title="predicted",
                     )  # fmt: skip
                     rec.log("camera/predicted", rr.Image(panel, color_model="BGR"))
-                if (prob is not None or lab is not None) and np.all(np.isfinite(pose)):
+                if prob is None and lab is None:
+                    continue
+                colours = _cell_colours(prob, lab)
+                rec.log("camera/image/cells", _image_points(rr, uv, colours[seen], shape))
+                if np.all(np.isfinite(pose)):
                     c, s = np.cos(pose[2]), np.sin(pose[2])
                     xy = cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + pose[:2]
-                    rec.log(
-                        "map/cells", rr.Points2D(xy, colors=_cell_colours(prob, lab), radii=0.004)
-                    )
+                    rec.log("map/cells", rr.Points2D(xy, colors=colours, radii=0.004))
         finally:
             rec.flush()
             rec.disconnect()
@@ -169,9 +197,9 @@ class RerunLiveView:
 
     What the loop hands it (frames with predictions, sensor rows) is only queued; a
     thread logs at most `image_hz` camera frames a second (JPEG) with the predicted
-    grid (panel and cells on the map), every proximity reading, the odometry pose and
-    trajectory, and once a second the loop's latency and the learner's state (when
-    `attach` gave them). `serve=True` serves the web viewer on `web_port` (gRPC on
+    grid (panel, cells over the image through `camera` and on the map), every proximity
+    reading, the odometry pose and trajectory, and once a second the loop's latency and
+    the learner's state (when `attach` gave them). `serve=True` serves the web viewer on `web_port` (gRPC on
     `grpc_port`) to any browser on the network; `save` also writes a `.rrd`.
     """
 
@@ -187,6 +215,7 @@ class RerunLiveView:
         save: str | Path | None = None,
         image_hz: float = 10.0,
         panel_px: int = 240,
+        camera: CameraSpec | None = None,
     ) -> None:
         import queue
         import threading
@@ -196,6 +225,8 @@ class RerunLiveView:
         self.sensor_indices = np.asarray(sensor_indices)
         self.distances_m = np.asarray(distances_m)
         self.cells = cell_positions_m(robot, self.sensor_indices, self.distances_m)
+        self.camera = camera or CameraSpec()
+        self._image_cells: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
         self.names = [s.name for s in robot.prox_sensors]
         self.image_period_ns = round(1e9 / image_hz)
         self.panel_px = panel_px
@@ -306,12 +337,15 @@ class RerunLiveView:
             title="predicted",
         )  # fmt: skip
         self.rec.log("camera/predicted", rr.Image(panel, color_model="BGR"))
+        colours = _cell_colours(prob, None)
+        if self._image_cells is None or self._image_cells[0] != image.shape:
+            self._image_cells = (image.shape, *_image_cells(self.camera, self.cells, image.shape))
+        _, uv, seen = self._image_cells
+        self.rec.log("camera/image/cells", _image_points(rr, uv, colours[seen], image.shape))
         if self._pose is not None:
             c, s = np.cos(self._pose[2]), np.sin(self._pose[2])
             xy = self.cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + self._pose[:2]
-            self.rec.log(
-                "map/cells", rr.Points2D(xy, colors=_cell_colours(prob, None), radii=0.004)
-            )
+            self.rec.log("map/cells", rr.Points2D(xy, colors=colours, radii=0.004))
 
     def _log_state(self) -> None:
         rr = self.rr

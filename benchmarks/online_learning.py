@@ -175,48 +175,40 @@ def per_half(trial: dict, half_s: float) -> list[float]:
     ]
 
 
-def plot(results: dict[str, Any], minutes: float, path: Path) -> None:
-    """AUC against truth over driving time; cumulative collisions, learn vs fixed."""
+def plot(results: dict[str, Any], path: Path) -> None:
+    """AUC against truth over driving time; metres driven and collisions, learn vs fixed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(12, 4.5))
     FigureCanvasAgg(fig)
     ax, bx = fig.subplots(1, 2)
-    for key, r in results.items():
+    for i, (key, r) in enumerate(results.items()):
         t = [p["t_s"] / 60 for p in r["auc_over_time"]]
         y = [p["truth_auc"] for p in r["auc_over_time"]]
         colour = ax.plot(t, y, "o-", label=f"{key}: learn")[0].get_color()
         ax.axhline(r["auc_over_time"][0]["truth_auc"], ls="--", color=colour, lw=0.8)
-        for name, drives, style in (
-            ("learn", [r["drives"]["learn"]], "-"),
-            ("fixed", r["drives"]["fixed"], ":"),
-        ):
-            for k, d in enumerate(drives):
-                times = np.sort(np.array(d["times_s"], float)) / 60
-                steps = np.concatenate([[0.0], times, [minutes]])
-                counts = np.concatenate([[0], np.arange(1, len(times) + 1), [len(times)]])
-                bx.step(
-                    steps,
-                    counts,
-                    style,
-                    where="post",
-                    color=colour,
-                    label=f"{key}: {name}" if k == 0 else None,
-                )
+        learn, fixed = r["drives"]["learn"], r["drives"]["fixed"]
+        paths = [learn["path_m"], float(np.mean([f["path_m"] for f in fixed]))]
+        counts = [learn["count"], float(np.mean([f["count"] for f in fixed]))]
+        for j, (x, hatch) in enumerate(((i - 0.2, None), (i + 0.2, "//"))):
+            bx.bar(x, paths[j], 0.38, color=colour, alpha=1.0 if j == 0 else 0.35, hatch=hatch)
+            bx.annotate(f"{counts[j]:g}", (x, paths[j]), ha="center", va="bottom", fontsize=8)
+        bx.plot([i + 0.2] * len(fixed), [f["path_m"] for f in fixed], "k.", ms=4)
     ax.set(
         xlabel="minutes of driving in the world",
         ylabel="mean ROC AUC vs truth (another drive)",
         title="learning while driving (dashed: the start model)",
     )
+    ax.legend(fontsize=7)
+    bx.set_xticks(range(len(results)), [k.replace(" / ", "\n") for k in results], fontsize=8)
     bx.set(
-        xlabel="minutes of driving",
-        ylabel="collisions so far",
-        title="collisions: learn (solid), without (dotted, one line per seed)",
+        ylabel="metres driven",
+        title="metres driven, learn (solid) vs without (hatched, mean; dots: seeds);\n"
+        "numbers: collisions",
     )
     for a in (ax, bx):
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
@@ -307,7 +299,7 @@ def main() -> int:
         lat = out["latency"]
         out["p99_ratio"] = lat["torch + learning"]["p99_ms"] / lat["onnx"]["p99_ms"]
     (work / "online_learning.json").write_text(json.dumps(out, indent=1) + "\n")
-    plot(results, args.minutes, work / "online_learning.png")
+    plot(results, work / "online_learning.png")
     print(f"results: {work / 'online_learning.json'}, {work / 'online_learning.png'}")
     return 0
 

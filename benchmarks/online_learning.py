@@ -66,20 +66,18 @@ def drive(
     work: Path,
     learn: bool,
     offset_s: float,
-    seed: int | None = None,
+    seed: int,
 ) -> dict:
     """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
-    from robot_ssl.learning.online import learning_for
+    from robot_ssl.learning.online import LearnConfig, learning_for
     from robot_ssl.learning.predictor import load_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
 
     snapshots: list[tuple[float, str]] = []
     if learn:
-        from robot_ssl.learning.online import LearnConfig
-
         config = LearnConfig(lr=args.lr, ema=args.ema)
         predictor, learning = learning_for(
-            model, work / "learner", camera_offset_s=offset_s, config=config, seed=args.seed
+            model, work / "learner", camera_offset_s=offset_s, config=config, seed=seed
         )
         learning.start()
 
@@ -92,7 +90,7 @@ def drive(
     try:
         result = closed_loop_trial(
             world,
-            args.seed if seed is None else seed,
+            seed,
             "camera",
             args.speed,
             args.minutes,
@@ -229,6 +227,8 @@ def main() -> int:
     p.add_argument("--latency-s", type=float, default=60.0, help="0: skip the latency runs")
     p.add_argument("--bootstrap", type=int, default=200)
     args = p.parse_args()
+    if args.fixed_seeds < 1:
+        p.error("--fixed-seeds must be >= 1")
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -243,13 +243,13 @@ def main() -> int:
             run_dir = work / name / world
             t0 = time.perf_counter()
             offset_s = calibrated_offset_s(hard / f"{world}.labels.h5")
-            learned = drive(Path(model), world, args, run_dir, True, offset_s)
-            fixed = drive(Path(model), world, args, run_dir, False, offset_s)
-            others = [
-                drive(Path(model), world, args, run_dir, False, offset_s, seed=args.seed + k)
-                for k in range(1, args.fixed_seeds)
+            learned = drive(Path(model), world, args, run_dir, True, offset_s, args.seed)
+            fixed_drives = [  # the first has the learning drive's seed
+                drive(Path(model), world, args, run_dir, False, offset_s, args.seed + k)
+                for k in range(args.fixed_seeds)
             ]
-            fixed_all = [collision_summary(t) for t in (fixed, *others)]
+            fixed = fixed_drives[0]
+            fixed_all = [collision_summary(t) for t in fixed_drives]
             curve = [{"t_s": 0.0, **suite.score(Path(model), args.bootstrap)}]
             for t_s, snap in learned["snapshots"]:
                 curve.append({"t_s": t_s, **suite.score(Path(snap), args.bootstrap)})

@@ -69,14 +69,16 @@ def _image_cells(
     that the camera sees, and the flat indices of those cells."""
     uv = camera.floor_pixels(cells_m.reshape(-1, 2))
     uv *= (shape[1] / camera.width, shape[0] / camera.height)  # the frame as delivered
-    inside = np.isfinite(uv).all(axis=1)
-    inside[inside] = (
-        (uv[inside] >= -0.5).all(axis=1)
-        & (uv[inside, 0] < shape[1] - 0.5)
-        & (uv[inside, 1] < shape[0] - 0.5)
-    )
+    # NaN (behind the camera) compares False, so those cells drop out too
+    inside = (uv >= -0.5).all(axis=1) & (uv < (shape[1] - 0.5, shape[0] - 0.5)).all(axis=1)
     keep = np.flatnonzero(inside)
     return uv[keep], keep
+
+
+def _cells_on_map(cells_m: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(S*D, 2) positions in the odometry frame of the grid cells (robot frame, m) at `pose`."""
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    return cells_m.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + pose[:2]
 
 
 def _image_points(rr: Any, uv: np.ndarray, colours: np.ndarray, shape: tuple[int, ...]) -> Any:
@@ -175,8 +177,7 @@ def write_rerun(
                 colours = _cell_colours(prob, lab)
                 rec.log("camera/image/cells", _image_points(rr, uv, colours[seen], shape))
                 if np.all(np.isfinite(pose)):
-                    c, s = np.cos(pose[2]), np.sin(pose[2])
-                    xy = cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + pose[:2]
+                    xy = _cells_on_map(cells, pose)
                     rec.log("map/cells", rr.Points2D(xy, colors=colours, radii=0.004))
         finally:
             rec.flush()
@@ -199,8 +200,9 @@ class RerunLiveView:
     thread logs at most `image_hz` camera frames a second (JPEG) with the predicted
     grid (panel, cells over the image through `camera` and on the map), every proximity
     reading, the odometry pose and trajectory, and once a second the loop's latency and
-    the learner's state (when `attach` gave them). `serve=True` serves the web viewer on `web_port` (gRPC on
-    `grpc_port`) to any browser on the network; `save` also writes a `.rrd`.
+    the learner's state (when `attach` gave them). `serve=True` serves the web viewer on
+    `web_port` (gRPC on `grpc_port`) to any browser on the network; `save` also writes
+    a `.rrd`.
     """
 
     def __init__(
@@ -343,8 +345,7 @@ class RerunLiveView:
         _, uv, seen = self._image_cells
         self.rec.log("camera/image/cells", _image_points(rr, uv, colours[seen], image.shape))
         if self._pose is not None:
-            c, s = np.cos(self._pose[2]), np.sin(self._pose[2])
-            xy = self.cells.reshape(-1, 2) @ np.array([[c, s], [-s, c]]) + self._pose[:2]
+            xy = _cells_on_map(self.cells, self._pose)
             self.rec.log("map/cells", rr.Points2D(xy, colors=colours, radii=0.004))
 
     def _log_state(self) -> None:

@@ -24,3 +24,30 @@ def onnx_model(tmp_path_factory) -> Path:
     model = build_model(cfg).eval()
     torch.save({"model": model.state_dict(), "model_config": cfg.to_dict()}, d / "m.pt")
     return export_model(d / "m.pt", "onnx", d / "m.onnx")
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """Factory for real small disks: `mount_tmpfs("64k")` gives a fresh folder on a tmpfs of
+    that size (a full disk is a real ENOSPC), `mount_tmpfs("1m", read_only=True)` a read-only
+    one (EROFS, even for root). Needs root, as in CI; skips with the reason elsewhere.
+    Everything mounted is unmounted at teardown."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(size: str, *, read_only: bool = False) -> Path:
+        mnt = tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir()
+        opts = f"{'ro,' if read_only else ''}size={size}"
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True
+        )
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield make
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -9,3 +9,7 @@ class SimError(Exception):
 
 class WorldError(SimError):
     """A world (scenario file or generator settings) is invalid or cannot be read."""
+
+
+class ServeError(SimError):
+    """The virtual Thymio cannot open a transport (port in use, unknown host, no pty)."""

@@ -26,6 +26,7 @@ every connected client, TCP and pty.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -39,6 +40,7 @@ import numpy as np
 from firmware_bridge import protocol as p
 from firmware_bridge.bytecode import local_event_id
 from sim.aseba_vm import BREAKPOINT_CLEAR, BREAKPOINT_CLEAR_ALL, BREAKPOINT_SET, AsebaVM, NativeSpec
+from sim.errors import ServeError
 from sim.simulator import Simulator
 from sim.thymio_description import (
     PLAYGROUND,
@@ -64,6 +66,13 @@ VM_SLICE_INSTRUCTIONS = 1000  # per run, like the firmware's AsebaVMRun(vm, 1000
 PROX_UPDATES_KEPT = 1000
 REPLY_WAIT_S = 1.0  # how long a reply may wait for a slow pty reader before it is dropped
 BROADCAST_WAIT_S = 0.05  # the same for what the VM sends (it must not stall the node)
+# A partial frame on the pty that sees no byte for this long is dropped (resynchronising
+# after a host killed mid-write or stray bytes). A host writes a frame in one go; at
+# 115200 baud even a 522-byte frame lasts 45 ms, so a real sender never pauses this long
+# within one. The Thymio's firmware resets its receive FIFO when the host opens the USB
+# port (DTR); a pty does not tell the server when a host opens it, hence the idle gap.
+PARTIAL_FRAME_IDLE_S = 0.05
+POLL_S = 0.2  # every serving loop wakes this often to notice close()
 _VM_MESSAGES = (p.SetBytecode, p.Reset, p.Run, p.Pause, p.Step, p.Stop, p.GetExecutionState)
 _BREAKPOINT_TYPES = (BREAKPOINT_SET, BREAKPOINT_CLEAR, BREAKPOINT_CLEAR_ALL)
 
@@ -370,23 +379,39 @@ class VirtualThymio:
     # ------------------------------------------------------------------ transports
 
     def serve_tcp(self, host: str = "127.0.0.1", port: int = 33333) -> tuple[str, int]:
-        """Listen on host:port (0: any free port); returns the address actually bound."""
+        """Listen on host:port (0: any free port); returns the address actually bound.
+        Raises ServeError when it cannot (unknown host, port in use, no permission)."""
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind((host, port))
-        srv.listen(4)
-        srv.settimeout(0.2)
+        try:
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind((host, port))
+            srv.listen(4)
+        except OSError as e:
+            srv.close()
+            raise ServeError(f"cannot listen on {host}:{port}: {_listen_failure(e)}") from None
+        srv.settimeout(POLL_S)
         self._closers.append(srv.close)
         self._spawn(self._accept_loop, srv, name=f"aseba-tcp-{port}")
         return srv.getsockname()[:2]
 
     def serve_pty(self) -> str:
-        """Open a pseudo-terminal and serve on it; returns the slave's path (/dev/pts/N)."""
+        """Open a pseudo-terminal and serve on it; returns the slave's path (/dev/pts/N).
+        Raises ServeError when the system gives none."""
         import tty
 
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline: a byte pipe like a USB CDC port
-        path = os.ttyname(slave)
+        try:
+            master, slave = os.openpty()
+        except OSError as e:
+            raise ServeError(
+                f"cannot create a pseudo-terminal (/dev/ptmx): {e.strerror or e}"
+            ) from None
+        try:
+            tty.setraw(slave)  # no echo, no line discipline: a byte pipe like a USB CDC port
+            path = os.ttyname(slave)
+        except OSError as e:
+            _close_fd(master)
+            _close_fd(slave)
+            raise ServeError(f"cannot set up a pseudo-terminal: {e.strerror or e}") from None
         self._closers.append(lambda: _close_fd(master))
         self._closers.append(lambda: _close_fd(slave))  # held open: the pty lives on
         self._spawn(self._fd_loop, master, name="aseba-pty")
@@ -408,7 +433,7 @@ class VirtualThymio:
             except OSError:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn.settimeout(0.2)
+            conn.settimeout(POLL_S)
             self._spawn(self._socket_loop, conn, name="aseba-tcp-client")
 
     def _socket_loop(self, conn: socket.socket) -> None:
@@ -430,14 +455,21 @@ class VirtualThymio:
                 self._remove_client(client)
 
     def _fd_loop(self, fd: int) -> None:
+        """Serve the pty master. Every host shares this one byte stream, so a partial
+        frame left by a host killed mid-write, or stray bytes, would shift the framing of
+        every later host for good: a partial frame that sees no byte for
+        PARTIAL_FRAME_IDLE_S (measured by select, so a stall of this thread does not
+        count) is dropped and counted as a protocol error."""
         decoder = p.FrameDecoder(on_error=self._count_error)
         os.set_blocking(fd, False)  # a pty nobody reads must not stall the node
         client = self._add_client(_Client(lambda data, wait_s: _write_fd(fd, data, wait_s)))
         try:
             while not self._stop.is_set() and client.alive:
                 try:
-                    ready, _, _ = select.select([fd], [], [], 0.2)
+                    wait_s = PARTIAL_FRAME_IDLE_S if decoder.pending_bytes else POLL_S
+                    ready, _, _ = select.select([fd], [], [], wait_s)
                     if not ready:
+                        decoder.flush_partial()  # the line went idle mid-frame
                         continue
                     data = os.read(fd, 65536)
                 except BlockingIOError:
@@ -538,6 +570,17 @@ def _write_fd(fd: int, data: bytes, wait_s: float) -> None:
             if time.monotonic() >= deadline:
                 return
             select.select([], [fd], [], 0.01)
+
+
+def _listen_failure(err: OSError) -> str:
+    """What a user can act on when a listening socket cannot be opened."""
+    if isinstance(err, socket.gaierror):
+        return f"unknown host ({err.strerror})"
+    if err.errno == errno.EADDRINUSE:
+        return "port already in use (another server running?)"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return "address not on this machine"
+    return err.strerror or str(err)
 
 
 def _advance(due_ns: int, period_ns: int, now_ns: int) -> int:

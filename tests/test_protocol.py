@@ -226,6 +226,20 @@ def test_flush_partial_drops_an_incomplete_frame() -> None:
     assert d.feed(frame) == [(1, p.Variables(0, (1, 2, 3)))]
 
 
+def test_an_absurd_length_header_neither_waits_nor_holds_memory() -> None:
+    # A header claiming 65535 bytes is dropped at once (nothing waits for the rest), and
+    # whatever comes, the decoder never holds more than one maximal frame between feeds.
+    d = p.FrameDecoder()
+    assert d.feed(struct.pack("<HHH", 0xFFFF, 1, 0x9005)) == []
+    assert d.pending_bytes < p.HEADER_BYTES and d.last_error.kind == "length"
+    rng = random.Random(24)
+    for _ in range(300):
+        d.feed(rng.randbytes(rng.randrange(1, 4000)))
+        assert d.pending_bytes < p.HEADER_BYTES + p.MAX_PAYLOAD_BYTES
+    d.flush_partial()
+    assert d.feed(frame_of(p.NodePresent(5), 1)) == [(1, p.NodePresent(5))]
+
+
 # ----------------------------------------------------------------------------- properties
 
 STREAMS_PER_EXAMPLE = 5

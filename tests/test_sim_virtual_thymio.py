@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from playground import free_port
 
+from firmware_bridge import AsebaLink
 from firmware_bridge import protocol as p
 from sim.simulator import Simulator
-from sim.virtual_thymio import MAX_REPLY_WORDS, THYMIO2_VARIABLES, AsebaNode, VirtualThymio
+from sim.virtual_thymio import (
+    MAX_REPLY_WORDS,
+    PARTIAL_FRAME_IDLE_S,
+    THYMIO2_VARIABLES,
+    AsebaNode,
+    VirtualThymio,
+)
 from sim.world import load_world
 
 REFERENCE = (
@@ -98,3 +111,97 @@ def test_firmware_bridge_drives_it_over_tcp():
     with VirtualThymio(sim) as vt:
         host, port = vt.serve_tcp("127.0.0.1", 0)
         _exercise(f"socket://{host}:{port}", sim)
+
+
+# --------------------------------------------------------------------------- `sim serve`
+
+# What a host killed mid-write leaves: 2 stray bytes (a header claiming 383 bytes that would
+# swallow every later host's frames) and the first 7 bytes of a 12-byte GET_VARIABLES.
+KILLED_HOST_BYTES = b"\x7f\x01" + p.encode(p.GetVariables(1, 0, 10))[:7]
+
+
+def _killed_host(url: str) -> None:
+    """A real host process that writes KILLED_HOST_BYTES to `url` and is SIGKILLed."""
+    code = (
+        "import os, signal, socket, sys\n"
+        "url, data = sys.argv[1], bytes.fromhex(sys.argv[2])\n"
+        "if url.startswith('socket://'):\n"
+        "    host, port = url[9:].rsplit(':', 1)\n"
+        "    s = socket.create_connection((host, int(port)))\n"
+        "    s.sendall(data)\n"
+        "else:\n"
+        "    fd = os.open(url, os.O_RDWR | os.O_NOCTTY)\n"
+        "    os.write(fd, data)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, url, KILLED_HOST_BYTES.hex()], timeout=30)
+    assert proc.returncode == -9  # it died by the signal, mid-frame
+
+
+def _serve(*args: str, announced: int):
+    """The real `robot-ssl sim serve ARGS` in a subprocess, and the URLs it announced
+    (waits for `announced` of them)."""
+    cmd = [sys.executable, "-m", "robot_ssl", "sim", "serve", "--world", "arena_boxes", *args]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    urls = [re.findall(r"on (\S+)", proc.stderr.readline()) for _ in range(announced)]
+    return proc, [u[0] for u in urls if u]
+
+
+def _answers(url: str) -> None:
+    """A real host (firmware_bridge's link) finds the node and reads its variables."""
+    with AsebaLink.open(url, connect_timeout_s=5.0) as link:
+        assert link.variables["prox.horizontal"].offset == 42
+        assert link.read(["prox.horizontal"])["prox.horizontal"].shape == (7,)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX")
+def test_sim_serve_answers_the_next_host_after_one_killed_mid_frame():
+    proc, urls = _serve("--pty", "--port", str(free_port()), "--duration", "60", announced=2)
+    try:
+        assert len(urls) == 2 and urls[0].startswith("socket://"), urls
+        for url in reversed(urls):  # the pty, shared by every host; then TCP
+            for _ in range(2):  # twice: garbage after a recovery is dropped again
+                _killed_host(url)
+                time.sleep(4 * PARTIAL_FRAME_IDLE_S)  # the line idle past the gap
+                _answers(url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stderr.close()
+
+
+def _serve_fails(*args: str, wrap: tuple[str, ...] = ()) -> str:
+    """The one line `robot-ssl sim serve ARGS` prints when it cannot start (exit 2)."""
+    cmd = [*wrap, sys.executable, "-m", "robot_ssl", "sim", "serve", *args, "--duration", "5"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout == ""
+    return r.stderr
+
+
+def test_sim_serve_startup_errors_are_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        err = _serve_fails("--port", str(port))
+        assert f"127.0.0.1:{port}" in err and "already in use" in err
+        err = _serve_fails("--port", str(port), "--pty")  # nothing announced, nothing left
+        assert "already in use" in err
+    err = _serve_fails("--host", "no.such.host.invalid")
+    assert "no.such.host.invalid" in err and "unknown host" in err
+
+
+def test_sim_serve_without_a_pseudo_terminal_is_one_line():
+    """A system that gives no pty: /dev/ptmx is /dev/null in a private mount namespace
+    (needs root, as in CI)."""
+    probe = ["unshare", "--mount", "--propagation", "private", "sh", "-c"]
+    bind = "mount --bind /dev/null /dev/ptmx"
+    if (
+        not shutil.which("unshare")
+        or subprocess.run([*probe, bind], capture_output=True).returncode
+    ):
+        pytest.skip("cannot hide /dev/ptmx here (needs root and unshare)")
+    err = _serve_fails("--pty", "--port", "0", wrap=(*probe, f'{bind} && exec "$0" "$@"'))
+    assert "cannot create a pseudo-terminal" in err

@@ -263,6 +263,10 @@ def record_session(
             metadata=metadata,
             truth_sensors=robot_spec.num_prox,
             overwrite=True,
+            # the recorder flushes every 0.5 simulated s (one flush policy, on the
+            # simulated clock): the file grows in time order as a real recording does,
+            # and the same on every run, whatever the speed of the machine
+            flush_interval_s=math.inf,
         )
         bar = tqdm(
             total=round(duration_s, 3),
@@ -422,7 +426,9 @@ def serve_virtual_thymio(
 ) -> None:
     """Serve a simulated Thymio speaking Aseba on TCP and/or a pseudo-terminal for
     `duration_s` (None: until interrupted); `announce(url, world_name)` for each.
-    `layout`: the Thymio it is on the wire, "playground" or "firmware14"."""
+    `layout`: the Thymio it is on the wire, "playground" or "firmware14". A transport
+    that cannot open (port in use, unknown host, no pseudo-terminal) raises
+    sim.errors.ServeError, which the CLI prints as one line (`sim_errors`)."""
     import threading
 
     from sim.virtual_thymio import VirtualThymio
@@ -438,14 +444,14 @@ def serve_virtual_thymio(
     )
     stop = threading.Event()
     with VirtualThymio(sim, time_scale=time_scale, layout=layout) as vt:
+        urls = []  # every transport opens before any is announced: a failure is one line
         if port:
             h, p = vt.serve_tcp(host, port)
-            if announce:
-                announce(f"socket://{h}:{p}", sim.world.name)
+            urls.append(f"socket://{h}:{p}")
         if pty:
-            url = vt.serve_pty()
-            if announce:
-                announce(url, sim.world.name)
+            urls.append(vt.serve_pty())
+        for url in urls if announce else ():
+            announce(url, sim.world.name)
         stop.wait(duration_s)
 
 

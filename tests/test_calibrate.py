@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from test_time_offset import simulate, straight_script, write_session
+from test_time_offset import simulate, straight_script, wander_script, write_session
 
 from robot_ssl.cli.main import main
+from robot_ssl.core.errors import SpecError
 from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs, save_specs
 from robot_ssl.labelling.time_offset import measure_spins, straight_run
 
@@ -178,3 +179,120 @@ def test_save_specs_is_atomic_and_keeps_permissions(tmp_path: Path):
     robot, camera = load_specs(path)
     assert robot.speed_m_per_unit == 0.0004 and camera.time_offset_s == 0.07
     assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]
+
+
+# -- refusals: implausible factors, sessions that are not what the mode needs ---------------
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The real `robot-ssl` entry point in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "robot_ssl", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_refused(r: subprocess.CompletedProcess, spec: Path, before: str, *words: str) -> None:
+    """Exit 2, one line on stderr naming `words`, no traceback, the spec file untouched."""
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+    assert spec.read_text() == before
+    assert not list(spec.parent.glob(".*tmp*"))
+
+
+@pytest.fixture(scope="module")
+def wander_session(tmp_path_factory) -> Path:
+    """Forward, spin, forward, spin: a wander, not a straight run."""
+    streams = simulate(wander_script, 16.0)
+    return write_session(tmp_path_factory.mktemp("cal") / "wander.h5", streams, 80)
+
+
+def test_a_wander_given_as_a_straight_run_is_refused(tmp_path: Path, wander_session: Path):
+    spec = spec_file(tmp_path / "robot.yaml")
+    before = spec.read_text()
+    r = cli("calibrate", str(wander_session), "--spec", str(spec), "--straight-m", "0.2")
+    assert_refused(r, spec, before, "not one straight run", "heading strayed")
+
+
+@pytest.mark.parametrize(("length", "word"), [("x0.78", "factor 0.78"), ("1e9", "factor 2.2")])
+def test_an_implausible_straight_factor_is_refused(
+    tmp_path: Path, straight_session, length: str, word: str
+):
+    """x0.78 (a wrong tape or session) and an absurd length: nothing written."""
+    session, true_m = straight_session
+    spec = spec_file(tmp_path / "robot.yaml")
+    before = spec.read_text()
+    if length == "x0.78":
+        length = f"{true_m * 0.78 / 0.95:.4f}"  # the session's robot is 0.95x its spec
+    r = cli("calibrate", str(session), "--spec", str(spec), "--straight-m", length)
+    assert_refused(r, spec, before, word, "outside the plausible 0.8..1.25", "spec not changed")
+
+
+def test_a_result_outside_the_nominal_band_is_refused(tmp_path: Path):
+    """A plausible correction (x0.95) of a session recorded with a speed near the band's
+    edge would leave the band: refused, not written for `record` to refuse later."""
+    low = RobotSpec(speed_m_per_unit=0.8 * NOMINAL.speed_m_per_unit)
+    streams = simulate(straight_script, 10.0, robot=low, start_pose=(-1.0, 0.0, 0.0))
+    edge = write_session(tmp_path / "edge.h5", streams)
+    spec = spec_file(tmp_path / "robot.yaml")
+    before = spec.read_text()
+    length = (
+        f"{0.95 * float(np.hypot(*(streams.truth_pose[-1, :2] - streams.truth_pose[0, :2]))):.4f}"
+    )
+    r = cli("calibrate", str(edge), "--spec", str(spec), "--straight-m", length)
+    assert_refused(r, spec, before, "robot.speed_m_per_unit", "implausible", "spec not changed")
+
+
+def test_calibrate_changes_only_what_it_calibrates(tmp_path: Path, spin_session: Path):
+    """Comments, order, quoting and every other key stay as written; only the two
+    calibrated values change, in place."""
+    spec = tmp_path / "robot.yaml"
+    before = (
+        "# thymio-7, the blue one\n"
+        "robot:\n"
+        "  name: 'thymio-7'   # sticker on the left wheel\n"
+        "  speed_m_per_unit: 0.000332  # nominal\n"
+        "  prox_range_m: 0.13\n"
+        "\n"
+        "# the Pi camera on its 3D-printed mount\n"
+        "camera:\n"
+        "  width: 320\n"
+        "  pitch_rad: 0.35\n"
+    )
+    spec.write_text(before)
+    r = cli("calibrate", str(spin_session), "--spec", str(spec), "--turn")
+    assert r.returncode == 0, r.stderr
+    after = spec.read_text().splitlines()
+    robot, camera = load_specs(spec)
+    speed = robot.speed_m_per_unit
+    assert speed / NOMINAL.speed_m_per_unit == pytest.approx(1.05, rel=0.01)
+    expected = before.splitlines()
+    expected[3] = f"  speed_m_per_unit: {speed!r}  # nominal"
+    expected.append(f"  time_offset_s: {camera.time_offset_s!r}")
+    assert after == expected
+    assert robot.prox_range_m == 0.13 and camera.pitch_rad == 0.35
+
+
+def test_spec_loader_refuses_an_absurd_speed_and_record_does_not_drive(tmp_path: Path):
+    spec = spec_file(tmp_path / "robot.yaml", speed_m_per_unit=0.00332)  # a 10x typo
+    with pytest.raises(SpecError, match=r"speed_m_per_unit: 0.00332 is implausible"):
+        load_specs(spec)
+    out = tmp_path / "s.h5"
+    r = cli(
+        "record",
+        str(out),
+        "--spec",
+        str(spec),
+        "--robot",
+        "sim",
+        "--camera",
+        "sim",
+        "--duration",
+        "1",
+    )
+    assert r.returncode == 2 and "implausible" in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    assert not out.exists()
+    spec_file(spec, speed_m_per_unit=0.0003)  # 0.9x nominal: a plausible Thymio
+    assert load_specs(spec)[0].speed_m_per_unit == 0.0003

@@ -10,8 +10,15 @@ and wheel-speed factor from a short calibration session, written into the robot'
   after): factor = image rotation / odometry rotation, applied to `speed_m_per_unit`
   (or, with `--turn-corrects axle`, to `axle_length_m`, divided).
 
-The spec file is rewritten atomically after printing the values before and after;
-`--dry-run` prints only. Procedure for a real robot: docs/calibration.md.
+Refused (one line, exit 2, the spec file untouched): a `--straight-m` session that is
+not one straight run (heading strays more than MAX_HEADING_DEVIATION_DEG, or the path is
+more than MAX_PATH_OVER_CHORD times the chord), a `--turn` session without spins on the
+spot, and a factor or a new value outside robot_ssl.core.spec.PLAUSIBLE_FACTOR (0.8..1.25:
+of one correction, and of the Thymio nominal; robots differ by about 15 %).
+
+Only the calibrated keys of the spec file change (comments, order and every other key
+stay), atomically, after printing the values before and after; `--dry-run` prints only.
+Procedure for a real robot: docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -19,8 +26,17 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from robot_ssl.labelling.time_offset import StraightRun
 
 HELP = "calibrate the camera latency and wheel-speed factor from a session"
+
+MAX_HEADING_DEVIATION_DEG = 10.0
+"""A straight run's heading stays within this of its start (slip and wheel mismatch)."""
+MAX_PATH_OVER_CHORD = 1.05
+"""A straight run's odometry path is at most this times its start-to-end chord."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from robot_ssl.core.spec import load_specs, save_specs
+    from robot_ssl.core.spec import load_specs, update_spec_file
     from robot_ssl.io.labels_file import require_sessions
     from robot_ssl.io.session import SessionReader
     from robot_ssl.labelling.session_labels import (
@@ -121,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             f"straight run   odometry {runs.distance_m:.4f} m, measured {args.straight_m:.4f} m,"
             f" heading change {math.degrees(runs.heading_change_rad):+.1f} deg"
         )
+        _check_straight(session, runs)
         if abs(runs.heading_change_rad) > math.radians(5):
             print("               warning: the run is not straight (heading changed > 5 deg)")
     if cal is not None:
@@ -139,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         if cal is not None and math.isfinite(cal.spread):
             spread = f" (spread over spins {cal.spread:.4f})"
         print(f"factor         {factor:.4f}{spread}")
+        _check_factor(session, factor, "--turn" if args.turn else "--straight-m")
         if args.turn and args.turn_corrects == "axle":
             new_robot = dataclasses.replace(
                 robot, axle_length_m=float(f"{session_robot.axle_length_m / factor:.6g}")
@@ -160,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         ("robot.axle_length_m", robot.axle_length_m, new_robot.axle_length_m),
     ]
     changed = [c for c in changes if c[1] != c[2]]
+    _check_new_values([(name, new) for name, _, new in changed])
     print(f"{spec_path}:")
     for name, old, new in changes:
         mark = "" if old != new else "  (unchanged)"
@@ -167,8 +186,63 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: {spec_path} not changed")
     elif changed:
-        save_specs(spec_path, new_robot, new_camera)
+        update_spec_file(spec_path, {tuple(name.split(".")): new for name, old, new in changed})
         print(f"wrote {spec_path}")
     else:
         print(f"nothing to change in {spec_path}")
     return 0
+
+
+def _check_straight(session: Path, runs: StraightRun) -> None:
+    """CalibrationError unless the odometry drove one straight line: a wander or a spin
+    given as a straight run would give a wrong factor."""
+    from robot_ssl.labelling.time_offset import CalibrationError
+
+    strayed_deg = math.degrees(runs.max_heading_deviation_rad)
+    if strayed_deg > MAX_HEADING_DEVIATION_DEG or runs.path_m > MAX_PATH_OVER_CHORD * (
+        runs.distance_m
+    ):
+        raise CalibrationError(
+            f"{session}: not one straight run: the heading strayed {strayed_deg:.0f} deg"
+            f" (at most {MAX_HEADING_DEVIATION_DEG:g}) and the odometry path is"
+            f" {runs.path_m:.3f} m for {runs.distance_m:.3f} m start to end; record a"
+            " straight run (docs/calibration.md); spec not changed"
+        )
+
+
+def _check_factor(session: Path, factor: float, mode: str) -> None:
+    """CalibrationError unless `factor` is finite and within PLAUSIBLE_FACTOR: robots
+    differ by about 15 %, so a larger correction is a wrong session or length."""
+    from robot_ssl.core.spec import PLAUSIBLE_FACTOR
+    from robot_ssl.labelling.time_offset import CalibrationError
+
+    lo, hi = PLAUSIBLE_FACTOR
+    if not (math.isfinite(factor) and lo <= factor <= hi):
+        raise CalibrationError(
+            f"{session}: factor {factor:.4g} is outside the plausible {lo:g}..{hi:g} (Thymios"
+            f" differ by about 15 %): a wrong session or measure for {mode}? spec not changed"
+        )
+
+
+def _check_new_values(changed: list[tuple[str, float]]) -> None:
+    """CalibrationError unless each new wheel speed or axle length is within
+    PLAUSIBLE_FACTOR of the Thymio nominal (what load_specs accepts for the speed):
+    never write what `record` would refuse to drive with."""
+    from robot_ssl.core.errors import SpecError
+    from robot_ssl.core.spec import (
+        THYMIO_AXLE_LENGTH_M,
+        THYMIO_SPEED_M_PER_UNIT,
+        check_plausible,
+    )
+    from robot_ssl.labelling.time_offset import CalibrationError
+
+    nominal = {
+        "robot.speed_m_per_unit": THYMIO_SPEED_M_PER_UNIT,
+        "robot.axle_length_m": THYMIO_AXLE_LENGTH_M,
+    }
+    try:
+        for name, value in changed:
+            if name in nominal:
+                check_plausible(name, value, nominal[name])
+    except SpecError as e:
+        raise CalibrationError(f"{e}; spec not changed") from None

@@ -83,9 +83,10 @@ def _print_truth_table(comparison: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.train import cache_dir_from
+    from robot_ssl.cli.train import cache_dir_from, print_recovered_notes
     from robot_ssl.learning.evaluate import evaluate
 
+    print_recovered_notes(args.data, "eval")
     report = evaluate(
         args.model,
         args.data,

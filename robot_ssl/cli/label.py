@@ -213,6 +213,7 @@ def _offset_note(offset: dict | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, require_sessions
+    from robot_ssl.io.session_summary import recovered_notes
     from robot_ssl.labelling.batch import label_sessions
     from robot_ssl.labelling.labeller import LabelConfig
 
@@ -220,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         LabelConfig, config_from_args(args), args.config_fields, "robot-ssl label"
     )
     sessions = [str(Path(s)) for s in require_sessions(args.sessions, "label", "label")]
+    for note in recovered_notes(sessions):  # labels of part of a session: say so
+        print(f"robot-ssl label: {note}", file=sys.stderr)
     outs = [str(default_labels_path(s, args.out)) for s in sessions]
     seen: dict[str, str] = {}
     for s, o in zip(sessions, outs):

@@ -14,7 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("session", help="session file (.h5)")
     p.add_argument("--model", help="detector (checkpoint .pt, TorchScript or ONNX) to overlay")
-    p.add_argument("--labels", help="labels file (default: <session>.labels.h5 when it exists)")
+    p.add_argument(
+        "--labels",
+        help="labels file of this session (default: <session>.labels.h5 when it exists);"
+        " labels of another session (size, SHA-256) are refused",
+    )
     p.add_argument("--video", help="output video (.mp4 or .avi); default <session>.replay.mp4")
     p.add_argument(
         "--rerun",
@@ -46,7 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from robot_ssl.core.errors import RobotSSLError
-    from robot_ssl.io.labels_file import default_labels_path, is_labels_file, read_labels
+    from robot_ssl.io.labels_file import (
+        check_labels_of,
+        default_labels_path,
+        is_labels_file,
+        read_labels,
+    )
     from robot_ssl.io.session import SessionReader
     from robot_ssl.live.replay import ReplayGrids, render_replay, replay_live
 
@@ -68,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         if args.labels and not labels_path.exists():
             raise RobotSSLError(f"{labels_path}: no such labels file")
         labels = read_labels(labels_path) if labels_path.exists() else None
+        warning = check_labels_of(labels, labels_path, session) if labels is not None else None
+        if warning:
+            print(f"robot-ssl replay: {warning}", file=sys.stderr)
         predictor = None
         if args.learn and not (args.live and args.model):
             raise RobotSSLError("--learn needs --live and --model")

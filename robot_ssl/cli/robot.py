@@ -1,8 +1,10 @@
 """`robot-ssl robot`: list the serial ports that may hold a Thymio, and probe one.
 
 `probe` connects (serial device or socket://host:port), prints the node, its protocol
-version, its variable count and one reading of proximity and wheel speeds, and writes
-nothing to the robot. Errors are one line on stderr with exit status 2.
+version, its variable count and one reading of proximity and wheel speeds. It writes to
+the robot: it uploads the onboard program (replacing the robot's own), streams a second
+and stops the program on exit; with `--poll` it uploads nothing, and on exit it sets the
+wheel targets to zero either way. Errors are one line on stderr with exit status 2.
 """
 
 from __future__ import annotations

@@ -308,7 +308,14 @@ def _print_summary(result: Any, final_targets: Any, out: Path | None) -> None:
         f"{s} {lat[s]['median_ms']:.1f}" for s in ("capture", "preprocess", "inference") if s in lat
     )
     fps = result.frames / result.duration_s if result.duration_s > 0 else 0.0
-    motors = f"; motors stopped, wheel targets {tuple(final_targets)}" if final_targets else ""
+    motors = ""
+    if final_targets and result.motors_stopped:
+        motors = f"; motors stopped, wheel targets {tuple(final_targets)}"
+    elif final_targets:  # the robot did not take the stop: say so, do not claim it
+        motors = (
+            f"; motors NOT confirmed stopped: the robot did not answer the stop"
+            f" ({result.stop_error}); last wheel targets sent {tuple(final_targets)}"
+        )
     print(
         f"ran {result.duration_s:.1f} s: {result.frames} frames ({fps:.1f}/s), "
         f"{result.commands} commands, {result.watchdog_trips} watchdog stops{e2e_s} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 HELP = "train the long-range obstacle detector"
@@ -133,6 +134,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def print_recovered_notes(data: list[str], verb: str) -> None:
+    """One line on stderr per recovered (damaged) session among `data`: what is
+    trained or evaluated on is then only the intact part of it."""
+    from robot_ssl.io.session_summary import recovered_notes
+
+    for note in recovered_notes(data):
+        print(f"robot-ssl {verb}: {note}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.learning.train import AugmentConfig, TrainConfig, train
@@ -167,8 +177,17 @@ def run(args: argparse.Namespace) -> int:
     cfg = apply_config_fields(TrainConfig, cfg, args.config_fields, "robot-ssl train")
     if args.model_field:
         cfg = dataclasses.replace(cfg, model={**cfg.model, **_model_fields(args.model_field)})
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        print_recovered_notes(args.data, "train")
     result = train(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_rank and result.history and "val_loss" not in result.history[-1]:
+        print(
+            "robot-ssl train: no validation set (--val-fraction 0, or nothing left to split"
+            " off): best.pt is the epoch with the lowest training loss, not a validated score",
+            file=sys.stderr,
+        )
+    if main_rank:
         print(
             f"best epoch {result.best_epoch}: score {result.best_score:.4f}; "
             f"{result.train_time_s:.1f} s; checkpoints in {result.out_dir}"

@@ -8,10 +8,12 @@ Frames: x forward, y left, z up, origin at the wheel-axle midpoint on the floor.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,15 @@ import yaml
 
 from robot_ssl.core.config import check_number, check_numbers, checked_fields, read_config_file
 from robot_ssl.core.errors import SpecError
+
+THYMIO_SPEED_M_PER_UNIT = 0.000332
+"""A Thymio II's nominal wheel-speed factor (m/s per raw unit); robots differ by about 15 %."""
+THYMIO_AXLE_LENGTH_M = 0.0935
+"""A Thymio II's nominal effective wheel base (m)."""
+PLAUSIBLE_FACTOR = (0.8, 1.25)
+"""Plausible band of a calibrated `speed_m_per_unit` (and `axle_length_m`) as a factor of
+the Thymio nominal, and of one calibration's correction: wider than the ~15 % spread
+between robots, narrow enough to refuse a wrong session or a mistyped length."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,8 @@ class RobotSpec:
 
     name: str = "thymio2"
     wheel_radius_m: float = 0.022
-    axle_length_m: float = 0.0935
-    speed_m_per_unit: float = 0.000332
+    axle_length_m: float = THYMIO_AXLE_LENGTH_M
+    speed_m_per_unit: float = THYMIO_SPEED_M_PER_UNIT
     max_speed_units: int = 500
     prox_sensors: tuple[IRSensor, ...] = field(default_factory=_thymio_sensors)
     prox_min: int = 0
@@ -271,7 +282,30 @@ def load_specs(path: str | Path) -> tuple[RobotSpec, CameraSpec]:
         camera = CameraSpec.from_dict(_section(data, "camera"))
     except SpecError as e:
         raise SpecError(f"{path}: {e}") from None
+    try:
+        check_plausible("robot.speed_m_per_unit", robot.speed_m_per_unit, THYMIO_SPEED_M_PER_UNIT)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}; recalibrate (docs/calibration.md)") from None
     return robot, camera
+
+
+def plausible(value: float, nominal: float) -> bool:
+    """True when `value` / `nominal` is finite and within PLAUSIBLE_FACTOR."""
+    lo, hi = PLAUSIBLE_FACTOR
+    ratio = value / nominal
+    return math.isfinite(ratio) and lo <= ratio <= hi
+
+
+def check_plausible(name: str, value: float, nominal: float) -> None:
+    """SpecError unless `value` lies within PLAUSIBLE_FACTOR of the Thymio's `nominal`:
+    a spec file with an absurd wheel-speed factor (a failed calibration, a typo) must not
+    drive a robot, whose odometry and speeds all scale with it."""
+    if not plausible(value, nominal):
+        lo, hi = PLAUSIBLE_FACTOR
+        raise SpecError(
+            f"{name}: {value:.6g} is implausible: a Thymio's is {lo:g}..{hi:g} x the nominal"
+            f" {nominal:.6g} ({lo * nominal:.6g}..{hi * nominal:.6g})"
+        )
 
 
 def _section(data: dict[str, Any], key: str) -> Any:
@@ -285,10 +319,79 @@ def save_specs(path: str | Path, robot: RobotSpec, camera: CameraSpec) -> None:
     target's permissions when it exists). Raises SpecError when it cannot be written."""
     path = Path(path)
     data = {"robot": robot.to_dict(), "camera": camera.to_dict()}
+    _write_text_atomically(path, _dump(path, data))
+
+
+def update_spec_file(path: str | Path, updates: dict[tuple[str, str], float]) -> None:
+    """Set `(section, key) -> value` in an existing spec file and change nothing else.
+
+    YAML: each value is replaced in place (or its key added under its section), so every
+    other key, value, comment and the order stay as written; where the file's layout does
+    not allow that (flow style, anchors), the file is rewritten from its parsed content
+    with the updates (other keys and values kept, comments lost). JSON: parsed, updated
+    and rewritten in its key order. Written atomically as by save_specs."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror or e}") from None
+    data = read_config_file(path, "spec file", SpecError) or {}
+    expected = copy.deepcopy(data)
+    for (section, key), value in updates.items():
+        if not isinstance(expected.get(section), dict):
+            expected[section] = {}
+        expected[section][key] = value
+    new_text = None if path.suffix == ".json" else _yaml_edited(text, updates)
+    if new_text is None or yaml.safe_load(new_text) != expected:
+        new_text = _dump(path, expected)
+    _write_text_atomically(path, new_text)
+
+
+def _dump(path: Path, data: dict[str, Any]) -> str:
     if path.suffix == ".json":
-        text = json.dumps(data, indent=2) + "\n"
-    else:
-        text = yaml.safe_dump(data, sort_keys=False)
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _yaml_edited(text: str, updates: dict[tuple[str, str], float]) -> str | None:
+    """`text` with each block-style `section:` / `  key: value` line set; None when a
+    section is not a plain block mapping (the caller then rewrites the whole file)."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    for (section, key), value in updates.items():
+        scalar = yaml.safe_dump(value).splitlines()[0]
+        if not _yaml_set(lines, section, key, scalar):
+            return None
+    return "".join(lines)
+
+
+def _yaml_set(lines: list[str], section: str, key: str, scalar: str) -> bool:
+    """Set `key` in the top-level block mapping `section` of `lines` in place."""
+    header = re.compile(rf"^{re.escape(section)}:\s*(#.*)?$")
+    at = next((i for i, line in enumerate(lines) if header.match(line.rstrip("\n"))), None)
+    if at is None:
+        if any(re.match(rf"^{re.escape(section)}\s*:", line) for line in lines):
+            return False  # e.g. `robot: {name: t}`
+        lines.append(f"{section}:\n  {key}: {scalar}\n")
+        return True
+    end = at + 1
+    while end < len(lines) and (lines[end][:1] in (" ", "\t", "#") or not lines[end].strip()):
+        end += 1
+    body = [i for i in range(at + 1, end) if lines[i].strip() and lines[i][:1] != "#"]
+    indent = re.match(r"^\s*", lines[body[0]]).group(0) if body else "  "
+    item = re.compile(rf"^{indent}{re.escape(key)}:(\s*)([^#\n]*?)(\s+#.*)?$")
+    for i in body:
+        m = item.match(lines[i].rstrip("\n"))
+        if m:
+            lines[i] = f"{indent}{key}:{m.group(1) or ' '}{scalar}{m.group(3) or ''}\n"
+            return True
+    lines.insert((body[-1] if body else at) + 1, f"{indent}{key}: {scalar}\n")
+    return True
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    """Replace `path` by `text` through a temporary file beside it (keeping its mode)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         mode = path.stat().st_mode & 0o7777 if path.exists() else None

@@ -50,6 +50,7 @@ __all__ = [
     "NotALabelsFileError",
     "SessionIdentity",
     "UnsupportedLabelsVersionError",
+    "check_labels_of",
     "default_labels_path",
     "identify_session",
     "is_labels_file",
@@ -106,6 +107,25 @@ class SessionIdentity:
             )
         if other is not None and other.sha256 != self.sha256:
             raise LabelsMismatchError(f"{session_path}: content differs from the labelled session")
+
+
+def check_labels_of(labels: LabelSet, labels_path: str | Path, session: str | Path) -> str | None:
+    """LabelsMismatchError (one line) unless the labels in `labels_path` were computed from
+    `session` (size and SHA-256, as recorded in the labels file): labels of another session
+    drawn over this one's frames would mislead. A warning to print when the file records no
+    hash (written by a tool that did not compute it): the check was impossible."""
+    ident = labels.session
+    if not ident.sha256 or ident.size_bytes < 0:
+        return f"warning: {labels_path} records no session identity: not checked against {session}"
+    try:
+        ident.check(session)
+    except LabelsMismatchError:
+        raise LabelsMismatchError(
+            f"{labels_path}: labels of another session ({Path(ident.path).name},"
+            f" {ident.size_bytes} bytes, sha256 {ident.sha256[:12]}), not of {session}; label"
+            " this session (robot-ssl label) or give its own labels file"
+        ) from None
+    return None
 
 
 def identify_session(path: str | Path) -> SessionIdentity:

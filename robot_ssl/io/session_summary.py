@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,3 +113,28 @@ def format_info(info: SessionInfo) -> str:
     if len(info.events) > 20:
         lines.append(f"  ... {len(info.events) - 20} more")
     return "\n".join(lines)
+
+
+def recovered_notes(paths: Iterable[str | Path]) -> list[str]:
+    """ "PATH: recovered session: SUMMARY" for each recovered (damaged, unfinished) session
+    among `paths` (files, or folders searched for *.h5 as the learning verbs do), with the
+    summary `info` prints after "recovered": why, and how much of each stream is intact.
+    `label`, `train` and `eval` print these so that a result built on part of a session
+    says so. Files that cannot be opened are left to the verb, which reports them."""
+    from robot_ssl.core.errors import RobotSSLError
+    from robot_ssl.io.labels_file import is_labels_file
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.rglob("*.h5")) if p.is_dir() else [p] if p.is_file() else []
+    notes = []
+    for f in dict.fromkeys(files):
+        try:
+            if is_labels_file(f):
+                continue
+            with SessionReader(f) as reader:
+                if reader.recovered:
+                    notes.append(f"{f}: recovered session: {reader.recovery_summary}")
+        except (RobotSSLError, OSError):
+            continue
+    return notes

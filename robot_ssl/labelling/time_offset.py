@@ -859,12 +859,17 @@ class StraightRun:
     """A straight run by odometry: chord from the first to the last still pose.
 
     distance_m: odometry distance between the start and end poses (m); heading_change_rad:
-    the heading change over the run (rad; a straight run keeps it near 0); duration_s.
+    the heading change over the run (rad; a straight run keeps it near 0); duration_s;
+    path_m: the length of the odometry path (m; equals distance_m on a straight line);
+    max_heading_deviation_rad: the largest |heading - start heading| on the way (rad; a
+    wander or a spin shows here even when it ends facing the way it started).
     """
 
     distance_m: float
     heading_change_rad: float
     duration_s: float
+    path_m: float = 0.0
+    max_heading_deviation_rad: float = 0.0
 
 
 def straight_run(odom_t_ns: np.ndarray, odom_pose: np.ndarray) -> StraightRun:
@@ -879,4 +884,6 @@ def straight_run(odom_t_ns: np.ndarray, odom_pose: np.ndarray) -> StraightRun:
         distance_m=float(np.hypot(*(pose[-1, :2] - pose[0, :2]))),
         heading_change_rad=float(heading[-1] - heading[0]),
         duration_s=float((odom_t[-1] - odom_t[0]) / _NS_PER_S),
+        path_m=float(np.hypot(*np.diff(pose[:, :2], axis=0).T).sum()),
+        max_heading_deviation_rad=float(np.abs(heading - heading[0]).max()),
     )

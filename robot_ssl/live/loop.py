@@ -278,6 +278,8 @@ class LiveResult:
     stop_reason: str = ""
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
     last_prob: np.ndarray | None = None
+    motors_stopped: bool = False  # the final stop reached the robot (False: unreachable)
+    stop_error: str = ""  # why the final stop failed
 
 
 @dataclass
@@ -454,8 +456,10 @@ class _LoopBase:
         try:
             self.watchdog.halt()
             self._event(now, "stop", f"motors stopped: {reason}")
+            self.result.motors_stopped = True
         except Exception as e:  # the robot may be what failed; report, do not mask
             self._event(now, "robot_error", f"stop failed ({reason}): {e}")
+            self.result.stop_error = str(e) or type(e).__name__
         if final_read:
             with contextlib.suppress(Exception):  # the robot may be what failed
                 self.sampler.final_step(self._emit)

@@ -64,6 +64,23 @@ def open_robot(args: argparse.Namespace, dev: Devices) -> None:
     dev.metadata["robot_link"] = robot.mode
 
 
+def warn_if_polling(robot: Any) -> None:
+    """One line on stderr when a real robot is polled (`--poll`, or a node that cannot run
+    the onboard program): nothing on the robot stops it when this process dies without
+    closing the link (kill -9, a crash of the host), so it keeps driving. Called once both
+    devices are open (a failure to open the camera stays a one-line error)."""
+    import sys
+
+    if getattr(robot, "mode", None) != "poll":
+        return
+    print(
+        f"warning: polling the robot ({robot.mode_reason or '--poll'}): no onboard watchdog,"
+        " so if this process is killed the robot keeps driving at its last wheel targets",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def open_camera(args: argparse.Namespace, dev: Devices) -> None:
     from robot_ssl.recording.cameras import (
         OpenCVCamera,

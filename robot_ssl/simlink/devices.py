@@ -14,7 +14,13 @@ from typing import Any
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
-from robot_ssl.recording.device_setup import Devices, open_camera, open_robot, thymio_options
+from robot_ssl.recording.device_setup import (
+    Devices,
+    open_camera,
+    open_robot,
+    thymio_options,
+    warn_if_polling,
+)
 from robot_ssl.simlink.simulator import make_simulator, sim_metadata
 
 __all__ = ["is_sim", "open_devices", "open_sim", "open_virtual_thymio"]
@@ -41,6 +47,8 @@ def open_devices(
         open_robot(args, dev)
     if dev.camera is None:
         open_camera(args, dev)
+    if not is_sim(args.robot):  # a simulated robot dies with this process
+        warn_if_polling(dev.robot)
 
 
 def _open_virtual_thymio_devices(

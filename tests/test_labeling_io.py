@@ -316,7 +316,7 @@ def test_cli_config_file_and_flags(tmp_path: Path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tol-d", "-1"], "--tol-d: must be a finite number > 0"),
+        (["--tol-d", "-1"], "--tol-d: must be a finite number in (0, 10]"),
         (["--distances", "0:1"], "START:STOP:STEP"),
         (["--sensors", "a"], "--sensors"),
         (["--config", "/nonexistent/label.yaml"], "cannot read label config"),

@@ -6,6 +6,8 @@
 
 argparse prints the usage and that line and exits with status 2. The range words
 come from `robot_ssl.core.config.describe_range`, as in the config dataclasses' checks.
+An option that sets a config field takes its bounds from the field (`for_field`), so
+they are written once; the shared limits (`MAX_THREADS`, ...) come from core.config.
 """
 
 from __future__ import annotations
@@ -13,14 +15,28 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from robot_ssl.core.config import describe_range, in_range
+from robot_ssl.core.config import (
+    MAX_BOOTSTRAP,
+    MAX_IMAGE_PX,
+    MAX_INPUT_PX,
+    MAX_SEED,
+    MAX_THREADS,
+    describe_range,
+    field_bounds,
+    in_range,
+    number_kind,
+)
 
 __all__ = [
+    "BOOTSTRAP",
     "IMAGE_SIZE",
+    "INPUT_SIZE",
     "JPEG_QUALITY",
     "PORT",
     "SEED",
+    "THREADS",
     "finite_float",
+    "for_field",
     "int_range",
     "non_negative_float",
     "positive_float",
@@ -84,14 +100,35 @@ def positive_int() -> Callable[[str], int]:
     return int_range(min=1)
 
 
-SEED = int_range(0, 2**32 - 1)
+def for_field(cls: type, name: str) -> Callable[[str], float]:
+    """The type of an option that sets field `name` of config dataclass `cls`: an integer
+    or a float, as annotated, within the bounds declared on the field (`bounded`)."""
+    bounds = field_bounds(cls, name)
+    if bounds is None:
+        raise ValueError(f"{cls.__name__}.{name} declares no bounds")
+    integer, _, _ = number_kind(cls, name)
+    if integer:
+        return int_range(bounds.min, bounds.max)
+    return finite_float(**bounds.kwargs())
+
+
+SEED = int_range(0, MAX_SEED)
 """Random seeds (numpy's SeedSequence takes non-negative integers)."""
+
+THREADS = int_range(1, MAX_THREADS)
+"""Threads and processes."""
+
+BOOTSTRAP = int_range(0, MAX_BOOTSTRAP)
+"""Bootstrap replicates (0: none)."""
 
 PORT = int_range(0, 65535)
 """TCP ports (0: none or any, per option)."""
 
-IMAGE_SIZE = int_range(1, 8192)
-"""Image widths and heights in pixels."""
+IMAGE_SIZE = int_range(1, MAX_IMAGE_PX)
+"""Camera image widths and heights in pixels."""
+
+INPUT_SIZE = int_range(1, MAX_INPUT_PX)
+"""Network input widths and heights in pixels."""
 
 JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""

@@ -40,11 +40,22 @@ def apply_config_fields(cls: type, default: Any, args: Sequence[str], prog: str)
         with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
             return _tyro(cls, default, args, prog)
     except SystemExit:
-        lines = [line.strip() for line in out.getvalue().splitlines()]
-        reason = next(
-            (x for x in lines if ":" in x and not x.startswith(("-", "For full"))), "bad option"
-        )
+        reason = _reason(out.getvalue())
         raise ConfigFieldError(f"{reason} (all fields: {prog} --config-help)") from None
+
+
+def _reason(text: str) -> str:
+    """The message of tyro's error box in one line: tyro wraps a long one (a config's
+    own "must be a finite number in (0, 1], got 1e+12") over several lines."""
+    lines = [line.strip() for line in text.splitlines()]
+    rules = [i for i, x in enumerate(lines) if x.startswith("---")]
+    if len(rules) >= 2:
+        reason = " ".join(x for x in lines[rules[0] + 1 : rules[1]] if x)
+        if reason:
+            return reason
+    return next(
+        (x for x in lines if ":" in x and not x.startswith(("-", "For full"))), "bad option"
+    )
 
 
 def add_config_help(

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", metavar="DIR", help="write report.json, auc_heatmap.png, auc_vs_distance.png"
     )
     parser.add_argument(
-        "--bootstrap", type=t.int_range(min=0), default=1000, help="bootstrap replicates (0: none)"
+        "--bootstrap", type=t.BOOTSTRAP, default=1000, help="bootstrap replicates (0: none)"
     )
     parser.add_argument(
         "--confidence",
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=t.SEED, default=0)
     parser.add_argument("--batch-size", type=t.positive_int(), default=256)
     parser.add_argument(
-        "--threads", type=t.positive_int(), default=None, help="inference threads (runtime default)"
+        "--threads", type=t.THREADS, default=None, help="inference threads (runtime default)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
 

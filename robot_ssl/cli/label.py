@@ -30,6 +30,10 @@ def _config_for_help() -> tuple[type, object]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from robot_ssl.cli import argtypes as t
     from robot_ssl.cli.config_fields import add_config_help
+    from robot_ssl.core.label_grid import LabelConfig
+
+    def bounds_of(name: str):  # the type of a flag setting LabelConfig.NAME: its bounds
+        return t.for_field(LabelConfig, name)
 
     add_config_help(p, _config_for_help, "robot-ssl label")
 
@@ -40,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jobs",
         "-j",
-        type=t.positive_int(),
+        type=t.THREADS,
         metavar="N",
         help="parallel processes (default: cores)",
     )
@@ -72,35 +76,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--distances", metavar="START:STOP:STEP", help="distance bins in m, or a list a,b,c"
     )
     g.add_argument(
-        "--tol-d", type=t.positive_float(), metavar="M", help="|dx - d| tolerance (default 0.01)"
+        "--tol-d", type=bounds_of("tol_d_m"), metavar="M", help="|dx - d| tolerance (default 0.01)"
     )
     g.add_argument(
-        "--tol-y", type=t.positive_float(), metavar="M", help="|dy| tolerance (default 0.01)"
+        "--tol-y", type=bounds_of("tol_y_m"), metavar="M", help="|dy| tolerance (default 0.01)"
     )
     g.add_argument(
         "--tol-theta",
-        type=t.positive_float(),
+        type=bounds_of("tol_theta_rad"),
         metavar="RAD",
         help="|dtheta| tolerance (default 0.05)",
     )
     g.add_argument(
         "--threshold",
-        type=t.int_range(min=0),
+        type=bounds_of("threshold"),
         metavar="RAW",
         help="obstacle when reading > RAW (default 0)",
     )
     g.add_argument(
-        "--horizon", type=t.positive_float(), metavar="S", help="look-ahead in seconds (default 20)"
+        "--horizon",
+        type=bounds_of("horizon_s"),
+        metavar="S",
+        help="look-ahead in seconds (default 20)",
     )
     g.add_argument(
         "--max-gap",
-        type=t.positive_float(),
+        type=bounds_of("max_gap_s"),
         metavar="S",
         help="odometry gap that splits (default 0.5)",
     )
     g.add_argument(
         "--max-backtrack",
-        type=t.non_negative_float(),
+        type=bounds_of("max_backtrack_m"),
         metavar="M",
         help="backward-motion allowance (default 0.01)",
     )

@@ -51,6 +51,7 @@ def _config_for_help() -> tuple[type, object]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from robot_ssl.cli import argtypes as t
     from robot_ssl.cli.config_fields import add_config_help
+    from robot_ssl.live.controllers import AvoidConfig
 
     add_config_help(p, _config_for_help, "robot-ssl run")
 
@@ -83,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--speed",
-        type=t.int_range(0, 32767),
+        type=t.for_field(AvoidConfig, "cruise_speed"),
         default=200,
         metavar="UNITS",
         help="cruise speed, raw units (200)",
@@ -99,9 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=150.0,
         help="watchdog: stop when the newest command's frame is older (default 150)",
     )
-    p.add_argument(
-        "--threads", type=t.positive_int(), default=1, help="inference threads (default 1)"
-    )
+    p.add_argument("--threads", type=t.THREADS, default=1, help="inference threads (default 1)")
     p.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90, help="recorded JPEG quality")
     p.add_argument(
         "--view",

@@ -102,8 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pos-weight", type=t.positive_float(), help="weight of positive cells in the loss"
     )
-    parser.add_argument("--width", type=t.IMAGE_SIZE, default=80, help="network input width")
-    parser.add_argument("--height", type=t.IMAGE_SIZE, default=64, help="network input height")
+    parser.add_argument("--width", type=t.INPUT_SIZE, default=80, help="network input width")
+    parser.add_argument("--height", type=t.INPUT_SIZE, default=64, help="network input height")
     split = parser.add_mutually_exclusive_group()
     split.add_argument("--val-worlds", nargs="+", metavar="WORLD", help="validation worlds")
     split.add_argument(
@@ -126,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start from the encoder weights of `robot-ssl pretrain` (same arch and widths)",
     )
     parser.add_argument("--seed", type=t.SEED, default=0)
-    parser.add_argument("--threads", type=t.positive_int(), help="torch threads per process")
+    parser.add_argument("--threads", type=t.THREADS, help="torch threads per process")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")

@@ -5,6 +5,14 @@ against a dataclass: unknown keys and values of the wrong type (from the field
 annotations) are errors naming the key path. `check_number` is the range check the
 dataclasses' `__post_init__` and the command-line types (`robot_ssl.cli.argtypes`)
 share, so that both say the same thing ("must be a finite number > 0, got nan").
+
+Numeric config fields declare their range once, on the field: `x: float = bounded(0.5, 0, 1)`.
+`check_bounds` (called first in each `__post_init__`) enforces every such range, so a
+value from the command line, a YAML file, a checkpoint or a library call meets the same
+check, and `robot_ssl.cli.argtypes.for_field` builds a flag's type from the same bounds.
+The `MAX_*` limits below are the shared upper bounds: large enough for any real robot,
+small enough that no typo (1e9 threads, a 100000x100000 camera) runs out of memory or
+sleeps for years.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import numbers
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -268,3 +276,118 @@ def read_config_file(path: str | Path, what: str, error: type[Exception]) -> Any
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         reason = " ".join(str(e).split())  # YAML's messages span lines: one line here
         raise error(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {reason}") from None
+
+
+# -- bounds declared on the fields ------------------------------------------------------------
+
+MAX_IMAGE_PX = 8192
+"""Camera image widths and heights (pixels): beyond 8K, a typo."""
+
+MAX_INPUT_PX = 4096
+"""Network input widths and heights (pixels)."""
+
+MAX_THREADS = 256
+"""Threads, processes and workers."""
+
+MAX_BATCH = 65536
+"""Batch sizes (frames)."""
+
+MAX_EPOCHS = 100_000
+"""Epochs and steps counted in epochs."""
+
+MAX_STEPS = 10_000_000
+"""Optimiser steps (warm-up and the like)."""
+
+MAX_BOOTSTRAP = 100_000
+"""Bootstrap replicates (eval)."""
+
+MAX_SEED = 2**32 - 1
+"""Random seeds (numpy's SeedSequence takes non-negative integers)."""
+
+MAX_DURATION_S = 24 * 3600.0
+"""Time constants and durations (s): up to a day."""
+
+MAX_DISTANCE_M = 100.0
+"""Lengths (m) on a robot of the Thymio's size: poses, tolerances, ranges."""
+
+MAX_FRAMES = 10_000_000
+"""Frame counts (buffers, queues)."""
+
+_BOUNDS_KEY = "bounds"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric config field, as `check_number` takes it (None: open)."""
+
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    def kwargs(self) -> dict[str, Any]:
+        """`check_number`'s and `describe_range`'s range keywords."""
+        return dict(
+            min=self.min,
+            max=self.max,
+            min_inclusive=self.min_inclusive,
+            max_inclusive=self.max_inclusive,
+        )
+
+
+def bounded(
+    default: Any = MISSING,
+    min: float | None = None,
+    max: float | None = None,
+    *,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A dataclass field whose value (each item, for a tuple field) must be a finite
+    number in the range; `check_bounds` checks it, integer or not and `None` allowed
+    or not as the field's annotation says."""
+    bounds = Bounds(min, max, min_inclusive, max_inclusive)
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata={_BOUNDS_KEY: bounds})
+    return field(default=default, metadata={_BOUNDS_KEY: bounds})
+
+
+def field_bounds(cls: type, name: str) -> Bounds | None:
+    """The bounds declared on field `name` of dataclass `cls` (None: none declared)."""
+    for f in fields(cls):
+        if f.name == name:
+            return f.metadata.get(_BOUNDS_KEY)
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def number_kind(cls: type, name: str) -> tuple[bool, bool, bool]:
+    """(integer, optional, many) of numeric field `cls.name` from its annotation:
+    `int`, `float`, `X | None`, `tuple[X, ...]` (many: each item is a number)."""
+    tp = _field_types(cls)[name]
+    args = typing.get_args(tp)
+    optional = typing.get_origin(tp) in (Union, types.UnionType) and type(None) in args
+    if optional:
+        tp = next(a for a in args if a is not type(None))
+    many = typing.get_origin(tp) is tuple
+    if many:
+        tp = typing.get_args(tp)[0]
+    return tp is int, optional, many
+
+
+def check_bounds(obj: Any, what: str, error: type[Exception]) -> None:
+    """`check_number` on every field of dataclass instance `obj` declared with `bounded`,
+    named WHAT.FIELD (WHAT.FIELD[i] for tuple items): one line, "must be ..., got ..."."""
+    for f in fields(obj):
+        bounds = f.metadata.get(_BOUNDS_KEY)
+        if bounds is None:
+            continue
+        integer, optional, many = number_kind(type(obj), f.name)
+        value, name = getattr(obj, f.name), f"{what}.{f.name}"
+        if many and not (optional and value is None):
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (tuple, list)):
+                raise error(f"{name}: must be a list, got {_short(value)}")
+            for i, item in enumerate(value):
+                check_number(item, f"{name}[{i}]", error, integer=integer, **bounds.kwargs())
+        else:
+            check_number(value, name, error, integer=integer, optional=optional, **bounds.kwargs())

@@ -7,3 +7,8 @@ class RobotSSLError(Exception):
 
 class SpecError(RobotSSLError):
     """A robot or camera description is invalid or cannot be read."""
+
+
+class ConfigError(RobotSSLError, ValueError):
+    """A settings dataclass (the live loop's, the steering law's, the online learner's) got
+    a value out of range; a ValueError too, as these raised before they were RobotSSLErrors."""

@@ -12,16 +12,18 @@ import itertools
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robot_ssl.core.config import (
+    MAX_DURATION_S,
+    bounded,
+    check_bounds,
     check_types,
     checked_fields,
-    is_integer,
     is_number,
     read_config_file,
 )
@@ -30,12 +32,16 @@ from robot_ssl.core.errors import RobotSSLError
 __all__ = [
     "CAMERA_OFFSET_MODES",
     "CAMERA_OFFSET_SOURCES",
+    "MAX_GRID_CELLS",
+    "MAX_LABEL_DISTANCE_M",
+    "MAX_SENSORS",
     "UNKNOWN",
     "CameraOffset",
     "LabelConfig",
     "LabelConfigError",
     "LabelGrid",
     "LabelingError",
+    "check_grid_size",
     "distance_grid",
 ]
 
@@ -44,6 +50,19 @@ CAMERA_OFFSET_MODES = ("auto", "spec")  # LabelConfig.camera_offset, besides sec
 # where the applied camera offset came from ("none": labels from before the correction)
 CAMERA_OFFSET_SOURCES = ("estimate", "spec", "config", "none")
 _MAX_CAMERA_OFFSET_S = 1.0
+MAX_SENSORS = 64  # proximity sensors a grid may name (indices 0..63)
+MAX_LABEL_DISTANCE_M = 10.0  # distance bins and tolerances (m): the camera sees under 1 m
+MAX_GRID_CELLS = 4096  # sensors x distance bins of a label grid (and of a model's output)
+
+
+def check_grid_size(num_sensors: int, num_distances: int, error: type[Exception]) -> None:
+    """A label grid (or a model's output grid) of at most MAX_GRID_CELLS cells: every
+    frame stores and predicts all of them."""
+    if num_sensors * num_distances > MAX_GRID_CELLS:
+        raise error(
+            f"label grid: {num_sensors} sensors x {num_distances} distances is "
+            f"{num_sensors * num_distances} cells, over {MAX_GRID_CELLS}"
+        )
 
 
 class LabelingError(RobotSSLError):
@@ -64,6 +83,10 @@ def distance_grid(start_m: float, stop_m: float, step_m: float) -> tuple[float, 
     if stop_m < start_m:
         raise LabelConfigError(f"distances: stop {stop_m} is below start {start_m}")
     n = math.floor((stop_m - start_m) / step_m + 1e-9) + 1
+    if n > MAX_GRID_CELLS:
+        raise LabelConfigError(
+            f"distances: {start_m}:{stop_m}:{step_m} is {n} bins, over {MAX_GRID_CELLS}"
+        )
     return tuple(round(start_m + i * step_m, 9) for i in range(n))
 
 
@@ -78,18 +101,6 @@ class _Grid:
 
 def _default_distances() -> tuple[float, ...]:
     return distance_grid(0.0, 0.30, 0.01)
-
-
-# LabelConfig's real-valued fields (tolerances in m and rad, times in s)
-_FLOAT_FIELDS = (
-    "tol_d_m",
-    "tol_y_m",
-    "tol_theta_rad",
-    "horizon_s",
-    "max_gap_s",
-    "max_backtrack_m",
-    "min_duration_s",
-)
 
 
 @dataclass(frozen=True)
@@ -116,74 +127,39 @@ class LabelConfig:
         "spec" uses that calibrated value; a number is the offset in seconds, in [-1, 1].
     """
 
-    sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4)
-    distances_m: tuple[float, ...] = field(default_factory=_default_distances)
-    tol_d_m: float = 0.01
-    tol_y_m: float = 0.01
-    tol_theta_rad: float = 0.05
-    threshold: int = 0
-    horizon_s: float = 20.0
-    max_gap_s: float = 0.5
-    max_backtrack_m: float = 0.01
-    min_duration_s: float = 1.0
+    sensor_indices: tuple[int, ...] = bounded((0, 1, 2, 3, 4), 0, MAX_SENSORS - 1)
+    distances_m: tuple[float, ...] = bounded(
+        default_factory=_default_distances, min=0, max=MAX_LABEL_DISTANCE_M
+    )
+    tol_d_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M, min_inclusive=False)
+    tol_y_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M, min_inclusive=False)
+    tol_theta_rad: float = bounded(0.05, 0, math.pi, min_inclusive=False)
+    threshold: int = bounded(0, 0, 32767)  # readings are int16
+    horizon_s: float = bounded(20.0, 0, 3600, min_inclusive=False)
+    max_gap_s: float = bounded(0.5, 0, 3600, min_inclusive=False)
+    max_backtrack_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M)
+    min_duration_s: float = bounded(1.0, 0, MAX_DURATION_S)
     camera_offset: str | float = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("sensor_indices", "distances_m"):
-            value = getattr(self, name)
-            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                raise LabelConfigError(f"label config: {name} must be a list")
-        if not all(is_integer(i) for i in self.sensor_indices):
-            raise LabelConfigError(
-                f"label config: sensor_indices must be integers, got {list(self.sensor_indices)}"
-            )
-        if not all(is_number(d) for d in self.distances_m):
-            raise LabelConfigError(
-                f"label config: distances_m must be numbers, got {list(self.distances_m)}"
-            )
-        if not is_integer(self.threshold):
-            raise LabelConfigError(
-                f"label config: threshold must be an integer, got {self.threshold!r}"
-            )
-        for name in _FLOAT_FIELDS:
-            if not is_number(getattr(self, name)):
-                raise LabelConfigError(
-                    f"label config: {name} must be a number, got {getattr(self, name)!r}"
-                )
-        try:
-            sensors = tuple(int(i) for i in self.sensor_indices)
-            dists = tuple(float(d) for d in self.distances_m)
-            threshold = int(self.threshold)
-            floats = {f: float(getattr(self, f)) for f in _FLOAT_FIELDS}
-        except (TypeError, ValueError) as e:
-            raise LabelConfigError(f"label config: {e}") from None
-        if threshold != self.threshold:
-            raise LabelConfigError(
-                f"label config: threshold must be an integer, got {self.threshold}"
-            )
+        check_bounds(self, "label config", LabelConfigError)
+        sensors = tuple(int(i) for i in self.sensor_indices)
+        dists = tuple(float(d) for d in self.distances_m)
         object.__setattr__(self, "sensor_indices", sensors)
         object.__setattr__(self, "distances_m", dists)
-        object.__setattr__(self, "threshold", threshold)
-        for name, value in floats.items():
-            object.__setattr__(self, name, value)
+        object.__setattr__(self, "threshold", int(self.threshold))
+        for f in fields(self):
+            if f.type in (float, "float"):  # integers given for metres and seconds
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
         if not sensors:
             raise LabelConfigError("label config: sensor_indices is empty")
-        if min(sensors) < 0 or len(set(sensors)) != len(sensors):
-            raise LabelConfigError(
-                f"label config: sensor_indices must be distinct and >= 0: {sensors}"
-            )
+        if len(set(sensors)) != len(sensors):
+            raise LabelConfigError(f"label config: sensor_indices must be distinct: {sensors}")
         if not dists:
             raise LabelConfigError("label config: distances_m is empty")
-        if not all(math.isfinite(d) for d in dists) or min(dists) < 0:
-            raise LabelConfigError("label config: distances_m must be finite and >= 0")
         if any(b <= a for a, b in itertools.pairwise(dists)):
             raise LabelConfigError("label config: distances_m must be strictly increasing")
-        for name in ("tol_d_m", "tol_y_m", "tol_theta_rad", "horizon_s", "max_gap_s"):
-            if not floats[name] > 0 or not math.isfinite(floats[name]):
-                raise LabelConfigError(f"label config: {name} must be > 0, got {floats[name]}")
-        for name in ("max_backtrack_m", "min_duration_s"):
-            if not floats[name] >= 0 or not math.isfinite(floats[name]):
-                raise LabelConfigError(f"label config: {name} must be >= 0, got {floats[name]}")
+        check_grid_size(len(sensors), len(dists), LabelConfigError)
         object.__setattr__(self, "camera_offset", _check_camera_offset(self.camera_offset))
 
     @property

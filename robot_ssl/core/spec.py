@@ -21,8 +21,20 @@ from typing import Any
 import numpy as np
 import yaml
 
-from robot_ssl.core.config import check_number, check_numbers, checked_fields, read_config_file
+from robot_ssl.core.config import (
+    MAX_IMAGE_PX,
+    bounded,
+    check_bounds,
+    check_number,
+    checked_fields,
+    read_config_file,
+)
 from robot_ssl.core.errors import SpecError
+from robot_ssl.core.label_grid import MAX_SENSORS
+
+_MAX_SIZE_M = 10.0  # robot dimensions and mounts (m): a Thymio is 0.11 m across
+_MAX_FOCAL_PX = 1e6  # focal lengths and principal points (pixels)
+_INT16_MAX = 32767  # wheel speeds and proximity readings are the firmware's int16
 
 THYMIO_SPEED_M_PER_UNIT = 0.000332
 """A Thymio II's nominal wheel-speed factor (m/s per raw unit); robots differ by about 15 %."""
@@ -39,9 +51,9 @@ class IRSensor:
     """One horizontal proximity sensor: name and pose in the robot frame."""
 
     name: str
-    x_m: float
-    y_m: float
-    theta_rad: float
+    x_m: float = bounded(min=-_MAX_SIZE_M, max=_MAX_SIZE_M)
+    y_m: float = bounded(min=-_MAX_SIZE_M, max=_MAX_SIZE_M)
+    theta_rad: float = bounded(min=-2 * math.pi, max=2 * math.pi)
 
     def __post_init__(self) -> None:
         _check_sensor(self, "IRSensor")
@@ -69,38 +81,25 @@ class RobotSpec:
     """
 
     name: str = "thymio2"
-    wheel_radius_m: float = 0.022
-    axle_length_m: float = THYMIO_AXLE_LENGTH_M
-    speed_m_per_unit: float = THYMIO_SPEED_M_PER_UNIT
-    max_speed_units: int = 500
+    wheel_radius_m: float = bounded(0.022, 0, _MAX_SIZE_M, min_inclusive=False)
+    axle_length_m: float = bounded(THYMIO_AXLE_LENGTH_M, 0, _MAX_SIZE_M, min_inclusive=False)
+    speed_m_per_unit: float = bounded(THYMIO_SPEED_M_PER_UNIT, 0, 1, min_inclusive=False)
+    max_speed_units: int = bounded(500, 1, _INT16_MAX)
     prox_sensors: tuple[IRSensor, ...] = field(default_factory=_thymio_sensors)
-    prox_min: int = 0
-    prox_max: int = 4505
-    prox_range_m: float = 0.14
-    front_sensor_indices: tuple[int, ...] = (0, 1, 2, 3, 4)
-    body_radius_m: float = 0.08
+    prox_min: int = bounded(0, -_INT16_MAX - 1, _INT16_MAX)  # the firmware's int16 readings
+    prox_max: int = bounded(4505, -_INT16_MAX - 1, _INT16_MAX)
+    prox_range_m: float = bounded(0.14, 0, _MAX_SIZE_M, min_inclusive=False)
+    front_sensor_indices: tuple[int, ...] = bounded((0, 1, 2, 3, 4), 0, MAX_SENSORS - 1)
+    body_radius_m: float = bounded(0.08, 0, _MAX_SIZE_M, min_inclusive=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
             raise SpecError(f"robot.name: must be a string, got {self.name!r}")
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "robot",
-            SpecError,
-            {
-                "wheel_radius_m": positive,
-                "axle_length_m": positive,
-                "speed_m_per_unit": positive,
-                "max_speed_units": dict(integer=True, min=1),
-                "prox_min": dict(integer=True),
-                "prox_max": dict(integer=True),
-                "prox_range_m": positive,
-                "body_radius_m": positive,
-            },
-        )
+        check_bounds(self, "robot", SpecError)
         if not isinstance(self.prox_sensors, (tuple, list)) or not self.prox_sensors:
             raise SpecError("robot.prox_sensors: at least one proximity sensor is required")
+        if len(self.prox_sensors) > MAX_SENSORS:
+            raise SpecError(f"robot.prox_sensors: at most {MAX_SENSORS} sensors")
         for i, sensor in enumerate(self.prox_sensors):
             if not isinstance(sensor, IRSensor):
                 raise SpecError(f"robot.prox_sensors[{i}]: must be an IRSensor, got {sensor!r}")
@@ -156,44 +155,27 @@ class CameraSpec:
     estimate the offset from a session). Files without it load as 0.
     """
 
-    width: int = 320
-    height: int = 240
-    hfov_rad: float = math.radians(102.0)  # Raspberry Pi Camera Module 3 Wide
-    fx: float | None = None
-    fy: float | None = None
-    cx: float | None = None
-    cy: float | None = None
-    x_m: float = 0.03
-    y_m: float = 0.0
-    z_m: float = 0.095
-    pitch_rad: float = math.radians(20.0)
-    fps: float = 30.0
-    time_offset_s: float = 0.0
+    width: int = bounded(320, 1, MAX_IMAGE_PX)
+    height: int = bounded(240, 1, MAX_IMAGE_PX)
+    # Raspberry Pi Camera Module 3 Wide
+    hfov_rad: float = bounded(
+        math.radians(102.0), 0, math.pi, min_inclusive=False, max_inclusive=False
+    )
+    fx: float | None = bounded(None, 0, _MAX_FOCAL_PX, min_inclusive=False)
+    fy: float | None = bounded(None, 0, _MAX_FOCAL_PX, min_inclusive=False)
+    cx: float | None = bounded(None, -_MAX_FOCAL_PX, _MAX_FOCAL_PX)
+    cy: float | None = bounded(None, -_MAX_FOCAL_PX, _MAX_FOCAL_PX)
+    x_m: float = bounded(0.03, -_MAX_SIZE_M, _MAX_SIZE_M)
+    y_m: float = bounded(0.0, -_MAX_SIZE_M, _MAX_SIZE_M)
+    z_m: float = bounded(0.095, 0, _MAX_SIZE_M, min_inclusive=False)
+    pitch_rad: float = bounded(
+        math.radians(20.0), -math.pi / 2, math.pi / 2, min_inclusive=False, max_inclusive=False
+    )
+    fps: float = bounded(30.0, 0, 1000, min_inclusive=False)
+    time_offset_s: float = bounded(0.0, -1.0, 1.0)
 
     def __post_init__(self) -> None:
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "camera",
-            SpecError,
-            {
-                "width": dict(integer=True, min=1),
-                "height": dict(integer=True, min=1),
-                "hfov_rad": dict(min=0, max=math.pi, min_inclusive=False, max_inclusive=False),
-                "fx": dict(optional=True, **positive),
-                "fy": dict(optional=True, **positive),
-                "cx": dict(optional=True),
-                "cy": dict(optional=True),
-                "x_m": {},
-                "y_m": {},
-                "z_m": positive,
-                "pitch_rad": dict(
-                    min=-math.pi / 2, max=math.pi / 2, min_inclusive=False, max_inclusive=False
-                ),
-                "fps": positive,
-                "time_offset_s": dict(min=-1.0, max=1.0),
-            },
-        )
+        check_bounds(self, "camera", SpecError)
 
     def with_overrides(
         self, width: int | None = None, height: int | None = None, fps: float | None = None
@@ -247,7 +229,7 @@ class CameraSpec:
 def _check_sensor(sensor: IRSensor, what: str) -> None:
     if not isinstance(sensor.name, str) or not sensor.name:
         raise SpecError(f"{what}.name: must be a non-empty string, got {sensor.name!r}")
-    check_numbers(sensor, what, SpecError, {"x_m": {}, "y_m": {}, "theta_rad": {}})
+    check_bounds(sensor, what, SpecError)
 
 
 def _check_keys(cls: type, d: Any, what: str) -> dict[str, Any]:

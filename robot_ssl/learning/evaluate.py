@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from robot_ssl.core.config import MAX_BATCH, MAX_BOOTSTRAP, MAX_THREADS, check_number
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.outputs import OutputError, atomic_output, check_writable
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, FrameSet
@@ -684,10 +685,11 @@ def evaluate(
 
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
         raise EvalError(f"confidence must be a number in (0, 1), got {confidence}")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
-        raise EvalError(f"n_bootstrap must be an integer >= 0, got {n_bootstrap}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise EvalError(f"batch_size must be an integer >= 1, got {batch_size}")
+    check_number(n_bootstrap, "n_bootstrap", EvalError, integer=True, min=0, max=MAX_BOOTSTRAP)
+    check_number(batch_size, "batch_size", EvalError, integer=True, min=1, max=MAX_BATCH)
+    check_number(
+        num_threads, "num_threads", EvalError, integer=True, optional=True, min=1, max=MAX_THREADS
+    )
     if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s >= 0):
         raise EvalError(f"block_s must be a number of seconds >= 0, got {block_s}")
     outputs_to_write: list[Path] = []

@@ -9,13 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robot_ssl.core.config import checked_fields, plain_dict
+from robot_ssl.core.config import MAX_INPUT_PX, bounded, check_bounds, checked_fields, plain_dict
 from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.label_grid import (
+    MAX_GRID_CELLS,
+    MAX_LABEL_DISTANCE_M,
+    MAX_SENSORS,
+    check_grid_size,
+)
 
 __all__ = ["ARCHS", "ModelConfig", "ModelError"]
 
 ARCHS = ("default", "paper")
 _DEFAULT_WIDTHS = {"paper": (10, 10, 8), "default": (24, 32, 64, 96)}
+_MAX_CHANNELS = 4096  # convolution channels per layer
 
 
 class ModelError(RobotSSLError):
@@ -33,18 +40,20 @@ class ModelConfig:
     """
 
     arch: str = "default"
-    input_width: int = 80
-    input_height: int = 64
-    num_sensors: int = 5
-    num_distances: int = 31
-    widths: tuple[int, ...] | None = None
-    hidden: int = 256
-    head_channels: int = 32
-    dropout: float = 0.2
-    distances_m: tuple[float, ...] | None = None
-    sensor_indices: tuple[int, ...] | None = None
+    input_width: int = bounded(80, 1, MAX_INPUT_PX)
+    input_height: int = bounded(64, 1, MAX_INPUT_PX)
+    num_sensors: int = bounded(5, 1, MAX_SENSORS)
+    num_distances: int = bounded(31, 1, MAX_GRID_CELLS)
+    widths: tuple[int, ...] | None = bounded(None, 1, _MAX_CHANNELS)
+    hidden: int = bounded(256, 1, 65536)
+    head_channels: int = bounded(32, 1, _MAX_CHANNELS)
+    dropout: float = bounded(0.2, 0, 1, max_inclusive=False)
+    distances_m: tuple[float, ...] | None = bounded(None, 0, MAX_LABEL_DISTANCE_M)
+    sensor_indices: tuple[int, ...] | None = bounded(None, 0, MAX_SENSORS - 1)
 
     def __post_init__(self) -> None:
+        check_bounds(self, "model config", ModelError)
+        check_grid_size(self.num_sensors, self.num_distances, ModelError)
         if self.arch not in ARCHS:
             raise ModelError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.widths is None:

@@ -33,8 +33,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_ssl.core.config import check_numbers
-from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.config import (
+    MAX_BATCH,
+    MAX_DURATION_S,
+    MAX_FRAMES,
+    MAX_STEPS,
+    MAX_THREADS,
+    bounded,
+    check_bounds,
+)
+from robot_ssl.core.errors import ConfigError, RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
 from robot_ssl.labelling.online import OnlineLabeller
 from robot_ssl.learning.dataset import prepare_images
@@ -63,38 +71,24 @@ class LearnConfig:
     weights; 0.99 averages over about the last 100 steps).
     """
 
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    batch_size: int = 32
-    min_frames: int = 64
-    publish_every: int = 10
-    checkpoint_every_s: float = 60.0
-    threads: int = 1
-    duty: float = 1.0
-    label_every_s: float = 0.5
-    ema: float = 0.99
+    lr: float = bounded(3e-4, 0, 1, min_inclusive=False)
+    weight_decay: float = bounded(0.01, 0, 1)
+    batch_size: int = bounded(32, 1, MAX_BATCH)
+    min_frames: int = bounded(64, 1, MAX_FRAMES)
+    publish_every: int = bounded(10, 1, MAX_STEPS)
+    checkpoint_every_s: float = bounded(60.0, 0, MAX_DURATION_S, min_inclusive=False)
+    threads: int = bounded(1, 1, MAX_THREADS)
+    duty: float = bounded(1.0, 0, 1, min_inclusive=False)
+    label_every_s: float = bounded(0.5, 0, 3600, min_inclusive=False)
+    ema: float = bounded(0.99, 0, 1, max_inclusive=False)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def __post_init__(self) -> None:
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "learn config",
-            ValueError,
-            {
-                "lr": positive,
-                "weight_decay": dict(min=0),
-                "batch_size": dict(integer=True, min=1),
-                "min_frames": dict(integer=True, min=1),
-                "publish_every": dict(integer=True, min=1),
-                "checkpoint_every_s": positive,
-                "threads": dict(integer=True, min=1),
-                "duty": dict(min=0, max=1, min_inclusive=False),
-                "label_every_s": positive,
-                "ema": dict(min=0, max=1, max_inclusive=False),
-            },
-        )
+        check_bounds(self, "learn config", ConfigError)
+        for name, cls in (("augment", AugmentConfig), ("replay", ReplayConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"learn config.{name}: must be a {cls.__name__}")
 
 
 class OnlineLearner:

@@ -47,7 +47,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_ssl.core.config import check_numbers, checked_fields, plain_dict
+from robot_ssl.core.config import (
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_INPUT_PX,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_THREADS,
+    bounded,
+    check_bounds,
+    checked_fields,
+    plain_dict,
+)
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.geometry import compose, interpolate_poses, inverse
 from robot_ssl.io.integrity import one_line
@@ -104,36 +115,37 @@ class PretrainConfig:
     out_dir: str = "runs/pretrain"
     tasks: tuple[str, ...] = TASKS
     arch: str = "default"
-    input_width: int = DEFAULT_INPUT_SIZE[0]
-    input_height: int = DEFAULT_INPUT_SIZE[1]
+    input_width: int = bounded(DEFAULT_INPUT_SIZE[0], 1, MAX_INPUT_PX)
+    input_height: int = bounded(DEFAULT_INPUT_SIZE[1], 1, MAX_INPUT_PX)
     model: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
-    patch_size: int = 16
-    patch_gap: int = 4
-    patch_jitter: int = 2
-    mask_fraction: float = 0.25
-    noise_std: float = 0.1
-    odo_dt_min_s: float = 0.3
-    odo_dt_max_s: float = 1.0
-    odo_pairs_per_frame: int = 4
-    patch_weight: float = 1.0
-    denoise_weight: float = 1.0
-    odometry_weight: float = 1.0
-    seed: int = 0
-    num_threads: int | None = None
+    epochs: int = bounded(10, 1, MAX_EPOCHS)
+    batch_size: int = bounded(64, 1, MAX_BATCH)
+    lr: float = bounded(2e-3, 0, 1, min_inclusive=False)
+    min_lr: float = bounded(1e-4, 0, 1)
+    weight_decay: float = bounded(0.01, 0, 1)
+    warmup_steps: int = bounded(50, 0, MAX_STEPS)
+    grad_clip: float = bounded(1.0, 0, 1e6)
+    patch_size: int = bounded(16, 1, MAX_INPUT_PX)
+    patch_gap: int = bounded(4, 0, MAX_INPUT_PX)
+    patch_jitter: int = bounded(2, 0, MAX_INPUT_PX)
+    mask_fraction: float = bounded(0.25, 0, 1)
+    noise_std: float = bounded(0.1, 0, 1)
+    odo_dt_min_s: float = bounded(0.3, 0, 3600, min_inclusive=False)
+    odo_dt_max_s: float = bounded(1.0, 0, 3600, min_inclusive=False)
+    odo_pairs_per_frame: int = bounded(4, 1, 1000)
+    patch_weight: float = bounded(1.0, 0, 1e6)
+    denoise_weight: float = bounded(1.0, 0, 1e6)
+    odometry_weight: float = bounded(1.0, 0, 1e6)
+    seed: int = bounded(0, 0, MAX_SEED)
+    num_threads: int | None = bounded(None, 1, MAX_THREADS)
     device: str = "auto"
-    decode_workers: int = 2
+    decode_workers: int = bounded(2, 0, MAX_THREADS)
     overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:
         self.data = tuple(str(d) for d in self.data)
+        check_bounds(self, "pretrain config", PretrainError)
         self.tasks = tuple(str(t).strip() for t in self.tasks)
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown or not self.tasks or len(set(self.tasks)) != len(self.tasks):
@@ -142,37 +154,6 @@ class PretrainConfig:
             )
         if not isinstance(self.model, dict):
             raise PretrainError(f"model: must be a mapping, got {self.model!r}")
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "pretrain config",
-            PretrainError,
-            {
-                "input_width": dict(integer=True, min=1),
-                "input_height": dict(integer=True, min=1),
-                "epochs": dict(integer=True, min=1),
-                "batch_size": dict(integer=True, min=1),
-                "lr": positive,
-                "min_lr": dict(min=0),
-                "weight_decay": dict(min=0),
-                "warmup_steps": dict(integer=True, min=0),
-                "grad_clip": dict(min=0),
-                "patch_size": dict(integer=True, min=1),
-                "patch_gap": dict(integer=True, min=0),
-                "patch_jitter": dict(integer=True, min=0),
-                "mask_fraction": dict(min=0, max=1),
-                "noise_std": dict(min=0, max=1),
-                "odo_dt_min_s": positive,
-                "odo_dt_max_s": positive,
-                "odo_pairs_per_frame": dict(integer=True, min=1),
-                "patch_weight": dict(min=0),
-                "denoise_weight": dict(min=0),
-                "odometry_weight": dict(min=0),
-                "seed": dict(integer=True, min=0),
-                "num_threads": dict(optional=True, integer=True, min=1),
-                "decode_workers": dict(integer=True, min=0),
-            },
-        )
         if self.min_lr > self.lr:
             raise PretrainError("need min_lr <= lr")
         if self.odo_dt_min_s > self.odo_dt_max_s:

@@ -18,9 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_ssl.core.config import check_numbers
+from robot_ssl.core.config import bounded, check_bounds
+from robot_ssl.core.errors import ConfigError
 
 __all__ = ["ReplayBuffer", "ReplayConfig"]
+
+# frames per class and store: preallocated, so bounded (100k 80x64 frames: 1.5 GB)
+_MAX_CLASS_FRAMES = 100_000
 
 
 @dataclass(frozen=True)
@@ -28,21 +32,12 @@ class ReplayConfig:
     """Sizes in frames per class (obstacle / free); `recent_fraction` of a class's share
     of each batch comes from its ring of newest frames."""
 
-    recent: int = 1500
-    reservoir: int = 3000
-    recent_fraction: float = 0.5
+    recent: int = bounded(1500, 1, _MAX_CLASS_FRAMES)
+    reservoir: int = bounded(3000, 0, _MAX_CLASS_FRAMES)
+    recent_fraction: float = bounded(0.5, 0, 1)
 
     def __post_init__(self) -> None:
-        check_numbers(
-            self,
-            "replay config",
-            ValueError,
-            {
-                "recent": dict(integer=True, min=1),
-                "reservoir": dict(integer=True, min=0),
-                "recent_fraction": dict(min=0, max=1),
-            },
-        )
+        check_bounds(self, "replay config", ConfigError)
 
 
 class _Store:

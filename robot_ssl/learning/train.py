@@ -49,7 +49,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_ssl.core.config import check_numbers, checked_fields, is_number, plain_dict
+from robot_ssl.core.config import (
+    MAX_BATCH,
+    MAX_DURATION_S,
+    MAX_EPOCHS,
+    MAX_INPUT_PX,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_THREADS,
+    bounded,
+    check_bounds,
+    checked_fields,
+    plain_dict,
+)
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.integrity import one_line
 from robot_ssl.io.outputs import (
@@ -138,27 +150,16 @@ class AugmentConfig:
 
     enabled: bool = True
     hflip: bool = True
-    brightness: float = 0.15
-    contrast: float = 0.3
-    channel_gain: float = 0.1
-    gradient: float = 0.1
-    noise_std: float = 0.03
-    channel_shuffle: float = 0.5
-    grayscale: float = 0.2
+    brightness: float = bounded(0.15, 0, 1)
+    contrast: float = bounded(0.3, 0, 1)
+    channel_gain: float = bounded(0.1, 0, 1)
+    gradient: float = bounded(0.1, 0, 1)
+    noise_std: float = bounded(0.03, 0, 1)
+    channel_shuffle: float = bounded(0.5, 0, 1)
+    grayscale: float = bounded(0.2, 0, 1)
 
     def __post_init__(self) -> None:
-        for name in (
-            "brightness",
-            "contrast",
-            "channel_gain",
-            "gradient",
-            "noise_std",
-            "channel_shuffle",
-            "grayscale",
-        ):
-            v = getattr(self, name)
-            if not is_number(v) or not 0.0 <= v <= 1.0:
-                raise TrainError(f"augment.{name} must be in [0, 1], got {v!r}")
+        check_bounds(self, "augment", TrainError)
         for name in ("enabled", "hflip"):
             if not isinstance(getattr(self, name), bool):
                 raise TrainError(
@@ -244,33 +245,33 @@ class TrainConfig:
     labels_dir: str | None = None
     cache_dir: str | None = None
     arch: str = "default"
-    input_width: int = DEFAULT_INPUT_SIZE[0]
-    input_height: int = DEFAULT_INPUT_SIZE[1]
+    input_width: int = bounded(DEFAULT_INPUT_SIZE[0], 1, MAX_INPUT_PX)
+    input_height: int = bounded(DEFAULT_INPUT_SIZE[1], 1, MAX_INPUT_PX)
     model: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    weight_decay: float = 0.01
+    epochs: int = bounded(10, 1, MAX_EPOCHS)
+    batch_size: int = bounded(64, 1, MAX_BATCH)
+    lr: float = bounded(2e-3, 0, 1, min_inclusive=False)
+    min_lr: float = bounded(1e-4, 0, 1)
+    weight_decay: float = bounded(0.01, 0, 1)
     schedule: str = "cosine"
-    warmup_steps: int = 100
-    step_epochs: int = 10
-    step_gamma: float = 0.3
-    grad_clip: float = 1.0
-    pos_weight: float | None = None
+    warmup_steps: int = bounded(100, 0, MAX_STEPS)
+    step_epochs: int = bounded(10, 1, MAX_EPOCHS)
+    step_gamma: float = bounded(0.3, 0, 1, min_inclusive=False)
+    grad_clip: float = bounded(1.0, 0, 1e6)
+    pos_weight: float | None = bounded(None, 0, 1e6, min_inclusive=False)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     val_worlds: tuple[str, ...] = ()
-    val_fraction: float = 0.2
+    val_fraction: float = bounded(0.2, 0, 1, max_inclusive=False)
     split_by: str = "block"
-    val_block_s: float = 30.0
-    val_gap_s: float = 3.0
-    patience: int | None = None
-    seed: int = 0
-    num_threads: int | None = None
+    val_block_s: float = bounded(30.0, 0, MAX_DURATION_S, min_inclusive=False)
+    val_gap_s: float = bounded(3.0, 0, MAX_DURATION_S)
+    patience: int | None = bounded(None, 1, MAX_EPOCHS)
+    seed: int = bounded(0, 0, MAX_SEED)
+    num_threads: int | None = bounded(None, 1, MAX_THREADS)
     channels_last: bool = True
     device: str = "auto"
-    eval_batch_size: int = 512
-    decode_workers: int = 2
+    eval_batch_size: int = bounded(512, 1, MAX_BATCH)
+    decode_workers: int = bounded(2, 0, MAX_THREADS)
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -278,6 +279,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.data = tuple(str(d) for d in self.data)
+        check_bounds(self, "train config", TrainError)
         self.val_worlds = tuple(str(w) for w in self.val_worlds)
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(
@@ -287,54 +289,14 @@ class TrainConfig:
             raise TrainError(f"augment: must be an AugmentConfig, got {self.augment!r}")
         if not isinstance(self.model, dict):
             raise TrainError(f"model: must be a mapping, got {self.model!r}")
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "train config",
-            TrainError,
-            {
-                "input_width": dict(integer=True, min=1),
-                "input_height": dict(integer=True, min=1),
-                "epochs": dict(integer=True, min=1),
-                "batch_size": dict(integer=True, min=1),
-                "eval_batch_size": dict(integer=True, min=1),
-                "lr": positive,
-                "min_lr": dict(min=0),
-                "weight_decay": dict(min=0),
-                "warmup_steps": dict(integer=True, min=0),
-                "step_epochs": dict(integer=True, min=1),
-                "step_gamma": dict(min=0, max=1, min_inclusive=False),
-                "grad_clip": dict(min=0),
-                "pos_weight": dict(optional=True, **positive),
-                "val_fraction": dict(min=0, max=1, max_inclusive=False),
-                "val_block_s": positive,
-                "val_gap_s": dict(min=0),
-                "patience": dict(optional=True, integer=True, min=1),
-                "seed": dict(integer=True, min=0),
-                "num_threads": dict(optional=True, integer=True, min=1),
-                "decode_workers": dict(integer=True, min=0),
-            },
-        )
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise TrainError("epochs, batch_size and eval_batch_size must be >= 1")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
-            raise TrainError("need lr > 0 and 0 <= min_lr <= lr")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0:
-            raise TrainError("weight_decay, grad_clip and warmup_steps must be >= 0")
+        if self.min_lr > self.lr:
+            raise TrainError("need min_lr <= lr")
         if self.schedule not in SCHEDULES:
             raise TrainError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
-            raise TrainError("need step_epochs >= 1 and 0 < step_gamma <= 1")
-        if self.pos_weight is not None and self.pos_weight <= 0:
-            raise TrainError("pos_weight must be > 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise TrainError("val_fraction must be in [0, 1)")
         if self.split_by not in SPLIT_GROUPS:
             raise TrainError(f"split_by must be one of {', '.join(SPLIT_GROUPS)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainError("device must be auto, cpu or cuda")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise TrainError("num_threads must be >= 1")
         if self.resume and self.overwrite:
             raise TrainError("resume and overwrite exclude each other")
         reserved = {"arch", "input_width", "input_height", "num_sensors", "num_distances"}

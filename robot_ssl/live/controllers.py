@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from robot_ssl.core.config import check_field_types
+from robot_ssl.core.config import bounded, check_bounds
+from robot_ssl.core.errors import ConfigError
 
 __all__ = [
     "AvoidConfig",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 THYMIO_IR_RANGE_M = 0.14  # DESIGN.md; RobotSpec.prox_range_m carries the per-robot value
+_MAX_RANGE_M = 10.0  # steering distances (m): a Thymio's camera sees well under a metre
 
 
 @dataclass(frozen=True)
@@ -53,38 +55,39 @@ class AvoidConfig:
     `AvoidConfig.for_ir()` for the IR sensors' 0.14 m.
     """
 
-    cruise_speed: int = 200
-    turn_speed: int = 150  # wheel speed (+/-) when turning in place
-    stop_distance_m: float = 0.16  # obstacle ahead closer than this: turn in place
-    slow_distance_m: float = 0.40  # obstacle ahead closer than this: slow down
-    min_speed_fraction: float = 0.35  # speed at stop_distance_m, as a fraction of cruise
-    steer_gain: float = 0.6  # wheel-speed difference / speed when a side obstacle is at stop
-    side_distance_m: float | None = None  # side obstacles steer below this (None: slow_distance_m)
-    clear_margin_m: float = 0.03  # a turn ends when ahead > stop_distance_m + this
-    min_turn_s: float = 0.5  # keep turning at least this long once started (no dithering)
-    memory_s: float = 2.0  # obstacles seen are kept this long, moved by odometry (0: off)
-    memory_range_m: float = 0.30  # only obstacles seen nearer than this are remembered
-    memory_cone_rad: float = 0.26  # a remembered obstacle counts for a sensor within this angle
-    smoothing: float = 0.0  # camera: weight of the previous grid in an exponential average
-    side_slow_fraction: float = 0.0  # a side obstacle at stop distance cuts speed by this much
-    threshold: float = 0.5  # probability above which a grid cell counts as an obstacle
+    cruise_speed: int = bounded(200, 0, 32767)
+    turn_speed: int = bounded(150, 1, 32767)  # wheel speed (+/-) when turning in place
+    # obstacle ahead closer than this: turn in place
+    stop_distance_m: float = bounded(0.16, 0, _MAX_RANGE_M)
+    # obstacle ahead closer than this: slow down
+    slow_distance_m: float = bounded(0.40, 0, _MAX_RANGE_M, min_inclusive=False)
+    # speed at stop_distance_m, as a fraction of cruise
+    min_speed_fraction: float = bounded(0.35, 0, 1, min_inclusive=False)
+    # wheel-speed difference / speed when a side obstacle is at stop
+    steer_gain: float = bounded(0.6, 0, 100)
+    # side obstacles steer below this (None: slow_distance_m)
+    side_distance_m: float | None = bounded(None, 0, _MAX_RANGE_M)
+    # a turn ends when ahead > stop_distance_m + this
+    clear_margin_m: float = bounded(0.03, 0, _MAX_RANGE_M)
+    # keep turning at least this long once started (no dithering)
+    min_turn_s: float = bounded(0.5, 0, 3600)
+    # obstacles seen are kept this long, moved by odometry (0: off)
+    memory_s: float = bounded(2.0, 0, 3600)
+    # only obstacles seen nearer than this are remembered
+    memory_range_m: float = bounded(0.30, 0, _MAX_RANGE_M)
+    # a remembered obstacle counts for a sensor within this angle
+    memory_cone_rad: float = bounded(0.26, 0, math.pi / 2, min_inclusive=False, max_inclusive=False)
+    # camera: weight of the previous grid in an exponential average
+    smoothing: float = bounded(0.0, 0, 1, max_inclusive=False)
+    # a side obstacle at stop distance cuts speed by this much
+    side_slow_fraction: float = bounded(0.0, 0, 1, max_inclusive=False)
+    # probability above which a grid cell counts as an obstacle
+    threshold: float = bounded(0.5, 0, 1)
 
     def __post_init__(self) -> None:
-        check_field_types(self, "avoid config", ValueError)  # finite numbers, integer speeds
-        if not 0 <= self.stop_distance_m < self.slow_distance_m:
-            raise ValueError("need 0 <= stop_distance_m < slow_distance_m")
-        if self.cruise_speed < 0 or self.turn_speed <= 0:
-            raise ValueError("need cruise_speed >= 0 and turn_speed > 0")
-        if not 0 < self.min_speed_fraction <= 1:
-            raise ValueError("min_speed_fraction must be in (0, 1]")
-        if not 0 <= self.threshold <= 1:
-            raise ValueError("threshold must be in [0, 1]")
-        if min(self.min_turn_s, self.clear_margin_m, self.steer_gain, self.memory_s) < 0:
-            raise ValueError("min_turn_s, clear_margin_m, steer_gain, memory_s must be >= 0")
-        if not 0 < self.memory_cone_rad < math.pi / 2:
-            raise ValueError("memory_cone_rad must be in (0, pi/2)")
-        if not 0 <= self.smoothing < 1 or not 0 <= self.side_slow_fraction < 1:
-            raise ValueError("smoothing and side_slow_fraction must be in [0, 1)")
+        check_bounds(self, "avoid config", ConfigError)  # finite numbers, integer speeds
+        if not self.stop_distance_m < self.slow_distance_m:
+            raise ConfigError("avoid config: need stop_distance_m < slow_distance_m")
 
     @classmethod
     def for_camera(cls, cruise_speed: int = 200, **changes: float) -> AvoidConfig:

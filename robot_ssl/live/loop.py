@@ -36,8 +36,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_ssl.core.config import check_numbers
+from robot_ssl.core.config import bounded, check_bounds
 from robot_ssl.core.devices import Camera, Clock, Robot, WallClock
+from robot_ssl.core.errors import ConfigError
 from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.schedule import run_schedule
 from robot_ssl.core.spec import RobotSpec
@@ -88,38 +89,24 @@ class LiveConfig:
     """Live loop settings; times in seconds, rates in Hz."""
 
     drive: str = "monitor"  # "monitor" (never moves the robot) or "avoid" (camera-only)
-    max_staleness_s: float = 0.15  # watchdog: basis of the newest command older -> stop
-    watchdog_period_s: float = 0.02
-    sensor_hz: float = 50.0  # wheels/odometry; proximity every `prox_every` sensor reads
-    prox_every: int = 5
-    frame_poll_s: float = 0.002  # threaded: sleep when no new frame
-    status_interval_s: float = 1.0  # threaded: on_status cadence
-    health_interval_s: float = 0.25  # threaded: camera health check cadence
+    # watchdog: basis of the newest command older -> stop
+    max_staleness_s: float = bounded(0.15, 0, 0.2, min_inclusive=False)
+    watchdog_period_s: float = bounded(0.02, 0, 0.2, min_inclusive=False)
+    # wheels/odometry; proximity every `prox_every` sensor reads
+    sensor_hz: float = bounded(50.0, 0, 1000, min_inclusive=False)
+    prox_every: int = bounded(5, 1, 1000)
+    frame_poll_s: float = bounded(0.002, 0, 1, min_inclusive=False)  # threaded: no new frame
+    status_interval_s: float = bounded(1.0, 0, 3600, min_inclusive=False)  # on_status cadence
+    health_interval_s: float = bounded(0.25, 0, 60, min_inclusive=False)  # camera health checks
 
     def __post_init__(self) -> None:
+        check_bounds(self, "live config", ConfigError)
         if self.drive not in ("monitor", "avoid"):
-            raise ValueError(f"drive must be 'monitor' or 'avoid', not {self.drive!r}")
-        positive = dict(min=0, min_inclusive=False)
-        check_numbers(
-            self,
-            "live config",
-            ValueError,
-            {
-                "max_staleness_s": positive,
-                "watchdog_period_s": positive,
-                "sensor_hz": positive,
-                "prox_every": dict(integer=True, min=1),
-                "frame_poll_s": positive,
-                "status_interval_s": positive,
-                "health_interval_s": positive,
-            },
-        )
-        if self.max_staleness_s <= 0 or self.watchdog_period_s <= 0:
-            raise ValueError("max_staleness_s and watchdog_period_s must be > 0")
+            raise ConfigError(
+                f"live config.drive: must be 'monitor' or 'avoid', not {self.drive!r}"
+            )
         if self.max_staleness_s + self.watchdog_period_s > 0.2:
-            raise ValueError("watchdog must react within 200 ms")
-        if self.sensor_hz <= 0 or self.prox_every < 1:
-            raise ValueError("sensor_hz must be > 0 and prox_every >= 1")
+            raise ConfigError("live config: the watchdog must react within 200 ms")
 
 
 @dataclass(frozen=True)

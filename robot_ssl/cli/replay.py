@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from robot_ssl.io.session import IntactFrames
 
 HELP = "replay a session (trajectory, camera, labels, predictions) to a video"
 
@@ -45,6 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _summary(line: str, intact: IntactFrames) -> str:
+    """`line` and, when damaged frames were skipped, the session's line about them (raises
+    DamagedSessionError when every frame tried was damaged)."""
+    notes: list[str] = []
+    intact.report(note=notes.append)
+    return "\n".join([line, *notes])
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
@@ -56,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         is_labels_file,
         read_labels,
     )
-    from robot_ssl.io.session import SessionReader
+    from robot_ssl.io.session import IntactFrames, SessionReader
     from robot_ssl.live.replay import ReplayGrids, render_replay, replay_live
 
     session = Path(args.session)
@@ -68,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             " found beside it, or pass --labels)"
         )
     with SessionReader(session) as reader:
+        intact = IntactFrames(reader)  # damaged frames: skipped, counted in the summary
         if reader.recovered:
             print(
                 f"robot-ssl replay: {session}: recovered: {reader.recovery_summary}",
@@ -91,10 +104,17 @@ def run(args: argparse.Namespace) -> int:
             )
             learning.start()
             try:
-                result = replay_live(reader, predictor, speed=args.speed, observers=[learning])
+                result = replay_live(
+                    reader,
+                    predictor,
+                    speed=args.speed,
+                    observers=[learning],
+                    max_frames=args.max_frames,
+                    intact=intact,
+                )
             finally:
                 learning.close()
-            print(f"live replay: {result.frames} frames, latency {result.latency}")
+            print(_summary(f"live replay: {result.summary()}", intact))
             print(f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}")
             return 0
         if args.model:
@@ -104,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
         if args.live:
             if predictor is None:
                 raise RobotSSLError("--live needs --model")
-            result = replay_live(reader, predictor, speed=args.speed)
-            print(f"live replay: {result.frames} frames, latency {result.latency}")
+            result = replay_live(
+                reader, predictor, speed=args.speed, max_frames=args.max_frames, intact=intact
+            )
+            print(_summary(f"live replay: {result.summary()}", intact))
             return 0
         video = Path(args.video) if args.video else session.with_suffix(".replay.mp4")
         if args.rerun:
@@ -126,10 +148,14 @@ def run(args: argparse.Namespace) -> int:
                     if args.max_frames is None
                     else min(args.max_frames, reader.num_frames)
                 )
-                for start in tqdm(range(0, n, 64), desc="predict", unit="batch", file=sys.stderr):
-                    idx = range(start, min(start + 64, n))
-                    p = predictor.predict(np.stack([reader.frame(i) for i in idx]))
-                    prob.update(zip(idx, p))
+                for start in tqdm(
+                    range(0, n, 64), desc="predict", unit="batch", file=sys.stderr, disable=None
+                ):
+                    frames = {i: intact.get(i) for i in range(start, min(start + 64, n))}
+                    idx = [i for i, frame in frames.items() if frame is not None]
+                    if idx:
+                        p = predictor.predict(np.stack([frames[i] for i in idx]))
+                        prob.update(zip(idx, p))
             cfg = predictor.config if predictor is not None else None
             sensors = labels.sensor_indices if labels is not None else cfg.sensor_indices
             distances = labels.distances_m if labels is not None else cfg.distances_m
@@ -143,20 +169,20 @@ def run(args: argparse.Namespace) -> int:
             from robot_ssl.live.rerun_log import write_rerun
 
             counts = write_rerun(reader, video, grids, args.max_frames)
-            print(f"wrote {video} ({counts['camera/image']} frames)")
+            print(_summary(f"wrote {video} ({counts['camera/image']} frames)", intact))
             return 0
         if args.window:
             from robot_ssl.live.replay import show_replay
 
-            n = show_replay(reader, grids, args.speed, args.max_frames)
-            print(f"showed {n} frames")
+            n = show_replay(reader, grids, args.speed, args.max_frames, intact)
+            print(_summary(f"showed {n} frames", intact))
             return 0
         total = (
             reader.num_frames
             if args.max_frames is None
             else min(args.max_frames, reader.num_frames)
         )
-        with tqdm(total=total, desc="replay", unit="frame", file=sys.stderr) as bar:
-            n = render_replay(reader, video, grids, args.speed, args.max_frames, bar.update)
-    print(f"wrote {video} ({n} frames)")
+        with tqdm(total=total, desc="replay", unit="frame", file=sys.stderr, disable=None) as bar:
+            n = render_replay(reader, video, grids, args.speed, args.max_frames, bar.update, intact)
+    print(_summary(f"wrote {video} ({n} frames)", intact))
     return 0

@@ -298,15 +298,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: Any, final_targets: Any, out: Path | None) -> None:
-    lat = result.latency
-    e2e = lat.get("end_to_end")
-    e2e_s = (
-        f", capture-to-command {e2e['median_ms']:.1f} ms (p99 {e2e['p99_ms']:.1f})" if e2e else ""
-    )
-    stages = "  ".join(
-        f"{s} {lat[s]['median_ms']:.1f}" for s in ("capture", "preprocess", "inference") if s in lat
-    )
-    fps = result.frames / result.duration_s if result.duration_s > 0 else 0.0
     motors = ""
     if final_targets and result.motors_stopped:
         motors = f"; motors stopped, wheel targets {tuple(final_targets)}"
@@ -316,9 +307,6 @@ def _print_summary(result: Any, final_targets: Any, out: Path | None) -> None:
             f" ({result.stop_error}); last wheel targets sent {tuple(final_targets)}"
         )
     print(
-        f"ran {result.duration_s:.1f} s: {result.frames} frames ({fps:.1f}/s), "
-        f"{result.commands} commands, {result.watchdog_trips} watchdog stops{e2e_s} "
-        f"[{stages} ms]; {result.stop_reason}{motors}"
-        + (f"; recorded {out}" if out is not None else ""),
+        result.summary() + motors + (f"; recorded {out}" if out is not None else ""),
         file=sys.stderr,
     )

@@ -16,9 +16,11 @@ import itertools
 import json
 import os
 import re
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,11 @@ _JPEG_CHUNK_BYTES = 1 << 20
 __all__ = [
     "FORMAT",
     "VERSION",
+    "DamagedFrameError",
     "DamagedSessionError",
     "Event",
     "InconsistentSessionError",
+    "IntactFrames",
     "NotASessionError",
     "SessionError",
     "SessionReader",
@@ -51,7 +55,9 @@ __all__ = [
     "SessionWriter",
     "StreamRecovery",
     "UnsupportedVersionError",
+    "decode_jpeg",
     "global_heap_problem",
+    "report_damaged_frames",
 ]
 
 
@@ -74,6 +80,11 @@ class InconsistentSessionError(SessionError):
 class DamagedSessionError(SessionError):
     """The file is damaged (truncated, unreadable HDF5 metadata) beyond recovery: no data
     stream has an intact row, or the root metadata is gone."""
+
+
+class DamagedFrameError(InconsistentSessionError):
+    """One frame's stored JPEG bytes do not decode, or decode to another size than the
+    session's camera; the other frames are usable (see IntactFrames)."""
 
 
 class SessionWriteError(SessionError):
@@ -812,10 +823,19 @@ class SessionReader:
                 raise DamagedSessionError(
                     f"{self.path}: cannot read frame {i}: {_h5_reason(e)}"
                 ) from None
-        img = cv2.imdecode(np.frombuffer(self.jpeg(i), np.uint8), cv2.IMREAD_COLOR)
+        img = decode_jpeg(self.jpeg(i), self.frame_shape)
         if img is None:
-            raise InconsistentSessionError(f"{self.path}: frame {i} is not a valid JPEG")
+            height, width = self.frame_shape
+            raise DamagedFrameError(
+                f"{self.path}: frame {i} is a damaged JPEG (not a {width}x{height} image)"
+            )
         return img
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(height, width) of every frame: the camera spec's; a stored JPEG of another
+        size is a damaged frame."""
+        return self.camera.height, self.camera.width
 
     def _check_index(self, i: int) -> int:
         n = self.num_frames
@@ -914,6 +934,72 @@ class SessionReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- decoding frames: the one decoder, damaged frames skipped and counted ------------------
+
+
+def decode_jpeg(jpeg: bytes, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+    """A stored JPEG frame as uint8 BGR (H, W, 3), or None when it is damaged: bytes
+    that do not decode, or an image of another (height, width) than `shape`.
+
+    The one decoder of session frames (SessionReader.frame, the dataset's threaded
+    decoding), so that every verb agrees on which frames are damaged.
+    """
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or (shape is not None and image.shape[:2] != tuple(shape)):
+        return None
+    return image
+
+
+def _stderr_note(message: str) -> None:
+    print(f"robot-ssl: {message}", file=sys.stderr)
+
+
+def report_damaged_frames(
+    path: str | os.PathLike,
+    damaged: int,
+    total: int,
+    what: str = "frames",
+    note: Callable[[str], None] | None = None,
+) -> None:
+    """Report the `damaged` of `total` frames of a session that a verb skipped: one line
+    to `note` (default: stderr) when some were, `DamagedSessionError` when all were
+    (nothing of the session is usable)."""
+    if damaged <= 0:
+        return
+    if damaged >= total:
+        raise DamagedSessionError(f"{path}: all {total} {what} are damaged JPEGs; nothing to use")
+    (note or _stderr_note)(
+        f"{Path(path).name}: {damaged} of {total} {what} are damaged JPEGs, skipped"
+    )
+
+
+@dataclass
+class IntactFrames:
+    """The frames of an open session with the damaged ones skipped and counted once
+    each: `get(i)` is frame i or None, `report()` the one line (or the refusal)."""
+
+    reader: SessionReader
+    tried: set[int] = field(default_factory=set)
+    damaged: set[int] = field(default_factory=set)
+
+    def get(self, i: int) -> np.ndarray | None:
+        """Decoded frame i, or None when it is damaged (decoded once: later calls for a
+        damaged frame return None at once)."""
+        i = int(i)
+        self.tried.add(i)
+        if i in self.damaged:
+            return None
+        try:
+            return self.reader.frame(i)
+        except DamagedFrameError:
+            self.damaged.add(i)
+            return None
+
+    def report(self, what: str = "frames", note: Callable[[str], None] | None = None) -> None:
+        """See report_damaged_frames, over the frames tried so far."""
+        report_damaged_frames(self.reader.path, len(self.damaged), len(self.tried), what, note)
 
 
 _GHEAP_SCAN_BYTES = 1 << 16  # the writer stores the root attributes first: their heap is here

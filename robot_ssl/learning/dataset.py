@@ -182,21 +182,26 @@ def _sensors_mirror_symmetric(robot: Any, sensor_indices: np.ndarray, tol: float
     return bool(np.all(np.abs(poses - mirrored) < np.array([tol, tol, 1e-2])))
 
 
-def _decode_resize(jpeg: bytes, size: tuple[int, int]) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError("a frame is not a valid JPEG")
-    return prepare_images(image, size)[0]
+def _decode_resize(jpeg: bytes, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray | None:
+    """One stored JPEG frame at the network input `size`, or None when it is damaged."""
+    from robot_ssl.io.session import decode_jpeg
+
+    image = decode_jpeg(jpeg, shape)
+    return None if image is None else prepare_images(image, size)[0]
 
 
 def _decode_frames(
     reader: Any, indices: np.ndarray, size: tuple[int, int], workers: int, desc: str, progress: bool
-) -> np.ndarray:
-    """Decode + resize the given frames; JPEG decoding runs in `workers` threads."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode + resize the given frames, skipping damaged ones (robot_ssl.io.session.decode_jpeg):
+    (images of the intact frames, bool (len(indices),) which frames are intact). JPEG
+    decoding runs in `workers` threads."""
     from tqdm import tqdm
 
     width, height = size
     out = np.empty((len(indices), height, width, 3), dtype=np.uint8)
+    intact = np.ones(len(indices), dtype=bool)
+    shape = getattr(reader, "frame_shape", None)
     bar = tqdm(
         total=len(indices), desc=desc, unit="frame", disable=None if progress else True, leave=False
     )  # None: bars only on a terminal
@@ -206,40 +211,49 @@ def _decode_frames(
             part = indices[start : start + chunk]
             if getattr(reader, "frame_format", "jpeg") == "jpeg":
                 blobs = [reader.jpeg(int(i)) for i in part]  # h5py reads are serial anyway
-                images = list(pool.map(_decode_resize, blobs, [size] * len(blobs)))
-                out[start : start + len(part)] = np.stack(images)
+                images = pool.map(_decode_resize, blobs, [shape] * len(blobs), [size] * len(blobs))
+                for k, image in enumerate(images, start):
+                    if image is None:
+                        intact[k] = False
+                    else:
+                        out[k] = image
             else:
                 out[start : start + len(part)] = prepare_images(
                     [reader.frame(int(i)) for i in part], size
                 )
             bar.update(len(part))
     bar.close()
-    return out
+    return (out if intact.all() else out[intact]), intact
 
 
 def _cache_file(cache_dir: Path, sha: str, size_bytes: int, size: tuple[int, int]) -> Path:
     return cache_dir / f"{sha[:32]}-{size_bytes}-{size[0]}x{size[1]}-v{_CACHE_VERSION}.npz"
 
 
-def _cache_load(path: Path, indices: np.ndarray) -> np.ndarray | None:
-    """Cached frames for `indices`, or None when the cache is absent, unreadable or incomplete."""
+def _cache_load(path: Path, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cached frames for `indices` as _decode_frames gives them (images of the intact
+    frames, which are intact), or None when the cache is absent, unreadable or incomplete."""
     try:
         with np.load(path) as z:
             cached_index, images = z["frame_index"], z["images"]
+            damaged = z["damaged"] if "damaged" in z.files else np.zeros(0, np.int64)
     except (OSError, KeyError, ValueError):
         return None
-    pos = np.searchsorted(cached_index, indices)
+    intact = ~np.isin(indices, damaged)
+    wanted = indices[intact]
+    pos = np.searchsorted(cached_index, wanted)
     pos = np.clip(pos, 0, max(len(cached_index) - 1, 0))
-    if len(cached_index) == 0 or not np.array_equal(cached_index[pos], indices):
+    if len(cached_index) == 0 or not np.array_equal(cached_index[pos], wanted):
         return None
-    return images[pos]
+    return images[pos], intact
 
 
-def _cache_store(path: Path, indices: np.ndarray, images: np.ndarray) -> None:
-    """Write the cache atomically (temporary file + rename); failures only cost speed."""
+def _cache_store(path: Path, indices: np.ndarray, images: np.ndarray, intact: np.ndarray) -> None:
+    """Write the cache atomically (temporary file + rename): the intact frames of
+    `indices` and the damaged frame numbers; failures only cost speed."""
     try:
         with atomic_output(path) as tmp, tmp.open("wb") as f:
-            np.savez(f, frame_index=indices, images=images)
+            np.savez(f, frame_index=indices[intact], images=images, damaged=indices[~intact])
     except OSError:
         pass
 
@@ -253,9 +267,11 @@ def load_session(
     workers: int = 2,
     progress: bool = False,
 ) -> SessionData:
-    """Labelled frames of one session (only frames with at least one known cell)."""
+    """Labelled frames of one session (only frames with at least one known cell); damaged
+    frames are skipped with one line on stderr, a session with no intact one is refused
+    (robot_ssl.io.session.report_damaged_frames)."""
     from robot_ssl.io.labels_file import read_labels
-    from robot_ssl.io.session import SessionReader
+    from robot_ssl.io.session import SessionReader, report_damaged_frames
 
     path = Path(path)
     labels_path = labels_path_for(path, labels_dir)
@@ -277,16 +293,19 @@ def load_session(
             raise DatasetError(f"{labels_path}: frame_index out of range for {path}")
         world = reader.metadata.get("world")
         symmetric = _sensors_mirror_symmetric(reader.robot, lab.sensor_indices)
-        images = None
+        decoded = None
         cache = None
         if cache_dir is not None:
             sha = lab.session.sha256
             cache = _cache_file(Path(cache_dir), sha, size_bytes, size)
-            images = _cache_load(cache, frame_index)
-        if images is None:
-            images = _decode_frames(reader, frame_index, size, workers, path.name, progress)
+            decoded = _cache_load(cache, frame_index)
+        if decoded is None:
+            decoded = _decode_frames(reader, frame_index, size, workers, path.name, progress)
             if cache is not None:
-                _cache_store(cache, frame_index, images)
+                _cache_store(cache, frame_index, *decoded)
+    images, intact = decoded
+    report_damaged_frames(path, int((~intact).sum()), len(intact), "labelled frames")
+    frame_index, labels, t_s = frame_index[intact], labels[intact], t_s[intact]
     return SessionData(
         name=path.stem,
         path=path,
@@ -619,7 +638,7 @@ def write_synthetic_session(
 def sample_session_frames(paths: list[str], limit: int = 64) -> list[np.ndarray]:
     """Up to `limit` decoded frames spread evenly over the sessions in `paths` (export's
     parity check on real camera frames)."""
-    from robot_ssl.io.session import SessionReader
+    from robot_ssl.io.session import IntactFrames, SessionReader
 
     frames = []
     files = find_sessions(paths)
@@ -627,6 +646,9 @@ def sample_session_frames(paths: list[str], limit: int = 64) -> list[np.ndarray]
     for path in files:
         with SessionReader(path) as reader:
             n = reader.num_frames
+            intact = IntactFrames(reader)
             for i in np.linspace(0, n - 1, min(per_file, n)).astype(int) if n else []:
-                frames.append(reader.frame(int(i)))
+                frame = intact.get(int(i))
+                if frame is not None:  # a damaged frame: the others check parity as well
+                    frames.append(frame)
     return frames

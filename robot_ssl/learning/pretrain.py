@@ -216,7 +216,7 @@ def odometry_pairs(
     """
     t = np.asarray(frame_t_ns, np.int64)
     odo_t = np.asarray(odo_t_ns, np.int64)
-    keep = np.concatenate([[True], np.diff(odo_t) > 0])  # equal stamps: keep the first
+    keep = np.diff(odo_t, prepend=odo_t[:1] - 1) > 0  # equal stamps: keep the first
     poses = interpolate_poses(odo_t[keep], np.asarray(odo_pose)[keep], t)
     valid = np.isfinite(poses).all(axis=1) if len(odo_t) >= 2 else np.zeros(len(t), bool)
     lo = np.searchsorted(t, t + round(dt_min_s * 1e9), side="left")
@@ -254,9 +254,10 @@ class PretrainData:
 
 
 def load_pretrain_data(cfg: PretrainConfig) -> PretrainData:
-    """Decode and resize every frame of every session of `cfg.data`; compute odometry pairs."""
+    """Decode and resize every frame of every session of `cfg.data`; compute odometry pairs.
+    Damaged frames are skipped with one line per session (report_damaged_frames)."""
     from robot_ssl.io.labels_file import identify_session
-    from robot_ssl.io.session import SessionReader
+    from robot_ssl.io.session import SessionReader, report_damaged_frames
 
     if not cfg.data:
         raise PretrainError("no pretraining data given")
@@ -265,13 +266,15 @@ def load_pretrain_data(cfg: PretrainConfig) -> PretrainData:
     offset = 0
     for k, path in enumerate(find_sessions(cfg.data)):
         with SessionReader(path) as reader:
-            n = reader.num_frames
-            frames = _decode_frames(
-                reader, np.arange(n), size, cfg.decode_workers, path.name, cfg.progress
+            every = np.arange(reader.num_frames)
+            frames, intact = _decode_frames(
+                reader, every, size, cfg.decode_workers, path.name, cfg.progress
             )
+            report_damaged_frames(path, int((~intact).sum()), len(intact))
+            n = len(frames)
             odo_t, odo_pose = reader.odometry()
             p, tg = odometry_pairs(
-                reader.camera_t_ns,
+                reader.camera_t_ns[intact],
                 odo_t,
                 odo_pose,
                 cfg.odo_dt_min_s,

@@ -268,6 +268,29 @@ class LiveResult:
     motors_stopped: bool = False  # the final stop reached the robot (False: unreachable)
     stop_error: str = ""  # why the final stop failed
 
+    def summary(self) -> str:
+        """One readable line (what `run` and `replay --live` print): duration, frames and
+        their rate, commands, watchdog stops, capture-to-command latency and the median
+        of each stage in ms, why the run ended."""
+        lat = self.latency
+        e2e = lat.get("end_to_end")
+        e2e_s = (
+            f", capture-to-command {e2e['median_ms']:.1f} ms (p99 {e2e['p99_ms']:.1f})"
+            if e2e
+            else ""
+        )
+        stages = "  ".join(
+            f"{s} {lat[s]['median_ms']:.1f}"
+            for s in ("capture", "preprocess", "inference")
+            if s in lat
+        )
+        fps = self.frames / self.duration_s if self.duration_s > 0 else 0.0
+        return (
+            f"ran {self.duration_s:.1f} s: {self.frames} frames ({fps:.1f}/s), "
+            f"{self.commands} commands, {self.watchdog_trips} watchdog stops{e2e_s} "
+            f"[{stages} ms]; {self.stop_reason}"
+        )
+
 
 @dataclass
 class _Perception:

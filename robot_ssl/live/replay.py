@@ -4,6 +4,8 @@
 rate times `speed`): `.mp4` in H.264 (PyAV's libx264, yuv420p, fast start), which
 browsers and GitHub play; any other suffix as Motion JPEG through OpenCV. `SessionCamera` and `SessionRobot` play a session back through
 the device protocols on a replay clock so that the live loop runs on recorded data.
+Damaged frames (robot_ssl.io.session.IntactFrames) are skipped and counted, never
+drawn or fed to the loop.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.geometry import compose, interpolate_poses, inverse
 from robot_ssl.io.outputs import atomic_output
-from robot_ssl.io.session import SessionReader
+from robot_ssl.io.session import IntactFrames, SessionReader
 from robot_ssl.live.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
 
 DEFAULT_DISTANCES_M = np.round(np.arange(0.0, 0.305, 0.01), 2)
@@ -67,9 +69,25 @@ def prox_hits_m(
 
 
 def iter_replay_frames(
-    reader: SessionReader, grids: ReplayGrids | None, panel_px: int = 320
+    reader: SessionReader,
+    grids: ReplayGrids | None,
+    panel_px: int = 320,
+    intact: IntactFrames | None = None,
 ) -> Iterator[np.ndarray]:
-    """Composite BGR frames: camera | top-down map | label grid | predicted grid."""
+    """Composite BGR frames: camera | top-down map | label grid | predicted grid; damaged
+    frames are skipped (counted in `intact`)."""
+    for _, image in _replay_frames(reader, grids, panel_px, intact):
+        yield image
+
+
+def _replay_frames(
+    reader: SessionReader,
+    grids: ReplayGrids | None,
+    panel_px: int = 320,
+    intact: IntactFrames | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, composite) of every intact frame (see iter_replay_frames)."""
+    intact = intact or IntactFrames(reader)
     ct = reader.camera_t_ns
     ot, opose = reader.odometry()
     truth = reader.truth()
@@ -93,7 +111,9 @@ def iter_replay_frames(
     s_idx = grids.sensor_indices if grids else DEFAULT_SENSORS
     d_m = grids.distances_m if grids else DEFAULT_DISTANCES_M
     for i in range(reader.num_frames):
-        cam = reader.frame(i)
+        cam = intact.get(i)
+        if cam is None:  # a damaged frame: skipped, counted in `intact`
+            continue
         h = panel_px
         w = round(cam.shape[1] * h / cam.shape[0])
         cam = cv2.resize(cam, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -117,7 +137,7 @@ def iter_replay_frames(
                         h, reader.robot, s_idx, d_m, labels=lab, prob=prob, title="predicted"
                     )
                 )
-        yield np.concatenate(panels, axis=1)
+        yield i, np.concatenate(panels, axis=1)
 
 
 class VideoSink:
@@ -185,8 +205,10 @@ def render_replay(
     speed: float = 1.0,
     max_frames: int | None = None,
     progress: Callable[[int], None] | None = None,
+    intact: IntactFrames | None = None,
 ) -> int:
-    """Write the replay video; returns the number of frames written."""
+    """Write the replay video; returns the number of frames written. Damaged frames are
+    skipped and counted in `intact`; a session with none intact is refused."""
     if reader.num_frames == 0:
         raise ReplayError(f"{reader.path}: session has no camera frames")
     ct = reader.camera_t_ns
@@ -194,12 +216,13 @@ def render_replay(
     fps *= speed
     out_path = Path(out_path)
     n = 0
+    intact = intact or IntactFrames(reader)
     # the folder is created; the video appears only when complete (nothing is left on error)
     with atomic_output(out_path) as tmp:
         writer = None
         container = "mp4" if out_path.suffix.lower() == ".mp4" else "avi"
         try:
-            for img in iter_replay_frames(reader, grids):
+            for img in iter_replay_frames(reader, grids, intact=intact):
                 if writer is None:
                     writer = VideoSink(tmp, container, fps, (img.shape[1], img.shape[0]))
                 writer.write(img)
@@ -212,6 +235,7 @@ def render_replay(
             if writer is not None:
                 writer.close()
         if n == 0:
+            intact.report()  # every frame damaged: refused in one line
             raise ReplayError(f"{out_path}: no frames to write")
     return n
 
@@ -221,13 +245,15 @@ def show_replay(
     grids: ReplayGrids | None = None,
     speed: float = 1.0,
     max_frames: int | None = None,
+    intact: IntactFrames | None = None,
 ) -> int:
-    """Show the replay in a window at recorded timing (q or Esc quits); returns frames shown."""
+    """Show the replay in a window at recorded timing (q or Esc quits); returns frames shown
+    (damaged frames skipped, counted in `intact`)."""
     ct = reader.camera_t_ns
     t0 = time.monotonic()
     n = 0
     try:
-        for i, img in enumerate(iter_replay_frames(reader, grids)):
+        for i, img in _replay_frames(reader, grids, intact=intact):
             cv2.imshow("robot-ssl replay", img)
             due = t0 + (int(ct[i]) - int(ct[0])) / 1e9 / speed
             key = cv2.waitKey(max(1, int((due - time.monotonic()) * 1000))) & 0xFF
@@ -279,18 +305,23 @@ class _Reading:
 
 
 class SessionCamera:
-    """Camera protocol over a session: the newest recorded frame at the clock's time."""
+    """Camera protocol over a session: the newest recorded frame at the clock's time
+    (None while that frame is damaged: skipped, counted in `intact`)."""
 
-    def __init__(self, reader: SessionReader, clock: ReplayClock) -> None:
+    def __init__(
+        self, reader: SessionReader, clock: ReplayClock, intact: IntactFrames | None = None
+    ) -> None:
         self.reader = reader
         self.clock = clock
         self.t_ns = reader.camera_t_ns
+        self.intact = intact or IntactFrames(reader)
 
     def read(self) -> _Frame | None:
         i = int(np.searchsorted(self.t_ns, self.clock.now_ns(), side="right")) - 1
         if i < 0:
             return None
-        return _Frame(int(self.t_ns[i]), self.reader.frame(i), i)
+        image = self.intact.get(i)
+        return None if image is None else _Frame(int(self.t_ns[i]), image, i)
 
     def close(self) -> None:
         pass
@@ -323,6 +354,27 @@ class SessionRobot:
         self.stop()
 
 
+class _FrameLimit:
+    """Loop observer that asks the loop to stop once it has processed `max_frames` frames
+    (the loop's thread calls on_frame right after each frame, so it stops at exactly that)."""
+
+    def __init__(self, max_frames: int) -> None:
+        self.max_frames = max_frames
+        self.frames = 0
+        self.loop = None  # set once the loop exists
+
+    def on_row(self, row: tuple) -> None:
+        pass
+
+    def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray) -> None:
+        self.frames += 1
+        if self.frames >= self.max_frames and self.loop is not None:
+            self.loop.request_stop(f"{self.max_frames} frames processed")
+
+    def status(self) -> str:
+        return ""
+
+
 def replay_live(
     reader: SessionReader,
     predictor,
@@ -330,11 +382,15 @@ def replay_live(
     drive: str = "monitor",
     observers=(),
     on_status=None,
+    max_frames: int | None = None,
+    intact: IntactFrames | None = None,
 ):
     """Run the live loop (threaded, as on the robot) on a session's frames at recorded timing.
 
     Returns the loop's LiveResult; wheel commands go to a SessionRobot, never to hardware.
-    `observers` (started and closed by the caller: learning, a live view) watch it.
+    `observers` (started and closed by the caller: learning, a live view) watch it. The
+    loop stops after `max_frames` processed frames when given; damaged frames are
+    skipped and counted in `intact`.
     """
     from robot_ssl.live.loop import LiveConfig, LiveLoop
 
@@ -343,7 +399,8 @@ def replay_live(
     ct = reader.camera_t_ns
     clock = ReplayClock(int(ct[0]), speed)
     robot = SessionRobot(reader, clock)
-    camera = SessionCamera(reader, clock)
+    camera = SessionCamera(reader, clock, intact)
+    limit = _FrameLimit(max_frames) if max_frames is not None else None
     cfg = predictor.config
     distances = np.asarray(cfg.distances_m) if cfg.distances_m is not None else DEFAULT_DISTANCES_M
     loop = LiveLoop(
@@ -354,8 +411,10 @@ def replay_live(
         LiveConfig(drive=drive),
         clock=clock,
         robot_spec=reader.robot,
-        observers=observers,
+        observers=[*observers, limit] if limit is not None else observers,
         on_status=on_status,
     )
+    if limit is not None:
+        limit.loop = loop
     duration_s = (int(ct[-1]) - int(ct[0])) / 1e9 / speed + 0.05
     return loop.run(duration_s)

@@ -1,5 +1,8 @@
 """Export to TorchScript and ONNX: parity with PyTorch, metadata, runtime selection."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +66,19 @@ def test_cli_export_and_errors(tmp_path, capsys):
     with pytest.raises(ExportError, match="no such"):
         load_predictor(tmp_path / "missing.onnx")
     assert main(["export", "--model", str(tmp_path / "missing.pt"), "--format", "onnx"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_cli_export_to_a_full_disk_is_one_line_and_writes_nothing(tmp_path, mount_tmpfs, fmt):
+    """The model (~1.8 MB) does not fit on the disk: exit 2 with one line, no file left."""
+    ckpt = _checkpoint(tmp_path / "m.pt", "default")
+    folder = mount_tmpfs("512k")
+    cmd = [sys.executable, "-m", "robot_ssl", "export", "--model", str(ckpt), "--format", fmt]
+    proc = subprocess.run(
+        [*cmd, "--out", str(folder / "m.out")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"robot-ssl export: error: cannot write {folder / 'm.out'}: no space left on device"
+    ]
+    assert list(folder.iterdir()) == []

@@ -1,5 +1,7 @@
 """Replay: a video with one output frame per camera frame, overlays, and the live path."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -170,3 +172,21 @@ def test_replay_to_a_rerun_recording(sim_session, onnx_model, tmp_path):
     np.testing.assert_array_equal(rerun_scalars(out, f"/ir/{names[2]}"), prox[:, 2])
     assert rows["/wheels/left"] > 0
     assert not list(tmp_path.glob(".*.tmp-*"))
+
+
+def test_replay_rerun_to_a_full_disk_is_one_line_and_keeps_the_old_file(sim_session, mount_tmpfs):
+    """The recording (~0.7 MB) does not fit: exit 2 with one line, the old file whole, no
+    temporary file left (Rerun's own file sink would block forever there)."""
+    pytest.importorskip("rerun")
+    folder = mount_tmpfs("256k")
+    (folder / "s.rrd").write_bytes(b"an older recording")
+    cmd = [sys.executable, "-m", "robot_ssl", "replay", str(sim_session), "--rerun"]
+    proc = subprocess.run(
+        [*cmd, str(folder / "s.rrd")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"robot-ssl replay: error: cannot write {folder / 's.rrd'}: no space left on device"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["s.rrd"]
+    assert (folder / "s.rrd").read_bytes() == b"an older recording"

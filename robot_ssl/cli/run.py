@@ -109,7 +109,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=t.int_range(1, 65535),
         metavar="PORT",
         help="serve a live Rerun view (camera, predicted grid, map, IR, latency, learner) to "
-        "browsers on the network at http://ROBOT:PORT (default 9090; needs the view extra)",
+        "browsers on the network: web page on PORT (default 9090), the URL to open is printed "
+        "(needs the view extra)",
+    )
+    p.add_argument(
+        "--view-grpc-port",
+        type=t.int_range(1, 65535),
+        default=None,
+        metavar="PORT",
+        help="with --view: the port of the view's data (Rerun gRPC; default 9876); give each "
+        "of two live views on one machine its own --view PORT and --view-grpc-port",
     )
     p.add_argument("--view-save", metavar="FILE.rrd", help="also write the live view to a file")
     p.add_argument(
@@ -153,6 +162,23 @@ def _status_printer(enabled: bool) -> Any:
 # --------------------------------------------------------------------------- command
 
 
+def _check_view_options(args: argparse.Namespace) -> None:
+    """The live view's ports and --view-save file, checked before the model loads and the
+    robot moves: one line and exit 2 when a port is taken or the file cannot be written."""
+    from robot_ssl.live.view_io import DEFAULT_GRPC_PORT, check_port_free, check_save_target
+
+    if args.view_grpc_port is not None and args.view is None:
+        raise RunError("--view-grpc-port needs --view")
+    if args.view is not None:
+        grpc_port = args.view_grpc_port or DEFAULT_GRPC_PORT
+        if grpc_port == args.view:
+            raise RunError(f"--view and --view-grpc-port are both {grpc_port}: give two ports")
+        check_port_free(args.view, "--view PORT")
+        check_port_free(grpc_port, "--view-grpc-port")
+    if args.view_save:
+        check_save_target(args.view_save)
+
+
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
@@ -179,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.record) if args.record else None
     if out is not None and out.exists() and not args.overwrite:
         raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
+    _check_view_options(args)
     try:
         settings = RunConfig(
             LiveConfig(drive=args.drive, max_staleness_s=args.max_staleness_ms / 1e3),
@@ -208,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     view = None
     if args.view is not None or args.view_save:
         from robot_ssl.live.rerun_log import RerunLiveView
+        from robot_ssl.live.view_io import DEFAULT_GRPC_PORT, DEFAULT_WEB_PORT
 
         cfg = predictor.config
         view = RerunLiveView(
@@ -215,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.sensor_indices if cfg.sensor_indices is not None else range(5),
             distances,
             serve=args.view is not None,
-            web_port=args.view or 9090,
+            web_port=args.view or DEFAULT_WEB_PORT,
+            grpc_port=args.view_grpc_port or DEFAULT_GRPC_PORT,
             save=args.view_save,
             camera=camera_spec,
         )
@@ -223,6 +252,8 @@ def run(args: argparse.Namespace) -> int:
             learning.on_labels = view.on_labels
 
     with Devices() as dev:
+        if view is not None:
+            dev.callback(view.close)  # also when the devices fail: the .rrd is not left half
         open_devices(args, dev, robot_spec, camera_spec, sim_link=args.sim_link)
         if dev.robot is None or dev.camera is None:
             raise RunError("run needs both a robot and a camera")
@@ -281,7 +312,6 @@ def run(args: argparse.Namespace) -> int:
         if view is not None:
             view.attach(loop, learning)
             view.start()
-            dev.callback(view.close)
             if view.url:
                 print(f"robot-ssl run: live view at {view.url}", file=sys.stderr, flush=True)
         with stop_at_exit(dev.robot), stop_on_signals(loop):
@@ -294,6 +324,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}", file=sys.stderr
         )
+    if view is not None:
+        view.check_saved()  # exit 2 when the .rrd could not be written (none is left)
     return 1 if result.stop_reason.startswith("camera failed") else 0
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "remove_stale_temps",
     "replacing_output",
     "temp_name_pattern",
+    "write_error",
 ]
 
 TEMP_MARK = ".tmp-"
@@ -67,6 +68,12 @@ _handler_installed = False
 def _reason(e: OSError) -> str:
     text = e.strerror or str(e) or type(e).__name__
     return text[:1].lower() + text[1:]
+
+
+def write_error(path: str | os.PathLike, e: OSError) -> OutputError:
+    """The one-line OutputError for a write to `path` that failed with `e` (a full disk, a
+    read-only one, an I/O error): "cannot write PATH: no space left on device"."""
+    return OutputError(f"cannot write {path}: {_reason(e)}")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

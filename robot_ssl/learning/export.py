@@ -35,7 +35,7 @@ import numpy as np
 from robot_ssl.io.integrity import (
     stamp_onnx_checksum,
 )
-from robot_ssl.io.outputs import atomic_output, check_writable
+from robot_ssl.io.outputs import OutputError, atomic_output, check_writable, write_error
 from robot_ssl.learning.dataset import prepare_images
 from robot_ssl.learning.model_config import ModelConfig
 from robot_ssl.learning.predictor import (
@@ -98,7 +98,8 @@ def export_model(
     like in training) plus a fixed random batch and compared with the
     PyTorch model; a difference above `tolerance` raises ExportError and
     nothing is written. A damaged checkpoint raises ModelIntegrityError; an
-    output folder that cannot be written raises OutputError before any work.
+    output folder that cannot be written raises OutputError before any work, a disk that
+    fills up while writing an OutputError after (and no file).
     """
     import torch
 
@@ -124,14 +125,19 @@ def export_model(
     example = torch.from_numpy(check_batch[:2])
     meta = _metadata(cfg, model_path.name)
     with atomic_output(out) as tmp:
-        if fmt == "torchscript":
-            with torch.no_grad(), torchscript_quietly():
-                traced = torch.jit.trace(wrapped, example)
-                frozen = torch.jit.freeze(traced)
-                with tmp.open("wb") as f:  # members "archive/...", not the temporary name
-                    torch.jit.save(frozen, f, _extra_files={META_FILE: meta})
-        else:
-            _export_onnx(wrapped, example, tmp, meta)
+        try:
+            if fmt == "torchscript":
+                with torch.no_grad(), torchscript_quietly():
+                    traced = torch.jit.trace(wrapped, example)
+                    frozen = torch.jit.freeze(traced)
+                    with tmp.open("wb") as f:  # members "archive/...", not the temporary name
+                        torch.jit.save(frozen, f, _extra_files={META_FILE: meta})
+            else:
+                _export_onnx(wrapped, example, tmp, meta)
+        except OutputError:
+            raise
+        except OSError as e:  # a full disk: one line, and the temporary file is removed
+            raise write_error(out, e) from None
         predictor = load_predictor(tmp, kind=fmt, num_threads=None)
         with torch.inference_mode():
             expected = wrapped(torch.from_numpy(check_batch)).numpy()

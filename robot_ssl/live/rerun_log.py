@@ -19,6 +19,7 @@ when complete.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,19 @@ import numpy as np
 
 from robot_ssl.core.geometry import interpolate_poses
 from robot_ssl.core.spec import CameraSpec
-from robot_ssl.io.outputs import atomic_output
+from robot_ssl.io.outputs import OutputError
 from robot_ssl.io.session import SessionReader
 from robot_ssl.live.replay import ReplayError, ReplayGrids
+from robot_ssl.live.view_io import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_WEB_PORT,
+    RrdFile,
+    ViewError,
+    check_port_free,
+    grpc_url,
+    reachable_host,
+    viewer_url,
+)
 from robot_ssl.live.viz import FREE, OBSTACLE, cell_positions_m, draw_grid_panel
 
 __all__ = ["RerunLiveView", "write_rerun"]
@@ -107,9 +118,9 @@ def write_rerun(
     def seconds(t_ns: np.ndarray) -> np.ndarray:
         return (np.asarray(t_ns, np.int64) - t0) / 1e9
 
-    with atomic_output(out_path) as tmp:
+    with RrdFile(out_path) as rrd:  # a full disk: OutputError, no file
         rec = rr.RecordingStream(APP_ID, recording_id=f"{reader.path.stem}")
-        rec.save(str(tmp))
+        rrd.attach(rr, rec)
         try:
             if len(odo_t) > 1:
                 rec.log("map/odometry", rr.LineStrips2D([odo_pose[:, :2]]), static=True)
@@ -152,6 +163,7 @@ def write_rerun(
             shape = (reader.camera.height, reader.camera.width)  # frames are stored so
             uv, seen = _image_cells(reader.camera, cells, shape) if grids else (None, None)
             for i in range(n):
+                rrd.check()  # the disk is full: stop now, not after encoding the rest
                 rec.set_time("session_time", duration=float(seconds(ct[i])))
                 rec.set_time("frame", sequence=i)
                 rec.log("camera/image", _frame_archetype(rr, reader, i))
@@ -201,8 +213,11 @@ class RerunLiveView:
     grid (panel, cells over the image through `camera` and on the map), every proximity
     reading, the odometry pose and trajectory, and once a second the loop's latency and
     the learner's state (when `attach` gave them). `serve=True` serves the web viewer on
-    `web_port` (gRPC on `grpc_port`) to any browser on the network; `save` also writes
-    a `.rrd`.
+    `web_port` and the data on `grpc_port` (any origin may connect) to any browser on the
+    network; `url` is the page to open there (robot_ssl.live.view_io). A port already
+    taken is a ViewError before anything is served. `save` also writes a `.rrd` (whole
+    at `close`, or not at all: a write error stops the attached loop and `check_saved`
+    raises it).
     """
 
     def __init__(
@@ -212,8 +227,8 @@ class RerunLiveView:
         distances_m: np.ndarray,
         *,
         serve: bool = False,
-        web_port: int = 9090,
-        grpc_port: int = 9876,
+        web_port: int = DEFAULT_WEB_PORT,
+        grpc_port: int = DEFAULT_GRPC_PORT,
         save: str | Path | None = None,
         image_hz: float = 10.0,
         panel_px: int = 240,
@@ -233,26 +248,49 @@ class RerunLiveView:
         self.image_period_ns = round(1e9 / image_hz)
         self.panel_px = panel_px
         self.rec = rr.RecordingStream(APP_ID)
-        sinks = []
         self.url: str | None = None
-        if serve:
-            uri = self.rec.serve_grpc(grpc_port=grpc_port)
-            rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=uri)
-            self.url = f"http://0.0.0.0:{web_port}"
-        if save is not None:
-            sinks.append(rr.FileSink(str(save)))
-        if sinks and not serve:
-            self.rec.set_sinks(*sinks)
-        elif sinks:  # serve and save: the gRPC server stays, a file sink is added
-            self.rec.set_sinks(rr.GrpcSink(uri), *sinks)
+        self._sources: list[Any] = []
+        self._rrd = RrdFile(save, on_error=self._save_failed) if save is not None else None
+        try:
+            self._start_sinks(serve, web_port, grpc_port)
+        except BaseException:
+            if self._rrd is not None:
+                self._rrd.abort()
+            raise
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="rerun-view", daemon=True)
         self._t0: int | None = None
         self._last_image_ns: int | None = None
         self._path: list[np.ndarray] = []
         self._pose: np.ndarray | None = None
-        self._sources: list[Any] = []
         self.logged = 0
+
+    def _start_sinks(self, serve: bool, web_port: int, grpc_port: int) -> None:
+        """The gRPC server (any origin) and the web viewer when serving; the file when saving."""
+        rr, sinks = self.rr, []
+        if serve:
+            check_port_free(web_port, "--view PORT")
+            check_port_free(grpc_port, "--view-grpc-port")
+            sinks.append(rr.GrpcServerSink(port=grpc_port, cors_allow_origin=["*"]))
+        try:
+            if self._rrd is not None:
+                self._rrd.attach(rr, self.rec, *sinks)
+            else:
+                self.rec.set_sinks(*sinks)
+            if serve:
+                host = reachable_host()
+                rr.serve_web_viewer(
+                    web_port=web_port, open_browser=False, connect_to=grpc_url(host, grpc_port)
+                )
+                self.url = viewer_url(host, web_port, grpc_port)
+        except RuntimeError as e:  # a port taken since the check, a file Rerun cannot open
+            raise ViewError(f"cannot start the live view: {str(e).splitlines()[0]}") from None
+
+    def _save_failed(self, error: Exception) -> None:
+        """The `.rrd` cannot be written (a full disk): end the run rather than drive on."""
+        for source in self._sources:
+            if hasattr(source, "request_stop"):
+                source.request_stop(f"live view: {error}")
 
     def attach(self, *sources: Any) -> None:
         """Things whose state is logged once a second: a loop (`stats`), a learner."""
@@ -262,12 +300,30 @@ class RerunLiveView:
         self._thread.start()
 
     def close(self) -> None:
+        """Log what is queued, then end the stream; a saved `.rrd` is renamed into place
+        (or removed after a write error: see `check_saved`)."""
         self._queue.put(None)
-        self._thread.join(10.0)
-        self.rec.flush()
+        if self._thread.ident is not None:  # started
+            self._thread.join(10.0)
+        with contextlib.suppress(RuntimeError):  # a viewer that does not take the data
+            self.rec.flush(timeout_sec=10.0)
+        if self._rrd is None:
+            return
+        self.rec.disconnect()  # closes the file sink: the end of the stream
+        if self._thread.ident is None:  # never started (the devices failed): no file
+            self._rrd.abort()
+            return
+        with contextlib.suppress(OutputError):  # kept in self._rrd.error
+            self._rrd.finish()
+
+    def check_saved(self) -> None:
+        """Raise the OutputError that kept the `.rrd` from being written, if any (after the
+        motors stopped and the summary was printed)."""
+        if self._rrd is not None:
+            self._rrd.check()
 
     def status(self) -> str:
-        return f"view {self.url}" if self.url else ""
+        return f"view {self.url.split('?')[0]}" if self.url else ""
 
     # -- the observer side (the loop's threads): queue only --------------------------------
 

@@ -3,6 +3,9 @@ the live loop's learning hook and `replay --live --learn`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -183,8 +186,9 @@ def test_learner_improves_publishes_and_checkpoints(checkpoint, tmp_path):
 
 
 def test_published_weights_are_the_moving_average_of_the_steps(checkpoint, tmp_path):
-    """ema 0.8: after each step average = 0.8 average + 0.2 weights; publish and the
-    checkpoint carry the average, the raw weights are kept beside it."""
+    """ema 0.8: at each step average = 0.8 average + 0.2 weights, with the weights the
+    step starts from (they gave a finite loss); publish and the checkpoint carry the
+    average, the raw weights are kept beside it."""
     cfg = LearnConfig(ema=0.8, threads=1)
     predictor, learning = learning_for(checkpoint, tmp_path / "learn", config=cfg)
     images, labels = synthetic_frames(100, seed=3)
@@ -193,9 +197,9 @@ def test_published_weights_are_the_moving_average_of_the_steps(checkpoint, tmp_p
     learner = learning.learner
     expected = {k: v.clone() for k, v in learner.model.state_dict().items()}
     for _ in range(4):
-        learner.step()
         for k, v in learner.model.state_dict().items():
             expected[k] = 0.8 * expected[k] + 0.2 * v if v.is_floating_point() else v
+        learner.step()
     got = learner.average.state_dict()
     for k, v in expected.items():
         torch.testing.assert_close(got[k], v, rtol=1e-5, atol=1e-6)
@@ -267,3 +271,122 @@ def test_replay_live_learn_cli(sim_session, checkpoint, tmp_path, capsys):
     assert load_predictor(out / "online_last.pt").kind == "checkpoint"
     assert main(["replay", str(sim_session), "--learn", str(out)]) == 2  # needs --live --model
     assert "--learn needs" in capsys.readouterr().err
+
+
+# -- divergence, unwritable folders and full disks -----------------------------------------
+
+
+def _filled(checkpoint: Path, out_dir: Path, **config) -> tuple:
+    """A predictor and its learning hook into `out_dir`, the buffer filled, notices kept."""
+    cfg = LearnConfig(min_frames=32, threads=1, **config)
+    predictor, learning = learning_for(checkpoint, out_dir, config=cfg)
+    images, labels = synthetic_frames(64, seed=1)
+    for im, lab in zip(images, labels):
+        learning.buffer.add(im, lab)
+    said: list[tuple[str, int]] = []
+    learning.learner.notify = lambda line: said.append((line, learning.learner.steps))
+    return predictor, learning, said
+
+
+def _wait(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+def test_a_diverging_learner_stops_once_and_keeps_the_last_good_weights(checkpoint, tmp_path):
+    """A learning rate far too high (set on the running optimiser): the first non-finite
+    step stops the learning, said once; the live predictor and the checkpoint keep the
+    averaged weights of the good steps (finite), and driving goes on."""
+    predictor, learning, said = _filled(checkpoint, tmp_path / "learn", publish_every=1)
+    learner = learning.learner
+    learning.start()
+    _wait(lambda: learner.steps >= 3)
+    for group in learner.optimizer.param_groups:
+        group["lr"] = 1e12
+    _wait(lambda: learner.error is not None)
+    learning.close()
+    assert len(said) == 1 and said[0][0].startswith("training diverged at step "), said
+    assert said[0][0].endswith("learning stopped, the last good weights drive on")
+    assert "stopped: training diverged at step" in learning.status()
+    assert not learner._thread.is_alive() and learning.unsaved is None
+    good = predictor.module.state_dict()
+    assert all(torch.isfinite(v).all() for v in good.values() if v.is_floating_point())
+    assert np.isfinite(predictor.predict(synthetic_frames(4, seed=5)[0])).all()
+    saved = torch.load(learner.checkpoint_path, weights_only=True)
+    torch.testing.assert_close(saved["model"], good)
+    torch.testing.assert_close(saved["online"]["raw_model"], good)  # nothing NaN is written
+
+
+def test_a_full_disk_keeps_learning_says_so_once_and_leaves_no_partial_file(
+    checkpoint, mount_tmpfs
+):
+    full = mount_tmpfs("64k")
+    out = full / "learn"
+    _, learning, said = _filled(checkpoint, out, checkpoint_every_s=0.05)
+    learner = learning.learner
+    learning.start()
+    _wait(lambda: len(said) == 1 and learner.steps >= said[0][1] + 5)  # it goes on learning
+    learning.close()
+    assert len(said) == 1, said  # every later checkpoint failed too, silently
+    line = said[0][0]
+    assert line == (
+        f"cannot write {out / 'online_last.pt'}: no space left on device; "
+        "learning goes on, the next checkpoint retries"
+    )
+    assert learner.error is None and learning.unsaved.endswith("no space left on device")
+    assert "not saved" in learning.end_line()
+    with pytest.raises(LearnError, match="no space left on device: the learning of this run"):
+        learning.check_saved()
+    assert not out.exists() or list(out.iterdir()) == []  # no half-written checkpoint
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "robot_ssl", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_an_unwritable_learn_folder_is_refused_before_anything_starts(
+    sim_session, checkpoint, tmp_path, mount_tmpfs
+):
+    read_only = mount_tmpfs("1m", read_only=True)
+    file = tmp_path / "file"
+    file.write_text("not a folder")
+    replay = ["replay", str(sim_session), "--live", "--model", str(checkpoint), "--speed", "8"]
+    run = ["run", "--model", str(checkpoint), "--robot", "sim", "--camera", "sim"]
+    run += ["--drive", "avoid", "--duration", "5", "--record", str(tmp_path / "run.h5")]
+    cases = [  # command, --learn DIR, the error
+        (replay, read_only / "learn", f"cannot write to {read_only}: read-only file system"),
+        (replay, file, f"cannot write to {file}: {file} is not a directory"),
+        (run, read_only / "learn", f"cannot write to {read_only}: read-only file system"),
+        (run, file / "learn", f"cannot write to {file / 'learn'}: {file} is not a directory"),
+    ]
+    for argv, folder, error in cases:
+        r = _cli(*argv, "--learn", str(folder))
+        assert r.returncode == 2 and r.stderr == f"robot-ssl {argv[0]}: error: {error}\n"
+        assert r.stdout == "" and not (tmp_path / "run.h5").exists()  # nothing started
+
+
+def test_a_full_disk_at_the_end_of_a_run_is_an_error_after_the_motors_stopped(
+    sim_session, checkpoint, mount_tmpfs
+):
+    full = mount_tmpfs("64k")
+    out = full / "learn"
+    replay = ["replay", str(sim_session), "--live", "--model", str(checkpoint), "--speed", "8"]
+    replay += ["--max-frames", "150"]
+    run = ["run", "--model", str(checkpoint), "--robot", "sim", "--camera", "sim"]
+    run += ["--drive", "avoid", "--duration", "2"]
+    for argv, name in ((replay, "replay"), (run, "run")):
+        r = _cli(*argv, "--learn", str(out))
+        assert r.returncode == 2, r.stderr
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        assert lines[-1] == (
+            f"robot-ssl {name}: error: cannot write {out / 'online_last.pt'}: no space left "
+            "on device: the learning of this run is lost"
+        ), lines
+        assert "Traceback" not in r.stderr and "not saved" in lines[-2]
+        if name == "run":
+            assert "wheel targets (0, 0)" in r.stderr  # stopped before the error
+        assert not out.exists() or list(out.iterdir()) == []

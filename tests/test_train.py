@@ -1,13 +1,16 @@
 """Masked loss, augmentation, the training loop, checkpoints and resume (tiny synthetic data)."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from robot_ssl.learning.dataset import synthetic_frameset
+from robot_ssl.learning.dataset import synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.models import load_checkpoint, model_from_checkpoint
+from robot_ssl.learning.step import TrainingDiverged
 from robot_ssl.learning.train import (
     AugmentConfig,
     TrainConfig,
@@ -236,3 +239,39 @@ def test_cli_train_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("robot-ssl train: error: no such session") and "\n" not in err
+
+
+# -- divergence ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting", [{"lr": 1e12}, {"weight_decay": 1e12}])
+def test_a_diverging_run_stops_at_its_step_and_writes_no_checkpoint(tmp_path, setting):
+    """A rate far too high (the config's bounds refuse it; set here past them, as NaN from
+    elsewhere would come): the first non-finite step ends the run, before any checkpoint."""
+    cfg = _cfg(tmp_path, epochs=2, batch_size=8, warmup_steps=0, schedule="constant")
+    for name, value in setting.items():
+        setattr(cfg, name, value)
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at step \d+ \(epoch 1, "):
+        train(cfg, data=(synthetic_frameset(64, seed=1), None))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
+
+
+def test_cli_refuses_rates_that_diverge_in_one_line(tmp_path):
+    write_synthetic_session(tmp_path / "data/s0.h5", 16)
+    argv = [sys.executable, "-m", "robot_ssl", "train", "--data", str(tmp_path / "data")]
+    argv += ["--epochs", "1", "--batch-size", "2", "--quiet", "--no-cache", "--threads", "1"]
+    for option in ("--lr", "--weight-decay"):
+        out = tmp_path / option.strip("-")
+        r = subprocess.run(
+            [*argv, "--out", str(out), option, "1e12"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        err = r.stderr.strip()
+        assert r.returncode == 2 and "\n" not in err, r.stderr
+        field = option.strip("-").replace("-", "_")  # refused by its bounds or diverged
+        assert err.startswith("robot-ssl train: error: "), err
+        assert f"config.{field}:" in err or "diverged at step" in err, err
+        assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
+        assert "best epoch" not in r.stdout

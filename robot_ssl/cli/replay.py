@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 learning.close()
             print(_summary(f"live replay: {result.summary()}", intact))
-            print(f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}")
+            print(learning.end_line())
+            learning.check_saved()
             return 0
         if args.model:
             from robot_ssl.learning.predictor import load_predictor

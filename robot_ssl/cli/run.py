@@ -321,9 +321,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     _print_summary(result, final, out)
     if learning is not None:
-        print(
-            f"{learning.status()}; checkpoint {learning.learner.checkpoint_path}", file=sys.stderr
-        )
+        print(learning.end_line(), file=sys.stderr)
+        learning.check_saved()  # after the motors stopped: exit 2 when the learning is lost
     if view is not None:
         view.check_saved()  # exit 2 when the .rrd could not be written (none is left)
     return 1 if result.stop_reason.startswith("camera failed") else 0

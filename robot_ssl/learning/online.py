@@ -17,12 +17,16 @@ CPU budget: the learner runs torch on `threads` intra-op threads (torch's count
 is per process, so the live predictor uses the same) and, with `duty` < 1,
 sleeps after each step so that it computes for that fraction of wall time.
 Nothing here touches the motors: the watchdog and every safety path of the loop
-are unchanged, and a learner error only stops the learning (logged).
+are unchanged, and a learner error only stops the learning (logged). A non-finite
+step (robot_ssl/learning/step.py) stops it with one line and keeps the averaged weights
+of the good steps; a checkpoint that cannot be written (full disk) is said once and
+tried again at the next one, and `check_saved` makes a lost last one an error.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import threading
 import time
 from collections import deque
@@ -47,6 +51,7 @@ from robot_ssl.core.label_grid import LabelConfig
 from robot_ssl.labelling.online import OnlineLabeller
 from robot_ssl.learning.dataset import prepare_images
 from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig
+from robot_ssl.learning.step import TrainingDiverged, check_finite_loss, optimisation_step
 from robot_ssl.learning.train import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -131,6 +136,10 @@ class OnlineLearner:
         self.published = 0
         self.losses: deque[float] = deque(maxlen=1000)
         self.error: str | None = None
+        self.diverged = False  # stopped on a non-finite step; the model is the average again
+        self.save_error: str | None = None  # why the latest checkpoint failed (None: saved)
+        self.notify = _say  # one line for the user (the learner stopped, a save failed)
+        self._said_save_error = False
         self.checkpoints = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,29 +162,45 @@ class OnlineLearner:
             self._thread.join(timeout_s)
 
     def finish(self) -> None:
-        """Publish (when it trained) and write the last checkpoint (unless it failed)."""
-        if self.error is not None:
+        """Publish (when it trained) and write the last checkpoint (unless it crashed; after a
+        divergence, the last good weights). A failed write is left in `save_error`."""
+        if self.error is not None and not self.diverged:
             return
         if self.steps:
             self.publish()
-        self.save()
+        self.try_save(final=True)
 
     def step(self) -> float:
-        """One optimiser step on a batch from the buffer; returns the loss."""
+        """One optimiser step on a batch from the buffer; returns the loss.
+
+        The weights join the average (what is published and saved) once a loss computed
+        with them is finite, i.e. at the start of the next step: weights that are finite
+        but already useless (a step far too long) never reach the live predictor.
+        TrainingDiverged on a non-finite step, the model back on the average."""
         images, labels = self.buffer.sample(self.cfg.batch_size)
         x = torch.from_numpy(images).float()
         y = torch.from_numpy(labels)
         x, y = augment_batch(x, y, self.cfg.augment, self.gen)
         loss = masked_bce_loss(self.model(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        self._update_average()
+        params = list(self.model.parameters())
+        where = f"step {self.steps + 1}"
+        try:
+            check_finite_loss(loss, where)
+            self._update_average()
+            value = optimisation_step(loss, self.optimizer, params, 1.0, where, hint="")
+        except TrainingDiverged:
+            self._fall_back()
+            raise
         self.steps += 1
-        value = float(loss.item())
         self.losses.append(value)
         return value
+
+    def _fall_back(self) -> None:
+        """After a non-finite step: the model and a fresh optimiser start again from the
+        averaged weights, the last good ones."""
+        self.model.load_state_dict(self.average.state_dict())
+        self.optimizer.state.clear()
+        self.diverged = True
 
     @torch.no_grad()
     def _update_average(self) -> None:
@@ -195,7 +220,6 @@ class OnlineLearner:
         path = self.checkpoint_path
         if path is None:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
         history = list(self.base.get("history", []))
         ckpt = {
             **{k: v for k, v in self.base.items() if k not in ("model", "optimizer")},
@@ -214,7 +238,21 @@ class OnlineLearner:
         _save_torch(ckpt, path)
         self.checkpoints += 1
         self._last_ckpt = time.monotonic()
+        self.save_error = None
         return path
+
+    def try_save(self, final: bool = False) -> Path | None:
+        """`save`, a failure (full disk, folder gone) kept in `save_error` and said once:
+        learning goes on, and the next checkpoint tries again."""
+        try:
+            return self.save()
+        except (RobotSSLError, OSError) as e:
+            self._last_ckpt = time.monotonic()
+            self.save_error = str(e).splitlines()[0]
+            if not final and not self._said_save_error:
+                self._said_save_error = True
+                self.notify(f"{self.save_error}; learning goes on, the next checkpoint retries")
+            return None
 
     def _run(self) -> None:
         try:
@@ -229,13 +267,21 @@ class OnlineLearner:
                 if self.steps % self.cfg.publish_every == 0:
                     self.publish()
                 if time.monotonic() - self._last_ckpt >= self.cfg.checkpoint_every_s:
-                    self.save()
+                    self.try_save()
                 busy = time.perf_counter() - t0
                 self._busy_s += busy
                 if self.cfg.duty < 1.0:
                     self._stop.wait(busy * (1.0 / self.cfg.duty - 1.0))
+        except TrainingDiverged as e:  # learning stops; driving goes on, on good weights
+            self.error = str(e).splitlines()[0]
+            self.notify(f"{self.error}; learning stopped, the last good weights drive on")
         except Exception as e:  # learning stops; driving goes on
             self.error = f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+def _say(line: str) -> None:
+    """The learner's one-line notices, on stderr."""
+    print(f"learn: {line}", file=sys.stderr, flush=True)
 
 
 class OnlineLearning:
@@ -325,10 +371,27 @@ class OnlineLearning:
             self.on_labels(labels)
 
     def close(self) -> None:
-        """Stop the learner, label what is left, publish and checkpoint."""
+        """Stop the learner, label what is left, publish and checkpoint. Never raises on a
+        failed checkpoint (it runs in clean-up paths): see `unsaved`."""
         self.learner.stop()
         self.feed(final=True)
         self.learner.finish()
+
+    @property
+    def unsaved(self) -> str | None:
+        """Why the last checkpoint could not be written (None: it was, or none was due)."""
+        return self.learner.save_error
+
+    def end_line(self) -> str:
+        """The run's last line about learning: the status and where the checkpoint is."""
+        where = "not saved" if self.unsaved else f"checkpoint {self.learner.checkpoint_path}"
+        return f"{self.status()}; {where}"
+
+    def check_saved(self) -> None:
+        """LearnError (one line: exit status 2) when the last checkpoint could not be
+        written; call it after the robot is stopped and the summary is printed."""
+        if self.unsaved:
+            raise LearnError(f"{self.unsaved}: the learning of this run is lost")
 
     def status(self) -> str:
         losses = list(self.learner.losses)[-50:]
@@ -357,10 +420,15 @@ def learning_for(
 
     Only checkpoints learn: ONNX and TorchScript files hold no trainable weights.
     The labeller uses the checkpoint's grid (sensors, distances) and default tolerances.
+    `out_dir` is checked first with a real write (OutputError when it cannot be created or
+    written), so a run does not learn for nothing.
     """
     from robot_ssl.learning.models import load_checkpoint
     from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.learning.train import _check_out_dir
 
+    if out_dir is not None:
+        _check_out_dir(Path(out_dir))
     cfg = config or LearnConfig()
     predictor = load_predictor(model_path, num_threads=cfg.threads)
     if predictor.kind != "checkpoint":

@@ -64,6 +64,7 @@ from robot_ssl.core.geometry import compose, interpolate_poses, inverse
 from robot_ssl.io.integrity import one_line
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, _decode_frames, find_sessions
 from robot_ssl.learning.models import ModelConfig, build_model, encode, standardize_images
+from robot_ssl.learning.step import optimisation_step
 
 __all__ = [
     "ENCODER_FORMAT",
@@ -466,6 +467,14 @@ def load_encoder(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def _finite_weights(state: Any) -> bool:
+    """False when a floating-point tensor of the state dict `state` holds a NaN or inf."""
+    if not isinstance(state, dict):
+        return True  # not a state dict: load_state_dict says what is wrong
+    tensors = [v for v in state.values() if torch.is_tensor(v) and v.is_floating_point()]
+    return all(bool(torch.isfinite(v).all()) for v in tensors)
+
+
 def init_encoder(model: nn.Module, model_cfg: ModelConfig, path: str | Path) -> dict[str, Any]:
     """Load the encoder weights of `path` into `model.features`; the rest is left as it is.
 
@@ -480,6 +489,11 @@ def init_encoder(model: nn.Module, model_cfg: ModelConfig, path: str | Path) -> 
             f"{path}: encoder is arch {src.arch!r} widths {list(src.widths or ())}, the model is "
             f"arch {model_cfg.arch!r} widths {list(model_cfg.widths or ())}: "
             "pretrain with the same architecture"
+        )
+    if not _finite_weights(enc.get("encoder")):
+        raise PretrainError(
+            f"{path}: the encoder's weights are not finite (NaN or inf): its pretraining "
+            "diverged; pretrain again with a lower --lr"
         )
     try:
         model.features.load_state_dict(enc["encoder"])
@@ -579,15 +593,12 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
             lr = warmup_cosine_lr(step, total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
+            value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where)
             step += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
-            sums["loss"] = sums.get("loss", 0.0) + loss.item() * len(idx)
+            sums["loss"] = sums.get("loss", 0.0) + value * len(idx)
             bar.update()
         bar.close()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}

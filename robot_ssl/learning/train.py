@@ -80,6 +80,7 @@ from robot_ssl.learning.dataset import (
 )
 from robot_ssl.learning.evaluate import auc_report
 from robot_ssl.learning.models import ModelConfig, ModelError, build_model, load_checkpoint
+from robot_ssl.learning.step import TrainingDiverged, optimisation_step
 
 __all__ = [
     "AugmentConfig",
@@ -447,13 +448,17 @@ def _writing(path: Path):
     except OutputError:
         raise
     except (OSError, RuntimeError) as e:  # torch.save reports write failures as RuntimeError
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e, 120)
+        reason = e.strerror.lower() if isinstance(e, OSError) and e.strerror else one_line(e, 120)
         raise TrainError(f"cannot write {path}: {reason}") from None
 
 
 def _save_torch(obj: dict[str, Any], path: Path) -> None:
+    """torch.save `obj` to `path` atomically. Serialised in memory first: torch's own
+    writer hides a full disk behind "unexpected pos"; Python's write says ENOSPC."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # a file object: members are "archive/...", not the temporary name
     with _writing(path), atomic_output(path) as tmp, tmp.open("wb") as f:
-        torch.save(obj, f)  # a file object: members are "archive/...", not the temporary name
+        f.write(buf.getbuffer())
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -692,8 +697,9 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
         raw_model = raw_model.to(env.device)
         if cfg.channels_last:
             raw_model = raw_model.to(memory_format=torch.channels_last)
-        decay = [p for p in raw_model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in raw_model.parameters() if p.ndim < 2]
+        params = list(raw_model.parameters())
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
         optimizer = torch.optim.AdamW(
             [
                 {"params": decay, "weight_decay": cfg.weight_decay},
@@ -778,14 +784,11 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss = masked_bce_loss(model(x), y, cfg.pos_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
+                value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where)
                 step += 1
-                loss_sum += torch.tensor([loss.item() * len(idx), len(idx)], dtype=torch.float64)
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+                loss_sum += torch.tensor([value * len(idx), len(idx)], dtype=torch.float64)
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
                 bar.update()
             bar.close()
             if env.world_size > 1:
@@ -799,6 +802,11 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             # ---- validation (every rank evaluates the whole set: same numbers, no comms) ----
             if val_set is not None:
                 row.update(_validate(raw_model, val_set, val_images, val_labels, cfg))
+                if not math.isfinite(row["val_loss"]):  # finite weights, overflowing outputs
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch + 1}: validation loss "
+                        f"{row['val_loss']:g}; lower --lr or --weight-decay"
+                    )
             row["epoch_time_s"] = time.perf_counter() - t_epoch
             row["elapsed_s"] = time.perf_counter() - t_start
             history.append(row)
@@ -849,6 +857,10 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             # the final outputs, also when a resumed run had no epoch left to train
             _write_logs(history, out_dir)
         env.barrier()
+        if best_epoch < 1:  # no epoch had a finite score: there is no model to use
+            raise TrainError(
+                f"no epoch of the run in {out_dir} had a usable score: no best.pt written"
+            )
         return TrainResult(
             out_dir=out_dir,
             best_path=best_path,

@@ -37,8 +37,14 @@ FORMAT = "robot-ssl/session"
 VERSION = 1
 EVENT_KIND_BYTES = 32
 EVENT_MESSAGE_BYTES = 240
-_ROWS_PER_CHUNK = 4096
-_JPEG_CHUNK_BYTES = 1 << 20
+# HDF5 reserves a whole chunk in the file when its first row is flushed and fills it in
+# place. Small chunks (4 KiB of rows, 256 KiB of JPEG) keep the file in time order, so a
+# cut at X % of the bytes keeps about X % of the frames, and the reservation small: 4096
+# rows a chunk for every field (events' 240-byte messages too) reserved 2 MB at the
+# first flush, most of a short session's first half.
+_CHUNK_BYTES = 4 << 10
+_MIN_ROWS_PER_CHUNK = 32  # wide rows (events, predictions): not a chunk per row
+_JPEG_CHUNK_BYTES = 256 << 10
 
 __all__ = [
     "FORMAT",
@@ -141,6 +147,12 @@ def _schema(
     return schema
 
 
+def _chunk_rows(dtype: Any, shape: tuple[int, ...]) -> int:
+    """Rows per chunk of a field: about `_CHUNK_BYTES` a chunk, at least 32 rows."""
+    row_bytes = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.int64))
+    return max(_MIN_ROWS_PER_CHUNK, _CHUNK_BYTES // max(row_bytes, 1))
+
+
 class SessionWriter:
     """Append-only writer of one session file; use as a context manager.
 
@@ -210,11 +222,13 @@ class SessionWriter:
         f.attrs["frame_format"] = self.frame_format
         f.attrs["jpeg_quality"] = self.jpeg_quality
         f.attrs["metadata"] = json.dumps(metadata)
+        # handles kept for the flushes (a lookup by name costs ~0.1 ms, 20 a flush)
+        self._datasets: dict[str, h5py.Dataset] = {}
         for stream, fields in self._schema.items():
             g = f.create_group(stream)
             for name, (dtype, shape) in fields.items():
-                rows = 1 if name == "rgb" else _ROWS_PER_CHUNK
-                g.create_dataset(
+                rows = 1 if name == "rgb" else _chunk_rows(dtype, shape)
+                self._datasets[f"{stream}/{name}"] = g.create_dataset(
                     name,
                     shape=(0, *shape),
                     maxshape=(None, *shape),
@@ -222,7 +236,7 @@ class SessionWriter:
                     chunks=(rows, *shape),
                 )
         if self.frame_format == "jpeg":
-            f["camera"].create_dataset(
+            self._datasets["camera/jpeg_data"] = f["camera"].create_dataset(
                 "jpeg_data",
                 shape=(0,),
                 maxshape=(None,),
@@ -409,7 +423,7 @@ class SessionWriter:
         f = self._file
         if self._jpeg_buf:
             blob = np.frombuffer(b"".join(self._jpeg_buf), dtype=np.uint8)
-            ds = f["camera/jpeg_data"]
+            ds = self._datasets["camera/jpeg_data"]
             n = ds.shape[0]
             ds.resize((n + blob.size,))
             ds[n:] = blob
@@ -423,14 +437,13 @@ class SessionWriter:
             rows = len(buf["t_ns"])
             if rows == 0:
                 continue
-            g = f[stream]
             n = self._counts[stream]
             for name in [*[k for k in fields if k != "t_ns"], "t_ns"]:
                 dtype, shape = fields[name]
                 arr = np.asarray(buf[name], dtype=dtype).reshape(rows, *shape)
-                ds = g[name]
+                ds = self._datasets[f"{stream}/{name}"]
                 ds.resize((n + rows, *shape))
-                ds[n:] = arr
+                ds[n : n + rows] = arr
                 ds.flush()
                 buf[name].clear()
             self._counts[stream] = n + rows

@@ -399,7 +399,9 @@ class Recorder:
         1/camera_fps. Ends after `duration_s` of clock time or request_stop().
         Raises SessionWriteError (disk full) after stopping the motors.
         """
-        self._sink = SessionSink(self.writer, threaded=False)
+        self._sink = SessionSink(
+            self.writer, threaded=False, flush_interval_s=self.config.flush_interval_s
+        )
         emit = self._sink.emit
         periods = {
             "wheels": 1e9 / self.config.wheels_hz,
@@ -426,6 +428,7 @@ class Recorder:
             if t - last_disk_check >= _DISK_CHECK_NS:
                 last_disk_check = t
                 self._check_disk(emit)
+            self._sink.maybe_flush(t)  # every flush_interval_s of clock time
 
         try:
             reason = run_schedule(

@@ -53,6 +53,7 @@ class SessionSink:
         self.dropped_order = 0  # rows not written: stamped before their predecessor
         self.error: SessionWriteError | None = None
         self._last_t: dict[str, int] = {}
+        self._last_flush_ns: int | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_queued)
         self._thread: threading.Thread | None = None
         if threaded:
@@ -98,9 +99,20 @@ class SessionSink:
         else:
             write_row(self.writer, (kind, t_ns, *row[2:]))
 
+    def maybe_flush(self, now_ns: int) -> None:
+        """Flush the writer when `flush_interval_s` has passed since the last flush on the
+        caller's clock: the wall clock (threaded) or the simulated one (stepped), so the
+        file grows in time order, a flush every 0.5 s of the recording whatever the speed.
+        Raises SessionWriteError."""
+        if self._last_flush_ns is None:
+            self._last_flush_ns = now_ns
+        elif now_ns - self._last_flush_ns >= self.flush_interval_s * 1e9:
+            self.writer.flush()
+            self._last_flush_ns = now_ns
+
     def _run(self) -> None:
         wait_s = min(self.flush_interval_s, 0.2)
-        next_flush = time.monotonic() + self.flush_interval_s
+        self.maybe_flush(time.monotonic_ns())
         while True:
             try:
                 row = self._q.get(timeout=wait_s)
@@ -117,9 +129,7 @@ class SessionSink:
                     self.write_now(row)
                 if self.periodic is not None:
                     self.periodic()
-                if time.monotonic() >= next_flush:
-                    self.writer.flush()
-                    next_flush = time.monotonic() + self.flush_interval_s
+                self.maybe_flush(time.monotonic_ns())
             except SessionWriteError as e:
                 self.error = e
             except Exception as e:  # a bug must not kill the thread silently

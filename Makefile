@@ -24,6 +24,7 @@ test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m benchmarks.readme_table --check
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
@@ -33,13 +34,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) -m benchmarks.readme_table --check
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
-	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) -m benchmarks all
+	$(PY) -m benchmarks.readme_table
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -1,6 +1,6 @@
 """Closed-loop obstacle avoidance in held-out simulated worlds: camera-only vs IR-only.
 
-Run: `.venv/bin/python benchmarks/closed_loop.py [--model out/demo/model.onnx] [--minutes 5]`.
+Run: `python -m benchmarks closed_loop [--quick] [--model out/demo/model.onnx] [--minutes 5]`.
 
 In every held-out world (data/worlds/heldout_*.yaml plus `--generated` worlds drawn
 with resolve_world(None, seed, "heldout")) it runs, on the simulator's stepped clock:
@@ -18,7 +18,7 @@ from capture to wheel command (median, p99) measured on the deploy path: the thr
 stepped trials model that latency in simulated time: `--latency-s`, default 50 ms.)
 Target (issue 8): camera-only with no more collisions than IR-only while faster.
 
-Needs a trained model; without one it says so and exits 0 (the demo writes
+Needs a trained model; without one it says so and stores nothing (the demo writes
 out/demo/model.onnx). Single-threaded inference (ONNX Runtime, 1 thread).
 """
 
@@ -36,9 +36,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "out" / "demo" / "model.onnx"
 
 
@@ -56,7 +57,7 @@ def _trial(job: dict) -> dict:
     cv2.setNumThreads(1)
     predictor = job.pop("predictor")
     if predictor not in (None, "oracle"):
-        from robot_ssl.learning.predictor import load_predictor
+        from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
 
         predictor = load_predictor(predictor, num_threads=1)
     r = closed_loop_trial(predictor=predictor, split="heldout", **job)
@@ -89,8 +90,12 @@ def summarise(rows: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m benchmarks closed_loop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="trained detector (.onnx, .pt)")
     p.add_argument("--minutes", type=float, default=5.0, help="simulated minutes per trial")
     p.add_argument("--speed", type=int, default=150, help="cruise speed V, raw units (150)")
@@ -101,8 +106,13 @@ def main() -> int:
     p.add_argument("--realtime-s", type=float, default=10.0, help="wall-clock latency run (s)")
     p.add_argument("--jobs", type=int, default=1, help="parallel trials (processes)")
     p.add_argument("--out", default=None, help="write the results as JSON")
-    p.add_argument("--quick", action="store_true", help="1 minute, 1 world: a smoke run")
-    args = p.parse_args()
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Stepped trials per (controller, world), then the threaded loop's latency.
+    Quick: 1 minute, 1 world, 3 s of latency: a smoke run."""
+    args = parser().parse_args(argv)
 
     model = Path(args.model)
     if not model.is_file():
@@ -111,9 +121,9 @@ def main() -> int:
             "or pass --model PATH)",
             file=sys.stderr,
         )
-        return 0
+        return []
     worlds = held_out_worlds(args.generated)
-    if args.quick:
+    if quick:
         args.minutes, worlds, args.realtime_s = 1.0, worlds[:1], 3.0
     fast = round(args.speed * args.fast_factor)
     configs = [("ir", None, args.speed), ("camera", str(model), args.speed)]
@@ -155,7 +165,8 @@ def main() -> int:
         )
     summary = summarise(rows)
 
-    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
+
     from robot_ssl.simlink.closed_loop import realtime_trial
 
     live = realtime_trial(
@@ -200,8 +211,55 @@ def main() -> int:
         Path(args.out).write_text(
             json.dumps({"trials": rows, "summary": summary, "realtime": live}, indent=2)
         )
-    return 0
+    return figures(summary, live, (ir, cam_fast, fast), len(worlds), args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(
+    summary: list[dict],
+    live: dict,
+    verdict: tuple[dict, dict, int],
+    n_worlds: int,
+    args: argparse.Namespace,
+) -> list[Figure]:
+    """The README's two rows: the stepped trials, and the threaded loop's latency."""
+    ir, cam_fast, fast = verdict
+    trials = "; ".join(
+        f"{s['label']}: {s['collisions_per_10min']:.1f}, {100 * s['mean_forward_speed_m_s']:.2f} cm/s"
+        for s in summary
+    )
+    ok = (
+        cam_fast["collisions_per_10min"] <= ir["collisions_per_10min"]
+        and cam_fast["mean_forward_speed_m_s"] > ir["mean_forward_speed_m_s"]
+    )
+    note = (
+        f"at {fast}: {cam_fast['collisions_per_10min']:.1f} vs {ir['collisions_per_10min']:.1f}, "
+        f"{100 * cam_fast['mean_forward_speed_m_s']:.2f} vs "
+        f"{100 * ir['mean_forward_speed_m_s']:.2f} cm/s"
+    )
+    e2e = live["latency"].get("end_to_end", {})
+    stages = ", ".join(
+        f"{k.replace('_', ' ')} {v['median_ms']:.2f}"
+        for k, v in live["latency"].items()
+        if k != "end_to_end"
+    )
+    return [
+        Figure(
+            f"{n_worlds} held-out worlds x {args.minutes:g} simulated minutes (model "
+            f"`{Path(args.model).name}`), collisions / 10 min, mean forward speed",
+            trials,
+            (Target("camera-only faster with no more collisions", ok, note),),
+            {
+                "ir_collisions_per_10min": ir["collisions_per_10min"],
+                "camera_fast_collisions_per_10min": cam_fast["collisions_per_10min"],
+                "ir_forward_speed_m_s": ir["mean_forward_speed_m_s"],
+                "camera_fast_forward_speed_m_s": cam_fast["mean_forward_speed_m_s"],
+            },
+        ),
+        Figure(
+            "live loop, threaded, real time, frame stamp to wheel command",
+            f"median {e2e.get('median_ms', 0):.1f} ms, p99 {e2e.get('p99_ms', 0):.1f} ms "
+            f"(medians: {stages})",
+            (Target("< 200 ms", e2e.get("p99_ms", float("inf")) < 200.0),),
+            {"e2e_median_ms": e2e.get("median_ms"), "e2e_p99_ms": e2e.get("p99_ms")},
+        ),
+    ]

@@ -1,9 +1,10 @@
 """Detector benchmark: held-out-world AUC, training time and single-thread inference latency.
 
-    .venv/bin/python benchmarks/detector.py --latency-only          # no data needed
-    .venv/bin/python benchmarks/detector.py --synthetic             # toy data, whole flow
-    .venv/bin/python benchmarks/detector.py --data DIR --test-worlds W5 W6
-    .venv/bin/python benchmarks/detector.py --train-worlds A B C D --test-worlds E F
+    python -m benchmarks detector --latency-only          # no data needed
+    python -m benchmarks detector --quick                 # latency only, fewer iterations
+    python -m benchmarks detector --synthetic             # toy data, whole flow
+    python -m benchmarks detector --data DIR --test-worlds W5 W6
+    python -m benchmarks detector --train-worlds A B C D --test-worlds E F
 
 Data: with `--data DIR`, labelled sessions already there (each session's
 metadata names its world); otherwise sessions are recorded with the
@@ -48,6 +49,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
+
 RECORD_CMD = (
     "{python} -m robot_ssl sim record --world {world} --minutes {minutes} --seed {seed} {out}"
 )
@@ -73,9 +77,9 @@ def _timeit(fn: Any, arg: Any, warmup: int, iters: int) -> dict[str, float]:
 def latency(checkpoints: dict[str, Path], work: Path, iters: int) -> dict[str, Any]:
     """Single-thread latency per frame for each arch and runtime (batch of one)."""
     import torch
+    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
 
     from robot_ssl.learning.export import export_model
-    from robot_ssl.learning.predictor import load_predictor
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -308,9 +312,13 @@ def check_targets(res: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
     train_default, test_default = default_worlds()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = Parser(
+        prog="python -m benchmarks detector",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     p.add_argument("--data", type=Path, help="folder of labelled sessions (skip recording)")
     p.add_argument("--work", type=Path, help="output folder (default: a temporary one)")
     p.add_argument("--train-worlds", nargs="+", default=train_default)
@@ -329,8 +337,15 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2, help="training threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency-only", action="store_true")
-    p.add_argument("--latency-iters", type=int, default=1000)
-    args = p.parse_args()
+    p.add_argument("--latency-iters", type=int, default=None, help="(1000; quick 200)")
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Held-out AUC and training time of both archs, then latency; quick: latency only."""
+    args = parser().parse_args(argv)
+    args.latency_only = args.latency_only or quick
+    args.latency_iters = args.latency_iters or (200 if quick else 1000)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="detector_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -355,8 +370,53 @@ def main() -> int:
     (work / "detector_benchmark.json").write_text(json.dumps(res, indent=1) + "\n")
     print_summary(res)
     print(f"\nresults: {work / 'detector_benchmark.json'}")
-    return 0
+    return figures(res, args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _runtimes(runtimes: dict[str, Any]) -> str:
+    names = {"onnxruntime": "ONNX Runtime", "torchscript": "TorchScript", "torch": "torch"}
+    return ", ".join(
+        f"{names.get(rt, rt)} {v['model']['median_ms']:.2f} / {v['model']['p99_ms']:.2f} ms"
+        for rt, v in sorted(runtimes.items(), key=lambda kv: list(names).index(kv[0]))
+    )
+
+
+def figures(res: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
+    """The README's rows: held-out AUC (when trained) and single-thread inference."""
+    targets = check_targets(res)
+    met = list(targets.values())
+    out = []
+    q = res.get("quality")
+    if q and "default" in q and "paper" in q:
+        d, pa = q["default"], q["paper"]
+
+        def bands(r: dict[str, Any]) -> str:
+            return " / ".join(_f(r["test_auc_by_band"].get(b)) for b in ("0-10", "10-20", "20-30"))
+
+        out.append(
+            Figure(
+                f"held-out worlds {', '.join(q['worlds']['test'])}, "
+                f"{len(q['worlds']['train'])} training worlds, {args.epochs} epochs",
+                f"mean AUC: default **{_f(d['test_mean_auc'])}** [{_f(d['test_mean_auc_ci'][0])}, "
+                f"{_f(d['test_mean_auc_ci'][1])}] (0-10 / 10-20 / 20-30 cm: {bands(d)}); paper "
+                f"baseline {_f(pa['test_mean_auc'])} ({bands(pa)}); training "
+                f"{d['train_time_s']:.0f} s / {pa['train_time_s']:.0f} s on {q['threads']} threads",
+                (Target("default > paper", met[0]), Target(">= 0.9 at 0-10 cm", met[1])),
+                {"default_mean_auc": d["test_mean_auc"], "paper_mean_auc": pa["test_mean_auc"]},
+            )
+        )
+    lat = res["latency"]
+    text = "; ".join(f"{arch}: {_runtimes(runtimes)}" for arch, runtimes in lat.items())
+    onnx = lat.get("default", {}).get("onnxruntime", {}).get("model", {})
+    out.append(
+        Figure(
+            "single-thread inference per 80x64 frame, median / p99",
+            text,
+            (Target("< 2 ms", met[2]),),
+            {
+                "default_onnx_median_ms": onnx.get("median_ms"),
+                "default_onnx_p99_ms": onnx.get("p99_ms"),
+            },
+        )
+    )
+    return out

@@ -1,7 +1,8 @@
 """Auto-labeller speed, memory, yield and truth agreement on a synthetic wander session.
 
-    .venv/bin/python benchmarks/label_speed.py              # one hour, full report
-    .venv/bin/python benchmarks/label_speed.py --hours 0.1 --truth-minutes 5
+    python -m benchmarks label_speed              # one hour, full report
+    python -m benchmarks label_speed --quick      # 3 minutes, 1 minute per noise level
+    python -m benchmarks label_speed --hours 0.1 --truth-minutes 5
 
 A small closed-loop simulator (a 2 m x 2 m arena with cylinders, a Thymio with
 its 7 IR sensors and the Enki IR response, a wander controller that drives
@@ -36,6 +37,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
 from robot_ssl.core.geometry import compose, relative
 from robot_ssl.core.odometry import integrate_wheel_odometry
 from robot_ssl.core.spec import RobotSpec
@@ -301,7 +304,7 @@ def _label(s: SyntheticSession, cfg: LabelConfig):
     return compute_labels(s.camera_t_ns, s.prox_t_ns, s.prox_values, s.odom_t_ns, s.odom_pose, cfg)
 
 
-def speed_and_yield(hours: float, repeats: int, seed: int) -> None:
+def speed_and_yield(hours: float, repeats: int, seed: int) -> Figure:
     cfg = LabelConfig()
     t0 = time.perf_counter()
     s = simulate(hours * 3600, seed, NOISE_LEVELS[1])
@@ -334,8 +337,25 @@ def speed_and_yield(hours: float, repeats: int, seed: int) -> None:
         f"{st.frames_with_labels:,} labelled frames, {100 * st.positive_fraction:.1f}% positive"
     )
     print(f"original method: {cells:,} known cells, {frames:,} labelled frames")
-    print(
-        f"yield ratio: {st.known_cells / max(cells, 1):.2f}x cells, {st.frames_with_labels / max(frames, 1):.2f}x frames"
+    ratio = st.known_cells / max(cells, 1)
+    print(f"yield ratio: {ratio:.2f}x cells, {st.frames_with_labels / max(frames, 1):.2f}x frames")
+    per_hour_s = med / hours
+    peak_mib = peak / 2**20
+    return Figure(
+        f"{hours:g} h at 30 fps camera, 10 Hz prox, one core",
+        f"{med:.1f} s ({s.camera_t_ns.size / med:,.0f} frames/s), {peak_mib:,.0f} MiB peak; "
+        f"{ratio:.2f}x the known cells of the original merge-on-sparsest-stream method",
+        (
+            Target("< 10 s for one hour", per_hour_s < 10.0),
+            Target("< 2 GB", peak_mib < 2048.0),
+            Target(">= 3x the known cells", ratio >= 3.0),
+        ),
+        {
+            "label_s": med,
+            "label_s_per_hour": per_hour_s,
+            "peak_mib": peak_mib,
+            "yield_ratio": ratio,
+        },
     )
 
 
@@ -362,19 +382,35 @@ def truth_report(minutes: float, seed: int) -> None:
         )
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--hours", type=float, default=1.0, help="session length for speed/yield")
-    p.add_argument("--repeats", type=int, default=3)
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m benchmarks label_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--hours", type=float, default=None, help="speed/yield session (1; quick 0.05)")
+    p.add_argument("--repeats", type=int, default=None, help="repeats (3; quick 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--truth-minutes", type=float, default=15.0, help="0 skips the truth report")
-    args = p.parse_args()
+    p.add_argument(
+        "--truth-minutes", type=float, default=None, help="0 skips the truth report (15; quick 1)"
+    )
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Speed, memory and yield on one core, then the truth report."""
+    args = parser().parse_args(argv)
+    hours = args.hours or (0.05 if quick else 1.0)
+    repeats = args.repeats or (1 if quick else 3)
+    truth_minutes = args.truth_minutes if args.truth_minutes is not None else (1 if quick else 15)
     if hasattr(os, "sched_setaffinity"):  # one core
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    speed_and_yield(args.hours, args.repeats, args.seed)
-    if args.truth_minutes > 0:
-        truth_report(args.truth_minutes, args.seed)
-
-
-if __name__ == "__main__":
-    main()
+        affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(affinity)})
+    try:
+        figure = speed_and_yield(hours, repeats, args.seed)
+        if truth_minutes > 0:
+            truth_report(truth_minutes, args.seed)
+    finally:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, affinity)
+    return [figure]

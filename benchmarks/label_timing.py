@@ -1,8 +1,9 @@
 """Labels against simulator truth under realistic clocks: camera latency, with and without
 the labeller's camera-offset correction.
 
-    .venv/bin/python benchmarks/label_timing.py                       # full run, ~5 min
-    .venv/bin/python benchmarks/label_timing.py --minutes 1 --latencies 0 150
+    python -m benchmarks label_timing                       # full run, ~5 min
+    python -m benchmarks label_timing --quick               # 1 world, 0 and 150 ms, 0.5 min
+    python -m benchmarks label_timing --minutes 1 --latencies 0 150
 
 For each world (generated training and held-out worlds) and each camera latency
 (default 0, 50, 100, 150 ms; the other clock effects at their realistic defaults:
@@ -27,7 +28,7 @@ correction, to show what the IR model alone costs.
 Targets (issue 14): precision >= 95%, agreement >= 98% with the realistic defaults
 (80 ms latency) on all worlds; offset estimate within 10 ms of the truth; corrected
 agreement at 150 ms within one point of agreement at 0 ms. Writes WORK/label_timing.json
-and label_timing.png.
+and label_timing.png (WORK: out/bench/label_timing).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
 
 DEFAULT_WORLDS = ("train:1", "train:2", "heldout:101", "heldout:102", "heldout_mixed:7")
 DEFAULT_LATENCY_MS = 80.0  # sim.camera_timing.CameraTiming's default
@@ -295,15 +299,28 @@ def plot(results: list[dict[str, Any]], latencies: list[float], out: Path) -> No
     plt.close(fig)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worlds", nargs="+", default=list(DEFAULT_WORLDS))
-    ap.add_argument("--latencies", nargs="+", type=float, default=[0.0, 50.0, 100.0, 150.0])
-    ap.add_argument("--minutes", type=float, default=2.0)
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(
+        prog="python -m benchmarks label_timing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--worlds", nargs="+", default=None, help="(5 worlds; quick 1)")
+    ap.add_argument("--latencies", nargs="+", type=float, default=None, help="ms (0 50 100 150)")
+    ap.add_argument("--minutes", type=float, default=None, help="per session (2; quick 0.5)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--no-enki", action="store_true", help="skip the Enki IR model pass")
-    ap.add_argument("--work", default="out/bench")
-    args = ap.parse_args()
+    ap.add_argument("--work", default="out/bench/label_timing")
+    return ap
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Record, label and score every (world, latency); quick: one world, 0 and 150 ms."""
+    args = parser().parse_args(argv)
+    args.worlds = args.worlds or list(DEFAULT_WORLDS[:1] if quick else DEFAULT_WORLDS)
+    args.latencies = args.latencies or ([0.0, 150.0] if quick else [0.0, 50.0, 100.0, 150.0])
+    args.minutes = args.minutes or (0.5 if quick else 2.0)
+    args.no_enki = args.no_enki or quick
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -329,7 +346,63 @@ def main() -> None:
     )
     plot(results, sorted(args.latencies), work / "label_timing.png")
     print(f"wrote {work / 'label_timing.json'} and {work / 'label_timing.png'}")
+    return figures(summary, args)
 
 
-if __name__ == "__main__":
-    main()
+def figures(summary: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
+    """The README's row: agreement and precision per latency, offset error, targets."""
+    per = summary["per_latency"]
+    lats = sorted(per)
+
+    def pair(key: str) -> str:
+        return ", ".join(
+            f"{100 * per[lat]['none'][key]:.1f} / {100 * per[lat]['corrected'][key]:.1f}% at "
+            f"{lat:g} ms"
+            for lat in lats
+        )
+
+    vs_odo = max(per[lat]["offset_error_vs_camera_to_odometry_s"]["max_abs"] for lat in lats)
+    vs_lat = max(per[lat]["offset_error_vs_latency_s"]["max_abs"] for lat in lats)
+    top = per[lats[-1]]["corrected"]
+    text = (
+        f"without / with the camera-offset correction, medians over worlds: agreement "
+        f"{pair('agreement')}; precision {pair('precision')}; recall "
+        f"{100 * top['recall']:.1f}%; {top['known_cells_per_frame']:.0f} known cells per frame. "
+        f"Offset estimate: within {1000 * vs_odo:.1f} ms of the true camera-to-odometry offset, "
+        f"within {1000 * vs_lat:.1f} ms of the camera latency itself"
+    )
+    enki = summary.get("enki_corrected")
+    if enki:
+        text += (
+            f". Enki's IR model, corrected: precision {100 * enki['precision']:.1f}%, "
+            f"recall {100 * enki['recall']:.1f}%"
+        )
+    good = all(
+        per[lat]["corrected"]["min_precision"] >= 0.95
+        and per[lat]["corrected"]["min_agreement"] >= 0.98
+        for lat in lats
+    )
+    drop = summary.get("corrected_agreement_drop_points")
+    return [
+        Figure(
+            "labels against simulator truth (the sensor's own cone and height filter, at each "
+            f"frame's true exposure), {len(args.worlds)} worlds x {args.minutes:g} min per camera "
+            "latency; realistic clocks otherwise (8 ms jitter, 20 ms exposure blur, 1% dropped "
+            "frames, prox 10 Hz on its own phase)",
+            text,
+            (
+                Target("precision >= 95%, agreement >= 98%", good),
+                Target(
+                    f"{lats[-1]:g} ms within 1 point of 0 ms", None if drop is None else drop <= 1
+                ),
+                Target("offset within 10 ms of the camera-to-odometry offset", vs_odo <= 0.010),
+                Target("offset within 10 ms of the camera latency", vs_lat <= 0.010),
+            ),
+            {
+                "agreement_corrected_max_latency": top["agreement"],
+                "precision_corrected_max_latency": top["precision"],
+                "offset_error_vs_camera_to_odometry_ms": 1000 * vs_odo,
+                "offset_error_vs_latency_ms": 1000 * vs_lat,
+            },
+        )
+    ]

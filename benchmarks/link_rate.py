@@ -5,7 +5,7 @@ Peers: Aseba Playground (started here, headless; skipped with a note when it is 
 installed) and the in-process fake node of the tests, which shows what the link itself
 costs. Target: at least 50 reads/s of prox + speeds over a local socket.
 
-    .venv/bin/python benchmarks/link_rate.py [--seconds 2] [--windows 5] [--json out.json]
+    python -m benchmarks link_rate [--quick] [--seconds 2] [--windows 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # tests/playground.py starts the peers
+# tests/playground.py (wherever the tests keep it) starts the peers
+PLAYGROUND = min((REPO / "tests").rglob("playground.py"), default=REPO / "tests" / "playground.py")
+sys.path[:0] = [str(REPO), str(PLAYGROUND.parent)]
 
 from playground import (  # noqa: E402
     FakeAsebaNode,
@@ -80,12 +85,19 @@ def measure(url: str, seconds: float, windows: int, spin: bool = False) -> dict[
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of one window")
-    parser.add_argument("--windows", type=int, default=5, help="windows per measurement")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    args = parser.parse_args(argv)
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m benchmarks link_rate", description=__doc__)
+    p.add_argument("--seconds", type=float, default=None, help="one window (2; quick 0.5)")
+    p.add_argument("--windows", type=int, default=None, help="windows per measurement (5; quick 2)")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Round trips and reads per second against the playground and the fake node."""
+    args = parser().parse_args(argv)
+    args.seconds = args.seconds or (0.5 if quick else 2.0)
+    args.windows = args.windows or (2 if quick else 5)
 
     results: dict[str, dict[str, Any]] = {}
     missing = playground_missing()
@@ -129,8 +141,32 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    return 0
+    return figures(results)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
+    """The README's row: reads/s against the playground, the fake node's for the link itself."""
+    fake = results["in-process fake node"]["reads_per_s_windows"]
+    own = (
+        f"against an in-process Aseba node the link does {min(fake):,.0f}-{max(fake):,.0f} reads/s"
+    )
+    pg = results.get("aseba playground")
+    if pg is None:
+        text, met = f"playground not installed; {own}", None
+    else:
+        text = (
+            f"{pg['reads_per_s']:.0f} reads/s ({pg['fresh_per_s']:.0f} distinct readings/s): the "
+            f"playground serves its socket once per 30 ms simulation step; {own}"
+        )
+        met = pg["reads_per_s"] >= TARGET_READS_PER_S
+    return [
+        Figure(
+            "prox + speeds reads against `asebaplayground`",
+            text,
+            (Target(f"{TARGET_READS_PER_S:.0f} reads/s against the playground", met),),
+            {
+                "playground_reads_per_s": None if pg is None else pg["reads_per_s"],
+                "fake_node_reads_per_s": results["in-process fake node"]["reads_per_s"],
+            },
+        )
+    ]

@@ -1,6 +1,6 @@
 """Live loop with and without recording: capture-to-command latency of `robot-ssl run`.
 
-    .venv/bin/python benchmarks/live_record.py [--rounds 3] [--duration 15]
+    python -m benchmarks live_record [--quick] [--rounds 3] [--duration 15]
 
 Runs `robot-ssl run --robot sim --camera sim --drive avoid --model M.onnx` (an untrained
 default detector exported to ONNX; inference cost is what matters) for `--duration` s,
@@ -22,14 +22,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
+
 LINE = re.compile(r"capture-to-command ([\d.]+) ms \(p99 ([\d.]+)\)")
 
 
 def make_model(folder: Path) -> Path:
     import torch
+    from robot_ssl.inference.model_config import ModelConfig
 
     from robot_ssl.learning.export import export_model
-    from robot_ssl.learning.model_config import ModelConfig
     from robot_ssl.learning.models import build_model
 
     cfg = ModelConfig(distances_m=tuple(round(0.01 * i, 2) for i in range(31)))
@@ -53,11 +56,18 @@ def one_run(model: Path, duration: float, record: Path | None) -> tuple[float, f
     return float(m.group(1)), float(m.group(2))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=15.0)
-    args = ap.parse_args()
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="python -m benchmarks live_record", description=__doc__)
+    ap.add_argument("--rounds", type=int, default=None, help="rounds (3; quick 1)")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per run (15; quick 4)")
+    return ap
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Capture to command with and without --record, alternating, medians over rounds."""
+    args = parser().parse_args(argv)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.duration = args.duration or (4.0 if quick else 15.0)
     with tempfile.TemporaryDirectory(prefix="live-record-") as tmp:
         tmp = Path(tmp)
         model = make_model(tmp)
@@ -79,7 +89,19 @@ def main() -> None:
     print(
         f"p99 difference: {d:+.2f} ms (target: within 1 ms) -> {'met' if abs(d) <= 1.0 else 'MISSED'}"
     )
-
-
-if __name__ == "__main__":
-    main()
+    (a0, b0), (a1, b1) = med["without"], med["with --record"]
+    return [
+        Figure(
+            "`robot-ssl run` (sim robot and camera, ONNX), capture to command with and without "
+            f"`--record`, {args.rounds} x {args.duration:g} s, medians",
+            f"without: median {a0:.1f}, p99 {b0:.1f} ms; with `--record`: {a1:.1f}, {b1:.1f} ms "
+            f"(difference {d:+.1f} ms)",
+            (Target("p99 within 1 ms", abs(d) <= 1.0),),
+            {
+                "median_ms_without": a0,
+                "p99_ms_without": b0,
+                "median_ms_with_record": a1,
+                "p99_ms_with_record": b1,
+            },
+        )
+    ]

@@ -19,7 +19,7 @@ polling runs in five segments, each started at a random phase. Figures:
 Targets (issue 13): no counter gap in 10 minutes (`--seconds 600`), median timestamp error
 under 5 ms when streaming, stop within 300 ms after SIGKILL on both peers.
 
-    .venv/bin/python benchmarks/onboard_link.py [--seconds 20] [--stream-seconds 600]
+    python -m benchmarks onboard_link [--quick] [--seconds 20] [--stream-seconds 600]
         [--kills 3] [--json out.json]
 """
 
@@ -36,8 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # tests/playground.py starts the peers
+# tests/playground.py (wherever the tests keep it) starts the peers
+PLAYGROUND = min((REPO / "tests").rglob("playground.py"), default=REPO / "tests" / "playground.py")
+sys.path[:0] = [str(REPO), str(PLAYGROUND.parent)]
 
 from playground import (  # noqa: E402
     Playground,
@@ -186,16 +191,26 @@ def stop_latencies(url: str, kills: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20.0, help="recording per mode and peer")
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(
+        prog="python -m benchmarks onboard_link",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    ap.add_argument("--seconds", type=float, default=None, help="per mode and peer (20; quick 3)")
     ap.add_argument(
         "--stream-seconds", type=float, default=None, help="streaming recording (default --seconds)"
     )
-    ap.add_argument("--kills", type=int, default=3, help="SIGKILL trials per peer")
+    ap.add_argument("--kills", type=int, default=None, help="SIGKILL trials per peer (3; quick 1)")
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    return ap
 
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Polling against streaming on each peer, then stop latencies after SIGKILL."""
+    args = parser().parse_args(argv)
+    args.seconds = args.seconds or (3.0 if quick else 20.0)
+    args.kills = args.kills or (1 if quick else 3)
     stream_s = args.stream_seconds or args.seconds
     results: dict[str, Any] = {
         "virtual_thymio": virtual_thymio_peer(args.seconds, args.kills, stream_s)
@@ -232,8 +247,63 @@ def main() -> int:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    return figures(results, args.seconds, stream_s, args.kills)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _ms(s: float | None) -> str:
+    return "never" if s is None else f"{1000 * s:.0f} ms"
+
+
+def figures(results: dict[str, Any], poll_s: float, stream_s: float, kills: int) -> list[Figure]:
+    """The README's two rows: recorded proximity, and the stop after SIGKILL."""
+    vt = results["virtual_thymio"]
+    p, st = vt["poll"], vt["stream"]
+    gaps = [res["stream"]["counter_gaps"] for res in results.values()]
+    text = (
+        f"virtual Thymio (true refresh instants known): timestamp error median "
+        f"**{p['ts_error_median_ms']:.1f} ms** (p95 {p['ts_error_p95_ms']:.1f}) polling vs "
+        f"**{st['ts_error_median_ms']:.1f} ms** (p95 {st['ts_error_p95_ms']:.1f}) streaming; "
+        f"refreshes lost {100 * p['lost_fraction']:.1f}% vs {100 * st['lost_fraction']:.1f}%; "
+        f"counter gaps in {stream_s:g} s: {', '.join(str(g) for g in gaps)}; "
+        f"link {p['messages_per_s']:.0f} vs {st['messages_per_s']:.0f} msg/s"
+    )
+    pg = results.get("playground")
+    if pg is not None:
+        text += (
+            f" (playground: {pg['poll']['messages_per_s']:.0f} vs "
+            f"{pg['stream']['messages_per_s']:.0f} msg/s, {pg['poll']['distinct_values_per_s']:.1f} "
+            f"vs {pg['stream']['distinct_values_per_s']:.1f} distinct readings/s)"
+        )
+    every = all(g == 0 for g in gaps) and st["lost_fraction"] == 0
+    stops = {peer: res["stop_latency"] for peer, res in results.items()}
+    stop_text = "onboard watchdog (200 ms): " + ", ".join(
+        f"{peer.replace('_', ' ')} median {_ms(s['stream_median_s'])} (max {_ms(s['stream_max_s'])})"
+        for peer, s in stops.items()
+    )
+    polled = {_ms(s["poll_s"]) for s in stops.values()}
+    stop_text += f"; polling: {', '.join(sorted(polled))}"
+    worst = [s["stream_max_s"] for s in stops.values()]
+    stopped = all(w is not None and w < 0.3 for w in worst) and all(
+        s["stream_never"] == 0 for s in stops.values()
+    )
+    return [
+        Figure(
+            "recorded proximity, polling (50 Hz polls, prox kept at 10 Hz, as the recorder did; "
+            f"5 random phases) vs the onboard program's stream; {poll_s:g} s polling, "
+            f"{stream_s:g} s streaming per peer",
+            text,
+            (Target("every refresh, median < 5 ms", every and st["ts_error_median_ms"] < 5.0),),
+            {
+                "ts_error_median_ms_poll": p["ts_error_median_ms"],
+                "ts_error_median_ms_stream": st["ts_error_median_ms"],
+                "counter_gaps": float(sum(g or 0 for g in gaps)),
+            },
+        ),
+        Figure(
+            "wheels at 0 after SIGKILL of a driving host (link left open by a relay), "
+            f"{kills} kills",
+            stop_text,
+            (Target("< 300 ms", stopped),),
+            {f"stop_median_ms_{peer}": s["stream_median_s"] for peer, s in stops.items()},
+        ),
+    ]

@@ -1,7 +1,11 @@
 """Learning while driving: AUC against truth every 30 s, collisions and latency, with and without it.
 
-    .venv/bin/python benchmarks/online_learning.py --models today=out/bench/train_speed/run_today/best.pt
-    .venv/bin/python benchmarks/online_learning.py --models a=A.pt b=B.pt --worlds hard_tiles --minutes 2
+    python -m benchmarks online_learning --models today=out/bench/train_speed/run_today/best.pt
+    python -m benchmarks online_learning --models a=A.pt b=B.pt --worlds hard_tiles --minutes 2
+    python -m benchmarks online_learning --quick   # 1 world, 1 min, 1 fixed seed, 5 s latency
+
+Without --models: the demo's (demo=out/demo/run/best.pt) and label_budget's 5-minute model
+(s5=out/bench/label_budget/runs/5_scratch/last.pt), those that exist.
 
 For each start model (trained on other worlds) and each unseen hard world:
 - `learn`: the camera-only loop drives the simulated robot for `--minutes` with the
@@ -38,8 +42,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hard_suite import HARD_WORLDS, HardSuite, record_sessions
+from benchmarks import Parser
+from benchmarks.hard_suite import HARD_WORLDS, HardSuite, record_sessions
+from benchmarks.results import Figure, Target
+
+DEFAULT_MODELS = {
+    "demo": Path("out/demo/run/best.pt"),
+    "s5": Path("out/bench/label_budget/runs/5_scratch/last.pt"),
+}
 
 
 def _save_weights(predictor: Any, path: Path) -> Path:
@@ -69,8 +79,9 @@ def drive(
     seed: int,
 ) -> dict:
     """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
+    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
+
     from robot_ssl.learning.online import LearnConfig, learning_for
-    from robot_ssl.learning.predictor import load_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
 
     snapshots: list[tuple[float, str]] = []
@@ -116,9 +127,11 @@ def drive(
 
 def latency(model: Path, pool: Path, seconds: float) -> dict[str, Any]:
     """p50/p99 capture to command: ONNX, PyTorch, PyTorch with the learner busy."""
+    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
+    from robot_ssl.learning.torch_predictor import open_predictor
+
     from robot_ssl.learning.dataset import load_sessions
     from robot_ssl.learning.online import learning_for
-    from robot_ssl.learning.predictor import load_predictor, open_predictor
     from robot_ssl.simlink.closed_loop import realtime_trial
 
     out: dict[str, Any] = {}
@@ -210,10 +223,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m benchmarks online_learning",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     p.add_argument("--work", type=Path, default=Path("out/bench/online_learning"))
-    p.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
+    p.add_argument("--models", nargs="+", default=None, metavar="NAME=CHECKPOINT")
     p.add_argument("--worlds", nargs="+", default=["hard_tiles", "hard_shadow"])
     p.add_argument("--hard", type=Path, help="folder of the hard suite (default WORK/hard)")
     p.add_argument("--pool", type=Path, help="a labelled session to fill the latency buffer")
@@ -226,9 +243,24 @@ def main() -> int:
     p.add_argument("--ema", type=float, default=0.99, help="LearnConfig.ema")
     p.add_argument("--latency-s", type=float, default=60.0, help="0: skip the latency runs")
     p.add_argument("--bootstrap", type=int, default=200)
-    args = p.parse_args()
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Drive with and without learning per (model, world), score snapshots, then latency."""
+    p = parser()
+    args = p.parse_args(argv)
     if args.fixed_seeds < 1:
         p.error("--fixed-seeds must be >= 1")
+    if args.models is None:
+        args.models = [f"{k}={v}" for k, v in DEFAULT_MODELS.items() if v.is_file()]
+        if not args.models:
+            print("online_learning skipped: no start model (`make demo`, or --models)")
+            return []
+    if quick:
+        args.worlds, args.minutes, args.every_s = args.worlds[:1], 1.0, 30.0
+        args.fixed_seeds, args.latency_s, args.bootstrap = 1, 5.0, 20
+        args.work = args.work / "quick"
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -301,8 +333,60 @@ def main() -> int:
     (work / "online_learning.json").write_text(json.dumps(out, indent=1) + "\n")
     plot(results, work / "online_learning.png")
     print(f"results: {work / 'online_learning.json'}, {work / 'online_learning.png'}")
-    return 0
+    return figures(out, args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
+    """The README's row: AUC gains, collisions and metres driven, latency, targets."""
+    runs = out["runs"]
+    gains = {k: r["auc_gain"] for k, r in runs.items()}
+    auc = "; ".join(
+        f"{k.replace(' / hard_', '/')} {r['auc_over_time'][0]['truth_auc']:.3f} -> "
+        f"{r['auc_over_time'][-1]['truth_auc']:.3f} ({r['auc_gain']:+.3f}, best "
+        f"{r['best_gain']:+.3f})"
+        for k, r in runs.items()
+    )
+    drives = "; ".join(
+        f"{k.replace(' / hard_', '/')} {r['drives']['learn']['count']} / "
+        f"{r['fixed_mean']['per_10min'] * args.minutes / 10:.1f}, "
+        f"{r['drives']['learn']['path_m']:.1f} / "
+        f"{float(np.mean([f['path_m'] for f in r['drives']['fixed']])):.1f} m"
+        for k, r in runs.items()
+    )
+    text = (
+        f"AUC vs truth, start -> after {args.minutes:g} min: {auc}. Collisions in "
+        f"{args.minutes:g} min, learn / without (mean of {args.fixed_seeds} seeds), metres "
+        f"driven: {drives}"
+    )
+    lat, ratio = out.get("latency"), out.get("p99_ratio")
+    if lat:
+        text += "; capture to command, median / p99: " + ", ".join(
+            f"{k} {v['median_ms']:.1f} / {v['p99_ms']:.1f} ms" for k, v in lat.items()
+        )
+    added = sum(
+        r["drives"]["learn"]["count"] - r["fixed_mean"]["per_10min"] * args.minutes / 10
+        for r in runs.values()
+    )
+    return [
+        Figure(
+            f"`run --learn` in {len(args.worlds)} unseen hard worlds x {len(runs) // max(len(args.worlds), 1)} "
+            f"start models; {args.minutes:g} min of camera-only driving at {args.speed} units, "
+            f"paced at real time; every {args.every_s:g} s the live weights scored against truth "
+            "on another session of the world",
+            text,
+            (
+                Target(
+                    f"+0.05 AUC within {args.minutes:g} min",
+                    all(g >= 0.05 for g in gains.values()),
+                    ", ".join(f"{g:+.3f}" for g in gains.values()),
+                ),
+                Target(
+                    "p99 within 20%",
+                    None if ratio is None else ratio <= 1.2,
+                    "" if ratio is None else f"{ratio:.2f}x",
+                ),
+                Target("no collisions added", added <= 0, f"{added:+.1f} in all drives"),
+            ),
+            {"p99_ratio": ratio, **{f"auc_gain {k}": g for k, g in gains.items()}},
+        )
+    ]

@@ -1,6 +1,6 @@
 """Recorder under load: 30 fps 640x480 paced synthetic camera + prox 10 Hz + wheels 50 Hz.
 
-    .venv/bin/python benchmarks/record_load.py --seconds 120
+    python -m benchmarks record_load [--quick] [--seconds 120]
 
 Reports dropped/missed frames, the recorder's CPU use (process CPU time / wall
 time, minus what the synthetic camera's own rendering costs, measured alone
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
 from robot_ssl.core.spec import CameraSpec
 from robot_ssl.io.session import SessionReader, SessionWriter
 from robot_ssl.recording.cameras import SyntheticCamera
@@ -83,9 +85,11 @@ def jitter(t_ns: np.ndarray, hz: float) -> dict[str, float]:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=120.0, help="wall time to record")
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="python -m benchmarks record_load", description=__doc__)
+    ap.add_argument(
+        "--seconds", type=float, default=None, help="wall time to record (120; quick 10)"
+    )
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--fps", type=float, default=30.0)
@@ -93,8 +97,14 @@ def main() -> int:
     ap.add_argument("--robot-latency-ms", type=float, default=3.0)
     ap.add_argument("--window-s", type=float, default=10.0, help="CPU sampling window")
     ap.add_argument("--out", default=None, help="keep the session here (default: temp, deleted)")
-    args = ap.parse_args()
+    return ap
 
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Record a paced synthetic camera and a fake robot; drops, CPU, jitter and size."""
+    args = parser().parse_args(argv)
+    args.seconds = args.seconds or (10.0 if quick else 120.0)
+    args.window_s = min(args.window_s, args.seconds / 4)
     base = camera_baseline(args.width, args.height, args.fps, min(5.0, args.seconds / 4))
     tmp = tempfile.TemporaryDirectory()
     out = Path(args.out) if args.out else Path(tmp.name) / "load.h5"
@@ -155,9 +165,24 @@ def main() -> int:
             f"{name:<10}{j['rate_hz']:>9.2f}{j['median_dt_ms']:>14.2f}{j['std_ms']:>9.2f}"
             f"{j['p99_err_ms']:>12.2f}{j['max_dt_ms']:>11.2f}"
         )
-    print(f"bytes per minute {size / duration_s * 60 / 1e6:.1f} MB ({size / 1e6:.1f} MB total)")
-    return 0 if stats.frames_dropped == 0 else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    mb_per_min = size / duration_s * 60 / 1e6
+    print(f"bytes per minute {mb_per_min:.1f} MB ({size / 1e6:.1f} MB total)")
+    jit = ", ".join(
+        f"{name} {j['std_ms']:.1f} / {j['p99_err_ms']:.1f} ms" for name, j in streams.items()
+    )
+    cores = med - base
+    return [
+        Figure(
+            f"{args.seconds:g} s, {args.fps:g} fps {args.width}x{args.height} paced camera + "
+            f"{cfg.prox_hz:g} Hz prox + {cfg.wheels_hz:g} Hz wheels",
+            f"{stats.frames_dropped} frames dropped; recorder {cores:.2f} core; "
+            f"{mb_per_min:.0f} MB/min; interval jitter std / p99: {jit}",
+            (Target("0 drops", stats.frames_dropped == 0), Target("< 1 core", cores < 1.0)),
+            {
+                "frames_dropped": stats.frames_dropped,
+                "recorder_cores": cores,
+                "mb_per_min": mb_per_min,
+                **{f"{name}_p99_err_ms": j["p99_err_ms"] for name, j in streams.items()},
+            },
+        )
+    ]

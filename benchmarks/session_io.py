@@ -22,6 +22,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2
 import numpy as np
 
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
 from robot_ssl.core.odometry import integrate_wheel_odometry
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.io.session import SessionReader, SessionWriter
@@ -68,23 +70,30 @@ def write_session(path: Path, seconds: float, frames, encoded: bool) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=60.0, help="session length per repeat")
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="python -m benchmarks session_io", description=__doc__)
+    ap.add_argument("--seconds", type=float, default=None, help="session length per repeat (60)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats (3)")
+    return ap
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Write, read and odometry speed; quick: 10 s sessions, one repeat."""
+    args = parser().parse_args(argv)
+    seconds = args.seconds or (10.0 if quick else 60.0)
+    repeats = args.repeats or (1 if quick else 3)
     frames = scene_frames(30)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench.h5"
         pre, enc = [], []
-        for _ in range(args.repeats):
-            pre.append(args.seconds / write_session(path, args.seconds, frames, encoded=True))
-            enc.append(args.seconds / write_session(path, args.seconds, frames, encoded=False))
+        for _ in range(repeats):
+            pre.append(seconds / write_session(path, seconds, frames, encoded=True))
+            enc.append(seconds / write_session(path, seconds, frames, encoded=False))
         size_mb = path.stat().st_size / 1e6
         read_fps, read_arrays_ms = [], []
         with SessionReader(path) as r:
             n = r.num_frames
-            for _ in range(args.repeats):
+            for _ in range(repeats):
                 t0 = time.perf_counter()
                 for i in range(0, n, 3):
                     r.frame(i)
@@ -95,19 +104,37 @@ def main() -> None:
     t = np.arange(360_000, dtype=np.int64) * 10_000_000
     speed = np.random.default_rng(0).integers(-300, 300, (t.size, 2))
     odo_ms = []
-    for _ in range(max(args.repeats, 5)):
+    for _ in range(max(repeats, 5)):
         t0 = time.perf_counter()
         integrate_wheel_odometry(t, speed, RobotSpec())
         odo_ms.append((time.perf_counter() - t0) * 1e3)
     med = statistics.median
-    print(f"session: {args.seconds:.0f} s of 30 fps 640x480 JPEG q90 + 10 Hz prox + 50 Hz wheels")
-    print(f"  file size                      {size_mb / args.seconds * 60:8.1f} MB per minute")
+    mb_per_min = size_mb / seconds * 60
+    print(f"session: {seconds:.0f} s of 30 fps 640x480 JPEG q90 + 10 Hz prox + 50 Hz wheels")
+    print(f"  file size                      {mb_per_min:8.1f} MB per minute")
     print(f"  write, frames pre-encoded      {med(pre):8.1f} x real time (target > 10)")
     print(f"  write, JPEG encode included    {med(enc):8.1f} x real time")
     print(f"  read, decode frames            {med(read_fps):8.0f} frames/s")
     print(f"  read, all sensor arrays        {med(read_arrays_ms):8.1f} ms")
     print(f"odometry, 1 h of 100 Hz wheels   {med(odo_ms):8.1f} ms (target < 100)")
-
-
-if __name__ == "__main__":
-    main()
+    return [
+        Figure(
+            "write 30 fps 640x480 JPEG + 10 Hz prox + 50 Hz wheels, one core",
+            f"{med(pre):,.0f}x real time (frames pre-encoded, as the recorder does); "
+            f"{med(enc):,.0f}x with JPEG encoding in the loop; {mb_per_min:.0f} MB/min; "
+            f"read {med(read_fps):,.0f} frames/s",
+            (Target("> 10x real time", med(pre) > 10.0),),
+            {
+                "write_x_real_time": med(pre),
+                "write_encode_x_real_time": med(enc),
+                "mb_per_min": mb_per_min,
+                "read_frames_per_s": med(read_fps),
+            },
+        ),
+        Figure(
+            "odometry, one hour of 100 Hz wheel data",
+            f"{med(odo_ms):.0f} ms (vectorised exact arcs)",
+            (Target("< 100 ms", med(odo_ms) < 100.0),),
+            {"odometry_1h_ms": med(odo_ms)},
+        ),
+    ]

@@ -1,7 +1,7 @@
 """Simulator speed on one core: the camera renderer and `sim record`, today's renderer
 (a baseline commit's sim/camera.py) against this checkout's, in one run.
 
-Run: `taskset -c 0 .venv/bin/python benchmarks/sim_speed.py [--quick] [--baseline REV]`.
+Run: `taskset -c 0 python -m benchmarks sim_speed [--quick] [--baseline REV]`.
 Single-threaded on purpose (OpenCV and BLAS limited to one thread, as on one core of the
 robot's computer or one worker of a data-generation pool). Real-time factors are
 simulated seconds per wall second at 30 fps: for rendering, frames per second / 30; for
@@ -41,12 +41,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout
+import sim.simulator as sim_simulator
+from benchmarks import Parser
+from benchmarks.results import Figure, Target
+from robot_ssl.recording.wander import WanderController
+from sim import CameraParams, Renderer, Simulator, load_world
 
-import sim.simulator as sim_simulator  # noqa: E402
-from robot_ssl.recording.wander import WanderController  # noqa: E402
-from sim import CameraParams, Renderer, Simulator, load_world  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 cv2.setNumThreads(1)
 
@@ -194,14 +195,22 @@ def _ratio(results: dict[str, list[float]], a: str, b: str) -> str:
     return f"  {a}/{b} (medians): {r:.2f}x"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    ap = Parser(
+        prog="python -m benchmarks sim_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--world", default="arena_boxes")
-    ap.add_argument("--quick", action="store_true", help="fewer frames, repeats, seconds")
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="git revision of 'old'")
     ap.add_argument("--repeats", type=int, default=None, help="repeats (default 5, quick 3)")
-    args = ap.parse_args()
-    frames, repeats, sim_s = (150, 3, 10.0) if args.quick else (300, 5, 30.0)
+    return ap
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Render and record speed of each variant; quick: fewer frames, repeats, seconds."""
+    args = parser().parse_args(argv)
+    frames, repeats, sim_s = (150, 3, 10.0) if quick else (300, 5, 30.0)
     repeats = args.repeats or repeats
     try:
         baseline: ModuleType | None = load_baseline_camera(args.baseline)
@@ -213,8 +222,9 @@ def main() -> int:
         f"sim speed on world {args.world!r}, one thread, cv2 {cv2.__version__}, "
         f"baseline {args.baseline}; {simulator_realism()}"
     )
+    renders: dict[tuple[int, int], dict[str, list[float]]] = {}
     for size in [(320, 240), (80, 64)]:
-        fps = render_speed(classes, args.world, size, frames, repeats)
+        fps = renders[size] = render_speed(classes, args.world, size, frames, repeats)
         print(
             f"render {size[0]}x{size[1]} ({frames} frames x {repeats}), frames/s and x real time:"
         )
@@ -234,8 +244,41 @@ def main() -> int:
         print(_line(name, values, "x  ", target))
     print(_ratio(rec, "new", "old"))
     print(_ratio(rec, "new+blur", "old"))
-    return 0
+    return figures(renders, rec)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(
+    renders: dict[tuple[int, int], dict[str, list[float]]], rec: dict[str, list[float]]
+) -> list[Figure]:
+    """The README's two rows: render speed, and `sim record` as simulated."""
+    med = {k: {n: statistics.median(v) for n, v in r.items()} for k, r in renders.items()}
+    small, large = med[(80, 64)], med[(320, 240)]
+    render = f"{small['new']:,.0f} frames/s at 80x64; {large['new']:,.0f} frames/s at 320x240"
+    if "old" in small:
+        render += (
+            f" (previous renderer in the same run: {small['old']:,.0f} and {large['old']:,.0f}; "
+            f"{small['new'] / small['old']:.2f}x and {large['new'] / large['old']:.2f}x)"
+        )
+    r = {n: statistics.median(v) for n, v in rec.items()}
+    record = f"**{r['new, as simulated']:.1f}x** real time"
+    if "old" in r:
+        record += (
+            f" against {r['old']:.1f}x with the previous renderer in the same run "
+            f"({r['new, as simulated'] / r['old']:.2f}x)"
+        )
+    record += f"; {r['new+blur']:.1f}x with a blur on every frame"
+    return [
+        Figure(
+            "render, one thread",
+            render,
+            (Target("1,000 frames/s at 80x64", small["new"] >= 1000.0),),
+            {"render_80x64_fps": small["new"], "render_320x240_fps": large["new"]},
+        ),
+        Figure(
+            "`sim record` 30 fps 320x240, one core, with the realistic clocks (latency, jitter, "
+            "motion blur, drops, streamed prox)",
+            record,
+            (Target("20x real time", r["new, as simulated"] >= 20.0),),
+            {"record_x_real_time": r["new, as simulated"]},
+        ),
+    ]

@@ -1,12 +1,13 @@
 """Training speed: today's `train` defaults against the earlier ones, on the same data, in one run.
 
-    .venv/bin/python benchmarks/train_speed.py --work out/bench/train_speed
-    .venv/bin/python benchmarks/train_speed.py --minutes 2.5   # 10 min of data, faster
+    python -m benchmarks train_speed --work out/bench/train_speed
+    python -m benchmarks train_speed --minutes 2.5   # 10 min of data, faster
+    python -m benchmarks train_speed --quick         # 2 x 1 min, 2 hard worlds, today only
 
 Data: 4 sessions of `--minutes` each (default 5: 20 minutes of driving) in
 training-look worlds, recorded and labelled with the command line when missing.
 Held-out score: mean ROC AUC against simulator truth on the hard suite
-(benchmarks/hard_suite.py: 12 unseen worlds, 1.5 min each), with block-bootstrap
+(benchmarks.hard_suite: 12 unseen worlds, 1.5 min each), with block-bootstrap
 intervals, and against the suite's auto-labels.
 
 Runs, in this order, in this process, on `--threads` threads, on frames
@@ -34,12 +35,17 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hard_suite import HARD_WORLDS, POOL_WORLDS, HardSuite, record_sessions
+from benchmarks import Parser
+from benchmarks.hard_suite import HARD_WORLDS, POOL_WORLDS, HardSuite, record_sessions
+from benchmarks.results import Figure, Target
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m benchmarks train_speed",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
     p.add_argument("--work", type=Path, default=Path("out/bench/train_speed"))
     p.add_argument("--pool", type=Path, help="folder of the training sessions (default WORK/pool)")
     p.add_argument("--hard", type=Path, help="folder of the hard suite (default WORK/hard)")
@@ -47,8 +53,14 @@ def main() -> int:
     p.add_argument("--sessions", type=int, default=4, help="training sessions (worlds)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bootstrap", type=int, default=200)
-    p.add_argument("--runs", nargs="+", default=["earlier", "today", "paper"])
-    args = p.parse_args()
+    p.add_argument("--runs", nargs="+", default=None, help="(earlier today paper; quick today)")
+    return p
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Train each configuration on the same frames, score each on the hard suite."""
+    args = parser().parse_args(argv)
+    args.runs = args.runs or (["today"] if quick else ["earlier", "today", "paper"])
 
     import torch
 
@@ -56,12 +68,17 @@ def main() -> int:
     from robot_ssl.learning.train import TrainConfig, split_frames, train
 
     torch.set_num_threads(args.threads)
-    work = args.work
+    work = args.work / "quick" if quick else args.work
     pool = args.pool or work / "pool"
     hard = args.hard or work / "hard"
     cache = work / "cache"
-    paths = record_sessions(POOL_WORLDS[: args.sessions], max(args.minutes, 5.0), 3, pool)
-    record_sessions(HARD_WORLDS, 1.5, 5, hard)
+    if quick:  # 2 sessions of 1 min, 2 hard worlds of 0.5 min
+        args.sessions, args.minutes, args.bootstrap = 2, 1.0, 20
+        paths = record_sessions(POOL_WORLDS[:2], 1.0, 3, pool)
+        record_sessions(HARD_WORLDS[:2], 0.5, 5, hard)
+    else:
+        paths = record_sessions(POOL_WORLDS[: args.sessions], max(args.minutes, 5.0), 3, pool)
+        record_sessions(HARD_WORLDS, 1.5, 5, hard)
     t0 = time.perf_counter()
     loaded = load_sessions(paths, cache_dir=cache, progress=False)
     # the first `minutes` of each session (all runs get the same frames)
@@ -135,8 +152,30 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(out, indent=1) + "\n")
     print(f"results: {out_json}")
-    return 0
+    return figures(out, args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(out: dict, args: argparse.Namespace) -> list[Figure]:
+    """The README's row: wall time and hard-suite AUC of each run, and the verdict."""
+    runs = out["runs"]
+    base = runs.get("earlier", {}).get("wall_s")
+    names = {"earlier": "earlier", "today": "today", "patience3": "with `--patience 3`"}
+    names["paper"] = "paper network"
+    parts = []
+    for name, r in runs.items():
+        speed = f" ({base / r['wall_s']:.1f}x faster)" if base and name != "earlier" else ""
+        lo, hi = r["truth_auc_ci"]
+        parts.append(
+            f"{names.get(name, name)} {r['wall_s']:.0f} s{speed}, AUC {r['truth_auc']:.3f} "
+            f"[{lo:.3f}, {hi:.3f}]"
+        )
+    return [
+        Figure(
+            f"{args.sessions} training worlds x {args.minutes:g} min, scored on the hard suite "
+            "against truth; earlier defaults (30 epochs, session split) vs today's (10 epochs, "
+            "30 s time-block validation, channels-last)",
+            "; ".join(parts),
+            (Target("same AUC in half the time", out.get("target_met")),),
+            {"speedup": out.get("speedup"), "auc_change": out.get("auc_change")},
+        )
+    ]

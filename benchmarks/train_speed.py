@@ -163,7 +163,11 @@ def figures(out: dict, args: argparse.Namespace) -> list[Figure]:
     names["paper"] = "paper network"
     parts = []
     for name, r in runs.items():
-        speed = f" ({base / r['wall_s']:.1f}x faster)" if base and name != "earlier" else ""
+        speed = (
+            f" ({base / r['wall_s']:.1f}x faster)"
+            if base and name in ("today", "patience3")
+            else ""
+        )
         lo, hi = r["truth_auc_ci"]
         parts.append(
             f"{names.get(name, name)} {r['wall_s']:.0f} s{speed}, AUC {r['truth_auc']:.3f} "

@@ -327,9 +327,9 @@ def _big_camera_spec(tmp_path):
 
 
 CLI_CASES = [
-    (["train", "--data", "d", "--out", "r", "--input-width", "1000000000"], "input_width"),
+    (["train", "--data", "d", "--out", "r", "--input-width", "1000000000"], "--input-width"),
     (["train", "--data", "d", "--out", "r", "--width", "100000"], "--width"),
-    (["train", "--data", "d", "--out", "r", "--num-threads", "1000000000"], "num_threads"),
+    (["train", "--data", "d", "--out", "r", "--num-threads", "1000000000"], "--num-threads"),
     (["train", "--data", "d", "--out", "r", "--threads", "1000000000"], "--threads"),
     (["eval", "--model", "m.pt", "--data", "d", "--bootstrap", "1000000000"], "--bootstrap"),
     (["pretrain", "--data", "d", "--out", "r", "--odo-dt-max-s", "1e12"], "odo_dt_max_s"),

@@ -12,7 +12,7 @@ import torch
 
 from robot_ssl.cli.main import main
 from robot_ssl.learning.dataset import write_synthetic_session
-from robot_ssl.learning.train import TrainConfig
+from robot_ssl.learning.train_config import TrainConfig
 
 ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 RUN = ["--model", "m.onnx", "--robot", "sim", "--camera", "sim"]
@@ -70,7 +70,7 @@ def test_train_takes_fields_the_short_options_do_not_have(tmp_path):
         ("train", ["--data", "x", "--out", "y", "--warmup-steps", "abc"], "--warmup-steps"),
         ("train", ["--data", "x", "--out", "y", "--no-such-field", "1"], "--no-such-field"),
         ("train", ["--data", "x", "--out", "y", "--augment.brightness", "nan"], "brightness"),
-        ("label", ["s.h5", "--min-duration-s", "-1"], "min_duration_s"),
+        ("label", ["s.h5", "--min-duration-s", "-1"], "--min-duration-s"),
         ("run", [*RUN, "--live.sensor-hz", "0"], "sensor_hz"),
         ("run", [*RUN, "--avoid.cruise-speed", "fast"], "--avoid.cruise-speed"),
         ("info", ["s.h5", "--bogus"], "unrecognized arguments"),
@@ -90,3 +90,98 @@ def test_label_field_reaches_the_labels_file(tmp_path, capsys):
 
     assert read_labels(default_labels_path(s)).config.tol_y_m == 0.02
     assert "s.labels.h5" in capsys.readouterr().out  # the table printed
+
+
+def _verb_parser(verb: str):
+    from robot_ssl.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    return sub.choices[verb]
+
+
+def _field_paths(cls: type, prefix: str = "") -> list[str]:
+    out = []
+    for f in dataclasses.fields(cls):
+        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(t):
+            out += _field_paths(type(t), prefix + f.name + ".")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+@pytest.mark.parametrize("verb", ["train", "label"])
+def test_one_field_one_option(verb):
+    """The options are generated from the config: each field has exactly one argparse
+    action (its --field-name and the README's aliases), and no option string is shared."""
+    from robot_ssl.cli.label import LabelJob
+
+    cls = {"train": TrainConfig, "label": LabelJob}[verb]
+    actions = [a for a in _verb_parser(verb)._actions if a.dest.startswith("cfg:")]
+    dests = [a.dest.removeprefix("cfg:") for a in actions]
+    assert sorted(dests) == sorted(_field_paths(cls))
+    strings = [s for a in actions for s in a.option_strings]
+    assert len(strings) == len(set(strings))
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "words"),
+    [
+        ("train", ["--data", "x", "--out", "a", "--out-dir", "b"], "--out-dir: given twice"),
+        ("train", ["--data", "x", "--out", "a", "--no-cache", "--cache-dir", "c"], "given twice"),
+        ("train", ["--data", "x", "--out", "a", "--lr", "1e-3", "--lr", "2e-3"], "given twice"),
+        ("label", ["s.h5", "--tol-y", "0.02", "--tol-y-m", "0.03"], "--tol-y-m: given twice"),
+        ("label", ["s.h5", "--camera-offset", "auto", "--camera-offset-ms", "5"], "given twice"),
+    ],
+)
+def test_a_field_given_twice_is_one_line_exit_2(verb, args, words):
+    """Two spellings of one field no longer let the later one win silently."""
+    p = subprocess.run([*ROBOT_SSL, verb, *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert words in p.stderr
+
+
+def test_train_config_takes_what_the_command_line_takes():
+    """`train --lr 5e-5` and `TrainConfig(lr=5e-5)` are the same config: min_lr follows lr."""
+    from robot_ssl.cli.train import config_from
+
+    cfg = TrainConfig(lr=5e-5)
+    assert cfg.min_lr == 5e-5
+    assert TrainConfig().min_lr == 1e-4
+    args = _verb_parser("train").parse_args(["--data", "d", "--out", "r", "--lr", "5e-5"])
+    parsed = config_from(args)
+    assert (parsed.lr, parsed.min_lr, parsed.data, parsed.out_dir) == (5e-5, 5e-5, ("d",), "r")
+    assert parsed.cache_dir is not None  # the command line caches frames by default
+    argv = ["--data", "d", "--out", "r", "--no-cache"]
+    no_cache = config_from(_verb_parser("train").parse_args(argv))
+    assert no_cache.cache_dir is None
+
+
+def test_label_options_and_config_file_build_one_job(tmp_path):
+    """The rule comes from --config, the rule's options override it, aliases included."""
+    from robot_ssl.cli.label import config_from
+
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("tol_y_m: 0.03\nthreshold: 5\n")
+    argv = ["a.h5", "b.h5", "--config", str(rule), "--tol-y", "0.02", "--sensors", "0,1"]
+    argv += ["--distances", "0:0.1:0.05", "--camera-offset-ms", "50", "--no-plot", "-j", "1"]
+    job = config_from(_verb_parser("label").parse_args(argv))
+    assert job.sessions == ("a.h5", "b.h5") and job.plot is False and job.jobs == 1
+    assert job.rule.tol_y_m == 0.02 and job.rule.threshold == 5  # option over file
+    assert job.rule.sensor_indices == (0, 1) and job.rule.distances_m == (0.0, 0.05, 0.1)
+    assert job.rule.camera_offset == 0.05
+
+
+def test_parsing_train_and_label_needs_no_torch():
+    """The configs live in torch-free modules: the robot's install parses every verb."""
+    code = (
+        "import sys\n"
+        "from robot_ssl.cli.main import build_parser\n"
+        "from robot_ssl.cli import train, label\n"
+        "p = build_parser()\n"
+        "train.config_from(p.parse_args(['train', '--data', 'd', '--out', 'r']))\n"
+        "label.config_from(p.parse_args(['label', 's.h5', '--tol-y', '0.02']))\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr

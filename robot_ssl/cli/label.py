@@ -7,6 +7,9 @@ from its turns, else the calibrated camera.time_offset_s; --camera-offset,
 --camera-offset-ms). A summary table follows; a session that cannot be
 labelled (empty, no odometry, too short, damaged) is reported in one line and
 makes the exit status 2, without stopping the others.
+
+Options are generated from `LabelJob` and the rule's `LabelConfig` (cli/config_fields.py):
+one option per field (`--tol-y-m`, alias `--tol-y`). In-process: `label(LabelJob(...))`.
 """
 
 from __future__ import annotations
@@ -14,107 +17,51 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+
+from robot_ssl.cli import argtypes as t
+from robot_ssl.cli.config_fields import Flag
+from robot_ssl.core.config import MAX_THREADS, bounded, check_bounds
+from robot_ssl.core.label_grid import LabelConfig, LabelConfigError
 
 HELP = "auto-label sessions from proximity readings and odometry"
-CONFIG_FIELDS = True  # every LabelConfig field: --min-duration-s X, --distances-m ..., ...
 
 
-def _config_for_help() -> tuple[type, object]:
-    from robot_ssl.labelling.labeller import LabelConfig
+@dataclass
+class LabelJob:
+    """What `robot-ssl label` does: label `sessions` with the labelling `rule`.
 
-    return LabelConfig, LabelConfig()
+    `out`: one folder for every labels file (None: beside each session); `jobs`:
+    parallel processes (None: one per core); `config`: a labelling-rule file (YAML
+    or JSON) that `rule`'s fields given here override; `truth`: compare with the
+    simulator's truth; `plot`: a coverage PNG beside each labels file.
+    """
 
+    sessions: tuple[str, ...] = ()
+    out: str | None = None
+    jobs: int | None = bounded(None, 1, MAX_THREADS)
+    config: str | None = None
+    truth: bool = False
+    plot: bool = True
+    rule: LabelConfig = field(default_factory=LabelConfig)
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.config_fields import add_config_help
-    from robot_ssl.core.label_grid import LabelConfig
-
-    def bounds_of(name: str):  # the type of a flag setting LabelConfig.NAME: its bounds
-        return t.for_field(LabelConfig, name)
-
-    add_config_help(p, _config_for_help, "robot-ssl label")
-
-    p.add_argument("sessions", nargs="+", metavar="SESSION", help="session files (.h5)")
-    p.add_argument(
-        "--out", metavar="DIR", help="write labels and plots here (default: beside each session)"
-    )
-    p.add_argument(
-        "--jobs",
-        "-j",
-        type=t.THREADS,
-        metavar="N",
-        help="parallel processes (default: cores)",
-    )
-    p.add_argument(
-        "--config", metavar="FILE", help="labelling config (YAML or JSON); flags override it"
-    )
-    p.add_argument("--truth", action="store_true", help="compare labels with simulator truth")
-    off = p.add_mutually_exclusive_group()
-    off.add_argument(
-        "--camera-offset",
-        choices=("auto", "spec"),
-        help="camera latency correction: auto = estimate it from each session's images and"
-        " fall back to the session's calibrated camera.time_offset_s when unreliable"
-        " (default); spec = always the calibrated value",
-    )
-    off.add_argument(
-        "--camera-offset-ms",
-        type=t.finite_float(min=-1000, max=1000),
-        metavar="MS",
-        help="camera latency correction: this fixed offset in milliseconds (frames stamped"
-        " t are matched with the poses at t - MS; 0 turns the correction off)",
-    )
-    p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
-    g = p.add_argument_group("labelling rule (defaults: the original work's)")
-    g.add_argument(
-        "--sensors", metavar="I,J,..", help="proximity sensor indices (default 0,1,2,3,4)"
-    )
-    g.add_argument(
-        "--distances", metavar="START:STOP:STEP", help="distance bins in m, or a list a,b,c"
-    )
-    g.add_argument(
-        "--tol-d", type=bounds_of("tol_d_m"), metavar="M", help="|dx - d| tolerance (default 0.01)"
-    )
-    g.add_argument(
-        "--tol-y", type=bounds_of("tol_y_m"), metavar="M", help="|dy| tolerance (default 0.01)"
-    )
-    g.add_argument(
-        "--tol-theta",
-        type=bounds_of("tol_theta_rad"),
-        metavar="RAD",
-        help="|dtheta| tolerance (default 0.05)",
-    )
-    g.add_argument(
-        "--threshold",
-        type=bounds_of("threshold"),
-        metavar="RAW",
-        help="obstacle when reading > RAW (default 0)",
-    )
-    g.add_argument(
-        "--horizon",
-        type=bounds_of("horizon_s"),
-        metavar="S",
-        help="look-ahead in seconds (default 20)",
-    )
-    g.add_argument(
-        "--max-gap",
-        type=bounds_of("max_gap_s"),
-        metavar="S",
-        help="odometry gap that splits (default 0.5)",
-    )
-    g.add_argument(
-        "--max-backtrack",
-        type=bounds_of("max_backtrack_m"),
-        metavar="M",
-        help="backward-motion allowance (default 0.01)",
-    )
+    def __post_init__(self) -> None:
+        check_bounds(self, "label", LabelConfigError)
+        self.sessions = tuple(str(s) for s in self.sessions)
 
 
-def _parse_floats(text: str, what: str) -> tuple[float, ...]:
-    from robot_ssl.labelling.labeller import LabelConfigError, distance_grid
+def _csv_ints(text: str) -> tuple[int, ...]:
+    """`--sensors 0,1,2`: one or several comma-separated sensor indices."""
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 0,1,2, got {text!r}") from None
+
+
+def _distances(text: str) -> tuple[float, ...]:
+    """`--distances 0:0.3:0.01` (a grid) or `0.05,0.1` (a list), or several items."""
+    from robot_ssl.core.label_grid import distance_grid
 
     try:
         if ":" in text:
@@ -123,40 +70,89 @@ def _parse_floats(text: str, what: str) -> tuple[float, ...]:
                 raise ValueError
             return distance_grid(*parts)
         return tuple(float(x) for x in text.split(",") if x.strip())
+    except LabelConfigError as e:  # a grid of too many bins, a step <= 0
+        raise argparse.ArgumentTypeError(str(e)) from None
     except ValueError:
-        raise LabelConfigError(f"{what}: expected START:STOP:STEP or a,b,c, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected START:STOP:STEP or a,b,c, got {text!r}"
+        ) from None
 
 
-def config_from_args(args: argparse.Namespace):
-    """LabelConfig from --config (if any) with the flags applied on top."""
-    from robot_ssl.labelling.labeller import LabelConfig, LabelConfigError
+def _camera_offset(text: str) -> str | float:
+    """`--camera-offset auto|spec|SECONDS`."""
+    from robot_ssl.core.label_grid import CAMERA_OFFSET_MODES
 
-    cfg = LabelConfig.load(args.config) if args.config else LabelConfig()
-    overrides: dict[str, Any] = {
-        "tol_d_m": args.tol_d,
-        "tol_y_m": args.tol_y,
-        "tol_theta_rad": args.tol_theta,
-        "threshold": args.threshold,
-        "horizon_s": args.horizon,
-        "max_gap_s": args.max_gap,
-        "max_backtrack_m": args.max_backtrack,
+    if text in CAMERA_OFFSET_MODES:
+        return text
+    return t.finite_float(-1, 1)(text)
+
+
+def _flags() -> dict[str, Flag]:
+    """LabelJob's fields as the README spells them; the rule's fields without `rule.`."""
+    return {
+        "sessions": Flag(positional=True, metavar="SESSION", help="session files (.h5)"),
+        "out": Flag(metavar="DIR", help="write labels and plots here (default: beside each)"),
+        "jobs": Flag(aliases=("-j",), metavar="N", help="parallel processes (default: cores)"),
+        "config": Flag(metavar="FILE", help="labelling rule file (YAML or JSON); options override"),
+        "truth": Flag(help="compare labels with simulator truth"),
+        "plot": Flag(off=("--no-plot",), help="write the coverage PNG"),
+        "rule": Flag(flatten=True),
+        "rule.sensor_indices": Flag(
+            aliases=("--sensors",), parse=_csv_ints, metavar="I,J,..", help="sensor indices"
+        ),
+        "rule.distances_m": Flag(
+            aliases=("--distances",),
+            parse=_distances,
+            metavar="START:STOP:STEP",
+            help="distance bins in m, or a list a,b,c",
+        ),
+        "rule.tol_d_m": Flag(aliases=("--tol-d",), metavar="M", help="|dx - d| tolerance"),
+        "rule.tol_y_m": Flag(aliases=("--tol-y",), metavar="M", help="|dy| tolerance"),
+        "rule.tol_theta_rad": Flag(
+            aliases=("--tol-theta",), metavar="RAD", help="|dtheta| tolerance"
+        ),
+        "rule.threshold": Flag(metavar="RAW", help="obstacle when reading > RAW"),
+        "rule.horizon_s": Flag(aliases=("--horizon",), metavar="S", help="look-ahead"),
+        "rule.max_gap_s": Flag(
+            aliases=("--max-gap",), metavar="S", help="odometry gap that splits"
+        ),
+        "rule.max_backtrack_m": Flag(
+            aliases=("--max-backtrack",), metavar="M", help="backward-motion allowance"
+        ),
+        "rule.camera_offset": Flag(
+            aliases=("--camera-offset-ms",),
+            parse=_camera_offset,
+            alias_parse={"--camera-offset-ms": _milliseconds},
+            metavar="auto|spec|S",
+            help="camera latency correction: auto = estimate it from each session's images, "
+            "falling back to the session's calibrated camera.time_offset_s; spec = always the "
+            "calibrated value; a number = this offset in seconds (--camera-offset-ms MS: in "
+            "milliseconds; 0 turns the correction off)",
+        ),
     }
-    if args.sensors:
-        try:
-            overrides["sensor_indices"] = tuple(
-                int(x) for x in args.sensors.split(",") if x.strip()
-            )
-        except ValueError:
-            raise LabelConfigError(
-                f"--sensors: expected integers like 0,1,2, got {args.sensors!r}"
-            ) from None
-    if args.distances:
-        overrides["distances_m"] = _parse_floats(args.distances, "--distances")
-    if getattr(args, "camera_offset", None) is not None:
-        overrides["camera_offset"] = args.camera_offset
-    if getattr(args, "camera_offset_ms", None) is not None:
-        overrides["camera_offset"] = args.camera_offset_ms / 1000.0
-    return cfg.with_overrides(**overrides)
+
+
+def _milliseconds(text: str) -> float:
+    """`--camera-offset-ms MS` as seconds."""
+    return t.finite_float(-1000, 1000)(text) / 1000.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli.config_fields import add_config_options
+
+    add_config_options(p, LabelJob, _flags(), prog="robot-ssl label")
+
+
+def config_from(args: argparse.Namespace) -> LabelJob:
+    """The LabelJob of a parsed command line: the rule from --config (if any), with the
+    rule's fields given on the command line on top."""
+    from robot_ssl.cli.config_fields import given_fields, with_fields
+
+    given = given_fields(args)
+    rule_given = {k[len("rule.") :]: v for k, v in given.items() if k.startswith("rule.")}
+    job = LabelJob(**{k: v for k, v in given.items() if "." not in k})
+    rule = LabelConfig.load(job.config) if job.config else job.rule
+    return replace(job, rule=with_fields(rule, rule_given))
 
 
 def _print_table(results: list, with_truth: bool) -> None:
@@ -217,20 +213,17 @@ def _offset_note(offset: dict | None) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.config_fields import apply_config_fields
+def label(job: LabelJob) -> int:
+    """`robot-ssl label` in-process: label every session of `job` (in parallel), print
+    the summary table, say each failure in one line; 2 when a session failed, else 0."""
     from robot_ssl.io.labels_file import LabelsWriteError, default_labels_path, require_sessions
     from robot_ssl.io.session_summary import recovered_notes
     from robot_ssl.labelling.batch import label_sessions
-    from robot_ssl.labelling.labeller import LabelConfig
 
-    config = apply_config_fields(
-        LabelConfig, config_from_args(args), args.config_fields, "robot-ssl label"
-    )
-    sessions = [str(Path(s)) for s in require_sessions(args.sessions, "label", "label")]
+    sessions = [str(Path(s)) for s in require_sessions(list(job.sessions), "label", "label")]
     for note in recovered_notes(sessions):  # labels of part of a session: say so
         print(f"robot-ssl label: {note}", file=sys.stderr)
-    outs = [str(default_labels_path(s, args.out)) for s in sessions]
+    outs = [str(default_labels_path(s, job.out)) for s in sessions]
     seen: dict[str, str] = {}
     for s, o in zip(sessions, outs):
         key = os.path.abspath(o)
@@ -238,20 +231,24 @@ def run(args: argparse.Namespace) -> int:
             raise LabelsWriteError(f"{seen[key]} and {s} would both write {o}")
         seen[key] = s
     tasks = list(dict.fromkeys(zip(sessions, outs)))  # each session once
-    if args.out:  # one folder for all: one line and exit 2 now, not one failure per session
+    if job.out:  # one folder for all: one line and exit 2 now, not one failure per session
         from robot_ssl.io.outputs import check_writable
 
-        check_writable(args.out)
+        check_writable(job.out)
     results = label_sessions(
-        tasks, config, jobs=args.jobs, truth=args.truth, plots=not args.no_plot, progress=None
+        tasks, job.rule, jobs=job.jobs, truth=job.truth, plots=job.plot, progress=None
     )
     order = {s: i for i, (s, _) in enumerate(tasks)}
     results.sort(key=lambda r: order[r.session])
-    _print_table(results, args.truth)
+    _print_table(results, job.truth)
     failed = [r for r in results if r.error is not None]
     for r in failed:
         print(f"robot-ssl label: {_naming(r.session, r.error)}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return label(config_from(args))
 
 
 def _naming(session: str, error: str) -> str:

@@ -1,5 +1,10 @@
 """`robot-ssl train`: train the long-range obstacle detector on labelled sessions.
 
+Every TrainConfig field is an option, generated from the dataclass (cli/config_fields.py):
+`--warmup-steps 50`, `--augment.noise-std 0.05`, `--model-field widths=[8,8,8,8]`; the
+README's spellings (`--out`, `--threads`, `--quiet`, `--no-flip`, ...) are aliases.
+In-process: `robot_ssl.cli.train.train(TrainConfig(...))`.
+
 Single process:   robot-ssl train --data sessions/ --out runs/r1
 Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
                   torchrun --nproc_per_node=2 -m robot_ssl train --data sessions/ --out runs/r1
@@ -8,13 +13,18 @@ Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from robot_ssl.cli.config_fields import Flag
+
+if TYPE_CHECKING:
+    from robot_ssl.learning.train import TrainResult
+    from robot_ssl.learning.train_config import TrainConfig
 
 HELP = "train the long-range obstacle detector"
-CONFIG_FIELDS = True  # every TrainConfig field: --warmup-steps N, --augment.noise-std X, ...
 
 
 def default_cache_dir() -> Path:
@@ -45,93 +55,72 @@ def cache_dir_from(args: argparse.Namespace) -> str | None:
     return str(args.cache_dir or default_cache_dir())
 
 
-def _model_fields(items: list[str]) -> dict[str, object]:
-    """{key: value} from --model-field KEY=VALUE items (values parsed as YAML)."""
-    import yaml
+def _flags() -> dict[str, Flag]:
+    """TrainConfig's fields as the README spells them (every other field: --field-name)."""
+    from robot_ssl.learning.model_config import ARCHS
+    from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS
 
-    from robot_ssl.cli.config_fields import ConfigFieldError
-
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigFieldError(f"--model-field: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigFieldError(f"--model-field {key}: not a value: {text!r}") from None
-    return out
-
-
-def _config_for_help() -> tuple[type, object]:
-    from robot_ssl.learning.train import TrainConfig
-
-    return TrainConfig, TrainConfig(data=("SESSIONS",), out_dir="RUN_DIR")
+    return {
+        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
+        "out_dir": Flag(aliases=("--out",), required=True, metavar="RUN_DIR", help="run folder"),
+        "labels_dir": Flag(
+            aliases=("--labels",),
+            metavar="DIR",
+            help="folder of <stem>.labels.h5 (default: beside each session)",
+        ),
+        "cache_dir": Flag(
+            off=("--no-cache",),
+            metavar="DIR",
+            help=f"cache of decoded frames ({default_cache_dir()} unless given; --no-cache: none)",
+        ),
+        "arch": Flag(choices=ARCHS),
+        "input_width": Flag(aliases=("--width",), help="network input width"),
+        "input_height": Flag(aliases=("--height",), help="network input height"),
+        "model": Flag(
+            name="--model-field",
+            help="a ModelConfig field, e.g. widths=[16,24,32,48] or dropout=0.1 "
+            "(YAML value; repeatable)",
+        ),
+        "lr": Flag(help="peak learning rate (AdamW)"),
+        "min_lr": Flag(help="where the schedule ends (default: 1e-4, or lr when lower)"),
+        "schedule": Flag(choices=SCHEDULES),
+        "pos_weight": Flag(help="weight of positive cells in the loss"),
+        "augment.enabled": Flag(off=("--no-augment",), help="augmentation at all"),
+        "augment.hflip": Flag(off=("--no-flip",), help="horizontal flip"),
+        "val_worlds": Flag(metavar="WORLD", help="validation worlds"),
+        "val_fraction": Flag(help="fraction of sessions, worlds or time blocks for validation"),
+        "split_by": Flag(
+            choices=SPLIT_GROUPS,
+            help="validation: whole sessions, whole worlds, or time blocks of every session",
+        ),
+        "num_threads": Flag(aliases=("--threads",), help="torch threads per process"),
+        "device": Flag(choices=("auto", "cpu", "cuda")),
+        "resume": Flag(help="continue RUN_DIR/last.pt"),
+        "overwrite": Flag(help="replace a run in RUN_DIR"),
+        "progress": Flag(off=("--quiet",), help="progress bars"),
+        "init": Flag(
+            metavar="ENCODER.pt",
+            help="start from the encoder weights of `robot-ssl pretrain` (same arch and widths)",
+        ),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.config_fields import add_config_help
-
-    add_config_help(parser, _config_for_help, "robot-ssl train")
-    parser.add_argument(
-        "--model-field",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a ModelConfig field (TrainConfig.model), e.g. widths=[16,24,32,48] or dropout=0.1 "
-        "(YAML value; repeatable)",
-    )
+    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.learning.train_config import TrainConfig
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "multi-process: torchrun --nproc_per_node=2 -m robot_ssl train --data ... --out ...\n"
         "outputs: RUN_DIR/{best.pt,last.pt,metrics.csv,metrics.json,curves.png,config.json}"
     )
-    add_data_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    parser.add_argument("--arch", choices=("default", "paper"), default="default")
-    # defaults as in TrainConfig (not imported here: it needs torch, the robot install has none)
-    parser.add_argument("--epochs", type=t.positive_int(), default=10)
-    parser.add_argument("--batch-size", type=t.positive_int(), default=64)
-    parser.add_argument(
-        "--lr", type=t.positive_float(), default=2e-3, help="peak learning rate (AdamW)"
+    add_config_options(
+        parser,
+        TrainConfig,
+        _flags(),
+        exclusive=[("val_worlds", "val_fraction"), ("resume", "overwrite")],
+        prog="robot-ssl train",
     )
-    parser.add_argument("--weight-decay", type=t.non_negative_float(), default=0.01)
-    parser.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
-    parser.add_argument(
-        "--pos-weight", type=t.positive_float(), help="weight of positive cells in the loss"
-    )
-    parser.add_argument("--width", type=t.INPUT_SIZE, default=80, help="network input width")
-    parser.add_argument("--height", type=t.INPUT_SIZE, default=64, help="network input height")
-    split = parser.add_mutually_exclusive_group()
-    split.add_argument("--val-worlds", nargs="+", metavar="WORLD", help="validation worlds")
-    split.add_argument(
-        "--val-fraction",
-        type=t.finite_float(0, 1, max_inclusive=False),
-        default=0.2,
-        help="fraction of sessions, worlds or time blocks for validation",
-    )
-    parser.add_argument(
-        "--split-by",
-        choices=("session", "world", "block"),
-        default="block",
-        help="validation: whole sessions, whole worlds, or 30 s time blocks of every session",
-    )
-    parser.add_argument("--no-augment", action="store_true", help="no augmentation at all")
-    parser.add_argument("--no-flip", action="store_true", help="no horizontal flip")
-    parser.add_argument(
-        "--init",
-        metavar="ENCODER.pt",
-        help="start from the encoder weights of `robot-ssl pretrain` (same arch and widths)",
-    )
-    parser.add_argument("--seed", type=t.SEED, default=0)
-    parser.add_argument("--threads", type=t.THREADS, help="torch threads per process")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
-    resume.add_argument("--overwrite", action="store_true", help="replace a run in RUN_DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def print_recovered_notes(data: list[str], verb: str) -> None:
@@ -143,44 +132,25 @@ def print_recovered_notes(data: list[str], verb: str) -> None:
         print(f"robot-ssl {verb}: {note}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.config_fields import apply_config_fields
-    from robot_ssl.learning.train import AugmentConfig, TrainConfig, train
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of a parsed command line: the fields given, the rest as the
+    dataclass says, except the frame cache, which the command line keeps by default."""
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.learning.train_config import TrainConfig
 
-    cfg = TrainConfig(
-        data=tuple(args.data),
-        out_dir=args.out,
-        labels_dir=args.labels,
-        cache_dir=cache_dir_from(args),
-        arch=args.arch,
-        input_width=args.width,
-        input_height=args.height,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        min_lr=min(1e-4, args.lr),  # default; --min-lr sets it
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        pos_weight=args.pos_weight,
-        augment=AugmentConfig(enabled=not args.no_augment, hflip=not args.no_flip),
-        val_worlds=tuple(args.val_worlds or ()),
-        val_fraction=args.val_fraction,
-        split_by=args.split_by,
-        seed=args.seed,
-        num_threads=args.threads,
-        device=args.device,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        init=args.init,
-    )
-    cfg = apply_config_fields(TrainConfig, cfg, args.config_fields, "robot-ssl train")
-    if args.model_field:
-        cfg = dataclasses.replace(cfg, model={**cfg.model, **_model_fields(args.model_field)})
+    return config_from_args(TrainConfig, args, cli_defaults={"cache_dir": str(default_cache_dir())})
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """`robot-ssl train` in-process: train `cfg`, saying on stderr (main rank only)
+    which sessions were recovered and when there was no validation set, then the
+    best epoch on stdout."""
+    from robot_ssl.learning.train import train as train_run
+
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if main_rank:
-        print_recovered_notes(args.data, "train")
-    result = train(cfg)
+        print_recovered_notes(list(cfg.data), "train")
+    result = train_run(cfg)
     if main_rank and result.history and "val_loss" not in result.history[-1]:
         print(
             "robot-ssl train: no validation set (--val-fraction 0, or nothing left to split"
@@ -192,4 +162,9 @@ def run(args: argparse.Namespace) -> int:
             f"best epoch {result.best_epoch}: score {result.best_score:.4f}; "
             f"{result.train_time_s:.1f} s; checkpoints in {result.out_dir}"
         )
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    train(config_from(args))
     return 0

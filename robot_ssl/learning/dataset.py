@@ -34,6 +34,7 @@ import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.outputs import atomic_output  # re-exported: the one atomic-output helper
+from robot_ssl.learning.train_config import DEFAULT_INPUT_SIZE, SPLIT_GROUPS  # re-exported
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",
@@ -52,7 +53,6 @@ __all__ = [
     "write_synthetic_session",
 ]
 
-DEFAULT_INPUT_SIZE = (80, 64)  # (width, height), as in the original work
 LABELS_SUFFIX = ".labels.h5"
 _CACHE_VERSION = 1
 
@@ -421,7 +421,6 @@ class FrameSet:
         )
 
 
-SPLIT_GROUPS = ("session", "world", "block")
 
 
 def split_sessions(

@@ -40,7 +40,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +49,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_ssl.core.config import (
-    MAX_BATCH,
-    MAX_DURATION_S,
-    MAX_EPOCHS,
-    MAX_INPUT_PX,
-    MAX_SEED,
-    MAX_STEPS,
-    MAX_THREADS,
-    bounded,
-    check_bounds,
-    checked_fields,
-    plain_dict,
-)
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.integrity import one_line
 from robot_ssl.io.outputs import (
@@ -71,8 +58,6 @@ from robot_ssl.io.outputs import (
     remove_stale_temps,
 )
 from robot_ssl.learning.dataset import (
-    DEFAULT_INPUT_SIZE,
-    SPLIT_GROUPS,
     DatasetError,
     FrameSet,
     load_sessions,
@@ -81,6 +66,11 @@ from robot_ssl.learning.dataset import (
 from robot_ssl.learning.evaluate import auc_report
 from robot_ssl.learning.models import ModelConfig, ModelError, build_model, load_checkpoint
 from robot_ssl.learning.step import TrainingDiverged, optimisation_step
+from robot_ssl.learning.train_config import (  # re-exported: the config lives without torch
+    AugmentConfig,
+    TrainConfig,
+    TrainError,
+)
 
 __all__ = [
     "AugmentConfig",
@@ -94,13 +84,8 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "robot-ssl/checkpoint"
 CHECKPOINT_VERSION = 1
-SCHEDULES = ("cosine", "step", "constant")
 # every file a run writes in its folder (what `overwrite` removes first)
 RUN_OUTPUTS = ("last.pt", "best.pt", "metrics.csv", "metrics.json", "curves.png", "config.json")
-
-
-class TrainError(RobotSSLError):
-    """A training configuration or run directory is unusable."""
 
 
 # -- loss ----------------------------------------------------------------------------------
@@ -129,43 +114,6 @@ def masked_bce_loss(
 
 
 # -- augmentation --------------------------------------------------------------------------
-
-
-@dataclass
-class AugmentConfig:
-    """Training-time augmentation (never applied at validation or test).
-
-    Photometric: `brightness` (max offset, fraction of 255), `contrast` (max
-    relative change around the image mean), `channel_gain` (max relative
-    change per colour channel), `gradient` (max amplitude of a linear
-    illumination ramp in a random direction, fraction of 255), `noise_std`
-    (max Gaussian noise sigma, fraction of 255; each image draws its own).
-    Colour: `channel_shuffle` (probability of a random permutation of the colour
-    channels) and `grayscale` (probability of dropping colour): floors and
-    obstacles come in any colour, so the network must not key on hue; these
-    push it towards edges, shading and where things meet the floor.
-    Geometric: `hflip` flips an image left-right with probability 0.5 and
-    mirrors its labels along the sensor axis (sensor s -> S-1-s), valid only
-    for a mirror-symmetric sensor set such as the Thymio's five front sensors.
-    """
-
-    enabled: bool = True
-    hflip: bool = True
-    brightness: float = bounded(0.15, 0, 1)
-    contrast: float = bounded(0.3, 0, 1)
-    channel_gain: float = bounded(0.1, 0, 1)
-    gradient: float = bounded(0.1, 0, 1)
-    noise_std: float = bounded(0.03, 0, 1)
-    channel_shuffle: float = bounded(0.5, 0, 1)
-    grayscale: float = bounded(0.2, 0, 1)
-
-    def __post_init__(self) -> None:
-        check_bounds(self, "augment", TrainError)
-        for name in ("enabled", "hflip"):
-            if not isinstance(getattr(self, name), bool):
-                raise TrainError(
-                    f"augment.{name} must be true or false, got {getattr(self, name)!r}"
-                )
 
 
 def augment_batch(
@@ -216,117 +164,6 @@ def augment_batch(
 
 
 # -- configuration -------------------------------------------------------------------------
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved in every checkpoint).
-
-    `data` are session files or folders; their labels are found next to each
-    session or under `labels_dir`. Validation: sessions of `val_worlds`, or a
-    seeded `val_fraction` of the sessions (or worlds, `split_by="world"`, or
-    `val_block_s`-second time blocks of every session, `split_by="block"`, with
-    `val_gap_s` seconds of training frames dropped around each; see
-    dataset.split_sessions). `patience`: stop when the validation score has not
-    improved for that many epochs (None: train all epochs).
-    `model` holds extra ModelConfig fields (widths, hidden, dropout, ...).
-    `num_threads` sets torch's intra-op threads per process (None: torch's
-    default; torchrun sets OMP_NUM_THREADS=1). `channels_last` stores the
-    convolution weights NHWC, the layout of the camera frames (about 15% faster
-    on CPU). The defaults (10 epochs, time-block validation, channels-last) reach
-    the held-out AUC of the earlier 30-epoch, session-split defaults in 0.29 of
-    the time (benchmarks/train_speed.py); `patience` 3 was faster still (0.20) but
-    stopped on validation noise, 0.007 lower. `init`: an ``encoder.pt`` of
-    `robot-ssl pretrain` whose encoder weights start a new run (not a resumed
-    one); its architecture and widths must match.
-    """
-
-    data: tuple[str, ...] = ()
-    out_dir: str = "runs/detector"
-    labels_dir: str | None = None
-    cache_dir: str | None = None
-    arch: str = "default"
-    input_width: int = bounded(DEFAULT_INPUT_SIZE[0], 1, MAX_INPUT_PX)
-    input_height: int = bounded(DEFAULT_INPUT_SIZE[1], 1, MAX_INPUT_PX)
-    model: dict[str, Any] = field(default_factory=dict)
-    epochs: int = bounded(10, 1, MAX_EPOCHS)
-    batch_size: int = bounded(64, 1, MAX_BATCH)
-    lr: float = bounded(2e-3, 0, 1, min_inclusive=False)
-    min_lr: float = bounded(1e-4, 0, 1)
-    weight_decay: float = bounded(0.01, 0, 1)
-    schedule: str = "cosine"
-    warmup_steps: int = bounded(100, 0, MAX_STEPS)
-    step_epochs: int = bounded(10, 1, MAX_EPOCHS)
-    step_gamma: float = bounded(0.3, 0, 1, min_inclusive=False)
-    grad_clip: float = bounded(1.0, 0, 1e6)
-    pos_weight: float | None = bounded(None, 0, 1e6, min_inclusive=False)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    val_worlds: tuple[str, ...] = ()
-    val_fraction: float = bounded(0.2, 0, 1, max_inclusive=False)
-    split_by: str = "block"
-    val_block_s: float = bounded(30.0, 0, MAX_DURATION_S, min_inclusive=False)
-    val_gap_s: float = bounded(3.0, 0, MAX_DURATION_S)
-    patience: int | None = bounded(None, 1, MAX_EPOCHS)
-    seed: int = bounded(0, 0, MAX_SEED)
-    num_threads: int | None = bounded(None, 1, MAX_THREADS)
-    channels_last: bool = True
-    device: str = "auto"
-    eval_batch_size: int = bounded(512, 1, MAX_BATCH)
-    decode_workers: int = bounded(2, 0, MAX_THREADS)
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    init: str | None = None
-
-    def __post_init__(self) -> None:
-        self.data = tuple(str(d) for d in self.data)
-        check_bounds(self, "train config", TrainError)
-        self.val_worlds = tuple(str(w) for w in self.val_worlds)
-        if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(
-                **checked_fields(AugmentConfig, self.augment, "augment", TrainError)
-            )
-        if not isinstance(self.augment, AugmentConfig):
-            raise TrainError(f"augment: must be an AugmentConfig, got {self.augment!r}")
-        if not isinstance(self.model, dict):
-            raise TrainError(f"model: must be a mapping, got {self.model!r}")
-        if self.min_lr > self.lr:
-            raise TrainError("need min_lr <= lr")
-        if self.schedule not in SCHEDULES:
-            raise TrainError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if self.split_by not in SPLIT_GROUPS:
-            raise TrainError(f"split_by must be one of {', '.join(SPLIT_GROUPS)}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TrainError("device must be auto, cpu or cuda")
-        if self.resume and self.overwrite:
-            raise TrainError("resume and overwrite exclude each other")
-        reserved = {"arch", "input_width", "input_height", "num_sensors", "num_distances"}
-        allowed = {f.name for f in fields(ModelConfig)} - reserved
-        unknown = sorted(set(self.model) - allowed)
-        if unknown:
-            raise TrainError(f"model: unknown or reserved keys {unknown}")
-        self.model_config(num_sensors=1, num_distances=1)  # validates arch and model fields
-
-    def model_config(self, num_sensors: int, num_distances: int, **extra: Any) -> ModelConfig:
-        """The ModelConfig of this run for a label grid of (num_sensors, num_distances)."""
-        kwargs = dict(self.model)
-        kwargs.update(extra)
-        return ModelConfig(
-            arch=self.arch,
-            input_width=self.input_width,
-            input_height=self.input_height,
-            num_sensors=num_sensors,
-            num_distances=num_distances,
-            **kwargs,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (lists instead of tuples) for JSON and `weights_only` checkpoints."""
-        return plain_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return cls(**checked_fields(cls, d, "train config", TrainError))
 
 
 @dataclass

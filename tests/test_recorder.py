@@ -182,13 +182,13 @@ class FailingWriter(SessionWriter):
         super().__init__(*a, **kw)
         self.ok_rows = ok_rows
 
-    def write_proximity(self, t_ns, horizontal) -> None:
-        if self.counts["proximity"] >= self.ok_rows:
+    def write(self, record) -> None:
+        if record.stream == "proximity" and self.counts["proximity"] >= self.ok_rows:
             self.flush()
             self._failed = SessionWriteError(f"disk full while writing {self.path}")
             self._abandon()
             raise self._failed
-        super().write_proximity(t_ns, horizontal)
+        super().write(record)
 
 
 def test_stepped_write_failure_stops_motors_and_raises(tmp_path):

@@ -20,6 +20,7 @@ from robot_ssl.io.session import (
     SessionWriter,
     UnsupportedVersionError,
 )
+from robot_ssl.io.streams import STREAMS, Field, Record, Stream
 
 CAM = CameraSpec(width=64, height=48)
 
@@ -80,6 +81,112 @@ def test_round_trip_every_stream(tmp_path, frame_format, extras):
         else:
             assert r.truth() is None and r.predictions() is None
         assert r.duration_s == pytest.approx((19 * 33_000_000 + 5 * extras + 3 - 0) / 1e9, abs=1e-8)
+
+
+# The on-disk layout of schema version 1, per dataset: (dtype, trailing shape, rows a
+# chunk). Sessions already recorded have it; the table must keep producing it.
+LAYOUT_V1 = {
+    "camera/jpeg_data": ("|u1", (), 262144),
+    "camera/jpeg_offset": ("<i8", (), 512),
+    "camera/jpeg_size": ("<i8", (), 512),
+    "camera/rgb": ("|u1", (48, 64, 3), 1),
+    "camera/t_ns": ("<i8", (), 512),
+    "events/kind": ("|S32", (), 128),
+    "events/message": ("|S240", (), 32),
+    "events/t_ns": ("<i8", (), 512),
+    "frame_truth/exposure_t_ns": ("<i8", (), 512),
+    "frame_truth/t_ns": ("<i8", (), 512),
+    "odometry/pose": ("<f8", (3,), 170),
+    "odometry/t_ns": ("<i8", (), 512),
+    "predictions/frame_index": ("<i8", (), 512),
+    "predictions/prob": ("<f4", (5, 31), 32),
+    "predictions/t_ns": ("<i8", (), 512),
+    "proximity/horizontal": ("<i2", (7,), 292),
+    "proximity/t_ns": ("<i8", (), 512),
+    "truth/pose": ("<f8", (3,), 170),
+    "truth/prox_distance_m": ("<f4", (7,), 146),
+    "truth/t_ns": ("<i8", (), 512),
+    "wheels/speed": ("<i2", (2,), 1024),
+    "wheels/t_ns": ("<i8", (), 512),
+    "wheels/target": ("<i2", (2,), 1024),
+}
+
+
+@pytest.mark.parametrize("frame_format", ["jpeg", "raw"])
+def test_the_table_writes_the_version_1_layout(tmp_path, frame_format):
+    """Every dataset the table-driven writer creates has the dtype, shape and chunking of
+    the files recorded before the table existed (readers of those files, recovery)."""
+    path = tmp_path / "s.h5"
+    with SessionWriter(
+        path, camera=CAM, frame_format=frame_format, truth_sensors=7, prediction_shape=(5, 31)
+    ):
+        pass
+    found = {}
+    with h5py.File(path, "r") as f:
+        for stream in f:
+            if isinstance(f[stream], h5py.Group):
+                for name, ds in f[stream].items():
+                    found[f"{stream}/{name}"] = (ds.dtype.str, ds.shape[1:], ds.chunks[0])
+    other = "/rgb" if frame_format == "jpeg" else "/jpeg_"
+    assert found == {k: v for k, v in LAYOUT_V1.items() if other not in k}
+
+
+def test_a_new_stream_is_one_table_entry(tmp_path):
+    """A stream added to a copy of the table is written and read by the generic code,
+    with no change to the writer or the reader (docs/session_format.md)."""
+    contacts = Stream(
+        "contacts",
+        (
+            Field("bumper", "int8", (2,), "", "front left, front right pressed"),
+            Field("force_n", "float32", (), "N", "contact force"),
+            Field("source", "S8", (), "", "what sensed it"),
+        ),
+        "a contact sensor",
+    )
+    table = STREAMS.with_stream(contacts)
+    path = tmp_path / "s.h5"
+    with SessionWriter(path, camera=CAM, streams=["contacts"], table=table) as w:
+        for i in range(40):
+            w.write(
+                Record.of(
+                    "contacts", i * 1000, bumper=[i % 2, 0], force_n=i / 4, source="bumper!!!"
+                )
+            )
+        w.write(Record.of("proximity", 5, horizontal=np.arange(7)))
+        with pytest.raises(SessionWriteError, match="no field 'forse_n'"):
+            w.write(Record.of("contacts", 10**6, bumper=[0, 0], force_n=0, source="", forse_n=1))
+        with pytest.raises(SessionWriteError, match="without its field 'force_n'"):
+            w.write(Record.of("contacts", 10**6, bumper=[0, 0], source=""))
+        with pytest.raises(SessionWriteError, match="'lidar' was not declared"):
+            w.write(Record.of("lidar", 10**6, ranges=[1.0]))
+    with SessionReader(path, table=table) as r:
+        c = r.read("contacts")
+        assert list(c.arrays) == ["t_ns", "bumper", "force_n", "source"]
+        assert c.bumper.dtype == np.int8 and c.bumper.shape == (40, 2)
+        assert np.allclose(c.force_n, np.arange(40) / 4) and c.source[0] == b"bumper!!"
+        rows = list(r.read_records("contacts"))
+        assert len(rows) == 40 and rows[3].t_ns == 3000 and rows[3].bumper.tolist() == [1, 0]
+        assert r.read("proximity").horizontal.tolist() == [list(range(7))]
+        assert r.read("truth") is None
+    with SessionReader(path) as r:  # a reader whose table lacks it reads it all the same
+        assert r.streams["contacts"] == 40
+        assert r.read("contacts").force_n[-1] == pytest.approx(39 / 4)
+
+
+def test_sessions_without_later_streams_open(tmp_path):
+    """Sessions recorded before a stream existed (frame_truth, predictions) open; the
+    stream reads as absent."""
+    path = tmp_path / "s.h5"
+    with SessionWriter(path, camera=CAM, truth_sensors=7) as w:
+        for i in range(5):
+            w.write_truth(i, [i, 0, 0], np.ones(7))
+            w.write_frame_truth(i, i - 1)
+    _tamper(path, lambda f: f.__delitem__("frame_truth"))
+    with SessionReader(path) as r:
+        assert not r.recovered
+        assert r.frame_truth() is None and r.read("frame_truth") is None
+        assert r.predictions() is None
+        assert r.truth()[1][:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_writer_refuses_existing_and_backwards_time(tmp_path):

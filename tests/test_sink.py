@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from robot_ssl.io.session import SessionReader, SessionWriteError, SessionWriter
+from robot_ssl.io.streams import Record, StreamBus
+from robot_ssl.recording.sampler import event
 from robot_ssl.recording.sink import SessionSink
 
 
@@ -66,3 +68,32 @@ def test_a_write_error_is_raised_by_close(tmp_path):
     with pytest.raises(SessionWriteError, match="closed"):
         sink.close()
     sink.emit(("proximity", 2, np.zeros(7, np.int16)))  # after an error: ignored, no raise
+
+
+def test_observers_subscribe_by_stream_name(tmp_path):
+    """One bus: the sink takes the session's streams, an observer only what it named;
+    records carry their values by name."""
+    path = tmp_path / "s.h5"
+    seen: list[Record] = []
+    bus = StreamBus()
+    with SessionWriter(path) as w, SessionSink(w, threaded=False) as sink:
+        sink.subscribe(bus)
+        bus.subscribe(seen.append, ["odometry"])
+        for i in range(10):
+            t = 1_000_000 * (i + 1)
+            bus.publish(Record.of("odometry", t, pose=[i * 0.1, 0.0, 0.0]))
+            bus.publish(Record.of("proximity", t, horizontal=np.full(7, i, np.int16)))
+            bus.publish(event(t, "tick", f"row {i}"))
+        # no predictions stream in this session: the sink did not subscribe to it
+        bus.publish(Record.of("predictions", 2, frame_index=0, prob=np.zeros((5, 31))))
+        with pytest.raises(ValueError, match="no stream 'odometri'"):
+            bus.subscribe(seen.append, ["odometri"])
+    assert [r.stream for r in seen] == ["odometry"] * 10
+    assert seen[4].pose == [0.4, 0.0, 0.0] and seen[4].t_ns == 5_000_000
+    with pytest.raises(AttributeError, match="no field 'horizontal'"):
+        _ = seen[0].horizontal
+    with SessionReader(path) as r:
+        assert r.streams["odometry"] == r.streams["proximity"] == r.streams["events"] == 10
+        assert r.predictions() is None
+        assert r.events()[3].message == "row 3"
+        assert r.read("odometry").pose[9, 0] == pytest.approx(0.9)

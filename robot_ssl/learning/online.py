@@ -1,8 +1,9 @@
 """Learning while driving: online labels, a replay buffer and background fine-tuning.
 
 `OnlineLearning` is an observer of the live loop (robot_ssl.live.loop.Observer):
-`on_frame` with each camera frame, `on_row` with each odometry and proximity row
-it records, the very rows that go into the session file. It labels frames incrementally
+`on_frame` with each camera frame, `on_row` with each record of the streams it
+subscribes to (`streams`: odometry and proximity), the very rows that go into the
+session file. It labels frames incrementally
 (robot_ssl.labelling.online: the batch labeller's labels on the same data), keeps
 the labelled ones in a `ReplayBuffer`, and runs an `OnlineLearner` thread that
 fine-tunes a copy of the detector with the training loss and augmentation of
@@ -48,6 +49,7 @@ from robot_ssl.core.config import (
 )
 from robot_ssl.core.errors import ConfigError, RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
+from robot_ssl.io.streams import Record
 from robot_ssl.labelling.online import OnlineLabeller
 from robot_ssl.learning.dataset import prepare_images
 from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig
@@ -291,6 +293,8 @@ class OnlineLearning:
     and must not wait); the learner thread labels the queue (`feed`) before each step.
     """
 
+    streams = ("odometry", "proximity")  # the session streams the labeller reads
+
     def __init__(
         self,
         predictor: Any,
@@ -317,7 +321,7 @@ class OnlineLearning:
         self.learner = OnlineLearner(
             predictor, base, self.buffer, out_dir, self.cfg, seed, feed=self.feed
         )
-        self._inbox: deque[tuple] = deque()  # appends and pops are thread-safe
+        self._inbox: deque[Record] = deque()  # appends and pops are thread-safe
         self._feed_lock = threading.Lock()
         self._images: dict[int, np.ndarray] = {}
         self._next_key = 0
@@ -330,12 +334,12 @@ class OnlineLearning:
 
     def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray | None = None) -> None:
         """A camera frame as captured (queued; the prediction is not needed)."""
-        self._inbox.append(("frame", int(t_ns), image_bgr))
+        self._inbox.append(Record.of("camera", t_ns, image=image_bgr))
 
-    def on_row(self, row: tuple) -> None:
-        """A session row of the loop: odometry and proximity rows are queued for the
-        labeller, others ignored."""
-        if row[0] in ("odometry", "proximity"):
+    def on_row(self, row: Record) -> None:
+        """A record of the streams subscribed to (`streams`), queued for the labeller;
+        a record of another stream is ignored."""
+        if row.stream in self.streams:
             self._inbox.append(row)
 
     def feed(self, final: bool = False) -> None:
@@ -343,17 +347,18 @@ class OnlineLearning:
         with self._feed_lock:
             newest = None
             while self._inbox:
-                kind, t_ns, value = self._inbox.popleft()[:3]
-                if kind == "frame":
+                record = self._inbox.popleft()
+                t_ns = record.t_ns
+                if record.stream == "camera":
                     key = self._next_key
                     self._next_key += 1
-                    self._images[key] = prepare_images(value, self.size)[0]
+                    self._images[key] = prepare_images(record.image, self.size)[0]
                     self.labeller.add_frame(t_ns, key)
                     newest = t_ns
-                elif kind == "odometry":
-                    self.labeller.add_odometry(t_ns, value)
+                elif record.stream == "odometry":
+                    self.labeller.add_odometry(t_ns, record.pose)
                 else:
-                    self.labeller.add_proximity(t_ns, value)
+                    self.labeller.add_proximity(t_ns, record.horizontal)
             if final:
                 self._take(self.labeller.flush())
             elif newest is not None and (

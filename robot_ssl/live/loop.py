@@ -43,8 +43,9 @@ from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.schedule import run_schedule
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.session import SessionWriter
+from robot_ssl.io.streams import Record, StreamBus
 from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
-from robot_ssl.recording.sampler import RobotSample, RobotSampler
+from robot_ssl.recording.sampler import RobotSample, RobotSampler, event
 from robot_ssl.recording.sink import SessionSink
 
 __all__ = [
@@ -74,10 +75,13 @@ class Predictor(Protocol):
 class Observer(Protocol):
     """What watches the loop without ever commanding the motors: learning while driving
     (robot_ssl.learning.online.OnlineLearning), the live view (robot_ssl.live.rerun_log).
-    It sees every recorded sensor row and every frame with its prediction; it must only
-    queue what it gets (the loop's threads call it)."""
+    It subscribes to session streams by name (`streams`, e.g. ("odometry", "proximity"):
+    their records, robot_ssl.io.streams.Record, come to `on_row`) and sees every frame
+    with its prediction; it must only queue what it gets (the loop's threads call it)."""
 
-    def on_row(self, row: tuple) -> None: ...
+    streams: tuple[str, ...]
+
+    def on_row(self, row: Record) -> None: ...
 
     def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray) -> None: ...
 
@@ -327,6 +331,12 @@ class _LoopBase:
         self.truth = truth if writer is not None and "truth" in writer.counts else None
         # one thread owns the writer: JPEG encoding and HDF5 flushes stay off this loop
         self.sink = SessionSink(writer) if writer is not None else None
+        # records by stream name: to the sink (the session's streams) and the observers
+        self.bus = StreamBus()
+        if self.sink is not None:
+            self.sink.subscribe(self.bus)
+        for o in self.observers:
+            self.bus.subscribe(o.on_row, o.streams)
         self._frames_recorded = 0
         self.stats = LatencyStats()
         self.watchdog = Watchdog(robot, self.clock, config.max_staleness_s, self._on_trip)
@@ -350,14 +360,10 @@ class _LoopBase:
     # -- events and sensors -----------------------------------------------------------------
 
     def _event(self, t_ns: int, kind: str, message: str = "") -> None:
-        if self.sink is not None:
-            self.sink.emit(("event", t_ns, kind, message))
+        self.bus.publish(event(t_ns, kind, message))
 
-    def _emit(self, row: tuple) -> None:
-        for o in self.observers:
-            o.on_row(row)
-        if self.sink is not None:
-            self.sink.emit(row)
+    def _emit(self, row: Record) -> None:
+        self.bus.publish(row)
 
     def _on_trip(self, t_ns: int, message: str) -> None:
         self._event(t_ns, "watchdog_stop", message)
@@ -579,13 +585,11 @@ class LiveLoop(_LoopBase):
         hand the frame to the observers."""
         for o in self.observers:
             o.on_frame(p.frame_t_ns, p.image, p.prob)
-        if self.sink is None:
-            return
         index = self._frames_recorded
         self._frames_recorded += 1
-        self.sink.emit(("frame", p.frame_t_ns, p.image))
-        if "predictions" in self.writer.counts:
-            self.sink.emit(("prediction", max(p.t_ns, p.frame_t_ns), index, p.prob))
+        self.bus.publish(Record.of("camera", p.frame_t_ns, image=p.image))
+        t_ns = max(p.t_ns, p.frame_t_ns)
+        self.bus.publish(Record.of("predictions", t_ns, frame_index=index, prob=p.prob))
 
     def process_frame(self) -> bool:
         """Perceive, act and record the newest frame if there is a new one."""

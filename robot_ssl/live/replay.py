@@ -363,7 +363,9 @@ class _FrameLimit:
         self.frames = 0
         self.loop = None  # set once the loop exists
 
-    def on_row(self, row: tuple) -> None:
+    streams: tuple[str, ...] = ()  # frames only: no session stream
+
+    def on_row(self, row: object) -> None:
         pass
 
     def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray) -> None:

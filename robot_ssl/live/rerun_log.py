@@ -20,6 +20,7 @@ when complete.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from robot_ssl.core.geometry import interpolate_poses
 from robot_ssl.core.spec import CameraSpec
 from robot_ssl.io.outputs import OutputError
 from robot_ssl.io.session import SessionReader
+from robot_ssl.io.streams import Record
 from robot_ssl.live.replay import ReplayError, ReplayGrids
 from robot_ssl.live.view_io import (
     DEFAULT_GRPC_PORT,
@@ -205,6 +207,24 @@ def _frame_archetype(rr: Any, reader: SessionReader, i: int) -> Any:
     return rr.Image(reader.frame(i), color_model="BGR")
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A frame queued for the view's thread, with its prediction (None: no detector)."""
+
+    t_ns: int
+    image: np.ndarray
+    prob: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The newest online labels queued for the view's thread, and how many came."""
+
+    t_ns: int
+    labels: np.ndarray
+    count: int
+
+
 class RerunLiveView:
     """The live view of `run --view`: a loop observer that logs to Rerun from its own thread.
 
@@ -327,19 +347,23 @@ class RerunLiveView:
 
     # -- the observer side (the loop's threads): queue only --------------------------------
 
-    def on_row(self, row: tuple) -> None:
-        if row[0] in ("odometry", "proximity"):
+    streams = ("odometry", "proximity")  # the session streams the view draws
+
+    def on_row(self, row: Record) -> None:
+        """A record of the streams subscribed to (`streams`), queued for the view's
+        thread; a record of another stream is ignored."""
+        if row.stream in self.streams:
             self._queue.put(row)
 
     def on_frame(self, t_ns: int, image_bgr: np.ndarray, prob: np.ndarray | None = None) -> None:
         if self._last_image_ns is not None and t_ns - self._last_image_ns < self.image_period_ns:
             return
         self._last_image_ns = t_ns
-        self._queue.put(("frame", t_ns, image_bgr, prob))
+        self._queue.put(_Frame(t_ns, image_bgr, prob))
 
     def on_labels(self, labels: list) -> None:
         if labels:
-            self._queue.put(("labels", labels[-1].t_ns, labels[-1].labels, len(labels)))
+            self._queue.put(_Labels(labels[-1].t_ns, labels[-1].labels, len(labels)))
 
     # -- the view's thread --------------------------------------------------------------
 
@@ -356,24 +380,24 @@ class RerunLiveView:
             item = self._queue.get()
             if item is None:
                 return
-            kind, t_ns = item[0], item[1]
-            self._time(t_ns)
-            if kind == "proximity":
-                for name, value in zip(self.names, np.asarray(item[2]).tolist()):
-                    self.rec.log(f"ir/{name}", rr.Scalars(float(value)))
-            elif kind == "odometry":
-                self._pose = np.asarray(item[2], np.float64)
-                self._path.append(self._pose[:2].copy())
-                self.rec.log("map/robot", rr.Points2D([self._pose[:2]], radii=0.055))
-            elif kind == "frame":
-                self._log_frame(item[2], item[3])
-            elif kind == "labels":
+            self._time(item.t_ns)
+            if isinstance(item, _Frame):
+                self._log_frame(item.image, item.prob)
+            elif isinstance(item, _Labels):
                 panel = draw_grid_panel(
                     self.panel_px, self.robot, self.sensor_indices, self.distances_m,
-                    labels=item[2], title="labels",
+                    labels=item.labels, title="labels",
                 )  # fmt: skip
                 self.rec.log("camera/labels", rr.Image(panel, color_model="BGR"))
-                self.rec.log("learner/labelled_frames", rr.Scalars(float(item[3])))
+                self.rec.log("learner/labelled_frames", rr.Scalars(float(item.count)))
+            elif item.stream == "proximity":
+                for name, value in zip(self.names, np.asarray(item.horizontal).tolist()):
+                    self.rec.log(f"ir/{name}", rr.Scalars(float(value)))
+            elif item.stream == "odometry":
+                self._pose = np.asarray(item.pose, np.float64)
+                self._path.append(self._pose[:2].copy())
+                self.rec.log("map/robot", rr.Points2D([self._pose[:2]], radii=0.055))
+
             self.logged += 1
             if time.monotonic() >= next_state:
                 next_state = time.monotonic() + 1.0

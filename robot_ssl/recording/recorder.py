@@ -41,7 +41,8 @@ from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.odometry import DEFAULT_MAX_GAP_NS, OdometryIntegrator
 from robot_ssl.core.schedule import run_schedule
 from robot_ssl.io.session import SessionWriteError, SessionWriter
-from robot_ssl.recording.sampler import RobotSampler, TruthSource
+from robot_ssl.io.streams import Record
+from robot_ssl.recording.sampler import RobotSampler, TruthSource, event
 from robot_ssl.recording.sink import SessionSink
 
 __all__ = [
@@ -264,7 +265,7 @@ class Recorder:
         return self._sink.error if self._sink is not None else None
 
     def _event(self, emit: Callable[[tuple], None], t_ns: int, kind: str, message: str) -> None:
-        emit(("event", t_ns, kind, message))
+        emit(event(t_ns, kind, message))
 
     def _robot_step(self, emit: Callable[[tuple], None], do_wheels: bool, do_prox: bool) -> bool:
         """One robot poll: read, record, drive. False when the robot did not answer."""
@@ -328,7 +329,7 @@ class Recorder:
         emit_frame(int(frame.t_ns), frame.image)
         exposure_ns = getattr(frame, "exposure_t_ns", None)  # simulated cameras only
         if exposure_ns is not None and self.truth is not None:
-            emit(("frame_truth", int(frame.t_ns), int(exposure_ns)))
+            emit(Record.of("frame_truth", frame.t_ns, exposure_t_ns=int(exposure_ns)))
 
     def _camera_died(self, emit: Callable[[tuple], None], t_ns: int, message: str) -> None:
         self._camera_dead = True
@@ -336,15 +337,15 @@ class Recorder:
             self._stats.camera_failed = True
         self._event(emit, t_ns, "camera_failed", f"{message}; other streams go on")
 
-    def _encode(self, t_ns: int, image: np.ndarray) -> tuple:
+    def _encode(self, t_ns: int, image: np.ndarray) -> Record:
         if self.writer.frame_format != "jpeg":
-            return ("raw", t_ns, image)
+            return Record.of("camera", t_ns, image=image)
         import cv2
 
         ok, enc = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise SessionWriteError("JPEG encoding failed")
-        return ("jpeg", t_ns, enc.tobytes())
+        return Record.of("camera", t_ns, jpeg=enc.tobytes())
 
     def _drain_link_events(self, emit: Callable[[tuple], None]) -> None:
         if self._sampler is not None:
@@ -622,9 +623,9 @@ class Recorder:
                 with self._counter_lock:
                     self._frames_queued -= 1
 
-    def _on_written(self, row: tuple) -> None:
+    def _on_written(self, row: Record) -> None:
         # the sink took an encoded frame off its queue: a slot for the encoder
-        if row[0] in ("jpeg", "raw"):
+        if row.stream == "camera":
             with self._counter_lock:
                 self._frames_queued -= 1
 
@@ -636,7 +637,7 @@ class Recorder:
             dropped = self._stats.frames_dropped
             if dropped > self._dropped_noted:
                 message = f"{dropped - self._dropped_noted} frames dropped (writer lagging)"
-                self._sink.write_now(("event", self.clock.now_ns(), "frames_dropped", message))
+                self._sink.write_now(event(self.clock.now_ns(), "frames_dropped", message))
                 self._dropped_noted = dropped
 
     def _check_disk(self, emit: Callable[[tuple], None]) -> None:

@@ -1,7 +1,8 @@
 """One robot poll, shared by the recorder and the live loop: read, odometry, gaps, rows.
 
 `RobotSampler.step` reads the robot once and emits the rows of a session
-(wheels with targets, odometry, proximity, simulator truth) as tuples to an
+(wheels with targets, odometry, proximity, simulator truth) as records
+(`robot_ssl.io.streams.Record`: stream name, stamp, values by field name) to an
 `emit` callable, which the recorder queues for its writer thread and the live
 loop writes through `write_row`. A failed read does not raise: the first failure
 of a gap emits a "robot_gap" event, the first good read after it a
@@ -30,45 +31,32 @@ import numpy as np
 from robot_ssl.core.devices import Clock, Robot
 from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.io.session import SessionWriteError, SessionWriter
+from robot_ssl.io.streams import Record, record_from_tuple
 
-__all__ = ["ROW_KINDS", "RobotSample", "RobotSampler", "Row", "write_row"]
+__all__ = ["RobotSample", "RobotSampler", "Row", "event", "write_row"]
 
-Row = tuple
-"""("wheels", t_ns, speed, target) | ("odometry", t_ns, pose) | ("proximity", t_ns, prox)
-| ("truth", t_ns, pose, distances) | ("frame_truth", t_ns, exposure_t_ns) | ("jpeg", t_ns,
-bytes) | ("raw", t_ns, image) | ("event", t_ns, kind, message)."""
+Row = Record
+"""A session row: a record of one stream of the table (robot_ssl.io.streams.STREAMS)."""
 
-ROW_KINDS = ("wheels", "odometry", "proximity", "truth", "frame_truth", "jpeg", "raw", "event")
 _LINK_EVENTS = ("lost", "reconnected", "layout_changed", "protocol_error")
 
-Emit = Callable[[Row], None]
+Emit = Callable[[Record], None]
 TruthSource = Callable[[], tuple[int, np.ndarray, np.ndarray]]
 """Simulator truth: () -> (t_ns, pose (x_m, y_m, theta_rad), true distance per sensor (m))."""
 
 
-def write_row(writer: SessionWriter, row: Row) -> None:
-    """Write one row tuple (see `Row`) into a session; h5py failures become SessionWriteError."""
-    kind, t_ns = row[0], int(row[1])
+def event(t_ns: int, kind: str, message: str = "") -> Record:
+    """An "events" record: something that happened (gap, reconnect, drop...)."""
+    return Record("events", int(t_ns), {"kind": kind, "message": message})
+
+
+def write_row(writer: SessionWriter, row: Record | tuple) -> None:
+    """Write one record (or a row tuple of the earlier form) into a session through the
+    table-driven `SessionWriter.write`; h5py failures become SessionWriteError."""
+    record = row if isinstance(row, Record) else record_from_tuple(row, writer.table)
     try:
-        if kind == "wheels":
-            writer.write_wheels(t_ns, row[2], row[3])
-        elif kind == "odometry":
-            writer.write_odometry(t_ns, row[2])
-        elif kind == "proximity":
-            writer.write_proximity(t_ns, row[2])
-        elif kind == "jpeg":
-            writer.write_jpeg(t_ns, row[2])
-        elif kind == "raw":
-            writer.write_frame(t_ns, row[2])
-        elif kind == "truth":
-            writer.write_truth(t_ns, row[2], row[3])
-        elif kind == "frame_truth":
-            writer.write_frame_truth(t_ns, row[2])
-        elif kind == "event":
-            writer.write_event(t_ns, row[2], row[3])
-        else:  # pragma: no cover - programming error
-            raise AssertionError(f"unknown row kind {kind!r}")
-    except (SessionWriteError, AssertionError):
+        writer.write(record)
+    except SessionWriteError:
         raise
     except Exception as e:  # h5py reports some write failures as RuntimeError
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -142,7 +130,7 @@ class RobotSampler:
                 if not self._link_events:
                     return
                 kind, message = self._link_events.popleft()
-            emit(("event", self.clock.now_ns(), kind, message))
+            emit(event(self.clock.now_ns(), kind, message))
 
     # -- polling --------------------------------------------------------------------------
 
@@ -160,7 +148,7 @@ class RobotSampler:
             batch = drain() if drain is not None else None
             if batch is not None:
                 for t_ns, kind, message in batch.notes:
-                    emit(("event", int(t_ns), kind, message))
+                    emit(event(t_ns, kind, message))
                 if batch.streaming:
                     return self._stream_step(emit, batch)
             r = self.robot.read()
@@ -176,16 +164,16 @@ class RobotSampler:
             target = getattr(r, "wheel_target", None)
             if target is None:
                 target = self.targets()
-            emit(("wheels", t, speed, np.asarray(target, dtype=np.int16)))
+            emit(Record.of("wheels", t, speed=speed, target=np.asarray(target, dtype=np.int16)))
             pose, gap = self.odometry.update(t, speed)
             if gap is not None:
                 dur = (gap.end_ns - gap.start_ns) / 1e9
-                emit(("event", t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
-            emit(("odometry", t, pose))
+                emit(event(t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
+            emit(Record.of("odometry", t, pose=pose))
             if self.truth is not None:
                 self._emit_truth(emit)
         if proximity:
-            emit(("proximity", t, prox))
+            emit(Record.of("proximity", t, horizontal=prox))
         return RobotSample(t, prox, speed, np.asarray(pose), reconnected)
 
     def final_step(self, emit: Emit) -> RobotSample | None:
@@ -201,7 +189,7 @@ class RobotSampler:
         if self.gap_since_ns is None:
             return False
         gap_s = (self.clock.now_ns() - self.gap_since_ns) / 1e9
-        emit(("event", t_ns, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s"))
+        emit(event(t_ns, "robot_reconnected", f"robot back after a gap of {gap_s:.2f} s"))
         self.gap_since_ns = None
         return True
 
@@ -209,7 +197,7 @@ class RobotSampler:
         """One simulator truth row, stamped with the simulator's (true) time."""
         assert self.truth is not None
         tt, pose_true, dist = self.truth()
-        emit(("truth", int(tt), np.asarray(pose_true), np.asarray(dist)))
+        emit(Record.of("truth", tt, pose=np.asarray(pose_true), prox_distance_m=np.asarray(dist)))
 
     def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
         """Record what a streaming robot pushed: wheels and odometry per wheel sample,
@@ -219,14 +207,14 @@ class RobotSampler:
         reconnected = self._back(emit, int(r.t_ns))
         for w in batch.wheels:
             t = int(w.t_ns)
-            emit(("wheels", t, w.wheel_speed, w.wheel_target))
+            emit(Record.of("wheels", t, speed=w.wheel_speed, target=w.wheel_target))
             _, gap = self.odometry.update(t, w.wheel_speed)
             if gap is not None:
                 dur = (gap.end_ns - gap.start_ns) / 1e9
-                emit(("event", t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
-            emit(("odometry", t, self.odometry.pose))
+                emit(event(t, "odometry_gap", f"no wheel data for {dur:.2f} s: not integrated"))
+            emit(Record.of("odometry", t, pose=self.odometry.pose))
         for s in batch.proximity:
-            emit(("proximity", int(s.t_ns), s.proximity))
+            emit(Record.of("proximity", s.t_ns, horizontal=s.proximity))
         if self.truth is not None:
             self._emit_truth(emit)
         return RobotSample(
@@ -244,11 +232,4 @@ class RobotSampler:
             self.gap_since_ns = self.clock.now_ns()
             self.last_error = f"{type(error).__name__}: {error}".splitlines()[0]
             self.gaps += 1
-            emit(
-                (
-                    "event",
-                    self.gap_since_ns,
-                    "robot_gap",
-                    f"robot not answering: {self.last_error}",
-                )
-            )
+            emit(event(self.gap_since_ns, "robot_gap", f"robot not answering: {self.last_error}"))

@@ -2,8 +2,10 @@
 encoding and HDF5 flushes happen in the sink's own thread, off the caller's (inference,
 sensor) threads. Used by the recorder and the live loop.
 
-`SessionSink.emit(row)` takes rows (see robot_ssl.recording.sampler.Row, plus
-("frame", t_ns, image_bgr) and ("prediction", t_ns, frame_index, prob)). Threaded, it
+`SessionSink.emit(record)` takes records of any stream its writer holds
+(robot_ssl.io.streams.Record: a camera record carries `image` or `jpeg`; row tuples of
+the earlier form are converted by the table). It subscribes to a `StreamBus` by the
+writer's stream names (`subscribe`). Threaded, it
 never blocks and never raises: rows are queued, and when the queue is full a row is
 dropped and counted. Unthreaded (`threaded=False`, for loops stepped on a simulated
 clock), it writes at once and raises. Per stream, a row stamped before its predecessor
@@ -24,12 +26,12 @@ import time
 from collections.abc import Callable
 
 from robot_ssl.io.session import SessionWriteError, SessionWriter
-from robot_ssl.recording.sampler import Row, write_row
+from robot_ssl.io.streams import Record, StreamBus, record_from_tuple
+from robot_ssl.recording.sampler import write_row
 
 __all__ = ["SessionSink"]
 
 _STOP = object()
-_CAMERA_KINDS = ("frame", "jpeg", "raw")
 
 
 class SessionSink:
@@ -42,7 +44,7 @@ class SessionSink:
         max_queued: int = 4096,
         flush_interval_s: float = 0.5,
         threaded: bool = True,
-        on_written: Callable[[Row], None] | None = None,
+        on_written: Callable[[Record], None] | None = None,
         periodic: Callable[[], None] | None = None,
     ) -> None:
         self.writer = writer
@@ -60,9 +62,20 @@ class SessionSink:
             self._thread = threading.Thread(target=self._run, name="session-sink", daemon=True)
             self._thread.start()
 
-    def emit(self, row: Row) -> bool:
-        """Queue one row (threaded: any thread, never blocks; False when dropped), or
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The streams the session holds: what the sink takes."""
+        return self.writer.streams
+
+    def subscribe(self, bus: StreamBus) -> None:
+        """Take every record of the session's streams published on `bus`."""
+        bus.subscribe(self.emit, self.streams)
+
+    def emit(self, row: Record | tuple) -> bool:
+        """Queue one record (threaded: any thread, never blocks; False when dropped), or
         write it now (unthreaded: raises SessionWriteError)."""
+        if not isinstance(row, Record):
+            row = record_from_tuple(row, self.writer.table)
         if self._thread is None:
             self.write_now(row)
             return True
@@ -80,24 +93,18 @@ class SessionSink:
         """Rows not written: queue full or out of order."""
         return self.dropped_full + self.dropped_order
 
-    def write_now(self, row: Row) -> None:
-        """Write one row in the calling thread: the sink's (hooks) or, unthreaded, the
+    def write_now(self, row: Record | tuple) -> None:
+        """Write one record in the calling thread: the sink's (hooks) or, unthreaded, the
         caller's. Raises SessionWriteError."""
-        kind, t_ns = row[0], int(row[1])
-        stream = "camera" if kind in _CAMERA_KINDS else kind
-        last = self._last_t.get(stream)
-        if last is not None and t_ns < last:
-            if kind != "event":  # a row stamped before its predecessor: never corrupt order
+        record = row if isinstance(row, Record) else record_from_tuple(row, self.writer.table)
+        last = self._last_t.get(record.stream)
+        if last is not None and record.t_ns < last:
+            if record.stream != "events":  # stamped before its predecessor: never corrupt order
                 self.dropped_order += 1
                 return
-            t_ns = last  # events from several threads: keep them in order
-        self._last_t[stream] = t_ns
-        if kind == "frame":
-            write_row(self.writer, ("raw", t_ns, row[2]))  # write_frame encodes when jpeg
-        elif kind == "prediction":
-            self.writer.write_prediction(t_ns, int(row[2]), row[3])
-        else:
-            write_row(self.writer, (kind, t_ns, *row[2:]))
+            record = record.replace_t_ns(last)  # events from several threads: keep them in order
+        self._last_t[record.stream] = record.t_ns
+        write_row(self.writer, record)
 
     def maybe_flush(self, now_ns: int) -> None:
         """Flush the writer when `flush_interval_s` has passed since the last flush on the

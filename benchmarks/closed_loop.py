@@ -57,9 +57,9 @@ def _trial(job: dict) -> dict:
     cv2.setNumThreads(1)
     predictor = job.pop("predictor")
     if predictor not in (None, "oracle"):
-        from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
+        from robot_ssl.learning.torch_predictor import load_any_predictor
 
-        predictor = load_predictor(predictor, num_threads=1)
+        predictor = load_any_predictor(predictor, num_threads=1)
     r = closed_loop_trial(predictor=predictor, split="heldout", **job)
     r["label"] = job_label(job["controller"], predictor == "oracle", job["cruise_speed"])
     return r
@@ -165,12 +165,11 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
         )
     summary = summarise(rows)
 
-    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
-
+    from robot_ssl.learning.torch_predictor import load_any_predictor
     from robot_ssl.simlink.closed_loop import realtime_trial
 
     live = realtime_trial(
-        load_predictor(model, num_threads=1), worlds[0][0], worlds[0][1], args.realtime_s, fast
+        load_any_predictor(model, num_threads=1), worlds[0][0], worlds[0][1], args.realtime_s, fast
     )
     e2e = live["latency"].get("end_to_end", {})
 

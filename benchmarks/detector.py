@@ -77,9 +77,9 @@ def _timeit(fn: Any, arg: Any, warmup: int, iters: int) -> dict[str, float]:
 def latency(checkpoints: dict[str, Path], work: Path, iters: int) -> dict[str, Any]:
     """Single-thread latency per frame for each arch and runtime (batch of one)."""
     import torch
-    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
 
     from robot_ssl.learning.export import export_model
+    from robot_ssl.learning.torch_predictor import load_any_predictor
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -93,7 +93,7 @@ def latency(checkpoints: dict[str, Path], work: Path, iters: int) -> dict[str, A
         }
         out[arch] = {}
         for runtime, path in files.items():
-            pred = load_predictor(path, num_threads=1)
+            pred = load_any_predictor(path, num_threads=1)
             frame = pred.preprocess(camera)
             model_only = _timeit(pred.infer, frame, warmup=50, iters=iters)
             with_prep = _timeit(pred.predict, camera, warmup=20, iters=max(50, iters // 4))

@@ -30,8 +30,8 @@ LINE = re.compile(r"capture-to-command ([\d.]+) ms \(p99 ([\d.]+)\)")
 
 def make_model(folder: Path) -> Path:
     import torch
-    from robot_ssl.inference.model_config import ModelConfig
 
+    from robot_ssl.inference.model_config import ModelConfig
     from robot_ssl.learning.export import export_model
     from robot_ssl.learning.models import build_model
 

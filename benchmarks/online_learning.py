@@ -79,9 +79,8 @@ def drive(
     seed: int,
 ) -> dict:
     """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
-    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
-
     from robot_ssl.learning.online import LearnConfig, learning_for
+    from robot_ssl.learning.torch_predictor import load_any_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
 
     snapshots: list[tuple[float, str]] = []
@@ -97,7 +96,7 @@ def drive(
 
         observers, pace = [learning], 1.0
     else:
-        predictor, learning, mark, observers, pace = load_predictor(model), None, None, (), None
+        predictor, learning, mark, observers, pace = load_any_predictor(model), None, None, (), None
     try:
         result = closed_loop_trial(
             world,
@@ -127,16 +126,14 @@ def drive(
 
 def latency(model: Path, pool: Path, seconds: float) -> dict[str, Any]:
     """p50/p99 capture to command: ONNX, PyTorch, PyTorch with the learner busy."""
-    from robot_ssl.learning.torch_predictor import load_any_predictor as load_predictor
-    from robot_ssl.learning.torch_predictor import open_predictor
-
     from robot_ssl.learning.dataset import load_sessions
     from robot_ssl.learning.online import learning_for
+    from robot_ssl.learning.torch_predictor import load_any_predictor, open_predictor
     from robot_ssl.simlink.closed_loop import realtime_trial
 
     out: dict[str, Any] = {}
     onnx, _ = open_predictor(model, 1)
-    cases = {"onnx": (onnx, None), "torch": (load_predictor(model, num_threads=1), None)}
+    cases = {"onnx": (onnx, None), "torch": (load_any_predictor(model, num_threads=1), None)}
     predictor, learning = learning_for(model, None)
     frames = load_sessions([pool], progress=False)[0]
     for image, labels in zip(frames.images[::3], frames.labels[::3]):  # a full buffer

@@ -11,11 +11,24 @@ from matplotlib.patches import FancyBboxPatch
 
 ROOT = Path(__file__).resolve().parents[1]
 # top to bottom: each stage imports only the ones below it
-STAGES = ["cli", "simlink", "live", "learning", "labelling", "recording", "io", "core"]
+STAGES = [
+    "cli",
+    "simlink",
+    "live",
+    "learning",
+    "inference",
+    "labelling",
+    "recording",
+    "runtime",
+    "io",
+    "core",
+]
 NOTES = {
     "cli": "argument parsing, one module per verb",
     "simlink": "the only library code that imports sim",
-    "learning": "only torch users (not model_config, predictor)",
+    "learning": "the only torch users",
+    "inference": "what the robot runs: no torch, not even indirectly",
+    "runtime": "the one drive loop: parts (policy, observers) injected",
     "io": "the only h5py users",
 }
 
@@ -58,8 +71,9 @@ for i, stage in enumerate(STAGES):
                     arrowprops={"arrowstyle": "->", "color": "#3a5a8c"})  # fmt: skip
 top = (len(STAGES) - 1) * (h + gap) + h
 for j, (name, text) in enumerate([
-    ("sim", "simulator: imports only firmware_bridge"),
+    ("sim", "simulator: imports only\nfirmware_bridge and pinhole"),
     ("firmware_bridge", "Aseba link: imports nothing of the project"),
+    ("pinhole", "one camera model (sim, robot_ssl):\nimports nothing of the project"),
 ]):  # fmt: skip
     y = top - h - j * 2.2 * (h + gap)
     ax.add_patch(
@@ -70,6 +84,12 @@ for j, (name, text) in enumerate([
 ax.annotate("", xy=(8.0, top - h / 2), xytext=(7.0, (len(STAGES) - 2) * (h + gap) + h / 2),
             arrowprops={"arrowstyle": "->", "color": "#8c6a3a"})  # fmt: skip
 ax.annotate("", xy=(9.5, top - h - 2.2 * (h + gap) + h), xytext=(9.5, top - h),
+            arrowprops={"arrowstyle": "->", "color": "#8c6a3a"})  # fmt: skip
+pin_y = top - h - 2 * 2.2 * (h + gap)  # sim and robot_ssl.core both import pinhole
+ax.annotate("", xy=(10.6, pin_y + h), xytext=(10.6, top - h),
+            arrowprops={"arrowstyle": "->", "color": "#8c6a3a"})  # fmt: skip
+core_y = (len(STAGES) - 1 - STAGES.index("core")) * (h + gap) + h / 2
+ax.annotate("", xy=(8.0, pin_y + h / 2), xytext=(7.0, core_y),
             arrowprops={"arrowstyle": "->", "color": "#8c6a3a"})  # fmt: skip
 rec_y = (len(STAGES) - 1 - STAGES.index("recording")) * (h + gap) + h / 2
 ax.annotate("", xy=(8.0, top - h - 2.2 * (h + gap) + h / 2), xytext=(7.0, rec_y),

@@ -33,6 +33,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from pinhole import Pinhole
 from sim.atlas import BACKDROP_TAN_MAX, Atlas, build_atlas
 from sim.checks import check_fields
 from sim.errors import SimError
@@ -56,23 +57,11 @@ _RUN_USES_T = np.array([0, 0xFFFFFFFF, 0, 0xFFFFFFFF], np.uint32)
 
 
 @dataclass(frozen=True)
-class CameraParams:
-    """Resolution, intrinsics (from the horizontal field of view unless given), mount, rate
-    and image degradations. Defaults mirror robot_ssl's CameraSpec (Raspberry Pi camera v2
-    on a Thymio); the mount is the optical centre in the robot frame, pitch > 0 looks down.
-    """
+class CameraParams(Pinhole):
+    """The simulated camera: the project's one pinhole model (`pinhole.Pinhole`: resolution,
+    intrinsics, mount, their geometry; the defaults of robot_ssl's CameraSpec), plus its
+    rate and the image degradations."""
 
-    width: int = 320
-    height: int = 240
-    hfov_rad: float = math.radians(102.0)  # as robot_ssl CameraSpec: Pi Camera Module 3 Wide
-    fx: float | None = None
-    fy: float | None = None
-    cx: float | None = None
-    cy: float | None = None
-    x_m: float = 0.03
-    y_m: float = 0.0
-    z_m: float = 0.095
-    pitch_rad: float = math.radians(20.0)
     fps: float = 30.0
     noise_std: float = 2.5  # Gaussian sensor noise, grey levels
     vignette: float = 0.25  # relative darkening in the image corners
@@ -96,34 +85,11 @@ class CameraParams:
         if abs(self.pitch_rad) + half_v >= math.radians(85):
             raise SimError("camera: the view must stay 5 degrees away from straight up/down")
 
-    def intrinsics(self) -> tuple[float, float, float, float]:
-        """(fx, fy, cx, cy) in pixels, as CameraSpec.intrinsics()."""
-        f = self.width / 2.0 / math.tan(self.hfov_rad / 2.0)
-        fx = self.fx if self.fx is not None else f
-        fy = self.fy if self.fy is not None else fx
-        cx = self.cx if self.cx is not None else (self.width - 1) / 2.0
-        cy = self.cy if self.cy is not None else (self.height - 1) / 2.0
-        return fx, fy, cx, cy
-
-    def horizon_row(self) -> float:
-        """Image row of the horizon (may be outside the image)."""
-        _, fy, _, cy = self.intrinsics()
-        return cy - fy * math.tan(self.pitch_rad)
-
 
 def pixel_angles(params: CameraParams) -> tuple[np.ndarray, np.ndarray]:
     """Heading psi (left positive) and elevation e (up positive), radians, of every pixel's
-    ray relative to the robot's level frame: (H, W) each."""
-    fx, fy, cx, cy = params.intrinsics()
-    u = (np.arange(params.width) - cx) / fx
-    v = (np.arange(params.height) - cy) / fy
-    a, b = np.meshgrid(u, v)
-    cp, sp = math.cos(params.pitch_rad), math.sin(params.pitch_rad)
-    # Optical axis (cos p, 0, -sin p); image right = -left; image down = (-sin p, 0, -cos p).
-    fwd = cp - b * sp
-    left = -a
-    up = -sp - b * cp
-    return np.arctan2(left, fwd), np.arctan2(up, np.hypot(fwd, left))
+    ray relative to the robot's level frame: (H, W) each (`Pinhole.pixel_angles`)."""
+    return params.pixel_angles()
 
 
 @lru_cache(maxsize=512)

@@ -15,6 +15,8 @@ def onnx_model(tmp_path_factory) -> Path:
     """An untrained detector exported to ONNX (real preprocessing and runtime)."""
     pytest.importorskip("onnxruntime")
     torch = pytest.importorskip("torch")
+    from robot_ssl.core.spec import CameraSpec
+    from robot_ssl.learning.checkpoint import Checkpoint
     from robot_ssl.learning.export import export_model
     from robot_ssl.learning.models import ModelConfig, build_model
 
@@ -22,7 +24,8 @@ def onnx_model(tmp_path_factory) -> Path:
     cfg = ModelConfig(distances_m=DISTANCES_M, sensor_indices=(0, 1, 2, 3, 4))
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    torch.save({"model": model.state_dict(), "model_config": cfg.to_dict()}, d / "m.pt")
+    # trained, as it were, with the default camera (what `sim record` and `--camera sim` use)
+    Checkpoint(model.state_dict(), cfg, viewpoint=CameraSpec().pinhole()).save(d / "m.pt")
     return export_model(d / "m.pt", "onnx", d / "m.onnx")
 
 

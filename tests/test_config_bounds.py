@@ -35,7 +35,7 @@ from robot_ssl.core.config import (
 from robot_ssl.core.errors import ConfigError, RobotSSLError, SpecError
 from robot_ssl.core.label_grid import MAX_GRID_CELLS, LabelConfig, LabelConfigError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
-from robot_ssl.learning.model_config import ModelConfig, ModelError
+from robot_ssl.inference.model_config import ModelConfig, ModelError
 from robot_ssl.learning.online import LearnConfig
 from robot_ssl.learning.pretrain import PretrainConfig
 from robot_ssl.learning.train import TrainConfig

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import robot_ssl.learning.dataset as ds
+from robot_ssl.inference.preprocess import ImageError
 from robot_ssl.io.labels_file import LabelsMismatchError
 from robot_ssl.learning.dataset import (
     DatasetError,
@@ -32,8 +33,8 @@ def test_prepare_images_shapes_and_identity():
     assert np.array_equal(prepare_images(small, (80, 64)), small)
     mixed = prepare_images([big, small[0]], (80, 64))
     assert mixed.shape == (2, 64, 80, 3)
-    with pytest.raises(DatasetError, match="uint8"):
-        prepare_images(big.astype(np.float32))
+    with pytest.raises(ImageError, match="uint8"):
+        prepare_images(big.astype(np.float32), (80, 64))
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.evaluate import (
     Blocks,
@@ -20,6 +22,8 @@ from robot_ssl.learning.evaluate import (
     weighted_auc,
 )
 from robot_ssl.learning.models import ModelConfig, build_model
+
+VIEWPOINT = CameraSpec().pinhole()  # the camera of write_synthetic_session's sessions
 
 
 def brute_force_auc(scores, labels):
@@ -92,7 +96,7 @@ def test_report_single_class_cells_and_intervals():
 
 def _checkpoint(path, arch="paper"):
     cfg = ModelConfig(arch=arch, distances_m=tuple(np.arange(31) * 0.01))
-    torch.save({"model": build_model(cfg).state_dict(), "model_config": cfg.to_dict()}, path)
+    Checkpoint(build_model(cfg).state_dict(), cfg, VIEWPOINT).save(path)
     return path
 
 
@@ -143,8 +147,7 @@ def _memorising_model(path, frames, cfg: ModelConfig, invert: bool = False):
     image by its pixel sum and returns that frame's labels (unknown cells 0) as
     probabilities, or their complement with `invert`. Saved with the metadata a real
     export carries, so `robot-ssl eval` loads and runs it like any model file."""
-    from robot_ssl.learning.export import _metadata
-    from robot_ssl.learning.predictor import META_FILE
+    from robot_ssl.inference.predictor import META_FILE, ModelMeta
 
     keys = torch.from_numpy(frames.images.reshape(len(frames.images), -1).astype(np.int64).sum(1))
     assert len(torch.unique(keys)) == len(keys)  # every frame has its own key
@@ -168,7 +171,9 @@ def _memorising_model(path, frames, cfg: ModelConfig, invert: bool = False):
     with warnings.catch_warnings():  # torch.jit's deprecation notices
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(Memorised())
-    torch.jit.save(scripted, str(path), _extra_files={META_FILE: _metadata(cfg, "test")})
+    torch.jit.save(
+        scripted, str(path), _extra_files={META_FILE: ModelMeta(cfg, VIEWPOINT).to_json()}
+    )
     return path
 
 
@@ -337,9 +342,10 @@ def test_eval_warns_when_evaluating_a_training_session(tmp_path, capsys):
     ckpt = {
         "model": build_model(cfg).state_dict(),
         "model_config": cfg.to_dict(),
+        "viewpoint": VIEWPOINT.viewpoint_dict(),
         "train_config": {"data": [str(tmp_path / "train")], "labels_dir": None},
     }
-    torch.save(ckpt, run / "best.pt")
+    Checkpoint.from_dict(ckpt, "best.pt").save(run / "best.pt")
     (run / "config.json").write_text(json.dumps({"train_sessions": ["s0"], "val_sessions": ["s1"]}))
 
     def evaluate_on(folder):
@@ -370,10 +376,11 @@ def test_eval_reads_the_training_sessions_a_checkpoint_records(tmp_path, capsys)
     ckpt = {  # what train.py writes: identities, no need for the data folder or config.json
         "model": build_model(cfg).state_dict(),
         "model_config": cfg.to_dict(),
+        "viewpoint": VIEWPOINT.viewpoint_dict(),
         "train_config": {"data": [], "labels_dir": None},
         "train_sessions": [{"name": "s0", "sha256": sha}],
     }
-    torch.save(ckpt, run / "best.pt")
+    Checkpoint.from_dict(ckpt, "best.pt").save(run / "best.pt")
     for folder, warned in (("train", True), ("held", False)):
         out = tmp_path / f"{folder}.json"
         argv = ["eval", "--model", str(run / "best.pt"), "--data", str(tmp_path / folder)]

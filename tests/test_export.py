@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
+from robot_ssl.core.spec import CameraSpec
+from robot_ssl.inference.predictor import ModelFileError
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import synthetic_frames
-from robot_ssl.learning.export import export_model
+from robot_ssl.learning.export import ExportError, export_model
 from robot_ssl.learning.models import ModelConfig, build_model
-from robot_ssl.learning.predictor import ExportError, load_predictor
+from robot_ssl.learning.torch_predictor import load_any_predictor
 
 torch.set_num_threads(1)
 
@@ -25,7 +28,9 @@ def _checkpoint(path, arch):
     with torch.no_grad():
         for _ in range(3):
             model(torch.from_numpy(images))
-    torch.save({"model": model.eval().state_dict(), "model_config": cfg.to_dict()}, path)
+    Checkpoint(model.eval().state_dict(), cfg, viewpoint=CameraSpec(pitch_rad=0.3).pinhole()).save(
+        path
+    )
     return path
 
 
@@ -36,10 +41,11 @@ def test_export_parity_on_camera_frames(tmp_path, arch, fmt):
     frames, _ = synthetic_frames(16, size=(320, 240), seed=3)  # full camera frames
     out = export_model(ckpt, fmt, check_images=frames)
     assert out == tmp_path / ("m.ts" if fmt == "torchscript" else "m.onnx")
-    reference = load_predictor(ckpt)
-    exported = load_predictor(out)
+    reference = load_any_predictor(ckpt)
+    exported = load_any_predictor(out)
     assert reference.kind == "checkpoint" and exported.kind == fmt
     assert exported.config == reference.config  # metadata travels with the file
+    assert exported.viewpoint == reference.viewpoint == CameraSpec(pitch_rad=0.3).pinhole()
     expected = reference.predict(frames)
     got = exported.predict(frames)
     assert got.shape == (16, 5, 31) and got.dtype == np.float32
@@ -57,14 +63,14 @@ def test_cli_export_and_errors(tmp_path, capsys):
     )
     assert rc == 0 and (tmp_path / "x.onnx").is_file()
     assert "parity" in capsys.readouterr().out
-    assert load_predictor(tmp_path / "x.onnx").kind == "onnx"
+    assert load_any_predictor(tmp_path / "x.onnx").kind == "onnx"
     with pytest.raises(ExportError, match="unknown format"):
         export_model(ckpt, "tflite")
     (tmp_path / "junk.bin").write_bytes(b"junk")
-    with pytest.raises(ExportError, match="not a checkpoint"):
-        load_predictor(tmp_path / "junk.bin")
-    with pytest.raises(ExportError, match="no such"):
-        load_predictor(tmp_path / "missing.onnx")
+    with pytest.raises(ModelFileError, match="not a checkpoint"):
+        load_any_predictor(tmp_path / "junk.bin")
+    with pytest.raises(ModelFileError, match="no such"):
+        load_any_predictor(tmp_path / "missing.onnx")
     assert main(["export", "--model", str(tmp_path / "missing.pt"), "--format", "onnx"]) == 2
 
 

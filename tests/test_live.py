@@ -353,7 +353,7 @@ def test_run_command_errors_are_one_line_exit_2(tmp_path, onnx_model, capsys):
 
 
 def test_run_checkpoint_uses_onnx_runtime(onnx_model):
-    from robot_ssl.learning.predictor import open_predictor
+    from robot_ssl.learning.torch_predictor import open_predictor
 
     predictor, line = open_predictor(onnx_model.with_suffix(".pt"))
     assert predictor.kind == "onnx" and "exported to ONNX Runtime" in line

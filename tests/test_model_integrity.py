@@ -22,12 +22,18 @@ import pytest
 import torch
 
 from robot_ssl.cli.main import main
-from robot_ssl.io.integrity import ONNX_CHECKSUM_KEY, ModelIntegrityError, stamp_onnx_checksum
+from robot_ssl.inference.integrity import (
+    ONNX_CHECKSUM_KEY,
+    ModelIntegrityError,
+    stamp_onnx_checksum,
+)
+from robot_ssl.inference.predictor import ModelFileError
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import DatasetError, synthetic_frameset, write_synthetic_session
 from robot_ssl.learning.evaluate import EvalError, evaluate
 from robot_ssl.learning.export import export_model
-from robot_ssl.learning.models import ModelConfig, build_model, load_checkpoint
-from robot_ssl.learning.predictor import ExportError, load_predictor
+from robot_ssl.learning.models import ModelConfig, build_model
+from robot_ssl.learning.torch_predictor import load_any_predictor
 from robot_ssl.learning.train import TrainConfig, TrainError, _score, train
 
 torch.set_num_threads(1)
@@ -104,11 +110,11 @@ def test_flipped_weight_bytes_go_unnoticed_by_the_runtimes(models):
 
 @pytest.mark.parametrize("name", ["bad.pt", "bad.ts", "bad.onnx"])
 def test_damaged_model_files_are_refused_everywhere(models, name, capsys):
-    from robot_ssl.learning.predictor import open_predictor
+    from robot_ssl.learning.torch_predictor import open_predictor
 
     bad = models / name
     with pytest.raises(ModelIntegrityError, match="damaged") as e:
-        load_predictor(bad)
+        load_any_predictor(bad)
     assert "\n" not in str(e.value)
     with pytest.raises(ModelIntegrityError, match="damaged"):
         open_predictor(bad)
@@ -141,9 +147,9 @@ def test_truncated_and_checksumless_files_are_refused(models, tmp_path):
         cut = tmp_path / f"cut{Path(name).suffix}"
         cut.write_bytes(data[: len(data) // 2])
         with pytest.raises(ModelIntegrityError, match="damaged"):
-            load_predictor(cut)
+            load_any_predictor(cut)
     with pytest.raises(ModelIntegrityError, match="damaged"):
-        load_checkpoint(tmp_path / "cut.pt")
+        Checkpoint.load(tmp_path / "cut.pt")
 
     proto = onnx.load(str(models / "m.onnx"))
     kept = [p for p in proto.metadata_props if p.key != ONNX_CHECKSUM_KEY]
@@ -152,14 +158,14 @@ def test_truncated_and_checksumless_files_are_refused(models, tmp_path):
     proto.metadata_props.extend(kept)
     onnx.save(proto, str(tmp_path / "plain.onnx"))
     with pytest.raises(ModelIntegrityError, match="no robot-ssl checksum"):
-        load_predictor(tmp_path / "plain.onnx")
+        load_any_predictor(tmp_path / "plain.onnx")
 
 
 def test_intact_exports_verify_and_match(models):
     frames = np.random.default_rng(0).integers(0, 256, (3, 120, 160, 3), dtype=np.uint8)
-    expected = load_predictor(models / "m.pt").predict(frames)
+    expected = load_any_predictor(models / "m.pt").predict(frames)
     for name in ("m.ts", "m.onnx"):
-        assert np.max(np.abs(load_predictor(models / name).predict(frames) - expected)) < 1e-4
+        assert np.max(np.abs(load_any_predictor(models / name).predict(frames) - expected)) < 1e-4
 
 
 def test_unsafe_pickle_is_refused_in_one_line(tmp_path, capsys):
@@ -171,7 +177,7 @@ def test_unsafe_pickle_is_refused_in_one_line(tmp_path, capsys):
 
     torch.save({"model": Evil(), "model_config": {}}, tmp_path / "evil.pt")
     with pytest.raises(ModelIntegrityError) as e:
-        load_checkpoint(tmp_path / "evil.pt")
+        Checkpoint.load(tmp_path / "evil.pt")
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path / 'evil.pt'}: refused: not a plain-weights checkpoint")
     assert "(unsafe pickle: GLOBAL " in msg and "system" in msg and "\n" not in msg
@@ -198,11 +204,11 @@ def _restamped_onnx(src: Path, dst: Path, **config_changes) -> None:
 
 def test_onnx_shape_differing_from_metadata_is_found_at_load(models, tmp_path, capsys):
     _restamped_onnx(models / "m.onnx", tmp_path / "wide.onnx", input_width=96)
-    with pytest.raises(ExportError, match=r"ONNX input .* its metadata says .*64, 96, 3"):
-        load_predictor(tmp_path / "wide.onnx")
+    with pytest.raises(ModelFileError, match=r"ONNX input .* its metadata says .*64, 96, 3"):
+        load_any_predictor(tmp_path / "wide.onnx")
     _restamped_onnx(models / "m.onnx", tmp_path / "grid.onnx", num_distances=16, distances_m=None)
-    with pytest.raises(ExportError, match="ONNX output"):
-        load_predictor(tmp_path / "grid.onnx")
+    with pytest.raises(ModelFileError, match="ONNX output"):
+        load_any_predictor(tmp_path / "grid.onnx")
     # `run` loads (and checks) the model before it opens the robot and the camera
     argv = ["run", "--model", str(tmp_path / "wide.onnx"), "--robot", "/dev/robot-ssl-absent"]
     assert main([*argv, "--camera", "0"]) == 2
@@ -351,7 +357,7 @@ def test_resume_rebuilds_the_outputs_a_kill_left_missing(tmp_path, tiny):
     assert result.best_epoch == 1
     for name in ("best.pt", "last.pt", *LOGS, "config.json"):
         assert (run / name).is_file(), name
-    assert load_checkpoint(run / "best.pt")["epoch"] == 0
+    assert Checkpoint.load(run / "best.pt").epoch == 0
     assert [r["epoch"] for r in json.loads((run / "metrics.json").read_text())] == [1]
     assert not list(run.glob(".*.tmp-*"))
 
@@ -359,17 +365,17 @@ def test_resume_rebuilds_the_outputs_a_kill_left_missing(tmp_path, tiny):
     flip_zip_member(run / "best.pt", run / "best.pt")
     (run / "metrics.json").unlink()
     result = train(_cfg(run, epochs=2, resume=True), data=tiny)
-    best = load_checkpoint(run / "best.pt")
-    assert best["epoch"] + 1 == result.best_epoch
+    best = Checkpoint.load(run / "best.pt")
+    assert best.epoch + 1 == result.best_epoch
     assert [r["epoch"] for r in json.loads((run / "metrics.json").read_text())] == [1, 2]
 
 
 def test_resume_refuses_when_the_best_weights_are_gone(tmp_path, tiny):
     run = tmp_path / "run"
     train(_cfg(run), data=tiny)
-    ckpt = load_checkpoint(run / "last.pt")
-    ckpt.update(epoch=1, best_epoch=1)  # last.pt of epoch 2 whose best epoch was 1
-    torch.save(ckpt, run / "last.pt")
+    ckpt = Checkpoint.load(run / "last.pt")
+    ckpt.epoch, ckpt.best_epoch = 1, 1  # last.pt of epoch 2 whose best epoch was 1
+    ckpt.save(run / "last.pt")
     (run / "best.pt").unlink()
     with pytest.raises(TrainError, match="best epoch is 1 and its weights are not in") as e:
         train(_cfg(run, epochs=3, resume=True), data=tiny)
@@ -384,11 +390,11 @@ def test_overwrite_replaces_the_previous_run(tmp_path, tiny):
     bad = (synthetic_frameset(32, seed=1), synthetic_frameset(8, seed=2, num_distances=16))
     with pytest.raises(DatasetError, match="label grids differ"):
         train(_cfg(run, seed=1, overwrite=True), data=bad)
-    assert load_checkpoint(run / "best.pt")["train_config"]["seed"] == 0
+    assert Checkpoint.load(run / "best.pt").train_config["seed"] == 0
     train(_cfg(run, seed=1, overwrite=True), data=tiny)
     assert not list(run.glob(".*.tmp-*"))
     for name in ("best.pt", "last.pt"):
-        assert load_checkpoint(run / name)["train_config"]["seed"] == 1
+        assert Checkpoint.load(run / name).train_config["seed"] == 1
     assert json.loads((run / "config.json").read_text())["train_config"]["seed"] == 1
 
 
@@ -461,7 +467,7 @@ def test_sigkill_during_training_then_resume_completes_the_run(tmp_path):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             with contextlib.suppress(Exception):
-                if load_checkpoint(run / "last.pt")["train_config"]["seed"] == 1:
+                if Checkpoint.load(run / "last.pt").train_config["seed"] == 1:
                     break
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
@@ -470,7 +476,7 @@ def test_sigkill_during_training_then_resume_completes_the_run(tmp_path):
     assert proc.returncode in (-signal.SIGKILL, 0), proc.stderr.read()
     for name in ("best.pt", "last.pt"):
         if (run / name).exists():
-            assert load_checkpoint(run / name)["train_config"]["seed"] == 1, name
+            assert Checkpoint.load(run / name).train_config["seed"] == 1, name
     assert json.loads((run / "config.json").read_text())["train_config"]["seed"] == 1
 
     resumed = subprocess.run(
@@ -484,8 +490,8 @@ def test_sigkill_during_training_then_resume_completes_the_run(tmp_path):
     rows = json.loads((run / "metrics.json").read_text())
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     best = max(rows, key=_score)  # the first of equal scores, as training picks it
-    assert load_checkpoint(run / "best.pt")["epoch"] + 1 == best["epoch"]
-    assert load_checkpoint(run / "last.pt")["epoch"] == 3
+    assert Checkpoint.load(run / "best.pt").epoch + 1 == best["epoch"]
+    assert Checkpoint.load(run / "last.pt").epoch == 3
     for name in ("curves.png", "metrics.csv", "config.json"):
         assert (run / name).is_file()
     assert not list(run.glob(".*.tmp-*"))

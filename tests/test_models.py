@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.models import (
     ModelConfig,
     ModelError,
     build_model,
-    load_checkpoint,
     model_from_checkpoint,
     normalize_images,
 )
@@ -61,13 +61,13 @@ def test_config_validation_and_round_trip():
 
 def test_checkpoint_loading_errors(tmp_path):
     with pytest.raises(ModelError, match="no such checkpoint"):
-        load_checkpoint(tmp_path / "missing.pt")
+        Checkpoint.load(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a readable"):
-        load_checkpoint(tmp_path / "junk.pt")
+        Checkpoint.load(tmp_path / "junk.pt")
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(ModelError, match="not a robot-ssl checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
+        Checkpoint.load(tmp_path / "other.pt")
     cfg = ModelConfig(arch="paper")
     torch.save(
         {"model": build_model(cfg).state_dict(), "model_config": ModelConfig().to_dict()},

@@ -18,15 +18,18 @@ from conftest import DISTANCES_M  # noqa: E402
 
 from robot_ssl.cli.main import main  # noqa: E402
 from robot_ssl.core.label_grid import LabelConfig  # noqa: E402
+from robot_ssl.core.spec import CameraSpec  # noqa: E402
 from robot_ssl.io.session import SessionReader, SessionWriter  # noqa: E402
 from robot_ssl.labelling.labeller import compute_labels  # noqa: E402
 from robot_ssl.labelling.online import OnlineLabeller  # noqa: E402
+from robot_ssl.learning.checkpoint import Checkpoint  # noqa: E402
 from robot_ssl.learning.dataset import synthetic_frames  # noqa: E402
 from robot_ssl.learning.evaluate import roc_auc  # noqa: E402
 from robot_ssl.learning.models import ModelConfig, build_model  # noqa: E402
 from robot_ssl.learning.online import LearnConfig, LearnError, learning_for  # noqa: E402
-from robot_ssl.learning.predictor import load_predictor  # noqa: E402
 from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig  # noqa: E402
+from robot_ssl.learning.step import LRSchedule  # noqa: E402
+from robot_ssl.learning.torch_predictor import load_any_predictor  # noqa: E402
 from robot_ssl.live.loop import LiveConfig, LiveLoop  # noqa: E402
 from robot_ssl.simlink.closed_loop import make_simulator  # noqa: E402
 
@@ -39,7 +42,7 @@ def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("online") / "m.pt"
     cfg = ModelConfig(distances_m=DISTANCES_M, sensor_indices=(0, 1, 2, 3, 4))
     torch.manual_seed(0)
-    torch.save({"model": build_model(cfg).state_dict(), "model_config": cfg.to_dict()}, path)
+    Checkpoint(build_model(cfg).state_dict(), cfg, CameraSpec().pinhole()).save(path)
     return path
 
 
@@ -178,7 +181,7 @@ def test_learner_improves_publishes_and_checkpoints(checkpoint, tmp_path):
     after = auc()
     assert before < 0.7 < after, (before, after)
     path = learning.learner.checkpoint_path
-    saved = load_predictor(path)  # train's checkpoint format, weights_only
+    saved = load_any_predictor(path)  # train's checkpoint format, weights_only
     np.testing.assert_allclose(
         saved.predict(test_images), predictor.predict(test_images), atol=1e-5
     )
@@ -268,7 +271,7 @@ def test_replay_live_learn_cli(sim_session, checkpoint, tmp_path, capsys):
     assert main([*argv, "--learn", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "learn:" in printed and "labelled" in printed
-    assert load_predictor(out / "online_last.pt").kind == "checkpoint"
+    assert load_any_predictor(out / "online_last.pt").kind == "checkpoint"
     assert main(["replay", str(sim_session), "--learn", str(out)]) == 2  # needs --live --model
     assert "--learn needs" in capsys.readouterr().err
 
@@ -303,8 +306,7 @@ def test_a_diverging_learner_stops_once_and_keeps_the_last_good_weights(checkpoi
     learner = learning.learner
     learning.start()
     _wait(lambda: learner.steps >= 3)
-    for group in learner.optimizer.param_groups:
-        group["lr"] = 1e12
+    learner.schedule = LRSchedule.constant(1e12)  # the schedule every step reads
     _wait(lambda: learner.error is not None)
     learning.close()
     assert len(said) == 1 and said[0][0].startswith("training diverged at step "), said

@@ -113,7 +113,7 @@ def test_empty_session_is_a_clear_error(tmp_path):
 
 
 def test_live_replay_runs_the_deploy_path_on_recorded_frames(sim_session, onnx_model):
-    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.inference.predictor import load_predictor
 
     with SessionReader(sim_session) as r:
         result = replay_live(r, load_predictor(onnx_model), speed=4.0)

@@ -65,3 +65,30 @@ def test_robot_verbs_run_without_torch(tmp_path, no_torch_env, onnx_model):
     )  # fmt: skip
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert "torch" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_the_inference_package_runs_without_torch(no_torch_env, onnx_model):
+    """robot_ssl.inference (also held by an import contract: lint-imports) opens and runs an
+    ONNX file, with its viewpoint, where torch cannot be imported; a checkpoint, which needs
+    torch, is refused in one line naming the way out."""
+    code = (
+        "import sys, numpy as np\n"
+        "from robot_ssl.inference.predictor import ModelFileError, load_predictor\n"
+        "p = load_predictor(sys.argv[1])\n"
+        "print(p.predict(np.zeros((2, 120, 160, 3), np.uint8)).shape, p.viewpoint.pitch_rad)\n"
+        "try:\n"
+        "    load_predictor(sys.argv[2])\n"
+        "except ModelFileError as e:\n"
+        "    print(e)\n"
+    )
+    checkpoint = onnx_model.with_suffix(".pt")
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(onnx_model), str(checkpoint)],
+        env=no_torch_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    shape, refusal = p.stdout.strip().splitlines()
+    assert shape == "(2, 5, 31) 0.3490658503988659"
+    assert refusal == f"{checkpoint}: a checkpoint needs torch; export it to ONNX " + (
+        "(robot-ssl export) to run it without torch"
+    )

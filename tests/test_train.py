@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import synthetic_frameset, write_synthetic_session
-from robot_ssl.learning.models import load_checkpoint, model_from_checkpoint
+from robot_ssl.learning.models import model_from_checkpoint
 from robot_ssl.learning.step import TrainingDiverged
 from robot_ssl.learning.train import (
     AugmentConfig,
     TrainConfig,
     TrainError,
     augment_batch,
-    lr_at,
+    lr_schedule,
     masked_bce_loss,
     train,
 )
@@ -126,11 +127,11 @@ def test_colour_augmentation_permutes_channels_or_drops_colour():
 
 def test_lr_schedule_warmup_cosine_step():
     cfg = TrainConfig(lr=1e-3, min_lr=1e-5, warmup_steps=10)
-    assert lr_at(0, 0, 100, cfg) < lr_at(9, 0, 100, cfg) < 1e-3
-    assert lr_at(10, 0, 100, cfg) == pytest.approx(1e-3)
-    assert lr_at(100, 9, 100, cfg) == pytest.approx(1e-5)
+    assert lr_schedule(cfg, 100).at(0, 0) < lr_schedule(cfg, 100).at(9, 0) < 1e-3
+    assert lr_schedule(cfg, 100).at(10, 0) == pytest.approx(1e-3)
+    assert lr_schedule(cfg, 100).at(100, 9) == pytest.approx(1e-5)
     step = TrainConfig(lr=1e-3, min_lr=0, warmup_steps=0, schedule="step", step_epochs=2)
-    assert lr_at(50, 2, 100, step) == pytest.approx(3e-4)
+    assert lr_schedule(step, 100).at(50, 2) == pytest.approx(3e-4)
 
 
 def test_config_validation():
@@ -196,7 +197,7 @@ def test_checkpoint_round_trip_and_resume(tmp_path, toy):
     assert ckpt["epoch"] == 2 and ckpt["model_config"]["arch"] == "paper"
     assert {"model", "optimizer", "train_config", "metrics", "seed", "history"} <= set(ckpt)
     # Shuffling, augmentation and dropout are seeded per epoch: resuming reproduces the run.
-    ref = load_checkpoint(tmp_path / "a/run/last.pt")["model"]
+    ref = Checkpoint.load(tmp_path / "a/run/last.pt").model
     for k, v in ckpt["model"].items():
         assert torch.allclose(v, ref[k], atol=1e-5), k
     assert resumed.history[-1]["train_loss"] == pytest.approx(

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=t.THREADS, default=None, help="inference threads (runtime default)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
+    parser.add_argument(
+        "--allow-viewpoint-mismatch",
+        action="store_true",
+        help="use the model although it was trained with another camera viewpoint (size, "
+        "field of view, mount, pitch) than the sessions': its probabilities are then unreliable",
+    )
 
 
 def _fmt(v: float | None) -> str:
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         truth=args.truth,
         block_s=args.block_s,
+        allow_viewpoint_mismatch=args.allow_viewpoint_mismatch,
     )
     lo, hi = report["mean_auc_ci"]
     ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from robot_ssl.io.session import IntactFrames
@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("session", help="session file (.h5)")
     p.add_argument("--model", help="detector (checkpoint .pt, TorchScript or ONNX) to overlay")
+    p.add_argument(
+        "--allow-viewpoint-mismatch",
+        action="store_true",
+        help="use the model although it was trained with another camera viewpoint (size, "
+        "field of view, mount, pitch) than this camera's: its probabilities are then unreliable",
+    )
     p.add_argument(
         "--labels",
         help="labels file of this session (default: <session>.labels.h5 when it exists);"
@@ -55,6 +61,20 @@ def _summary(line: str, intact: IntactFrames) -> str:
     notes: list[str] = []
     intact.report(note=notes.append)
     return "\n".join([line, *notes])
+
+
+def _check_viewpoint(predictor: Any, reader: Any, args: argparse.Namespace) -> None:
+    """The model's camera viewpoint against the session's (robot_ssl.inference.viewpoint)."""
+    from robot_ssl.inference.viewpoint import check_model_camera
+
+    check_model_camera(
+        predictor,
+        reader.camera,
+        f"the camera of {args.session}",
+        allow=args.allow_viewpoint_mismatch,
+        prog="robot-ssl replay",
+        model_name=str(args.model),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             predictor, learning = learning_for(
                 args.model, args.learn, camera_offset_s=reader.camera.time_offset_s
             )
+            _check_viewpoint(predictor, reader, args)
             learning.start()
             try:
                 result = replay_live(
@@ -119,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
             learning.check_saved()
             return 0
         if args.model:
-            from robot_ssl.learning.predictor import load_predictor
+            from robot_ssl.learning.torch_predictor import load_any_predictor
 
-            predictor = load_predictor(args.model)
+            predictor = load_any_predictor(args.model)
+            _check_viewpoint(predictor, reader, args)
         if args.live:
             if predictor is None:
                 raise RobotSSLError("--live needs --model")

@@ -57,6 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", required=True, metavar="M", help="model: .onnx, .pt or TorchScript")
     p.add_argument(
+        "--allow-viewpoint-mismatch",
+        action="store_true",
+        help="use the model although it was trained with another camera viewpoint (size, "
+        "field of view, mount, pitch) than this camera's: its probabilities are then unreliable",
+    )
+    p.add_argument(
         "--robot",
         required=True,
         metavar="URL|sim[:WORLD]",
@@ -183,9 +189,11 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
     from robot_ssl.core.stopping import stop_at_exit, stop_on_signals
+    from robot_ssl.inference.predictor import grid_distances, grid_shape
+    from robot_ssl.inference.viewpoint import check_model_camera
     from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
-    from robot_ssl.learning.predictor import grid_distances, grid_shape, open_predictor
+    from robot_ssl.learning.torch_predictor import open_predictor
     from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
     from robot_ssl.live.loop import LiveConfig, LiveLoop, RunConfig
     from robot_ssl.recording.device_setup import Devices
@@ -230,6 +238,14 @@ def run(args: argparse.Namespace) -> int:
         model_line = f"{Path(args.model).name} (PyTorch, learning into {args.learn})"
     else:
         predictor, model_line = open_predictor(args.model, args.threads)
+    check_model_camera(
+        predictor,
+        camera_spec,
+        f"the camera of {args.spec or 'the default spec'}",
+        allow=args.allow_viewpoint_mismatch,
+        prog="robot-ssl run",
+        model_name=str(args.model),
+    )
     distances = grid_distances(predictor)
     status = _status_printer(sys.stderr.isatty() if args.status is None else args.status)
     view = None

@@ -57,7 +57,7 @@ def cache_dir_from(args: argparse.Namespace) -> str | None:
 
 def _flags() -> dict[str, Flag]:
     """TrainConfig's fields as the README spells them (every other field: --field-name)."""
-    from robot_ssl.learning.model_config import ARCHS
+    from robot_ssl.inference.model_config import ARCHS
     from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS
 
     return {

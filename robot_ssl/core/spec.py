@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from pinhole import Pinhole
 from robot_ssl.core.config import (
     MAX_IMAGE_PX,
     bounded,
@@ -144,32 +144,35 @@ class RobotSpec:
         return cls(**_check_keys(cls, d, "robot"))
 
 
+_P = Pinhole  # the one pinhole model (pinhole/): its defaults, geometry and viewpoint
+
+
 @dataclass(frozen=True)
-class CameraSpec:
+class CameraSpec(Pinhole):
     """Forward pinhole camera: resolution, intrinsics (from field of view unless given), mount.
 
-    The mount is the optical centre in the robot frame; `pitch_rad` > 0 tilts the
-    optical axis down towards the floor. `time_offset_s` is the camera's calibrated
-    delivery latency (s, in [-1, 1]): a frame stamped t was exposed at t - time_offset_s
-    (`robot-ssl calibrate` measures it; the labeller falls back to it when it cannot
-    estimate the offset from a session). Files without it load as 0.
+    The geometry (intrinsics, horizon_row, floor_pixels, the viewpoint a model records)
+    is `pinhole.Pinhole`'s, shared with the simulator's camera; the fields are declared
+    again here only to carry their bounds. The mount is the optical centre in the robot
+    frame; `pitch_rad` > 0 tilts the optical axis down towards the floor. `time_offset_s`
+    is the camera's calibrated delivery latency (s, in [-1, 1]): a frame stamped t was
+    exposed at t - time_offset_s (`robot-ssl calibrate` measures it; the labeller falls
+    back to it when it cannot estimate the offset from a session). Files without it load
+    as 0.
     """
 
-    width: int = bounded(320, 1, MAX_IMAGE_PX)
-    height: int = bounded(240, 1, MAX_IMAGE_PX)
-    # Raspberry Pi Camera Module 3 Wide
-    hfov_rad: float = bounded(
-        math.radians(102.0), 0, math.pi, min_inclusive=False, max_inclusive=False
-    )
+    width: int = bounded(_P.width, 1, MAX_IMAGE_PX)
+    height: int = bounded(_P.height, 1, MAX_IMAGE_PX)
+    hfov_rad: float = bounded(_P.hfov_rad, 0, math.pi, min_inclusive=False, max_inclusive=False)
     fx: float | None = bounded(None, 0, _MAX_FOCAL_PX, min_inclusive=False)
     fy: float | None = bounded(None, 0, _MAX_FOCAL_PX, min_inclusive=False)
     cx: float | None = bounded(None, -_MAX_FOCAL_PX, _MAX_FOCAL_PX)
     cy: float | None = bounded(None, -_MAX_FOCAL_PX, _MAX_FOCAL_PX)
-    x_m: float = bounded(0.03, -_MAX_SIZE_M, _MAX_SIZE_M)
-    y_m: float = bounded(0.0, -_MAX_SIZE_M, _MAX_SIZE_M)
-    z_m: float = bounded(0.095, 0, _MAX_SIZE_M, min_inclusive=False)
+    x_m: float = bounded(_P.x_m, -_MAX_SIZE_M, _MAX_SIZE_M)
+    y_m: float = bounded(_P.y_m, -_MAX_SIZE_M, _MAX_SIZE_M)
+    z_m: float = bounded(_P.z_m, 0, _MAX_SIZE_M, min_inclusive=False)
     pitch_rad: float = bounded(
-        math.radians(20.0), -math.pi / 2, math.pi / 2, min_inclusive=False, max_inclusive=False
+        _P.pitch_rad, -math.pi / 2, math.pi / 2, min_inclusive=False, max_inclusive=False
     )
     fps: float = bounded(30.0, 0, 1000, min_inclusive=False)
     time_offset_s: float = bounded(0.0, -1.0, 1.0)
@@ -187,35 +190,6 @@ class CameraSpec:
         if "fps" in changes:
             changes["fps"] = float(changes["fps"])
         return dataclasses.replace(self, **changes) if changes else self
-
-    def intrinsics(self) -> tuple[float, float, float, float]:
-        """(fx, fy, cx, cy) in pixels; derived from hfov with square pixels when not given."""
-        f = self.width / 2.0 / math.tan(self.hfov_rad / 2.0)
-        fx = self.fx if self.fx is not None else f
-        fy = self.fy if self.fy is not None else fx
-        cx = self.cx if self.cx is not None else (self.width - 1) / 2.0
-        cy = self.cy if self.cy is not None else (self.height - 1) / 2.0
-        return fx, fy, cx, cy
-
-    def horizon_row(self) -> float:
-        """Image row (pixels, may be outside the image) where the horizon projects."""
-        _, fy, _, cy = self.intrinsics()
-        return cy - fy * math.tan(self.pitch_rad)
-
-    def floor_pixels(self, xy_m: np.ndarray) -> np.ndarray:
-        """(N, 2) pixel (u, v) where floor points (x forward, y left, robot frame, m)
-        appear in the image; NaN for points at or behind the camera's image plane."""
-        fx, fy, cx, cy = self.intrinsics()
-        d = np.asarray(xy_m, np.float64).reshape(-1, 2) - (self.x_m, self.y_m)
-        cp, sp = math.cos(self.pitch_rad), math.sin(self.pitch_rad)
-        # camera axes in the robot frame: optical (cos p, 0, -sin p), right (0, -1, 0),
-        # down (-sin p, 0, -cos p); the floor is z_m below the optical centre
-        depth = d[:, 0] * cp + self.z_m * sp
-        right, down = -d[:, 1], -d[:, 0] * sp + self.z_m * cp
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = np.stack([cx + fx * right / depth, cy + fy * down / depth], axis=1)
-        uv[depth <= 1e-6] = np.nan
-        return uv
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.inference.preprocess import prepare_images
 from robot_ssl.io.outputs import atomic_output  # re-exported: the one atomic-output helper
 from robot_ssl.learning.train_config import DEFAULT_INPUT_SIZE, SPLIT_GROUPS  # re-exported
 
@@ -59,37 +59,6 @@ _CACHE_VERSION = 1
 
 class DatasetError(RobotSSLError):
     """Sessions or labels cannot be loaded, do not match, or cannot be split as asked."""
-
-
-# -- the one preprocessing function --------------------------------------------------------
-
-
-def prepare_images(
-    images: np.ndarray | Sequence[np.ndarray], size: tuple[int, int] = DEFAULT_INPUT_SIZE
-) -> np.ndarray:
-    """Camera frames -> network input: uint8 (B, height, width, 3), BGR, resized with INTER_AREA.
-
-    `images` is one BGR uint8 image (H, W, 3), a batch (B, H, W, 3) or a
-    sequence of images of any sizes; `size` is (width, height). Frames already
-    at `size` are copied unchanged. Scaling to float and channel reordering are
-    part of the network itself (robot_ssl.learning.models.normalize_images), so this is
-    the only step a caller performs.
-    """
-    width, height = int(size[0]), int(size[1])
-    if isinstance(images, np.ndarray) and images.ndim == 3:
-        images = images[None]
-    out = np.empty((len(images), height, width, 3), dtype=np.uint8)
-    for i, image in enumerate(images):
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise DatasetError(
-                f"expected uint8 BGR images (H, W, 3), got {image.dtype} {tuple(image.shape)}"
-            )
-        if image.shape[:2] == (height, width):
-            out[i] = image
-        else:
-            out[i] = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-    return out
 
 
 # -- labels files --------------------------------------------------------------------------
@@ -150,6 +119,7 @@ class SessionData:
     mirror_symmetric: bool = True  # sensors s and S-1-s are mirror images (flip is valid)
     sha256: str = ""  # the session file's SHA-256, from its labels file's identity
     t_s: np.ndarray | None = None  # float64 (N,) frame stamps from the session start, seconds
+    camera: Any = None  # the session's CameraSpec (a pinhole.Pinhole): the model's viewpoint
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -292,6 +262,7 @@ def load_session(
         if len(frame_index) and (frame_index[0] < 0 or frame_index[-1] >= reader.num_frames):
             raise DatasetError(f"{labels_path}: frame_index out of range for {path}")
         world = reader.metadata.get("world")
+        camera = reader.camera
         symmetric = _sensors_mirror_symmetric(reader.robot, lab.sensor_indices)
         decoded = None
         cache = None
@@ -318,6 +289,7 @@ def load_session(
         mirror_symmetric=symmetric,
         sha256=lab.session.sha256,
         t_s=t_s,
+        camera=camera,
     )
 
 
@@ -366,6 +338,7 @@ class FrameSet:
     distances_m: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sensor_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     mirror_symmetric: bool = True
+    viewpoint: Any = None  # the sessions' camera (pinhole.Pinhole; None: unknown)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -418,6 +391,7 @@ class FrameSet:
             distances_m=first.distances_m,
             sensor_indices=first.sensor_indices,
             mirror_symmetric=all(s.mirror_symmetric for s in sessions),
+            viewpoint=None if first.camera is None else first.camera.pinhole(),
         )
 
 
@@ -603,8 +577,12 @@ def write_synthetic_session(
     camera_size: tuple[int, int] = (160, 120),
     labels_dir: str | Path | None = None,
     frame_format: str = "jpeg",
+    camera: Any = None,
 ) -> tuple[Path, Path]:
     """Write a session of `synthetic_frames` and its labels file; returns (session, labels) paths.
+
+    `camera`: the session's CameraSpec (default: the default one at `camera_size`); its
+    size replaces `camera_size`.
 
     The pipeline's file formats end to end without a simulator or robot:
     for tests, benchmarks and trying the training and evaluation commands.
@@ -617,13 +595,15 @@ def write_synthetic_session(
     from robot_ssl.labelling.labeller import LabelConfig
 
     path = Path(path)
+    if camera is not None:
+        camera_size = (camera.width, camera.height)
     config = LabelConfig()
     s, d = config.num_sensors, config.num_distances
     images, labels = synthetic_frames(
         n, size=camera_size, num_sensors=s, num_distances=d, seed=seed
     )
     t_ns = np.arange(n, dtype=np.int64) * 33_333_333
-    camera = CameraSpec(width=camera_size[0], height=camera_size[1])
+    camera = camera or CameraSpec(width=camera_size[0], height=camera_size[1])
     with SessionWriter(
         path, camera=camera, frame_format=frame_format, metadata={"world": world}
     ) as writer:

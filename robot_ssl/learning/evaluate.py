@@ -30,8 +30,8 @@
   band "30+".
 
 :func:`evaluate` checks its options and that every output can be written
-before it loads the model (whose integrity robot_ssl.learning.predictor.load_predictor
-checks) or any data, renders every output in memory and only then writes them
+before it loads the model (whose integrity
+robot_ssl.learning.torch_predictor.load_any_predictor checks) or any data, renders every output in memory and only then writes them
 all, each atomically: a failure leaves no report beside stale plots.
 """
 
@@ -610,7 +610,7 @@ def _training_overlap(
 
 
 def predict_frames(predictor: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Probabilities (N, S, D) of `predictor` (robot_ssl.learning.predictor.load_predictor) over images."""
+    """Probabilities (N, S, D) of `predictor` (robot_ssl.inference.predictor.Predictor) over images."""
     out = [predictor.predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     if not out:
         s, d = predictor.config.num_sensors, predictor.config.num_distances
@@ -644,6 +644,26 @@ def load_eval_data(
     return FrameSet.from_sessions(sessions), targets
 
 
+def _check_viewpoint(predictor: Any, frames: FrameSet, allow: bool) -> None:
+    """The model's camera viewpoint against the sessions' (one line on stderr when it
+    cannot be checked or a mismatch is allowed; ViewpointMismatch otherwise)."""
+    import sys
+
+    from robot_ssl.inference.viewpoint import check_viewpoint
+
+    if frames.viewpoint is None:  # frames given without their sessions' camera
+        return
+    line = check_viewpoint(
+        predictor.viewpoint,
+        frames.viewpoint,
+        model_name=str(predictor.path),
+        camera_name="the sessions' camera",
+        allow=allow,
+    )
+    if line:
+        print(line, file=sys.stderr)
+
+
 def evaluate(
     model_path: str | Path,
     data: Sequence[str | Path],
@@ -662,6 +682,7 @@ def evaluate(
     targets: Sequence[SessionTargets] | None = None,
     truth: bool = False,
     block_s: float = DEFAULT_BLOCK_S,
+    allow_viewpoint_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a model file (checkpoint, TorchScript or ONNX) on labelled sessions.
 
@@ -675,13 +696,15 @@ def evaluate(
     With `truth`, the report's `truth` entry compares the scores with the
     auto-labels and with the simulator truth per world and band
     (:func:`truth_comparison`). A session among the model's training sessions
-    is warned about on stderr and flagged in `training_overlap`. Returns the report.
+    is warned about on stderr and flagged in `training_overlap`. Sessions recorded with
+    another camera viewpoint than the model's are refused (ViewpointMismatch) unless
+    `allow_viewpoint_mismatch` (robot_ssl.inference.viewpoint). Returns the report.
 
     Bad options raise EvalError, an output that cannot be written OutputError,
     both before the model or any data is loaded.
     """
     from robot_ssl.learning.dataset import DatasetError
-    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.learning.torch_predictor import load_any_predictor
 
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
         raise EvalError(f"confidence must be a number in (0, 1), got {confidence}")
@@ -710,7 +733,7 @@ def evaluate(
     for folder in dict.fromkeys(t.parent for t in outputs_to_write):
         check_writable(folder)
 
-    predictor = load_predictor(model_path, num_threads=num_threads)
+    predictor = load_any_predictor(model_path, num_threads=num_threads)
     cfg = predictor.config
     session_targets = None if targets is None else list(targets)
     if frames is None:
@@ -722,6 +745,7 @@ def evaluate(
             progress=progress,
             truth=truth,
         )
+    _check_viewpoint(predictor, frames, allow_viewpoint_mismatch)
     if session_targets is not None and len(session_targets) != len(frames.session_names):
         raise EvalError(
             f"{len(session_targets)} session targets for {len(frames.session_names)} sessions"

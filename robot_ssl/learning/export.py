@@ -1,71 +1,58 @@
-"""Export a trained detector (TorchScript, ONNX) and run any model file through one interface.
+"""Export a trained detector to TorchScript or ONNX, with the metadata it needs to drive.
 
 Exported files take what the live loop has: uint8 images ``(B, H, W, 3)`` in
 BGR order at the model's input size (normalisation is inside the graph, see
 robot_ssl.learning.models.normalize_images) and return obstacle probabilities
-``(B, S, D)`` (the sigmoid is inside too). Each file carries its ModelConfig as JSON (ONNX metadata
-``robot_ssl``, TorchScript extra file ``robot_ssl.json``), so a model file is
-self-describing. Every export is checked against the PyTorch model before it
-is written: maximum absolute difference of probabilities below 1e-4.
+``(B, S, D)`` (the sigmoid is inside too). Each file carries its ModelConfig and the
+camera viewpoint of its training sessions as JSON (robot_ssl.inference.predictor.ModelMeta:
+ONNX metadata ``robot_ssl``, TorchScript extra file ``robot_ssl.json``), so a model file
+is self-describing and `run` can refuse a camera it was not trained for. Every export is
+checked against the PyTorch model before it is written: maximum absolute difference of
+probabilities below 1e-4.
 
-Damaged model files are refused, never run (robot_ssl.io.integrity): the zip
+Damaged model files are refused, never run (robot_ssl.inference.integrity): the zip
 archive of a checkpoint or TorchScript file has every member's CRC-32 checked
 before torch reads it, and an ONNX file carries a SHA-256 of its content in
 ``metadata_props`` (key ``robot_ssl_sha256``, written here at export) that is
-checked before ONNX Runtime sees the bytes. :func:`load_predictor` also checks
+checked before ONNX Runtime sees the bytes. Loading a file also checks
 that the file agrees with its own metadata (ONNX input and output shapes, one
 inference on a blank image giving a (1, S, D) grid) so that a mismatch is found
 when the model is opened, not at the first camera frame.
 
-:func:`load_predictor` opens a checkpoint (``.pt``), a TorchScript file or an
-ONNX file and gives a :class:`Predictor` whose ``predict(images)`` applies
-exactly the training preprocessing (robot_ssl.learning.dataset.prepare_images). The
-ONNX path needs neither torch nor a GPU: this is what a Raspberry Pi runs.
+robot_ssl.inference.load_predictor runs an ONNX file without torch or a GPU (what a
+Raspberry Pi runs); robot_ssl.learning.torch_predictor opens any of the three kinds.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robot_ssl.io.integrity import (
-    stamp_onnx_checksum,
-)
-from robot_ssl.io.outputs import OutputError, atomic_output, check_writable, write_error
-from robot_ssl.learning.dataset import prepare_images
-from robot_ssl.learning.model_config import ModelConfig
-from robot_ssl.learning.predictor import (
+from robot_ssl.inference.integrity import stamp_onnx_checksum
+from robot_ssl.inference.predictor import (
     INPUT_NAME,
     META_FILE,
     META_KEY,
     OUTPUT_NAME,
-    ExportError,
-    load_predictor,
-    torchscript_quietly,
+    ModelFileError,
+    ModelMeta,
 )
+from robot_ssl.inference.preprocess import prepare_images
+from robot_ssl.io.outputs import OutputError, atomic_output, check_writable, write_error
+from robot_ssl.learning.torch_predictor import load_any_predictor, torchscript_quietly
 
-__all__ = ["FORMATS", "export_model"]
+__all__ = ["FORMATS", "ExportError", "export_model"]
 
 FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": ".ts", "onnx": ".onnx"}
 ONNX_OPSET = 17
 
 
-def _metadata(cfg: ModelConfig, source: str) -> str:
-    return json.dumps(
-        {
-            "format": "robot-ssl/detector",
-            "version": 1,
-            "model_config": cfg.to_dict(),
-            "source": source,
-            "input": "uint8 (B, H, W, 3) BGR at (input_height, input_width)",
-            "output": "float32 (B, S, D) obstacle probability",
-        }
-    )
+class ExportError(ModelFileError):
+    """A model cannot be exported, or its export fails the parity check."""
 
 
 def _probability_model(model: Any) -> Any:
@@ -103,7 +90,8 @@ def export_model(
     """
     import torch
 
-    from robot_ssl.learning.models import model_from_checkpoint
+    from robot_ssl.learning.checkpoint import Checkpoint
+    from robot_ssl.learning.models import network_of
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -114,8 +102,9 @@ def export_model(
     if not (tolerance > 0 and np.isfinite(tolerance)):
         raise ExportError(f"tolerance must be a finite number > 0, got {tolerance}")
     check_writable(out.parent)
-    model, cfg = model_from_checkpoint(model_path)
-    wrapped = _probability_model(model)
+    ckpt = Checkpoint.load(model_path)
+    cfg = ckpt.model_config
+    wrapped = _probability_model(network_of(ckpt, model_path))
     w, h = cfg.input_size
     rng = np.random.default_rng(0)
     check = [rng.integers(0, 256, (4, h, w, 3), dtype=np.uint8)]
@@ -123,7 +112,7 @@ def export_model(
         check.append(prepare_images(check_images, cfg.input_size))
     check_batch = np.concatenate(check)
     example = torch.from_numpy(check_batch[:2])
-    meta = _metadata(cfg, model_path.name)
+    meta = ModelMeta(cfg, ckpt.viewpoint, model_path.name).to_json()
     with atomic_output(out) as tmp:
         try:
             if fmt == "torchscript":
@@ -138,7 +127,7 @@ def export_model(
             raise
         except OSError as e:  # a full disk: one line, and the temporary file is removed
             raise write_error(out, e) from None
-        predictor = load_predictor(tmp, kind=fmt, num_threads=None)
+        predictor = load_any_predictor(tmp, kind=fmt, num_threads=None)
         with torch.inference_mode():
             expected = wrapped(torch.from_numpy(check_batch)).numpy()
         got = predictor.predict(check_batch)
@@ -172,5 +161,5 @@ def _export_onnx(wrapped: Any, example: Any, path: Path, meta: str) -> None:
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, meta
     onnx.checker.check_model(proto)
-    # the content checksum goes last: robot_ssl.io.integrity.check_onnx verifies it at every load
+    # the content checksum goes last: robot_ssl.inference.integrity.check_onnx verifies it at every load
     path.write_bytes(stamp_onnx_checksum(proto.SerializeToString()))

@@ -23,20 +23,19 @@ images ``(B, H, W, 3)`` in OpenCV's BGR channel order with values in 0..255,
 uint8 or float. The model itself converts to float, scales to [-0.5, 0.5] and
 moves channels first (:func:`normalize_images`), so no caller can get the
 normalisation wrong. Resizing to ``(input_height, input_width)`` happens
-before, in :func:`robot_ssl.learning.dataset.prepare_images`. Output: logits
+before, in :func:`robot_ssl.inference.preprocess.prepare_images`. Output: logits
 ``(B, S, D)``; apply a sigmoid for probabilities.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from robot_ssl.learning.model_config import ARCHS, ModelConfig, ModelError
+from robot_ssl.inference.model_config import ARCHS, ModelConfig, ModelError
 
 __all__ = [
     "ARCHS",
@@ -46,8 +45,8 @@ __all__ = [
     "PaperNet",
     "build_model",
     "encode",
-    "load_checkpoint",
     "model_from_checkpoint",
+    "network_of",
     "normalize_images",
 ]
 
@@ -178,64 +177,22 @@ def encode(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.features(z)
 
 
-def load_weights_file(path: str | Path, what: str = "checkpoint") -> Any:
-    """Read a torch file of this project safely: integrity first, then
-    `torch.load(weights_only=True)`; `what` names the file in errors ("checkpoint",
-    "encoder file").
-
-    Every member of the zip archive is checked against its CRC-32 before torch
-    reads it (robot_ssl.io.integrity.check_zip; torch itself does not check), so
-    a damaged file is refused instead of giving wrong weights. A pickle that
-    needs anything but tensors and plain values is refused with one line.
-    """
-    import warnings
-    import zipfile
-
-    from robot_ssl.io.integrity import ModelIntegrityError, check_zip, one_line, refusal_reason
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"no such {what}: {path}")
-    try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as e:
-        raise ModelError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    if not is_zip:
-        with path.open("rb") as f:
-            head = f.read(4)
-        if head.startswith(b"PK"):
-            raise ModelIntegrityError(f"{path}: damaged {what} (truncated zip archive)")
-        raise ModelError(f"{path}: not a readable robot-ssl {what} (not a torch zip archive)")
-    check_zip(path, what)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about pickle protocols on stderr
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ModelIntegrityError(
-            f"{path}: refused: not a plain-weights {what} (unsafe pickle: {refusal_reason(e)})"
-        ) from None
-    except Exception as e:  # torch raises many types for corrupt/foreign files
-        raise ModelError(f"{path}: not a readable robot-ssl {what} ({one_line(e)})") from None
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint safely (`load_weights_file`) and check its shape."""
-    ckpt = load_weights_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
-        raise ModelError(f"{path}: not a robot-ssl checkpoint (no model/model_config)")
-    return ckpt
-
-
 def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, ModelConfig]:
-    """The trained network of a checkpoint, in eval mode, with its config."""
-    from robot_ssl.io.integrity import one_line
+    """The trained network of a checkpoint file, in eval mode, with its config."""
+    from robot_ssl.learning.checkpoint import Checkpoint
 
-    ckpt = load_checkpoint(path)
-    cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
-    model = build_model(cfg)
+    ckpt = Checkpoint.load(path)
+    return network_of(ckpt, path), ckpt.model_config
+
+
+def network_of(ckpt: Any, path: str | Path) -> nn.Module:
+    """The network of a loaded Checkpoint (robot_ssl.learning.checkpoint), in eval mode;
+    ModelError (one line, naming `path`) when its weights do not fit its config."""
+    from robot_ssl.inference.integrity import one_line
+
+    model = build_model(ckpt.model_config)
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt.model)
     except RuntimeError as e:
         raise ModelError(f"{path}: weights do not match the model config ({one_line(e)})") from None
-    return model.eval(), cfg
+    return model.eval()

@@ -27,6 +27,7 @@ tried again at the next one, and `check_saved` makes a lost last one an error.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import threading
 import time
@@ -49,21 +50,23 @@ from robot_ssl.core.config import (
 )
 from robot_ssl.core.errors import ConfigError, RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
+from robot_ssl.inference.preprocess import prepare_images
 from robot_ssl.io.streams import Record
 from robot_ssl.labelling.online import OnlineLabeller
-from robot_ssl.learning.dataset import prepare_images
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig
-from robot_ssl.learning.step import TrainingDiverged, check_finite_loss, optimisation_step
-from robot_ssl.learning.train import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    AugmentConfig,
-    _save_torch,
-    augment_batch,
-    masked_bce_loss,
+from robot_ssl.learning.step import (
+    LRSchedule,
+    TrainingDiverged,
+    check_finite_loss,
+    make_optimizer,
+    optimisation_step,
 )
+from robot_ssl.learning.train import AugmentConfig, augment_batch, masked_bce_loss
 
 __all__ = ["LearnConfig", "LearnError", "OnlineLearner", "OnlineLearning", "learning_for"]
+
+GRAD_CLIP = 1.0  # the gradient norm each online step is clipped to (train's default)
 
 
 @dataclass(frozen=True)
@@ -102,13 +105,13 @@ class OnlineLearner:
     """The background thread: sample the buffer, step, publish, checkpoint.
 
     `predictor` is a torch predictor (its `module` is replaced on publish);
-    `base` the checkpoint dict it came from (configs and history are carried on).
+    `base` the Checkpoint it came from (configs, viewpoint and history are carried on).
     """
 
     def __init__(
         self,
         predictor: Any,
-        base: dict[str, Any],
+        base: Checkpoint,
         buffer: ReplayBuffer,
         out_dir: Path | None,
         config: LearnConfig,
@@ -126,13 +129,8 @@ class OnlineLearner:
         self.average = copy.deepcopy(self.model).eval()  # what is published and saved
         for p in self.average.parameters():
             p.requires_grad_(False)
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]
-        rest = [p for p in self.model.parameters() if p.ndim < 2]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": config.weight_decay}, {"params": rest}],
-            lr=config.lr,
-            weight_decay=0.0,
-        )
+        self.optimizer = make_optimizer(self.model.parameters(), config.lr, config.weight_decay)
+        self.schedule = LRSchedule.constant(config.lr)
         self.gen = torch.Generator().manual_seed(seed)
         self.steps = 0
         self.published = 0
@@ -189,7 +187,8 @@ class OnlineLearner:
         try:
             check_finite_loss(loss, where)
             self._update_average()
-            value = optimisation_step(loss, self.optimizer, params, 1.0, where, hint="")
+            lr = self.schedule.at(self.steps)
+            value = optimisation_step(loss, self.optimizer, params, GRAD_CLIP, where, "", lr=lr)
         except TrainingDiverged:
             self._fall_back()
             raise
@@ -222,22 +221,18 @@ class OnlineLearner:
         path = self.checkpoint_path
         if path is None:
             return None
-        history = list(self.base.get("history", []))
-        ckpt = {
-            **{k: v for k, v in self.base.items() if k not in ("model", "optimizer")},
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "model": {k: v.detach().clone() for k, v in self.average.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "history": history,
-            "online": {
+        ckpt = dataclasses.replace(
+            self.base,
+            model={k: v.detach().clone() for k, v in self.average.state_dict().items()},
+            optimizer=self.optimizer.state_dict(),
+            online={
                 "steps": self.steps,
                 "frames_added": self.buffer.added,
                 "ema": self.cfg.ema,
                 "raw_model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             },
-        }
-        _save_torch(ckpt, path)
+        )
+        ckpt.save(path)
         self.checkpoints += 1
         self._last_ckpt = time.monotonic()
         self.save_error = None
@@ -298,7 +293,7 @@ class OnlineLearning:
     def __init__(
         self,
         predictor: Any,
-        base: dict[str, Any],
+        base: Checkpoint,
         label_config: LabelConfig,
         *,
         camera_offset_s: float = 0.0,
@@ -428,14 +423,13 @@ def learning_for(
     `out_dir` is checked first with a real write (OutputError when it cannot be created or
     written), so a run does not learn for nothing.
     """
-    from robot_ssl.learning.models import load_checkpoint
-    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.learning.torch_predictor import load_any_predictor
     from robot_ssl.learning.train import _check_out_dir
 
     if out_dir is not None:
         _check_out_dir(Path(out_dir))
     cfg = config or LearnConfig()
-    predictor = load_predictor(model_path, num_threads=cfg.threads)
+    predictor = load_any_predictor(model_path, num_threads=cfg.threads)
     if predictor.kind != "checkpoint":
         raise LearnError(
             f"{model_path}: a {predictor.kind} file cannot learn; --learn needs a training "
@@ -450,7 +444,7 @@ def learning_for(
     try:
         learning = OnlineLearning(
             predictor,
-            load_checkpoint(model_path),
+            Checkpoint.load(model_path),
             LabelConfig(camera_offset=float(camera_offset_s), **grid),
             camera_offset_s=camera_offset_s,
             out_dir=Path(out_dir) if out_dir is not None else None,

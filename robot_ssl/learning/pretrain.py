@@ -61,7 +61,7 @@ from robot_ssl.core.config import (
 )
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.geometry import compose, interpolate_poses, inverse
-from robot_ssl.io.integrity import one_line
+from robot_ssl.inference.integrity import one_line
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, _decode_frames, find_sessions
 from robot_ssl.learning.models import ModelConfig, build_model, encode, standardize_images
 from robot_ssl.learning.step import optimisation_step
@@ -458,8 +458,8 @@ def task_losses(
 
 
 def load_encoder(path: str | Path) -> dict[str, Any]:
-    """Read an ``encoder.pt`` safely (robot_ssl.learning.models.load_weights_file)."""
-    from robot_ssl.learning.models import load_weights_file
+    """Read an ``encoder.pt`` safely (robot_ssl.learning.checkpoint.load_weights_file)."""
+    from robot_ssl.learning.checkpoint import load_weights_file
 
     obj = load_weights_file(path, "encoder file")
     if not isinstance(obj, dict) or obj.get("format") != ENCODER_FORMAT:
@@ -514,7 +514,9 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     from tqdm import tqdm
 
     from robot_ssl.io.outputs import atomic_output
-    from robot_ssl.learning.train import _check_out_dir, _save_torch, _writing, warmup_cosine_lr
+    from robot_ssl.learning.checkpoint import save_weights_file
+    from robot_ssl.learning.step import LRSchedule, make_optimizer
+    from robot_ssl.learning.train import _check_out_dir, _writing
 
     out_dir = Path(cfg.out_dir)
     held = [n for n in PRETRAIN_OUTPUTS if (out_dir / n).exists()]
@@ -547,13 +549,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     torch.manual_seed(cfg.seed)
     net = PretrainNet(model_cfg, cfg.tasks).to(device)
     params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
+    optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     weights = {
         "patch": cfg.patch_weight,
         "denoise": cfg.denoise_weight,
@@ -561,6 +557,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     }
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
+    schedule = LRSchedule(cfg.lr, cfg.min_lr, cfg.warmup_steps, total_steps)
     log = tqdm.write if cfg.progress else print
     history: list[dict[str, Any]] = []
     step, t_start = 0, time.perf_counter()
@@ -590,11 +587,9 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
                 y = pair_y[pick].to(device)
             losses = task_losses(net, x, a, b, y, cfg, gen)
             loss = torch.stack([weights[k] * v for k, v in losses.items() if k in weights]).sum()
-            lr = warmup_cosine_lr(step, total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = schedule.at(step, epoch)
             where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
-            value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where)
+            value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where, lr=lr)
             step += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
@@ -628,7 +623,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
             "history": history,
             "seed": cfg.seed,
         }
-        _save_torch(out, out_dir / "encoder.pt")
+        save_weights_file(out, out_dir / "encoder.pt")
         metrics = out_dir / "metrics.json"
         with _writing(metrics), atomic_output(metrics) as tmp:
             tmp.write_text(json.dumps(history, indent=1) + "\n")

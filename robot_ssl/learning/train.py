@@ -50,13 +50,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.io.integrity import one_line
+from robot_ssl.inference.integrity import one_line
 from robot_ssl.io.outputs import (
     OutputError,
     atomic_output,
     check_writable,
     remove_stale_temps,
 )
+from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import (
     DatasetError,
     FrameSet,
@@ -64,8 +65,13 @@ from robot_ssl.learning.dataset import (
     split_sessions,
 )
 from robot_ssl.learning.evaluate import auc_report
-from robot_ssl.learning.models import ModelConfig, ModelError, build_model, load_checkpoint
-from robot_ssl.learning.step import TrainingDiverged, optimisation_step
+from robot_ssl.learning.models import ModelError, build_model
+from robot_ssl.learning.step import (
+    LRSchedule,
+    TrainingDiverged,
+    make_optimizer,
+    optimisation_step,
+)
 from robot_ssl.learning.train_config import (  # re-exported: the config lives without torch
     AugmentConfig,
     TrainConfig,
@@ -82,8 +88,6 @@ __all__ = [
     "train",
 ]
 
-CHECKPOINT_FORMAT = "robot-ssl/checkpoint"
-CHECKPOINT_VERSION = 1
 # every file a run writes in its folder (what `overwrite` removes first)
 RUN_OUTPUTS = ("last.pt", "best.pt", "metrics.csv", "metrics.json", "curves.png", "config.json")
 
@@ -221,23 +225,18 @@ def _setup_distributed(device_pref: str) -> _Dist:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def warmup_cosine_lr(
-    step: int, total_steps: int, lr: float, min_lr: float, warmup_steps: int
-) -> float:
-    """Linear warmup over `warmup_steps`, then cosine decay from lr to min_lr."""
-    if step < warmup_steps:
-        return lr * (step + 1) / (warmup_steps + 1)
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
-def lr_at(step: int, epoch: int, total_steps: int, cfg: TrainConfig) -> float:
-    """Learning rate: linear warmup, then cosine decay to min_lr, step decay, or constant."""
-    if step >= cfg.warmup_steps and cfg.schedule == "constant":
-        return cfg.lr
-    if step >= cfg.warmup_steps and cfg.schedule == "step":
-        return max(cfg.min_lr, cfg.lr * cfg.step_gamma ** (epoch // cfg.step_epochs))
-    return warmup_cosine_lr(step, total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
+def lr_schedule(cfg: TrainConfig, total_steps: int) -> LRSchedule:
+    """The run's learning rate: linear warmup, then cosine decay to min_lr, step decay, or
+    constant (robot_ssl.learning.step.LRSchedule, shared with pretrain and learn)."""
+    return LRSchedule(
+        cfg.lr,
+        cfg.min_lr,
+        cfg.warmup_steps,
+        total_steps,
+        cfg.schedule,
+        cfg.step_gamma,
+        cfg.step_epochs,
+    )
 
 
 @torch.inference_mode()
@@ -289,15 +288,6 @@ def _writing(path: Path):
         raise TrainError(f"cannot write {path}: {reason}") from None
 
 
-def _save_torch(obj: dict[str, Any], path: Path) -> None:
-    """torch.save `obj` to `path` atomically. Serialised in memory first: torch's own
-    writer hides a full disk behind "unexpected pos"; Python's write says ENOSPC."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)  # a file object: members are "archive/...", not the temporary name
-    with _writing(path), atomic_output(path) as tmp, tmp.open("wb") as f:
-        f.write(buf.getbuffer())
-
-
 def _check_out_dir(out_dir: Path) -> None:
     """Fail now, not after an epoch, when the run folder cannot be written.
 
@@ -325,17 +315,17 @@ def _remove_run_outputs(out_dir: Path) -> None:
             raise OutputError(f"cannot remove {path}: {e.strerror or e}") from None
 
 
-def _repair_best(ckpt: dict[str, Any], last_path: Path, best_path: Path) -> None:
+def _repair_best(ckpt: Checkpoint, last_path: Path, best_path: Path) -> None:
     """Make best.pt hold the best epoch `last.pt` records (what a kill between them breaks).
 
     When last.pt's own epoch is the best, best.pt is rebuilt from it if missing,
     damaged or of another epoch; otherwise best.pt must already hold that epoch.
     """
-    best_epoch, last_epoch = int(ckpt["best_epoch"]), int(ckpt["epoch"]) + 1
+    best_epoch, last_epoch = ckpt.best_epoch, ckpt.epoch + 1
     if best_epoch < 1:
         return
     try:
-        held = int(load_checkpoint(best_path)["epoch"]) + 1 if best_path.exists() else None
+        held = Checkpoint.load(best_path).epoch + 1 if best_path.exists() else None
         problem = "is missing" if held is None else f"holds epoch {held}"
     except (ModelError, RobotSSLError, KeyError, TypeError, ValueError) as e:
         held, problem = None, f"is unreadable ({e})"
@@ -371,6 +361,22 @@ def _check_same_grids(sessions: list) -> None:
             raise DatasetError(
                 f"label grids differ: {first.path} is labelled with {grid(first)}, {s.path} "
                 f"with {grid(s)}; label all sessions with the same settings"
+            )
+
+
+def _check_same_viewpoints(sessions: list) -> None:
+    """All sessions must share one camera viewpoint (pinhole.VIEWPOINT_TOLERANCES): a model
+    learns where obstacles fall in the image, so a mix of mounts teaches neither; name the
+    first misfit and what differs."""
+    first = next((s for s in sessions if s.camera is not None), None)
+    for s in sessions:
+        if s.camera is None or first is None:
+            continue
+        diffs = first.camera.viewpoint_differences(s.camera)
+        if diffs:
+            raise DatasetError(
+                f"camera viewpoints differ: {first.path} and {s.path} ({'; '.join(diffs)}); "
+                "train one model per camera mount"
             )
 
 
@@ -442,6 +448,7 @@ def _load_frames(cfg: TrainConfig, env: _Dist) -> tuple[FrameSet, FrameSet | Non
 def split_frames(cfg: TrainConfig, sessions: list) -> tuple[FrameSet, FrameSet | None]:
     """The (train, validation) frames of loaded sessions, split as `cfg` says."""
     _check_same_grids(sessions)
+    _check_same_viewpoints(sessions)
     train_s, val_s = split_sessions(
         sessions,
         val_worlds=cfg.val_worlds or None,
@@ -512,9 +519,9 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
 
         # ---- model, optimiser, optional resume ----
         n_s, n_d = train_set.grid_shape
-        ckpt = load_checkpoint(last_path) if cfg.resume else None
+        ckpt = Checkpoint.load(last_path) if cfg.resume else None
         if ckpt is not None:
-            model_cfg = ModelConfig.from_dict(dict(ckpt["model_config"]))
+            model_cfg = ckpt.model_config
             grid = (model_cfg.num_sensors, model_cfg.num_distances)
             if model_cfg.arch != cfg.arch or grid != (n_s, n_d):
                 raise TrainError(f"{last_path} was trained with a different arch or label grid")
@@ -535,23 +542,14 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
         if cfg.channels_last:
             raw_model = raw_model.to(memory_format=torch.channels_last)
         params = list(raw_model.parameters())
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=cfg.lr,
-        )
+        optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
         start_epoch, step, history = 0, 0, []
         best_score, best_epoch = -math.inf, -1
         if ckpt is not None:
-            raw_model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            start_epoch, step = int(ckpt["epoch"]) + 1, int(ckpt["step"])
-            history = [dict(r) for r in ckpt["history"]]
-            best_score, best_epoch = float(ckpt["best_score"]), int(ckpt["best_epoch"])
+            raw_model.load_state_dict(ckpt.model)
+            optimizer.load_state_dict(ckpt.optimizer)
+            start_epoch, step, history = ckpt.epoch + 1, ckpt.step, ckpt.history
+            best_score, best_epoch = ckpt.best_score, ckpt.best_epoch
         model = raw_model
         if env.world_size > 1:
             model = DistributedDataParallel(
@@ -566,6 +564,7 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
         )
         steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
+        schedule = lr_schedule(cfg, total_steps)
         if env.is_main:
             if cfg.overwrite:
                 _remove_run_outputs(out_dir)  # no file of the old run stays beside the new ones
@@ -617,12 +616,10 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 x = train_images[idx].to(env.device).float()
                 y = train_labels[idx].to(env.device)
                 x, y = augment_batch(x, y, cfg.augment, gen)
-                lr = lr_at(step, epoch, total_steps, cfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                lr = schedule.at(step, epoch)
                 loss = masked_bce_loss(model(x), y, cfg.pos_weight)
                 where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
-                value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where)
+                value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where, lr=lr)
                 step += 1
                 loss_sum += torch.tensor([value * len(idx), len(idx)], dtype=torch.float64)
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
@@ -654,30 +651,29 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
 
             # ---- checkpoints and logs (rank 0 only) ----
             if env.is_main:
-                ckpt_out = {
-                    "format": CHECKPOINT_FORMAT,
-                    "version": CHECKPOINT_VERSION,
-                    "model": raw_model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "model_config": model_cfg.to_dict(),
-                    "train_config": cfg.to_dict(),
+                ckpt_out = Checkpoint(
+                    model=raw_model.state_dict(),
+                    model_config=model_cfg,
+                    viewpoint=train_set.viewpoint,
+                    optimizer=optimizer.state_dict(),
+                    train_config=cfg.to_dict(),
                     # which sessions taught it: eval warns when one is evaluated again
-                    "train_sessions": [
+                    train_sessions=[
                         {"name": n, "sha256": h}
                         for n, h in zip(train_set.session_names, train_set.session_sha256)
                     ],
-                    "epoch": epoch,
-                    "step": step,
-                    "metrics": row,
-                    "history": history,
-                    "best_score": best_score,
-                    "best_epoch": best_epoch,
-                    "seed": cfg.seed,
-                    "world_size": env.world_size,
-                }
-                _save_torch(ckpt_out, last_path)
+                    epoch=epoch,
+                    step=step,
+                    metrics=row,
+                    history=history,
+                    best_score=best_score,
+                    best_epoch=best_epoch,
+                    seed=cfg.seed,
+                    world_size=env.world_size,
+                )
+                ckpt_out.save(last_path)
                 if is_best:
-                    _save_torch(ckpt_out, best_path)
+                    ckpt_out.save(best_path)
                 _write_logs(history, out_dir)
                 logged = len(history)
                 log(

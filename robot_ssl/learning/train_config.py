@@ -24,7 +24,7 @@ from robot_ssl.core.config import (
     plain_dict,
 )
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.learning.model_config import ModelConfig
+from robot_ssl.inference.model_config import ModelConfig
 
 __all__ = [
     "DEFAULT_INPUT_SIZE",

@@ -109,21 +109,21 @@ def training_data_of(model_path: str | Path, kind: str) -> TrainingData:
     """The training sessions recorded by a model file of `kind` (see the module docstring)."""
     from robot_ssl.core.errors import RobotSSLError
     from robot_ssl.io.labels_file import read_labels
+    from robot_ssl.learning.checkpoint import Checkpoint
     from robot_ssl.learning.dataset import find_sessions, labels_path_for
-    from robot_ssl.learning.models import load_checkpoint
 
     model_path = Path(model_path)
     if kind != "checkpoint":
         return TrainingData(
             frozenset(), frozenset(), kind, f"a {kind} file records no training data"
         )
-    ckpt = load_checkpoint(model_path)
-    recorded = ckpt.get("train_sessions")  # [{"name", "sha256"}, ...] where a trainer records it
+    ckpt = Checkpoint.load(model_path)
+    recorded = ckpt.train_sessions  # [{"name", "sha256"}, ...] where a trainer records it
     if isinstance(recorded, list) and recorded:
         shas = {str(r["sha256"]) for r in recorded if isinstance(r, dict) and r.get("sha256")}
         names = {str(r.get("name", r)) if isinstance(r, dict) else str(r) for r in recorded}
         return TrainingData(frozenset(shas), frozenset(names), "checkpoint train_sessions")
-    tc = ckpt.get("train_config") or {}
+    tc = ckpt.train_config
     info = _run_config(model_path)
     names = None
     if info is not None and isinstance(info.get("train_sessions"), list):

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.spec import CameraSpec, RobotSpec
-from robot_ssl.learning.predictor import DEFAULT_DISTANCES_M, grid_distances
+from robot_ssl.inference.predictor import DEFAULT_DISTANCES_M, grid_distances
 from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
 from robot_ssl.live.loop import LiveConfig, LiveLoop, ProximityLoop
 from robot_ssl.simlink.simulator import make_simulator
@@ -250,9 +250,9 @@ def closed_loop_trial(
         if isinstance(predictor, str) and predictor == "oracle":
             predictor = OraclePredictor(sim)
         elif isinstance(predictor, (str, Path)):
-            from robot_ssl.learning.predictor import load_predictor
+            from robot_ssl.learning.torch_predictor import load_any_predictor
 
-            predictor = load_predictor(predictor)
+            predictor = load_any_predictor(predictor)
         cfg = replace(avoid or AvoidConfig.for_camera(), cruise_speed=int(cruise_speed))
         loop, ctrl = _camera_loop(sim, predictor, cfg, robot_spec, clock, observers)
         result = loop.run_stepped(duration_s, command_latency_s=latency_s)

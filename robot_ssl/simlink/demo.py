@@ -207,11 +207,11 @@ def _label_summary(sessions: list[str]) -> list[dict]:
 
 
 def _closed_loop(report, world: str, model: Path, cfg: DemoConfig) -> None:
-    from robot_ssl.learning.predictor import load_predictor
+    from robot_ssl.learning.torch_predictor import load_any_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
     from robot_ssl.simlink.report import ClosedLoopRow
 
-    predictor = load_predictor(model)
+    predictor = load_any_predictor(model)
     fast = round(cfg.cruise_speed * cfg.fast_factor)
     for controller, speed in (
         ("ir", cfg.cruise_speed),

@@ -395,8 +395,6 @@ class FrameSet:
         )
 
 
-
-
 def split_sessions(
     sessions: Sequence[SessionData],
     *,

@@ -34,6 +34,7 @@ import math
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -561,6 +562,14 @@ class SimRobot:
         return self.sim.truth()
 
 
+@dataclass(frozen=True)
+class SimCameraHealth:
+    """What `SimCamera.health` says: it never fails."""
+
+    failed: bool = False
+    error: str = ""
+
+
 class SimCamera:
     """The simulated camera as a robot_ssl `Camera` (by shape), on `CameraTiming`."""
 
@@ -591,6 +600,10 @@ class SimCamera:
         self._fx = sim.camera_params.intrinsics()[0]
         self._cache: SimFrame | None = None
         self.renders = 0  # frames actually rendered (the cache makes re-reads free)
+
+    def health(self) -> SimCameraHealth:
+        """A simulated camera never fails (robot_ssl's Camera protocol asks)."""
+        return SimCameraHealth()
 
     def exposure_time_ns(self, index: int) -> int:
         """Mid-exposure time t_k of frame `index` (ns)."""

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from robot_ssl.io.session import SessionReader, SessionWriter
-from robot_ssl.live.loop import LatencyStats, LiveConfig, LiveLoop, Watchdog
+from robot_ssl.live.loop import LiveConfig, LiveLoop
+from robot_ssl.runtime.latency import LatencyStats
+from robot_ssl.runtime.watchdog import Watchdog
 from robot_ssl.simlink.closed_loop import make_simulator
 from sim.camera_timing import CameraTiming
 
@@ -68,6 +70,9 @@ class FreezingCamera:
             self.delivered += 1
             self.last = f
         return f
+
+    def health(self):
+        return self.camera.health()  # frozen, not failed: the watchdog must notice
 
     def close(self) -> None:
         pass

@@ -11,7 +11,7 @@ import pytest
 
 from robot_ssl.core.spec import CameraSpec
 from robot_ssl.io.session import SessionReader, SessionWriteError, SessionWriter
-from robot_ssl.recording.cameras import CapturedFrame, SyntheticCamera
+from robot_ssl.recording.cameras import CameraHealth, CapturedFrame, SyntheticCamera
 from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError
 
 
@@ -84,6 +84,9 @@ class StepCamera:
         rng = np.random.default_rng((self.seed, self.index))
         image = rng.integers(0, 256, (*self.size, 3), dtype=np.uint8)
         return CapturedFrame(self.clock.now_ns(), image, self.index)
+
+    def health(self) -> CameraHealth:
+        return CameraHealth(self.index + 1, 0, 0.0, False)
 
     def close(self) -> None:
         pass
@@ -168,7 +171,7 @@ def test_stepped_is_deterministic(tmp_path):
 
 def test_stepped_drives_and_stops_motors(tmp_path):
     _, robot, _ = _stepped_session(tmp_path / "d.h5", seed=3, controller=TurnController())
-    assert robot.stops == 1 and robot.targets[-1] == (0, 0)
+    assert robot.stops == 2 and robot.targets[-1] == (0, 0)  # at the start and the end
     assert {(-150, 150), (200, 200)} <= set(robot.targets)
     with SessionReader(tmp_path / "d.h5") as r:
         _, _, target = r.wheels()
@@ -225,7 +228,8 @@ def _rate(t_ns: np.ndarray) -> float:
 
 def test_threaded_rates_and_camera(tmp_path):
     robot = FakeRobot()
-    with SyntheticCamera(160, 120, 30) as cam, _writer(tmp_path / "t.h5") as w:
+    spec = CameraSpec(width=160, height=120, fps=30.0)
+    with SyntheticCamera(160, 120, 30) as cam, SessionWriter(tmp_path / "t.h5", camera=spec) as w:
         stats = Recorder(robot, cam, w, RecorderConfig(status=False)).run(2.0)
     assert stats.frames_dropped == 0 and stats.rows_dropped == 0
     assert stats.stop_reason.startswith("duration")
@@ -272,6 +276,9 @@ class DyingCamera:
         if f is not None and f.index >= self.frames:
             raise OSError("VIDIOC_DQBUF: No such device")
         return f
+
+    def health(self):
+        return self.inner.health()
 
     def close(self) -> None:
         self.inner.close()

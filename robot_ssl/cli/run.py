@@ -188,7 +188,6 @@ def _check_view_options(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
-    from robot_ssl.core.stopping import stop_at_exit, stop_on_signals
     from robot_ssl.inference.predictor import grid_distances, grid_shape
     from robot_ssl.inference.viewpoint import check_model_camera
     from robot_ssl.io.outputs import replacing_output
@@ -197,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
     from robot_ssl.live.loop import LiveConfig, LiveLoop, RunConfig
     from robot_ssl.recording.device_setup import Devices
+    from robot_ssl.runtime.stopping import stop_at_exit, stop_on_signals
     from robot_ssl.simlink.devices import is_sim, open_devices
 
     if args.duration is not None and not args.duration > 0:

@@ -49,12 +49,24 @@ class Robot(Protocol):
         ...
 
 
+class CameraHealth(Protocol):
+    """Whether a camera gave up (robot_ssl.recording.cameras.CameraHealth fits)."""
+
+    failed: bool  # the camera will deliver no more frames
+    error: str  # why, one line ('' when healthy)
+
+
 @runtime_checkable
 class Camera(Protocol):
     """A camera that always offers its newest frame."""
 
     def read(self) -> Frame | None:
         """The newest frame (None before the first); never blocks for long."""
+        ...
+
+    def health(self) -> CameraHealth:
+        """Whether it failed (the drive loop checks it; a camera that cannot fail says
+        `failed=False`); never blocks."""
         ...
 
     def close(self) -> None:

@@ -304,6 +304,12 @@ class _Reading:
     wheel_speed: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Health:
+    failed: bool = False
+    error: str = ""
+
+
 class SessionCamera:
     """Camera protocol over a session: the newest recorded frame at the clock's time
     (None while that frame is damaged: skipped, counted in `intact`)."""
@@ -322,6 +328,10 @@ class SessionCamera:
             return None
         image = self.intact.get(i)
         return None if image is None else _Frame(int(self.t_ns[i]), image, i)
+
+    def health(self) -> _Health:
+        """A session's frames never fail: the replay ends with the session."""
+        return _Health()
 
     def close(self) -> None:
         pass

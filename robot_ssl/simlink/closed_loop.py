@@ -1,6 +1,7 @@
-"""Closed loop in the simulator: the live loop (or the IR baseline) driving a simulated robot.
+"""Closed loop in the simulator: the drive loop (robot_ssl.runtime) driving a simulated
+robot with the camera policy (`LiveLoop`) or the IR baseline's proximity policy.
 
-This module is command-line layer: it is where `sim` meets `robot_ssl.live.loop`.
+This module is command-line layer: it is where `sim` meets the runtime.
 
 - `closed_loop_trial(...)` runs one controller in one world for some simulated minutes
   on the simulator's stepped clock (deterministic for a deterministic predictor, much
@@ -32,10 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.inference.predictor import DEFAULT_DISTANCES_M, grid_distances
 from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
-from robot_ssl.live.loop import LiveConfig, LiveLoop, ProximityLoop
+from robot_ssl.live.loop import LiveConfig, LiveLoop
+from robot_ssl.recording.sampler import RobotSampler
+from robot_ssl.runtime.loop import DriveLoop, LoopConfig, LoopResult
+from robot_ssl.runtime.policies import ProximityPolicy
 from robot_ssl.simlink.simulator import make_simulator
 
 __all__ = [
@@ -265,12 +270,7 @@ def closed_loop_trial(
             prox_max=float(robot_spec.prox_max),
             range_m=robot_spec.prox_range_m,
         )
-        ir_loop = ProximityLoop(
-            sim.robot, ir_ctrl, LiveConfig(drive="avoid"), clock=clock, robot_spec=robot_spec
-        )
-        result = ir_loop.run_stepped(
-            duration_s, command_hz=sim.ir_params.rate_hz, command_latency_s=latency_s
-        )
+        result = _ir_trial(sim, ir_ctrl, robot_spec, clock, duration_s, latency_s)
         turns = ir_ctrl.law.turns
     wall_s = time.perf_counter() - wall0
     sim_s = (sim.t_ns - sim.start_ns) / 1e9
@@ -295,6 +295,27 @@ def closed_loop_trial(
         "wall_s": wall_s,
         "final_targets": sim.robot.targets,
     }
+
+
+def _ir_trial(
+    sim: Any,
+    controller: IRReactiveController,
+    robot_spec: RobotSpec,
+    clock: Any,
+    duration_s: float,
+    latency_s: float,
+) -> LoopResult:
+    """The IR baseline: the drive loop with a proximity policy, deciding on every
+    proximity refresh (the simulated IR rate), through the same watchdog."""
+    sensors = RobotSampler(sim.robot, OdometryIntegrator(robot_spec), clock)
+    loop = DriveLoop(
+        clock,
+        robot=sim.robot,
+        sensors=sensors,
+        policy=ProximityPolicy(controller.command, trigger="proximity"),
+        config=LoopConfig(prox_hz=sim.ir_params.rate_hz),
+    )
+    return loop.run_stepped(duration_s, command_latency_s=latency_s)
 
 
 def _camera_loop(

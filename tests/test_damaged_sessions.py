@@ -309,8 +309,11 @@ def test_damaged_dataset_header_loses_only_that_stream(sim_session, tmp_path):
     assert r.returncode == 0 and "recovered damaged metadata" in r.stdout, r.stderr
     assert "proximity 0 of 61 rows" in r.stdout
     r = run_cli("label", str(path), "--no-plot")  # nothing to label without proximity
-    assert r.returncode == 2 and r.stderr.count("\n") == 1
-    assert r.stderr.count(str(path)) == 1 and "no proximity readings" in r.stderr
+    # one note that the session was recovered, then the one-line reason
+    assert r.returncode == 2 and r.stderr.count("\n") == 2, r.stderr
+    assert "recovered session: damaged metadata" in r.stderr.splitlines()[0]
+    reason = r.stderr.splitlines()[1]
+    assert reason.count(str(path)) == 1 and "no proximity readings" in reason
 
 
 @pytest.mark.parametrize(

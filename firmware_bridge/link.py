@@ -409,23 +409,6 @@ class AsebaLink:
                 ).astype(np.int16)
         return t_ns, out
 
-    def read_range(self, start: int, count: int, timeout_s: float | None = None) -> np.ndarray:
-        """Read `count` words of variable memory from word `start` (int16)."""
-        deadline = self._deadline(timeout_s)
-        with self._slot(deadline):
-            node = self.node
-            if (
-                start < 0
-                or count < 1
-                or start + count > max(node.vm_variables_size, node.named_words)
-            ):
-                raise ValueError(f"range {start}+{count} outside the node's variable memory")
-            parts = [
-                self._get_variables(node, s, n, deadline)[1]
-                for s, n in plan_reads([(start, count)], 0, self.max_request_words)
-            ]
-        return np.concatenate(parts).astype(np.int16)
-
     def write(self, name: str, values: int | Sequence[int] | np.ndarray, index: int = 0) -> None:
         """Write int16 values into variable `name` from element `index` (SET_VARIABLES)."""
         node = self.node

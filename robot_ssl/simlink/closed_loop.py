@@ -178,18 +178,6 @@ class OraclePredictor:
         return self.infer(self.preprocess(np.asarray(images)))
 
 
-@dataclass(frozen=True)
-class TrialSetup:
-    """What a trial used, for reports (the world's name and the controller's law)."""
-
-    world: str
-    seed: int
-    controller: str
-    cruise_speed: int
-    latency_s: float
-    avoid: AvoidConfig
-
-
 def closed_loop_trial(
     world: Any = None,
     seed: int = 0,

@@ -276,7 +276,9 @@ def test_full_disk_ends_recording_with_a_readable_file(tmp_path, node, small_dis
     assert not info["recovered"]  # finalised properly, with room to spare
     assert info["streams"]["camera"]["count"] > 5 and info["streams"]["wheels"]["count"] > 5
     assert any(e["kind"] == "disk_full" for e in info["events"])
-    assert 3_000_000 < out.stat().st_size <= 8_000_000
+    # the guard stops at limit (8 MB) - min free (3 MB) - the writer's metadata reserve
+    # (2 MiB) - one pending batch: about 3 MB written, and never past the limit
+    assert 2_000_000 < out.stat().st_size <= 8_000_000
 
 
 def _wait_until_thymio_answers(url: str, timeout_s: float = 30.0) -> None:

@@ -85,6 +85,16 @@ def test_replay_max_frames_and_plain_session(sim_session, tmp_path):
     assert n == 7 and frame_count(tmp_path / "a.avi") == 7
 
 
+def test_replay_of_a_session_without_odometry_draws_an_empty_map(tmp_path):
+    from robot_ssl.learning.dataset import write_synthetic_session
+
+    path, _ = write_synthetic_session(tmp_path / "s.h5", n=12)  # frames, no odometry
+    with SessionReader(path) as r:
+        assert len(r.odometry()[0]) == 0
+        n = render_replay(r, tmp_path / "a.avi", None)
+    assert n == 12 and frame_count(tmp_path / "a.avi") == 12
+
+
 def test_label_overlay_colours_known_cells(sim_session, tmp_path):
     from robot_ssl.io.labels_file import default_labels_path, read_labels
 

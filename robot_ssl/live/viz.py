@@ -84,7 +84,8 @@ class TopDownView:
     """Fixed top-down map of a whole trajectory, with the current pose drawn per frame."""
 
     def __init__(self, size_px: int, poses: list[np.ndarray], margin_m: float = 0.2) -> None:
-        pts = np.concatenate([p[:, :2] for p in poses if len(p)], axis=0)
+        # a session without odometry has no poses: the map is then an empty 2 m square
+        pts = np.concatenate([np.empty((0, 2))] + [p[:, :2] for p in poses if len(p)], axis=0)
         pts = pts[np.isfinite(pts).all(axis=1)]
         lo = pts.min(axis=0) - margin_m if len(pts) else np.array([-1.0, -1.0])
         hi = pts.max(axis=0) + margin_m if len(pts) else np.array([1.0, 1.0])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks import BENCHMARKS, Parser
 from benchmarks.results import FROM_README, RESULTS_DIR, ROOT, Result, ResultError
-from robot_ssl.io.outputs import atomic_output
+from robot_ssl.core.outputs import atomic_output
 
 README = ROOT / "README.md"
 BEGIN = (

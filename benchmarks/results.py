@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robot_ssl.io.outputs import atomic_output
+from robot_ssl.core.outputs import atomic_output
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -174,7 +174,7 @@ class Result:
             raise ResultError(f"{path}: {e}") from e
 
     def save(self, path: Path) -> Path:
-        """Write whole or not at all (robot_ssl.io.outputs)."""
+        """Write whole or not at all (robot_ssl.core.outputs)."""
         with atomic_output(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n")
         return Path(path)

@@ -181,6 +181,20 @@ def test_save_specs_is_atomic_and_keeps_permissions(tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]
 
 
+def test_save_specs_on_a_full_disk_keeps_the_old_file(mount_tmpfs):
+    """The spec is written by the one atomic writer: ENOSPC is a one-line SpecError and
+    the file on disk keeps its old content, no temporary file beside it."""
+    disk = mount_tmpfs("16k")
+    path = disk / "s.yaml"
+    save_specs(path, RobotSpec(), CameraSpec(time_offset_s=0.07))
+    old = path.read_bytes()
+    with pytest.raises(SpecError, match=r"cannot write .*s\.yaml: no space left") as e:
+        save_specs(path, RobotSpec(name="x" * 40_000), CameraSpec(time_offset_s=0.07))
+    assert "\n" not in str(e.value)
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in disk.iterdir()) == ["s.yaml"]
+
+
 # -- refusals: implausible factors, sessions that are not what the mode needs ---------------
 
 

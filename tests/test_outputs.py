@@ -1,4 +1,4 @@
-"""Outputs: atomic writes (robot_ssl.io.outputs), no leftovers after errors, SIGTERM or SIGKILL,
+"""Outputs: atomic writes (robot_ssl.core.outputs), no leftovers after errors, SIGTERM or SIGKILL,
 modes that follow the umask, read-only output folders (one line, exit 2), `record
 --overwrite` keeping the old session until the new one is complete, and `label --jobs`
 workers that die with their parent. Real files and real processes throughout."""
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from robot_ssl.cli.main import main
-from robot_ssl.io.outputs import (
+from robot_ssl.core.outputs import (
     SIGTERM_GRACE_S,
     OutputError,
     atomic_output,
@@ -122,7 +122,7 @@ def test_two_threads_writing_one_target_get_their_own_temp(tmp_path):
 _HOLD = textwrap.dedent(
     """
     import sys, time
-    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.core.outputs import atomic_output
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_bytes(b"partial" * 1000)
         print(tmp, flush=True)
@@ -234,7 +234,7 @@ def test_unwritable_output_folder_is_one_line_and_exit_2(unwritable, verb, sessi
 _SWALLOW = textwrap.dedent(
     """
     import sys, time
-    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.core.outputs import atomic_output
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_bytes(b"partial")
         ready = False

@@ -232,7 +232,7 @@ def label(job: LabelJob) -> int:
         seen[key] = s
     tasks = list(dict.fromkeys(zip(sessions, outs)))  # each session once
     if job.out:  # one folder for all: one line and exit 2 now, not one failure per session
-        from robot_ssl.io.outputs import check_writable
+        from robot_ssl.core.outputs import check_writable
 
         check_writable(job.out)
     results = label_sessions(

@@ -99,11 +99,11 @@ def _controller(args: argparse.Namespace, dev: Devices, robot_spec) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robot_ssl.core.outputs import free_bytes, replacing_output
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
-    from robot_ssl.runtime.stopping import stop_on_signals
-    from robot_ssl.io.outputs import free_bytes, replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig, RecorderError
+    from robot_ssl.runtime.stopping import stop_on_signals
     from robot_ssl.simlink.devices import is_sim, open_devices
 
     out = Path(args.out)

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         if args.rerun:
             video = Path(args.rerun)
         if not args.window:  # an unwritable folder: one line now, not after the predictions
-            from robot_ssl.io.outputs import check_writable
+            from robot_ssl.core.outputs import check_writable
 
             check_writable(video.parent)
         grids = None

@@ -187,10 +187,10 @@ def _check_view_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robot_ssl.cli.config_fields import apply_config_fields
+    from robot_ssl.core.outputs import replacing_output
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
     from robot_ssl.inference.predictor import grid_distances, grid_shape
     from robot_ssl.inference.viewpoint import check_model_camera
-    from robot_ssl.io.outputs import replacing_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.learning.torch_predictor import open_predictor
     from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController

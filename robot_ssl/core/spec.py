@@ -7,7 +7,6 @@ Frames: x forward, y left, z up, origin at the wheel-axle midpoint on the floor.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -31,6 +30,7 @@ from robot_ssl.core.config import (
 )
 from robot_ssl.core.errors import SpecError
 from robot_ssl.core.label_grid import MAX_SENSORS
+from robot_ssl.core.outputs import OutputError, atomic_output, write_error
 
 _MAX_SIZE_M = 10.0  # robot dimensions and mounts (m): a Thymio is 0.11 m across
 _MAX_FOCAL_PX = 1e6  # focal lengths and principal points (pixels)
@@ -347,18 +347,15 @@ def _yaml_set(lines: list[str], section: str, key: str, scalar: str) -> bool:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    """Replace `path` by `text` through a temporary file beside it (keeping its mode)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Replace `path` by `text` with the one atomic writer (core/outputs.py), keeping the
+    mode of the file it replaces (a spec chmod'ed 0o600 stays so); SpecError otherwise."""
     try:
         mode = path.stat().st_mode & 0o7777 if path.exists() else None
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise SpecError(f"cannot write {path}: {e.strerror or e}") from None
+        with atomic_output(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+            if mode is not None:
+                os.chmod(tmp, mode)
+    except OutputError as e:  # the folder cannot be written: already one line
+        raise SpecError(str(e)) from None
+    except OSError as e:  # a full or read-only disk: "cannot write PATH: no space left ..."
+        raise SpecError(str(write_error(path, e))) from None

@@ -1,1 +1,1 @@
-"""Files: session and labels HDF5 files, atomic outputs, model-file integrity checks (the only h5py users)."""
+"""Files: session and labels HDF5 files and the stream table (the only h5py users)."""

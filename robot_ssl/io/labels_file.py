@@ -37,7 +37,7 @@ from robot_ssl.core.label_grid import (
     LabelStats,
     label_stats,
 )
-from robot_ssl.io.outputs import OutputError, atomic_output
+from robot_ssl.core.outputs import OutputError, atomic_output
 
 __all__ = [
     "FORMAT",

@@ -20,8 +20,8 @@ import cv2
 import h5py
 import numpy as np
 
+from robot_ssl.core.outputs import free_bytes
 from robot_ssl.core.spec import CameraSpec, RobotSpec
-from robot_ssl.io.outputs import free_bytes
 from robot_ssl.io.session_errors import SessionWriteError
 from robot_ssl.io.streams import FORMAT, STREAMS, VERSION, Record, StreamTable
 

@@ -92,7 +92,7 @@ def worker_init(parent_pid: int) -> None:
     import signal
     import threading
 
-    from robot_ssl.io.outputs import remove_active_temps
+    from robot_ssl.core.outputs import remove_active_temps
 
     def die(signum: int = signal.SIGTERM, frame: object = None) -> None:
         remove_active_temps()
@@ -127,7 +127,7 @@ def plot_label_stats(stats, sensor_indices, distances_m, path: Path, title: str 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.core.outputs import atomic_output
 
     d_cm = [100 * d for d in distances_m]
     extent = (d_cm[0] - 0.5, d_cm[-1] + 0.5, len(sensor_indices) - 0.5, -0.5)

@@ -9,7 +9,7 @@ sessions (robot_ssl.inference.viewpoint), the optimiser state and the run's hist
 Files of earlier versions (no format, no viewpoint) still load: their viewpoint is None.
 Writes are whole or nothing: serialised in memory (torch's own writer hides a full disk
 behind "unexpected pos"; Python's write says ENOSPC), then written through
-robot_ssl.io.outputs.atomic_output.
+robot_ssl.core.outputs.atomic_output.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from pinhole import Pinhole
+from robot_ssl.core.outputs import OutputError, atomic_output, write_error
 from robot_ssl.inference.integrity import (
     ModelIntegrityError,
     check_zip,
@@ -33,7 +34,6 @@ from robot_ssl.inference.integrity import (
     refusal_reason,
 )
 from robot_ssl.inference.model_config import ModelConfig, ModelError
-from robot_ssl.io.outputs import OutputError, atomic_output, write_error
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "load_weights_file"]
 

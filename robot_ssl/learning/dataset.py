@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.outputs import atomic_output  # re-exported: the one atomic-output helper
 from robot_ssl.inference.preprocess import prepare_images
-from robot_ssl.io.outputs import atomic_output  # re-exported: the one atomic-output helper
 from robot_ssl.learning.train_config import DEFAULT_INPUT_SIZE, SPLIT_GROUPS  # re-exported
 
 __all__ = [

@@ -51,7 +51,7 @@ import numpy as np
 
 from robot_ssl.core.config import MAX_BATCH, MAX_BOOTSTRAP, MAX_THREADS, check_number
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.io.outputs import OutputError, atomic_output, check_writable
+from robot_ssl.core.outputs import OutputError, atomic_output, check_writable
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, FrameSet
 
 if TYPE_CHECKING:

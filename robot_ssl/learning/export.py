@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_ssl.core.outputs import OutputError, atomic_output, check_writable, write_error
 from robot_ssl.inference.integrity import stamp_onnx_checksum
 from robot_ssl.inference.predictor import (
     INPUT_NAME,
@@ -41,7 +42,6 @@ from robot_ssl.inference.predictor import (
     ModelMeta,
 )
 from robot_ssl.inference.preprocess import prepare_images
-from robot_ssl.io.outputs import OutputError, atomic_output, check_writable, write_error
 from robot_ssl.learning.torch_predictor import load_any_predictor, torchscript_quietly
 
 __all__ = ["FORMATS", "ExportError", "export_model"]

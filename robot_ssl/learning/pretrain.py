@@ -513,7 +513,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     """
     from tqdm import tqdm
 
-    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.core.outputs import atomic_output
     from robot_ssl.learning.checkpoint import save_weights_file
     from robot_ssl.learning.step import LRSchedule, make_optimizer
     from robot_ssl.learning.train import _check_out_dir, _writing

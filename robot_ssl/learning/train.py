@@ -50,13 +50,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.inference.integrity import one_line
-from robot_ssl.io.outputs import (
+from robot_ssl.core.outputs import (
     OutputError,
     atomic_output,
     check_writable,
     remove_stale_temps,
 )
+from robot_ssl.inference.integrity import one_line
 from robot_ssl.learning.checkpoint import Checkpoint
 from robot_ssl.learning.dataset import (
     DatasetError,

@@ -21,7 +21,7 @@ import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.geometry import compose, interpolate_poses, inverse
-from robot_ssl.io.outputs import atomic_output
+from robot_ssl.core.outputs import atomic_output
 from robot_ssl.io.session import IntactFrames, SessionReader
 from robot_ssl.live.viz import OBSTACLE, TopDownView, draw_grid_panel, put_text
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.geometry import interpolate_poses
+from robot_ssl.core.outputs import OutputError
 from robot_ssl.core.spec import CameraSpec
-from robot_ssl.io.outputs import OutputError
 from robot_ssl.io.session import SessionReader
 from robot_ssl.io.streams import Record
 from robot_ssl.live.replay import ReplayError, ReplayGrids

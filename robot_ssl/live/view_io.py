@@ -13,7 +13,7 @@ Saving (`--view-save`, `replay --rerun`): Rerun's file sink stops writing on a f
 and then blocks forever in flush (rerun-sdk 0.41), so it never writes to the disk itself:
 :class:`RrdFile` gives it the write end of a pipe (`/dev/fd/N`, Linux and macOS) and a
 thread copies the bytes into a temporary file beside the target
-(robot_ssl.io.outputs.atomic_output). A write error there is kept (and reported through
+(robot_ssl.core.outputs.atomic_output). A write error there is kept (and reported through
 `on_error`) while the pipe is still drained, so Rerun never sees it; the temporary file
 is removed and the error raised as an OutputError at the end; otherwise the file is
 renamed into place whole.
@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.io.outputs import OutputError, atomic_output, check_writable, free_bytes, write_error
+from robot_ssl.core.outputs import (
+    OutputError,
+    atomic_output,
+    check_writable,
+    free_bytes,
+    write_error,
+)
 
 __all__ = [
     "DEFAULT_GRPC_PORT",

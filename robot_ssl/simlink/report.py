@@ -117,7 +117,7 @@ class DemoReport:
         return "\n".join(lines)
 
     def write(self, name: str = "report.md") -> Path:
-        from robot_ssl.io.outputs import atomic_output
+        from robot_ssl.core.outputs import atomic_output
 
         path = self.out_dir / name
         text = self.to_markdown()

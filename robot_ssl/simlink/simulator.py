@@ -209,8 +209,8 @@ def record_session(
     "truth_geometry", "ir_model")."""
     from tqdm import tqdm
 
+    from robot_ssl.core.outputs import atomic_output
     from robot_ssl.core.spec import CameraSpec, RobotSpec
-    from robot_ssl.io.outputs import atomic_output
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig
     from robot_ssl.recording.wander import wander_controller
@@ -252,7 +252,7 @@ def record_session(
     }
     duration_s = minutes * 60.0
     # written beside `out` under a temporary name, renamed when complete; removed on any
-    # error, Ctrl-C or SIGTERM (robot_ssl.io.outputs)
+    # error, Ctrl-C or SIGTERM (robot_ssl.core.outputs)
     with atomic_output(out) as tmp:
         writer = SessionWriter(
             tmp,
@@ -363,7 +363,7 @@ def show_world(
     import cv2
     import numpy as np
 
-    from robot_ssl.io.outputs import atomic_output, check_writable
+    from robot_ssl.core.outputs import atomic_output, check_writable
     from robot_ssl.recording.wander import wander_controller
     from sim.topdown import draw_topdown
 
@@ -466,7 +466,7 @@ def write_generated_world(
     out: str | os.PathLike, seed: int, split: str = "train", name: str | None = None
 ) -> Any:
     """Generate a world from `seed` (train or held-out looks) and write it as YAML."""
-    from robot_ssl.io.outputs import atomic_output
+    from robot_ssl.core.outputs import atomic_output
     from sim.world import save_world
     from sim.worldgen import WorldGenConfig, generate_world
 

@@ -158,3 +158,10 @@ def test_replay_refuses_labels_of_another_session(sessions, tmp_path: Path):
     r = cli("replay", str(b), "--labels", str(old), "--max-frames", "3", "--video", str(video))
     assert r.returncode == 0, r.stderr
     assert f"robot-ssl replay: warning: {old} records no session identity" in r.stderr
+    # its own labels after the session changed (damaged since labelling): said as such
+    changed = tmp_path / "b.h5"
+    changed.write_bytes(b.read_bytes()[:-1000])
+    (tmp_path / "b.labels.h5").write_bytes(b.with_name("b.labels.h5").read_bytes())
+    r = cli("replay", str(changed), "--max-frames", "3", "--video", str(video))
+    assert r.returncode == 2 and "recovered: truncated file" in r.stderr, r.stderr
+    assert f"{changed} changed since it was labelled" in r.stderr.splitlines()[-1]

@@ -120,6 +120,12 @@ def check_labels_of(labels: LabelSet, labels_path: str | Path, session: str | Pa
     try:
         ident.check(session)
     except LabelsMismatchError:
+        if Path(ident.path).name == Path(session).name:  # same file, other bytes
+            raise LabelsMismatchError(
+                f"{labels_path}: {session} changed since it was labelled (then {ident.size_bytes}"
+                f" bytes, sha256 {ident.sha256[:12]}: damaged, cut or re-recorded?); label it"
+                " again (robot-ssl label)"
+            ) from None
         raise LabelsMismatchError(
             f"{labels_path}: labels of another session ({Path(ident.path).name},"
             f" {ident.size_bytes} bytes, sha256 {ident.sha256[:12]}), not of {session}; label"

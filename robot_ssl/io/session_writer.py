@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import threading
@@ -45,7 +46,7 @@ def _converter(dtype: np.dtype, shape: tuple[int, ...]) -> Callable[[Any], Any]:
         return lambda v: (v.encode() if isinstance(v, str) else bytes(v))[:size]
     if not shape:
         return int if dtype.kind in "iub" else float
-    return lambda v: np.asarray(v, dtype=dtype)
+    return functools.partial(np.asarray, dtype=dtype)
 
 
 def _chunk_rows(dtype: Any, shape: tuple[int, ...]) -> int:
@@ -107,12 +108,18 @@ class SessionWriter:
             self._dims(dims or {}, truth_sensors, prediction_shape),
             self._optional(streams, truth_sensors, prediction_shape),
         )
-        self._converters = {
-            s: [(n, _converter(dtype, shape)) for n, (dtype, shape) in fields.items()]
-            for s, fields in self._schema.items()
-        }
         self._buf: dict[str, dict[str, list]] = {
             s: {f: [] for f in fields} for s, fields in self._schema.items()
+        }
+        # per stream: its fields after t_ns as (name, conversion, buffer), for `append`
+        self._fields = {
+            s: tuple(
+                (n, _converter(dtype, shape), self._buf[s][n])
+                for n, (dtype, shape) in fields.items()
+                if n != "t_ns"
+            )
+            for s, fields in self._schema.items()
+            if s != "camera"
         }
         self._jpeg_buf: list[bytes] = []
         self._jpeg_bytes = 0  # buffered, not yet in /camera/jpeg_data
@@ -201,24 +208,26 @@ class SessionWriter:
     # -- appending -----------------------------------------------------------------------
 
     def _append(self, stream: str, t_ns: int, **values: Any) -> None:
+        """Buffer one camera row (its stored fields by name)."""
+        buf = self._buf[stream]
         with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            if self._closed:
-                raise SessionWriteError(f"{self.path} is closed")
-            if stream not in self._schema:
-                raise SessionWriteError(
-                    f"stream {stream!r} was not declared when {self.path.name} was opened"
-                )
-            t = int(t_ns)
-            last = self._last_t.get(stream)
-            if last is not None and t < last:
-                raise SessionWriteError(f"{stream}: timestamp {t} ns is before previous {last} ns")
-            self._last_t[stream] = t
-            buf = self._buf[stream]
-            buf["t_ns"].append(t)
+            self._stamp(stream, t_ns)
             for k, v in values.items():
                 buf[k].append(v)
+
+    def _stamp(self, stream: str, t_ns: int) -> None:
+        """Buffer the `t_ns` of a new row of `stream` (under the lock): refused once the
+        writer failed or closed, and when it is before the stream's previous one."""
+        if self._failed is not None:
+            raise self._failed
+        if self._closed:
+            raise SessionWriteError(f"{self.path} is closed")
+        t = int(t_ns)
+        last = self._last_t.get(stream)
+        if last is not None and t < last:
+            raise SessionWriteError(f"{stream}: timestamp {t} ns is before previous {last} ns")
+        self._last_t[stream] = t
+        self._buf[stream]["t_ns"].append(t)
 
     def _maybe_flush(self) -> None:
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
@@ -269,22 +278,33 @@ class SessionWriter:
     def append(self, stream: str, t_ns: int, values: Mapping[str, Any]) -> None:
         """Append one row of `stream` (not camera: see write_frame, write_jpeg) from its
         values by field name; a missing or unknown field is a SessionWriteError."""
-        converters = self._converters.get(stream)
-        if converters is None or stream == "camera":
+        fields = self._fields.get(stream)
+        if fields is None:
             raise SessionWriteError(
-                f"stream {stream!r} was not declared when {self.path.name} was opened"
-                if converters is None
-                else "camera rows: write_frame or write_jpeg"
+                "camera rows: write_frame or write_jpeg"
+                if stream == "camera"
+                else f"stream {stream!r} was not declared when {self.path.name} was opened"
             )
-        try:
-            row = {name: convert(values[name]) for name, convert in converters[1:]}
-        except KeyError as e:
-            raise SessionWriteError(f"{stream} row without its field {e.args[0]!r}") from None
-        if len(values) != len(row):
-            extra = sorted(set(values) - set(row))
-            raise SessionWriteError(f"{stream} has no field {extra[0]!r}")
-        self._append(stream, t_ns, **row)
+        if len(values) != len(fields):
+            self._refuse_fields(stream, values)
+        try:  # all converted before any is buffered: no half row
+            row = [convert(values[name]) for name, convert, _ in fields]
+        except KeyError:
+            self._refuse_fields(stream, values)
+        with self._lock:
+            self._stamp(stream, t_ns)
+            for (_, _, buf), value in zip(fields, row):
+                buf.append(value)
         self._maybe_flush()
+
+    def _refuse_fields(self, stream: str, values: Mapping[str, Any]) -> None:
+        """Raise the SessionWriteError naming a field `values` lacks or has too many."""
+        names = [name for name, _, _ in self._fields[stream]]
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise SessionWriteError(f"{stream} row without its field {missing[0]!r}")
+        extra = [n for n in values if n not in names]
+        raise SessionWriteError(f"{stream} has no field {extra[0]!r}")
 
     def write_proximity(self, t_ns: int, horizontal: np.ndarray) -> None:
         """Append one reading of the 7 horizontal proximity sensors (raw int16)."""

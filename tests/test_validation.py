@@ -1,7 +1,7 @@
 """Numbers and specs that make no sense: exit 2 with one line naming the option or key.
 
 Command-line options go through robot_ssl.cli.argtypes; spec, train, label and model
-configs read from files through config_io.checked_fields (keys and types from the
+configs read from files through robot_ssl.core.config.checked_fields (keys and types from the
 dataclass annotations); library users hit the same checks in each config's __post_init__.
 """
 
@@ -248,7 +248,10 @@ def test_bad_spec_file_sim_record_is_one_line_exit_2(tmp_path, capsys, text, mes
     [
         ("camra:\n  width: 320\n", "unknown top-level keys ['camra']"),
         ("robot:\n  wheel_radius_m: abc\n", "robot.wheel_radius_m: must be a finite number"),
-        ("robot:\n  max_speed_units: -100\n", "robot.max_speed_units: must be an integer in 1..32767"),
+        (
+            "robot:\n  max_speed_units: -100\n",
+            "robot.max_speed_units: must be an integer in 1..32767",
+        ),
         ("camera:\n  fps: .nan\n", "camera.fps: must be a finite number, got nan"),
     ],
 )
@@ -655,7 +658,7 @@ def test_wander_config_rejects(kwargs, message):
     assert message in str(e.value)
 
 
-# -- config_io's generic checks ----------------------------------------------------------
+# -- core.config's generic checks ------------------------------------------------------
 
 
 @dataclass(frozen=True)

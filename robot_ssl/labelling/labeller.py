@@ -23,8 +23,8 @@ frames from the forward pass only, and a robot that only reverses gives no
 labels beyond the tolerance of d = 0.
 
 Everything here is pure numpy on arrays (no file I/O): `compute_labels` takes
-the three streams and a `LabelConfig`; `labels_io` reads sessions and writes
-labels files. The hot path loops only over chunks of frames and over the
+the three streams and a `LabelConfig`; `robot_ssl.io.labels_file` reads and
+writes labels files. The hot path loops only over chunks of frames and over the
 (at most a few) distance bins a pose can fall into.
 """
 

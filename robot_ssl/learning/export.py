@@ -19,7 +19,7 @@ that the file agrees with its own metadata (ONNX input and output shapes, one
 inference on a blank image giving a (1, S, D) grid) so that a mismatch is found
 when the model is opened, not at the first camera frame.
 
-robot_ssl.inference.load_predictor runs an ONNX file without torch or a GPU (what a
+robot_ssl.inference.predictor.load_predictor runs an ONNX file without torch or a GPU (what a
 Raspberry Pi runs); robot_ssl.learning.torch_predictor opens any of the three kinds.
 """
 

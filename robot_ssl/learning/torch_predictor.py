@@ -72,7 +72,7 @@ def load_any_predictor(
     `num_threads` is ONNX Runtime's intra-op thread count, or torch's
     (`torch.set_num_threads`, process-wide) for checkpoints and TorchScript; None keeps
     the runtime's default. Integrity (ModelIntegrityError) and agreement with the file's
-    metadata (ModelFileError) are checked as by robot_ssl.inference.load_predictor.
+    metadata (ModelFileError) are checked as by robot_ssl.inference.predictor.load_predictor.
     """
     path = Path(path)
     if not path.is_file():

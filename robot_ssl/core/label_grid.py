@@ -3,7 +3,7 @@
 Pure data definitions shared by the labeller (robot_ssl.labelling), which computes
 labels, and the labels file (robot_ssl.io.labels_file), which stores them; they live
 here, below both, so that neither imports the other. Meaning of each cell and
-matching rules: robot_ssl.labelling.labeller and docs/labeling.md.
+matching rules: robot_ssl.labelling.labeller and docs/labelling.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     "LabelConfig",
     "LabelConfigError",
     "LabelGrid",
-    "LabelingError",
+    "LabellingError",
     "check_grid_size",
     "distance_grid",
 ]
@@ -65,11 +65,11 @@ def check_grid_size(num_sensors: int, num_distances: int, error: type[Exception]
         )
 
 
-class LabelingError(RobotSSLError):
+class LabellingError(RobotSSLError):
     """Base class of the auto-labeller's errors."""
 
 
-class LabelConfigError(LabelingError):
+class LabelConfigError(LabellingError):
     """A labelling configuration is invalid or cannot be read."""
 
 

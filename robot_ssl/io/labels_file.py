@@ -5,7 +5,7 @@ sha256) and never lives inside it. Writing goes to a temporary file in the
 target directory that replaces the target only once complete, so a crash never
 leaves a half-written labels file. Reading validates the format, the version
 and every dataset's shape and type, and raises a precise `LabelsFileError`
-subclass otherwise. Layout (docs/CONTRACTS.md, docs/labeling.md):
+subclass otherwise. Layout (docs/CONTRACTS.md, docs/labelling.md):
 
     attrs    format="robot-ssl/labels", version=1, session_path,
              session_size_bytes, session_sha256, config (JSON of LabelConfig),

@@ -42,7 +42,7 @@ from robot_ssl.core.label_grid import (
     LabelConfig,
     LabelConfigError,
     LabelGrid,
-    LabelingError,
+    LabellingError,
     LabelStats,
     distance_grid,
     label_stats,
@@ -54,7 +54,7 @@ __all__ = [
     "LabelGrid",
     "LabelInputError",
     "LabelStats",
-    "LabelingError",
+    "LabellingError",
     "NothingToLabelError",
     "TruthAgreement",
     "compare_with_truth",
@@ -69,11 +69,11 @@ _NS_PER_S = 1_000_000_000
 _BIN_SEARCH_EPS_M = 1e-9
 
 
-class LabelInputError(LabelingError):
+class LabelInputError(LabellingError):
     """The streams given to the labeller have wrong shapes or unsorted timestamps."""
 
 
-class NothingToLabelError(LabelingError):
+class NothingToLabelError(LabellingError):
     """The session has nothing to label: no frames, no proximity, no odometry, or too short."""
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from robot_ssl.core.config import check_field_types, check_number
 from robot_ssl.core.spec import CameraSpec
-from robot_ssl.labelling.labeller import LabelingError
+from robot_ssl.labelling.labeller import LabellingError
 
 __all__ = [
     "CalibrationError",
@@ -79,11 +79,11 @@ _MIN_PAIRS = 30
 _MIN_TURN_EVENT_S = 0.2
 
 
-class OffsetEstimateError(LabelingError):
+class OffsetEstimateError(LabellingError):
     """The time-offset search is configured wrongly (not: an estimate that is unreliable)."""
 
 
-class CalibrationError(LabelingError):
+class CalibrationError(LabellingError):
     """A calibration session cannot give what was asked (no turns, no straight run, ...)."""
 
 

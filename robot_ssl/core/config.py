@@ -307,9 +307,6 @@ MAX_SEED = 2**32 - 1
 MAX_DURATION_S = 24 * 3600.0
 """Time constants and durations (s): up to a day."""
 
-MAX_DISTANCE_M = 100.0
-"""Lengths (m) on a robot of the Thymio's size: poses, tolerances, ranges."""
-
 MAX_FRAMES = 10_000_000
 """Frame counts (buffers, queues)."""
 

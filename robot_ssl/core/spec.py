@@ -124,10 +124,6 @@ class RobotSpec:
     def num_prox(self) -> int:
         return len(self.prox_sensors)
 
-    @property
-    def prox_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.prox_sensors)
-
     def prox_poses(self) -> list[tuple[float, float, float]]:
         """(x_m, y_m, theta_rad) of each proximity sensor in the robot frame."""
         return [(s.x_m, s.y_m, s.theta_rad) for s in self.prox_sensors]

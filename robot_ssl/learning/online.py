@@ -144,7 +144,6 @@ class OnlineLearner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ckpt = time.monotonic()
-        self._busy_s = 0.0
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -266,7 +265,6 @@ class OnlineLearner:
                 if time.monotonic() - self._last_ckpt >= self.cfg.checkpoint_every_s:
                     self.try_save()
                 busy = time.perf_counter() - t0
-                self._busy_s += busy
                 if self.cfg.duty < 1.0:
                     self._stop.wait(busy * (1.0 / self.cfg.duty - 1.0))
         except TrainingDiverged as e:  # learning stops; driving goes on, on good weights

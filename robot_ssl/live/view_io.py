@@ -216,7 +216,7 @@ class RrdFile:
     def __enter__(self) -> RrdFile:
         return self
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, _tb: object) -> None:
         if exc_type is None:
             self.finish()
         else:

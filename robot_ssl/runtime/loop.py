@@ -87,7 +87,6 @@ class LoopResult:
     duration_s: float = 0.0
     stop_reason: str = ""
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
-    last_prob: np.ndarray | None = None
     motors_stopped: bool = False  # the final stop reached the robot (False: unreachable)
     stop_error: str = ""  # why the final stop failed
     frames_missed: int = 0  # frames the camera captured that the loop never saw
@@ -189,7 +188,6 @@ class DriveLoop:
             )
         if sensors is not None:
             sensors.targets = lambda: self.targets
-        self.last_sample = None
         self.pose: np.ndarray | None = None
         self._proximity: np.ndarray | None = None
         self._robot_error_logged = False  # one "robot_error" per link gap
@@ -221,10 +219,6 @@ class DriveLoop:
         """Alias of request_stop()."""
         self.request_stop()
 
-    @property
-    def stop_requested(self) -> bool:
-        return self.stop_flag.requested
-
     # -- rows and events --------------------------------------------------------------
 
     def emit(self, row: Record) -> None:
@@ -255,7 +249,6 @@ class DriveLoop:
         sample = self.sensors.step(self.emit, wheels, proximity)
         if sample is None:
             return False
-        self.last_sample = sample
         self.pose = sample.pose
         self._proximity = sample.proximity
         if sample.reconnected and self.watchdog is not None:
@@ -302,7 +295,6 @@ class DriveLoop:
         self.result.frames += 1
         if self.policy is not None and self.policy.trigger == "frame":
             perception = self.policy.perceive(frame.image)
-            self.result.last_prob = perception.prob
             self._decide(int(frame.t_ns), perception, capture_s)
         prob = perception.prob if perception is not None else None
         for o in self.observers:

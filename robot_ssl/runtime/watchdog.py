@@ -53,10 +53,6 @@ class Watchdog:
         self.refused = 0  # commands refused because their basis was stale
         self.targets: tuple[int, int] = (0, 0)  # last wheel targets sent
 
-    @property
-    def basis_ns(self) -> int | None:
-        return self._basis_ns
-
     def fresh(self, basis_t_ns: int, now_ns: int) -> bool:
         return now_ns - basis_t_ns <= self.limit_ns
 

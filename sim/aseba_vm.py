@@ -198,7 +198,6 @@ class AsebaVM:
         self.rand_state = rand_seed & 0xFFFF
         self.on_reset = on_reset
         self.pending: set[int] = set()  # local event ids waiting for the VM
-        self.instructions = 0  # executed since creation (for tests and budgets)
 
     # ---------------------------------------------------------------- state
 
@@ -382,7 +381,6 @@ class AsebaVM:
         except _Assert as e:
             self.flags = STEP_BY_STEP
             self._send(node_specific_error(pc, str(e)))
-        self.instructions += 1
 
     def _fetch(self, addr: int) -> int:
         if not 0 <= addr < len(self.bytecode):

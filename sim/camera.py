@@ -178,7 +178,6 @@ class Renderer:
         with np.errstate(divide="ignore"):
             D = np.where(self.T < 0, p.z_m / -tan_rows, 0.0)
         self.D = np.minimum(D, _MAX_FLOOR_DIST_M).astype(np.float32)  # floor distance per row
-        self.horizon_index = int(self._row(np.zeros(1))[0])
         # Output pixel -> panorama (x = row along elevation, y = column along heading).
         map_x = ((elev - e0) / d_e).astype(np.float32)
         map_y = ((psi - psi0) / d_psi).astype(np.float32)
@@ -367,13 +366,10 @@ class Renderer:
         p = self.params
         return x + c * p.x_m - s * p.y_m, y + s * p.x_m + c * p.y_m, th
 
-    def panorama_coords(self, robot_pose: np.ndarray) -> np.ndarray:
-        """Atlas coordinates (x + i y, complex64) of the panorama pixels the image uses,
-        column after column (all n_cols x n_rows of them when antialiased)."""
-        return self._coords(robot_pose)[: self._n_pixels]
-
     def _coords(self, robot_pose: np.ndarray) -> np.ndarray:
-        """panorama_coords followed by the padding pixels of the fast path."""
+        """Atlas coordinates (x + i y, complex64) of the panorama pixels the image uses,
+        column after column (all n_cols x n_rows of them when antialiased), followed by the
+        padding pixels of the fast path."""
         ox, oy, yaw = self.camera_pose(robot_pose)
         cam = complex(ox, oy)
         d = self._dir_psi * complex(math.cos(yaw), math.sin(yaw))  # ray directions (R,)

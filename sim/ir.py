@@ -198,11 +198,6 @@ class IRSensors:
         """The rays' angles (K,) in radians relative to each sensor's axis (a copy)."""
         return self._ray_offsets.copy()
 
-    @property
-    def ray_weights(self) -> np.ndarray:
-        """The rays' weights (K,): the emission lobe (summing to 1) or Enki's 1s (a copy)."""
-        return self._ray_weights.copy()
-
     def _sensor_frames(self, poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sensor origins (N, S, 2) and headings (N, S) for robot poses (N, 3)."""
         x, y, th = poses[:, 0:1], poses[:, 1:2], poses[:, 2:3]

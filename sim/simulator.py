@@ -609,8 +609,6 @@ class SimCamera:
         """Mid-exposure time t_k of frame `index` (ns)."""
         return self.sim.start_ns + self.phase_ns + round(index * 1e9 / self.fps)
 
-    frame_time_ns = exposure_time_ns
-
     def delivery_time_ns(self, index: int) -> int:
         """When frame `index` reaches the host, and its stamp (ns): t_k + latency + jitter."""
         t = self.exposure_time_ns(index)

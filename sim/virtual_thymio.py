@@ -55,10 +55,6 @@ __all__ = ["THYMIO2_EVENTS", "THYMIO2_VARIABLES", "AsebaNode", "VirtualThymio"]
 # Aseba Playground's layout, the default (kept importable under these names).
 THYMIO2_VARIABLES: tuple[tuple[str, int], ...] = PLAYGROUND.variables
 THYMIO2_EVENTS: tuple[str, ...] = tuple(name for name, _ in PLAYGROUND.events)
-NODE_NAME = PLAYGROUND.name
-VARIABLES_SIZE = PLAYGROUND.variables_size  # the playground's; a node's: len(node.memory)
-BYTECODE_SIZE = PLAYGROUND.bytecode_size
-STACK_SIZE = PLAYGROUND.stack_size
 MAX_REPLY_WORDS = 47  # the firmware splits VARIABLES replies into chunks of this size
 PROX_PERIOD_NS = 100_000_000  # prox.horizontal refresh and `prox` event: 10 Hz
 MOTOR_PERIOD_NS = 10_000_000  # motor speeds refresh and `motor` event: 100 Hz

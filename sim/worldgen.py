@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -93,9 +93,6 @@ class WorldGenConfig:
     def heldout(cls, **overrides: object) -> WorldGenConfig:
         """The held-out look: unseen hues and texture kinds, same geometry statistics."""
         return cls(split="heldout", **overrides)  # type: ignore[arg-type]
-
-    def with_split(self, split: str) -> WorldGenConfig:
-        return replace(self, split=split)
 
 
 def _u(rng: np.random.Generator, r: tuple[float, float]) -> float:

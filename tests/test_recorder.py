@@ -27,13 +27,11 @@ class SteppedClock:
 
     def __init__(self, t_ns: int = 1_000_000_000) -> None:
         self.t_ns = t_ns
-        self.waits = 0
 
     def now_ns(self) -> int:
         return self.t_ns
 
     def sleep_until_ns(self, t_ns: int) -> None:
-        self.waits += 1
         self.t_ns = max(self.t_ns, t_ns)
 
 

@@ -114,7 +114,6 @@ class LiveLoop(DriveLoop):
     ) -> None:
         cfg = config or LiveConfig()
         clock = clock or WallClock()
-        self.live_config = cfg
         self.controller = controller or CameraAvoidController(
             distances_m, sensor_range_m=(robot_spec or RobotSpec()).prox_range_m
         )

@@ -39,7 +39,7 @@ from robot_ssl.inference.model_config import ModelConfig, ModelError
 from robot_ssl.learning.online import LearnConfig
 from robot_ssl.learning.pretrain import PretrainConfig
 from robot_ssl.learning.train import TrainConfig
-from robot_ssl.live.loop import RunConfig
+from robot_ssl.live.run import RunConfig
 
 ROOTS = (
     TrainConfig,
@@ -333,7 +333,10 @@ CLI_CASES = [
     (["train", "--data", "d", "--out", "r", "--threads", "1000000000"], "--threads"),
     (["eval", "--model", "m.pt", "--data", "d", "--bootstrap", "1000000000"], "--bootstrap"),
     (["pretrain", "--data", "d", "--out", "r", "--odo-dt-max-s", "1e12"], "odo_dt_max_s"),
-    ([*RUN, "--live.frame-poll-s", "1e12"], "frame_poll_s: must be a finite number in (0, 1]"),
+    (
+        [*RUN, "--live.frame-poll-s", "1e12"],
+        "--live.frame-poll-s: must be a finite number in (0, 1]",
+    ),
     (["label", "s.h5", "--distances", "0:100:0.000000001"], "over 4096"),
     (["label", "s.h5", "--horizon", "1e12"], "--horizon"),
     (_big_camera_spec, "camera.width: must be an integer in 1..8192, got 100000"),

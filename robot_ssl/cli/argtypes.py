@@ -137,15 +137,46 @@ JPEG_QUALITY = int_range(1, 100)
 WATCHDOG_MS = int_range(20, 10_000)
 
 
-def add_sim_link_option(p: argparse.ArgumentParser) -> None:
-    """`--sim-link`, shared by `record` and `run`."""
-    p.add_argument(
-        "--sim-link",
-        choices=("direct", "pty", "tcp"),
-        default="direct",
-        help="with --robot sim: talk to the simulated robot directly (default) or as a virtual "
-        "Thymio over a pseudo-terminal or TCP, through firmware_bridge",
-    )
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """The options beside `--robot` and `--camera` (shared by `record` and `run`), one per
+    field of `DeviceOptions`: `--sim-link`, `--poll`, `--robot-watchdog-ms`, `--width`,
+    `--height`, `--fps`, `--fourcc`, `--loop-video`."""
+    from robot_ssl.cli.config_fields import Flag, add_config_options
+    from robot_ssl.simlink.devices import SIM_LINKS, DeviceOptions
+
+    flags = {
+        "sim_link": Flag(
+            choices=SIM_LINKS,
+            help="with --robot sim: talk to the simulated robot directly (default) or as a "
+            "virtual Thymio over a pseudo-terminal or TCP, through firmware_bridge",
+        ),
+        "link": Flag(flatten=True),
+        "link.poll": Flag(
+            help="poll the robot's variables instead of uploading the onboard program that "
+            "streams every proximity refresh and stops the motors when the host falls silent"
+        ),
+        "link.robot_watchdog_ms": Flag(
+            metavar="MS",
+            help="the onboard program stops the motors after MS ms without a host command",
+        ),
+        "request": Flag(flatten=True),
+        "request.width": Flag(help="camera width to request"),
+        "request.height": Flag(help="camera height to request"),
+        "request.fps": Flag(help="camera frame rate to request"),
+        "request.fourcc": Flag(help="camera pixel format, e.g. MJPG"),
+        "request.loop_video": Flag(help="restart a video file at its end"),
+    }
+    add_config_options(p, DeviceOptions, flags, namespace="dev")
+
+
+def devices_from(args: argparse.Namespace, robot: str, camera: str, seed: int) -> tuple:
+    """The typed (robot, camera) configs of `--robot ROBOT --camera CAMERA` and the device
+    options given (robot_ssl.simlink.devices.parse_devices, the one parser of spellings)."""
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.simlink.devices import DeviceOptions, parse_devices
+
+    options = config_from_args(DeviceOptions, args, namespace="dev")
+    return parse_devices(robot, camera, seed=seed, options=options)
 
 
 def add_robot_link_options(p: argparse.ArgumentParser) -> None:

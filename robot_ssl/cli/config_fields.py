@@ -63,7 +63,8 @@ class Flag:
     value (for a tuple field, a tuple of items); `alias_parse`: a parser per alias
     (`--camera-offset-ms` reads milliseconds into the seconds field); `choices`:
     the allowed strings, listed in the help; `flatten`: a nested dataclass whose
-    fields are spelled without the `nested.` prefix.
+    fields are spelled without the `nested.` prefix; `const`: the value of the option
+    given without one (`--view` alone: port 9090).
     """
 
     aliases: tuple[str, ...] = ()
@@ -78,6 +79,7 @@ class Flag:
     alias_parse: Mapping[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
     flatten: bool = False
     hidden: bool = False
+    const: Any = None
 
 
 # -- the generated options ----------------------------------------------------------------
@@ -90,11 +92,14 @@ def add_config_options(
     *,
     exclusive: Sequence[tuple[str, ...]] = (),
     prog: str = "",
+    namespace: str = "cfg",
 ) -> None:
     """Add one option per field of dataclass `cls` (recursively) to `parser`.
 
     `flags` maps a field's dotted path ("augment.hflip") to its `Flag`; `exclusive`
-    lists groups of paths that may not be given together. Also adds `--config-help`.
+    lists groups of paths that may not be given together. Also adds `--config-help`,
+    once: a second dataclass on the same parser (the device options beside a verb's
+    config) takes its own `namespace`, read back by `given_fields(args, namespace)`.
     """
     flags = dict(flags or {})
     groups: dict[str, Any] = {}
@@ -102,11 +107,12 @@ def add_config_options(
         g = parser.add_mutually_exclusive_group()
         groups.update(dict.fromkeys(group, g))
     default = _default_instance(cls)
-    _add_fields(parser, cls, default, "", flags, groups)
+    _add_fields(parser, cls, default, "", flags, groups, namespace + ":")
     unused = sorted(set(flags) - set(_paths(cls)))
     if unused:
         raise ValueError(f"{cls.__name__}: flags for no field: {unused}")
-    add_config_help(parser, None, prog or parser.prog)
+    if not any(a.dest == "config_help" for a in parser._actions):
+        add_config_help(parser, None, prog or parser.prog)
 
 
 def _paths(cls: type, prefix: str = "") -> list[str]:
@@ -127,7 +133,7 @@ def _default_instance(cls: type) -> Any:
         return None
 
 
-def _add_fields(parser, cls, default, prefix, flags, groups) -> None:
+def _add_fields(parser, cls, default, prefix, flags, groups, dest) -> None:
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init:
@@ -138,13 +144,13 @@ def _add_fields(parser, cls, default, prefix, flags, groups) -> None:
         value = getattr(default, f.name) if default is not None else _field_default(f)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             sub_prefix = prefix if flag.flatten else path + "."
-            _add_nested(parser, tp, value, path, sub_prefix, flags, groups)
+            _add_nested(parser, tp, value, path, sub_prefix, flags, groups, dest)
             continue
         container = groups.get(path, parser)
-        _add_field(container, cls, f.name, tp, value, path, flag)
+        _add_field(container, cls, f.name, tp, value, path, flag, dest)
 
 
-def _add_nested(parser, tp, value, path, sub_prefix, flags, groups) -> None:
+def _add_nested(parser, tp, value, path, sub_prefix, flags, groups, dest) -> None:
     """The fields of nested dataclass `tp` (field `path`), spelled with `sub_prefix`."""
     sub_flags = {k[len(path) + 1 :]: v for k, v in flags.items() if k.startswith(path + ".")}
     renamed: dict[str, Flag] = {}
@@ -162,9 +168,9 @@ def _add_nested(parser, tp, value, path, sub_prefix, flags, groups) -> None:
         v = getattr(value, f.name) if value is not None else _field_default(f)
         ftp = hints[f.name]
         if isinstance(ftp, type) and dataclasses.is_dataclass(ftp):
-            _add_nested(parser, ftp, v, p, p + ".", flags, groups)
+            _add_nested(parser, ftp, v, p, p + ".", flags, groups, dest)
             continue
-        _add_field(groups.get(p, parser), tp, f.name, ftp, v, p, flag)
+        _add_field(groups.get(p, parser), tp, f.name, ftp, v, p, flag, dest)
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -182,11 +188,12 @@ def _option_name(path: str, flag: Flag) -> str:
     return "--" + ".".join([*outer, last]).replace("_", "-")
 
 
-def _add_field(container, cls, name, tp, value, path, flag: Flag) -> None:
-    """The one argparse action of field `path` (of type `tp`, default `value`)."""
+def _add_field(container, cls, name, tp, value, path, flag: Flag, dest: str = _DEST) -> None:
+    """The one argparse action of field `path` (of type `tp`, default `value`), stored
+    in the namespace attribute `dest + path`."""
     if flag.hidden:
         return
-    dest = _DEST + path
+    dest = dest + path
     kind, optional, item = _kind(tp)
     help_text = _help(flag, value, kind)
     if flag.positional:
@@ -216,6 +223,7 @@ def _add_field(container, cls, name, tp, value, path, flag: Flag) -> None:
         dest=dest,
         action=_ValueAction,
         kind=kind,
+        const_value=flag.const,
         off=flag.off if optional or flag.off else (),
         parsers=parsers,
         parse=_item_parser(cls, name, item, flag, kind),
@@ -359,11 +367,14 @@ class _ValueAction(argparse.Action):
     merged for a dict, the one field that may repeat); an `off` spelling sets None and
     takes no value."""
 
-    def __init__(self, option_strings, dest, kind, off, parsers, parse, nargs=None, **kwargs):
+    def __init__(
+        self, option_strings, dest, kind, off, parsers, parse, const_value=None, nargs=None, **kw
+    ):
         self.kind, self.off, self.parsers, self.parse = kind, set(off), parsers, parse
-        if off:  # `--no-cache` takes nothing, `--cache-dir DIR` one value
+        self.const_value = const_value
+        if off or const_value is not None:  # `--no-cache`, `--view`: no value
             nargs = "*" if nargs == "+" else "?"
-        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+        super().__init__(option_strings, dest, nargs=nargs, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
         if self.kind != "dict":
@@ -372,6 +383,9 @@ class _ValueAction(argparse.Action):
             if values not in (None, []):
                 parser.error(f"argument {option_string}: takes no value")
             setattr(namespace, self.dest, None)
+            return
+        if values in (None, []) and self.const_value is not None:
+            setattr(namespace, self.dest, self.const_value)
             return
         if values in (None, []):
             parser.error(f"argument {option_string}: expected a value")
@@ -398,9 +412,11 @@ class _ValueAction(argparse.Action):
 # -- the config from the parsed options -----------------------------------------------------
 
 
-def given_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """{dotted field path: value} of the config fields given on the command line."""
-    out = {k[len(_DEST) :]: v for k, v in vars(args).items() if k.startswith(_DEST)}
+def given_fields(args: argparse.Namespace, namespace: str = "cfg") -> dict[str, Any]:
+    """{dotted field path: value} of the config fields given on the command line (of the
+    dataclass added with `namespace`)."""
+    dest = namespace + ":"
+    out = {k[len(dest) :]: v for k, v in vars(args).items() if k.startswith(dest)}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in out.items()}
 
 
@@ -410,11 +426,12 @@ def config_from_args(
     base: Any = None,
     *,
     cli_defaults: Mapping[str, Any] | None = None,
+    namespace: str = "cfg",
 ) -> Any:
     """An instance of `cls`: `base` (default: the dataclass's defaults, with
     `cli_defaults` where the command line's default differs) with the fields given on
     the command line set, checked by the dataclass's own `__post_init__`."""
-    given = {**(cli_defaults or {}), **given_fields(args)}
+    given = {**(cli_defaults or {}), **given_fields(args, namespace)}
     if base is None:
         top = {k: v for k, v in given.items() if "." not in k}
         base = cls(**top)

@@ -28,7 +28,7 @@ the modelled latency, i.e. what the physics saw).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,14 +39,14 @@ from robot_ssl.core.errors import ConfigError
 from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.session import SessionWriter
-from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController
+from robot_ssl.live.controllers import CameraAvoidController
 from robot_ssl.recording.recorder import RecorderConfig, SessionRecording
 from robot_ssl.recording.sampler import RobotSampler, TruthSource
 from robot_ssl.runtime.interfaces import Observer, Predictor
 from robot_ssl.runtime.loop import DriveLoop, LoopConfig, LoopResult
 from robot_ssl.runtime.policies import CameraPolicy
 
-__all__ = ["LiveConfig", "LiveLoop", "LiveResult", "RunConfig"]
+__all__ = ["LiveConfig", "LiveLoop", "LiveResult"]
 
 LiveResult = LoopResult  # what `run` and `replay --live` report
 
@@ -74,15 +74,6 @@ class LiveConfig:
             )
         if self.max_staleness_s + self.watchdog_period_s > 0.2:
             raise ConfigError("live config: the watchdog must react within 200 ms")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What `robot-ssl run` configures: the loop (`live`) and the camera steering law
-    (`avoid`); on the command line `--live.FIELD` and `--avoid.FIELD`."""
-
-    live: LiveConfig = field(default_factory=LiveConfig)
-    avoid: AvoidConfig = field(default_factory=AvoidConfig.for_camera)
 
 
 class LiveLoop(DriveLoop):

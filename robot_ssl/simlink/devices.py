@@ -1,72 +1,208 @@
-"""The simulator as devices: `--robot sim[:WORLD]` in-process or as a virtual Thymio on a
-pty or TCP, `--camera sim`; and the one `open_devices` that `record` and `run` share.
+"""The simulated devices (`SimRobotConfig`, `SimCameraConfig`) and the one parser of the
+command line's device spellings (`parse_devices`): `--robot sim[:WORLD]` (in-process, or
+with `--sim-link pty|tcp` a virtual Thymio speaking Aseba), `/dev/ttyACM0`, `auto`,
+`socket://HOST:PORT` or `tcp:HOST:PORT`, `none`; `--camera 0`, `/dev/video0`, a pipeline
+or URL, a video file, `synthetic[:WxH[@FPS]]`, `sim`, `none`. Everything else chooses
+devices by their typed config's `kind`; `open_devices` opens a robot and a camera config.
 
-`sim` is imported only when a simulated device is asked for, so a robot that records
-from its own Thymio and camera never loads the simulator.
+`sim` is imported only when a simulated device is opened, so a robot that records from
+its own Thymio and camera never loads the simulator.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.config import MAX_SEED, bounded, check_bounds
+from robot_ssl.core.errors import ConfigError, RobotSSLError
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.recording.device_setup import (
+    CameraDevice,
+    CameraRequest,
     Devices,
-    open_camera,
-    open_robot,
-    thymio_options,
-    warn_if_polling,
+    NoCameraConfig,
+    NoRobotConfig,
+    OpenCVDeviceConfig,
+    RobotDevice,
+    RobotLink,
+    SyntheticCameraConfig,
+    TcpThymioConfig,
+    ThymioConfig,
+    VideoFileConfig,
+    open_devices,
 )
 from robot_ssl.simlink.simulator import make_simulator, sim_metadata
 
-__all__ = ["is_sim", "open_devices", "open_sim", "open_virtual_thymio"]
+__all__ = [
+    "DeviceOptions",
+    "DeviceSpellingError",
+    "SimCameraConfig",
+    "SimRobotConfig",
+    "open_devices",
+    "open_virtual_thymio",
+    "parse_camera",
+    "parse_devices",
+    "parse_robot",
+]
+
+SIM_LINKS = ("direct", "pty", "tcp")
 
 
-def is_sim(robot: str) -> bool:
-    """True for `--robot sim` and `--robot sim:WORLD`."""
-    return robot == "sim" or robot.startswith("sim:")
+class DeviceSpellingError(RobotSSLError):
+    """A `--robot` / `--camera` spelling that names no device, or two that do not fit."""
 
 
-def open_devices(
-    args: Any, dev: Devices, robot_spec: Any, camera_spec: Any, sim_link: str = "direct"
-) -> None:
-    """Open the robot and the camera named by `args.robot` / `args.camera` into `dev`
-    (closed with it): a Thymio URL or `sim[:WORLD]` (in-process, or with `sim_link`
-    "pty"/"tcp" a virtual Thymio speaking Aseba), an OpenCV source, `synthetic` or `sim`.
-    The one place that knows device names, shared by `record` and `run`."""
-    dev.metadata = dev.metadata if hasattr(dev, "metadata") else {}
-    if is_sim(args.robot) and sim_link != "direct":
-        _open_virtual_thymio_devices(args, dev, robot_spec, camera_spec)
-    elif is_sim(args.robot):
-        open_sim(args, dev, robot_spec, camera_spec)
-    else:
-        open_robot(args, dev)
-    if dev.camera is None:
-        open_camera(args, dev)
-    if not is_sim(args.robot):  # a simulated robot dies with this process
-        warn_if_polling(dev.robot)
+@dataclass(frozen=True)
+class SimCameraConfig:
+    """The camera of the simulated robot's world (needs a `SimRobotConfig`, which opens
+    it); `request` may change its image size and frame rate."""
+
+    kind: ClassVar[str] = "sim"
+    source: ClassVar[str] = "sim"
+    request: CameraRequest = field(default_factory=CameraRequest)
+
+    def open(self, dev: Devices, camera_spec: Any) -> None:
+        raise DeviceSpellingError("the simulated camera needs the simulated robot (--robot sim)")
+
+
+@dataclass(frozen=True)
+class SimRobotConfig:
+    """The simulator in `world` (a scenario name or file; None: drawn from `seed`), in
+    real time: in-process (`link` "direct") or served as a virtual Thymio II on a
+    pseudo-terminal or TCP and talked to through firmware_bridge (`link` "pty"/"tcp",
+    with `robot_link`), exactly as a real robot is."""
+
+    kind: ClassVar[str] = "sim"
+    world: str | None = None
+    seed: int = bounded(0, 0, MAX_SEED)
+    link: str = "direct"
+    robot_link: RobotLink = field(default_factory=RobotLink)
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "simulated robot", ConfigError)
+        if self.link not in SIM_LINKS:
+            raise ConfigError(f"simulated robot.link: one of {SIM_LINKS}, not {self.link!r}")
+
+    @property
+    def source(self) -> str:
+        """The spelling: `sim` or `sim:WORLD`."""
+        return "sim" if self.world is None else f"sim:{self.world}"
+
+    def open(self, dev: Devices, camera: CameraDevice, robot_spec: Any, camera_spec: Any) -> None:
+        """The simulator, and its camera when `camera` is a `SimCameraConfig`."""
+        sim_camera = isinstance(camera, SimCameraConfig)
+        if sim_camera:
+            r = camera.request
+            camera_spec = camera_spec.with_overrides(r.width, r.height, r.fps)
+        if self.link == "direct":
+            _open_sim(self, dev, robot_spec, camera_spec, sim_camera)
+        else:
+            _open_virtual_thymio_devices(self, dev, robot_spec, camera_spec, sim_camera)
+
+
+@dataclass(frozen=True)
+class DeviceOptions:
+    """How the spelled devices are opened (the options beside `--robot` and `--camera`):
+    `sim_link` for a simulated robot, `link` for a Thymio, `request` for a camera."""
+
+    sim_link: str = "direct"
+    link: RobotLink = field(default_factory=RobotLink)
+    request: CameraRequest = field(default_factory=CameraRequest)
+
+
+# -- the one parser of the spellings ---------------------------------------------------------
+
+_TCP = re.compile(r"(?:socket://|tcp:)(?P<host>[^:/?]+):(?P<port>\d+)/?")
+
+
+def parse_robot(text: str, *, seed: int = 0, options: DeviceOptions = DeviceOptions()) -> Any:
+    """The robot config `text` spells: `none`, `sim[:WORLD]`, `socket://HOST:PORT` or
+    `tcp:HOST:PORT`, else a Thymio serial port (`auto`: the first one found)."""
+    text = text.strip()
+    if not text:
+        raise DeviceSpellingError("--robot: empty (a serial port, socket://HOST:PORT, sim, none)")
+    if text == "none":
+        return NoRobotConfig()
+    if text == "sim" or text.startswith("sim:"):
+        world = text.partition(":")[2] or None
+        return SimRobotConfig(world, seed, options.sim_link, options.link)
+    if text.startswith(("socket://", "tcp:")):
+        m = _TCP.fullmatch(text)
+        if m is None or not 1 <= int(m["port"]) <= 65535:
+            raise DeviceSpellingError(
+                f"--robot {text}: expected socket://HOST:PORT or tcp:HOST:PORT"
+            )
+        return TcpThymioConfig(m["host"], int(m["port"]), options.link)
+    return ThymioConfig(text, options.link)
+
+
+def parse_camera(text: str, *, seed: int = 0, options: DeviceOptions = DeviceOptions()) -> Any:
+    """The camera config `text` spells: `none`, `sim`, `synthetic[:WxH[@FPS]]`, a device
+    index or path, a GStreamer pipeline (has `!`) or stream URL, else a video file."""
+    from robot_ssl.recording.cameras import parse_synthetic
+
+    text = text.strip()
+    r = options.request
+    if not text:
+        raise DeviceSpellingError("--camera: empty (0, /dev/video0, a video file, sim, none)")
+    if text == "none":
+        return NoCameraConfig()
+    if text == "sim":
+        return SimCameraConfig(r)
+    synthetic = parse_synthetic(text)
+    if synthetic is not None:
+        w, h, fps = synthetic
+        return SyntheticCameraConfig(r.width or w, r.height or h, r.fps or fps, seed)
+    if text.isdigit():
+        return OpenCVDeviceConfig(int(text), r)
+    if text.startswith("/dev/") or "!" in text or "://" in text:
+        return OpenCVDeviceConfig(text, r)
+    return VideoFileConfig(text, r)
+
+
+def parse_devices(
+    robot: str, camera: str, *, seed: int = 0, options: DeviceOptions = DeviceOptions()
+) -> tuple[RobotDevice, CameraDevice]:
+    """The (robot, camera) configs of `--robot ROBOT --camera CAMERA` and the options
+    beside them; refuses a simulated camera without the simulated robot, and `--sim-link`
+    without a simulated robot (one line)."""
+    if options.sim_link not in SIM_LINKS:
+        raise DeviceSpellingError(f"--sim-link: one of {', '.join(SIM_LINKS)}")
+    r = parse_robot(robot, seed=seed, options=options)
+    c = parse_camera(camera, seed=seed, options=options)
+    simulated = isinstance(r, SimRobotConfig)
+    if isinstance(c, SimCameraConfig) and not simulated:
+        raise DeviceSpellingError(
+            "--camera sim needs --robot sim[:WORLD] (one simulated world; for a virtual "
+            "Thymio on a pty add --sim-link pty)"
+        )
+    if options.sim_link != "direct" and not simulated:
+        raise DeviceSpellingError("--sim-link needs --robot sim[:WORLD]")
+    return r, c
+
+
+# -- opening the simulated devices -----------------------------------------------------------
 
 
 def _open_virtual_thymio_devices(
-    args: Any, dev: Devices, robot_spec: Any, camera_spec: Any
+    cfg: SimRobotConfig, dev: Devices, robot_spec: Any, camera_spec: Any, sim_camera: bool
 ) -> None:
     from robot_ssl.recording.recorder import DeviceUnavailable
 
-    camera_spec = camera_spec.with_overrides(args.width, args.height, args.fps)
-    world = args.robot.partition(":")[2] or None
     try:
         robot, camera, sim = dev.enter_context(
             open_virtual_thymio(
-                world,
-                args.seed,
+                cfg.world,
+                cfg.seed,
                 robot_spec=robot_spec,
                 camera_spec=camera_spec,
-                transport=args.sim_link,
-                robot_options=thymio_options(args),
+                transport=cfg.link,
+                robot_options=cfg.robot_link.options(),
             )
         )
     except RobotSSLError:
@@ -76,48 +212,46 @@ def _open_virtual_thymio_devices(
     dev.robot, dev.truth = robot, sim.robot.truth
     dev.metadata.update(
         world=sim.world.name,
-        seed=args.seed,
+        seed=cfg.seed,
         simulated=True,
         robot_source=robot.link.url,
         robot_link=robot.mode,
     )
     # the VirtualThymio keeps its own robot clocks: only the camera's and the truth's here
-    meta = sim_metadata(sim, camera=args.camera == "sim")
+    meta = sim_metadata(sim, camera=sim_camera)
     meta.pop("sim_robot_timing")
     dev.metadata.update(meta)
-    if args.camera == "sim":
+    if sim_camera:
         dev.camera = camera
         dev.camera_fps = camera.fps
         dev.camera_size = (camera_spec.width, camera_spec.height)
         dev.metadata["camera_source"] = "sim"
 
 
-def open_sim(args: Any, dev: Devices, robot_spec: Any, camera_spec: Any) -> None:
+def _open_sim(
+    cfg: SimRobotConfig, dev: Devices, robot_spec: Any, camera_spec: Any, sim_camera: bool
+) -> None:
     """The simulator in-process, stepped in real time by a background thread.
 
     Its clock starts at time.monotonic_ns(), so simulated timestamps run on with
-    the real camera's when `--camera` is not `sim`. `sim` alone draws a world
-    from `--seed`; `sim:WORLD` loads a scenario by name or file.
+    the real camera's when the camera is not the simulator's.
     """
     import threading
-    import time
 
     from robot_ssl.recording.recorder import DeviceUnavailable
 
     try:  # the CLI may wire the simulator, the library never does
-        from robot_ssl.simlink.simulator import make_simulator
         from sim.errors import SimError
     except ImportError as e:  # pragma: no cover - installation problem
         raise DeviceUnavailable(f"the simulator is not available: {e}") from None
-    camera_spec = camera_spec.with_overrides(args.width, args.height, args.fps)
     try:
         sim = make_simulator(
-            args.robot.partition(":")[2] or None,
-            args.seed,
+            cfg.world,
+            cfg.seed,
             split="train",
             robot_spec=robot_spec,
             camera_spec=camera_spec,
-            camera=args.camera == "sim",
+            camera=sim_camera,
             start_ns=time.monotonic_ns(),
             realtime=True,
         )
@@ -134,9 +268,9 @@ def open_sim(args: Any, dev: Devices, robot_spec: Any, camera_spec: Any) -> None
     dev.robot, dev.clock, dev.truth = sim.robot, sim.clock, sim.robot.truth
     dev.metadata.update(
         world=world.name,
-        seed=args.seed,
+        seed=cfg.seed,
         simulated=True,
-        robot_source=args.robot,
+        robot_source=cfg.source,
         **sim_metadata(sim),
     )
     if sim.camera is not None:

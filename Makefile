@@ -24,6 +24,8 @@ test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
+	$(PY) scripts/check_contracts_doc.py
 	$(PY) -m benchmarks.readme_table --check
 	$(PY) -m pytest -q
 
@@ -34,6 +36,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
+	$(PY) scripts/check_contracts_doc.py
 	$(PY) -m benchmarks.readme_table --check
 
 format: $(STAMP)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
-from robot_ssl.core.outputs import atomic_output  # re-exported: the one atomic-output helper
+from robot_ssl.core.outputs import atomic_output
 from robot_ssl.inference.preprocess import prepare_images
 from robot_ssl.learning.train_config import DEFAULT_INPUT_SIZE, SPLIT_GROUPS  # re-exported
 
@@ -41,7 +41,6 @@ __all__ = [
     "DatasetError",
     "FrameSet",
     "SessionData",
-    "atomic_output",
     "find_sessions",
     "labels_path_for",
     "load_sessions",

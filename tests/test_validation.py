@@ -589,6 +589,17 @@ def test_label_config_rejects(kwargs):
         LabelConfig(**kwargs)
 
 
+@pytest.mark.parametrize("what", ["label config", "camera offset"])
+def test_label_config_and_camera_offset_from_broken_json(what):
+    """A labels file's JSON attributes that do not parse: one line naming which."""
+    from robot_ssl.core.label_grid import CameraOffset, LabelConfig, LabelConfigError
+
+    cls = LabelConfig if what == "label config" else CameraOffset
+    with pytest.raises(LabelConfigError, match=f"^{what}: not valid JSON: ") as e:
+        cls.from_json('{"tol_d_m": 0.01')
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize(
     "args", [(0.0, INF, 0.01), (0.0, 0.3, NAN), (NAN, 0.3, 0.01), (0.0, 0.3, INF)]
 )

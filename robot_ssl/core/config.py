@@ -264,6 +264,14 @@ def check_numbers(obj: Any, what: str, error: type[Exception], rules: Mapping[st
         check_number(getattr(obj, name), f"{what}.{name}", error, **kwargs)
 
 
+def parse_json(text: str, what: str, error: type[Exception]) -> Any:
+    """`text` parsed as JSON; `error` in one line ("WHAT: not valid JSON: ...") otherwise."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{what}: not valid JSON: {e}") from None
+
+
 def read_config_file(path: str | Path, what: str, error: type[Exception]) -> Any:
     """Parse a YAML file (JSON when the suffix is .json) with `safe_load`; one-line errors."""
     path = Path(path)

@@ -25,6 +25,7 @@ from robot_ssl.core.config import (
     check_types,
     checked_fields,
     is_number,
+    parse_json,
     read_config_file,
 )
 from robot_ssl.core.errors import RobotSSLError
@@ -203,11 +204,7 @@ class LabelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> LabelConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise LabelConfigError(f"label config: not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "label config", LabelConfigError))
 
     @classmethod
     def load(cls, path: str | Path) -> LabelConfig:
@@ -317,11 +314,7 @@ class CameraOffset:
 
     @classmethod
     def from_json(cls, text: str) -> CameraOffset:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise LabelConfigError(f"camera offset: not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "camera offset", LabelConfigError))
 
     def describe(self) -> str:
         """Short text for tables: "87.3 ms (estimate)"."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.inference.model_config import ModelConfig
 from robot_ssl.inference.predictor import DEFAULT_DISTANCES_M, grid_distances
 from robot_ssl.live.controllers import AvoidConfig, CameraAvoidController, IRReactiveController
 from robot_ssl.live.loop import LiveConfig, LiveLoop
@@ -123,22 +123,6 @@ class TrialClock:
                 time.sleep(ahead)
 
 
-@dataclass(frozen=True)
-class GridConfig:
-    """The output-grid part of a ModelConfig (without importing torch)."""
-
-    distances_m: tuple[float, ...]
-    sensor_indices: tuple[int, ...]
-
-    @property
-    def num_distances(self) -> int:
-        return len(self.distances_m)
-
-    @property
-    def num_sensors(self) -> int:
-        return len(self.sensor_indices)
-
-
 class OraclePredictor:
     """Perfect perception for the camera controller, from the simulator's geometry.
 
@@ -157,7 +141,12 @@ class OraclePredictor:
         d = np.asarray(DEFAULT_DISTANCES_M if distances_m is None else distances_m, float)
         self.distances_m = d
         self.sensor_indices = list(sensor_indices)
-        self.config = GridConfig(tuple(d), tuple(self.sensor_indices))
+        self.config = ModelConfig(  # its output grid: what a predictor's config tells
+            num_sensors=len(self.sensor_indices),
+            num_distances=len(d),
+            distances_m=tuple(float(x) for x in d),
+            sensor_indices=tuple(self.sensor_indices),
+        )
 
     def grid(self, pose: np.ndarray) -> np.ndarray:
         """(S, D) float32 0/1 grid at a true pose: the simulator's own noise-free IR model

@@ -13,31 +13,22 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# verb -> one-line help (used when the module is not there yet).
-VERBS: dict[str, str] = {
-    "record": "record a session from a robot (or the simulator) and a camera",
-    "info": "summarise a session file",
-    "label": "auto-label sessions from proximity readings and odometry",
-    "calibrate": "calibrate the camera latency and wheel-speed factor from a session",
-    "pretrain": "self-supervised pretraining of the detector's encoder (no labels needed)",
-    "train": "train the long-range obstacle detector",
-    "eval": "evaluate a detector: ROC AUC per (sensor, distance)",
-    "export": "export a detector to TorchScript or ONNX",
-    "run": "live obstacle detection on the robot (monitor or avoid)",
-    "replay": "replay a session with labels and predictions to a video",
-    "sim": "simulator: record sessions, serve a virtual Thymio, show worlds",
-    "robot": "robot tools: list serial ports, probe a Thymio",
-    "demo": "the whole pipeline on the simulator, with a report",
-}
-
-
-def _load(verb: str):
-    try:
-        return importlib.import_module(f"robot_ssl.cli.{verb}")
-    except ModuleNotFoundError as e:
-        if e.name == f"robot_ssl.cli.{verb}":
-            return None
-        raise
+# The verbs, in the order `robot-ssl --help` lists them: one module each, cli/<verb>.py.
+VERBS: tuple[str, ...] = (
+    "record",
+    "info",
+    "label",
+    "calibrate",
+    "pretrain",
+    "train",
+    "eval",
+    "export",
+    "run",
+    "replay",
+    "sim",
+    "robot",
+    "demo",
+)
 
 
 class UsageError(Exception):
@@ -73,11 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Self-supervised long-range obstacle perception for a Thymio-class robot.",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, help_line in VERBS.items():
-        module = _load(verb)
-        p = sub.add_parser(verb, help=getattr(module, "HELP", help_line))
-        if module is not None:
-            module.add_arguments(p)
+    for verb in VERBS:
+        module = importlib.import_module(f"robot_ssl.cli.{verb}")
+        p = sub.add_parser(verb, help=module.HELP)
+        module.add_arguments(p)
         p.set_defaults(_module=module, _verb=verb)
     return parser
 
@@ -98,9 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.verb is None:
         parser.print_help()
-        return 2
-    if args._module is None:
-        print(f"robot-ssl {args.verb}: not implemented yet", file=sys.stderr)
         return 2
     try:
         return int(args._module.run(args) or 0)

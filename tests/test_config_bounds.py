@@ -37,7 +37,7 @@ from robot_ssl.core.label_grid import MAX_GRID_CELLS, LabelConfig, LabelConfigEr
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.inference.model_config import ModelConfig, ModelError
 from robot_ssl.learning.online import LearnConfig
-from robot_ssl.learning.pretrain import PretrainConfig
+from robot_ssl.learning.pretrain_config import PretrainConfig
 from robot_ssl.learning.train import TrainConfig
 from robot_ssl.live.run import RunConfig
 
@@ -332,7 +332,7 @@ CLI_CASES = [
     (["train", "--data", "d", "--out", "r", "--num-threads", "1000000000"], "--num-threads"),
     (["train", "--data", "d", "--out", "r", "--threads", "1000000000"], "--threads"),
     (["eval", "--model", "m.pt", "--data", "d", "--bootstrap", "1000000000"], "--bootstrap"),
-    (["pretrain", "--data", "d", "--out", "r", "--odo-dt-max-s", "1e12"], "odo_dt_max_s"),
+    (["pretrain", "--data", "d", "--out", "r", "--odo-dt-max-s", "1e12"], "--odo-dt-max-s"),
     (
         [*RUN, "--live.frame-poll-s", "1e12"],
         "--live.frame-poll-s: must be a finite number in (0, 1]",

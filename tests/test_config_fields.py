@@ -1,11 +1,12 @@
-"""Every config field of train, label and run is settable on the command line (derived
-from the dataclasses by tyro), and a bad one is a one-line error."""
+"""Every config field of train, label, record, run, pretrain and eval is settable on the
+command line (options generated from the dataclasses), and a bad one is a one-line error."""
 
 from __future__ import annotations
 
 import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch
 from robot_ssl.cli.main import main
 from robot_ssl.learning.dataset import write_synthetic_session
 from robot_ssl.learning.train_config import TrainConfig
+from robot_ssl.live.run import RunConfig
 
 ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 RUN = ["--model", "m.onnx", "--robot", "sim", "--camera", "sim"]
@@ -39,7 +41,7 @@ def _flags(cls: type, prefix: str = "") -> list[str]:
 @pytest.mark.parametrize("verb", ["train", "label", "run"])
 def test_config_help_lists_every_field(verb):
     from robot_ssl.core.label_grid import LabelConfig
-    from robot_ssl.live.loop import RunConfig
+    from robot_ssl.live.run import RunConfig
 
     cls = {"train": TrainConfig, "label": LabelConfig, "run": RunConfig}[verb]
     text = _help(verb)
@@ -71,7 +73,7 @@ def test_train_takes_fields_the_short_options_do_not_have(tmp_path):
         ("train", ["--data", "x", "--out", "y", "--no-such-field", "1"], "--no-such-field"),
         ("train", ["--data", "x", "--out", "y", "--augment.brightness", "nan"], "brightness"),
         ("label", ["s.h5", "--min-duration-s", "-1"], "--min-duration-s"),
-        ("run", [*RUN, "--live.sensor-hz", "0"], "sensor_hz"),
+        ("run", [*RUN, "--live.sensor-hz", "0"], "--live.sensor-hz"),
         ("run", [*RUN, "--avoid.cruise-speed", "fast"], "--avoid.cruise-speed"),
         ("info", ["s.h5", "--bogus"], "unrecognized arguments"),
     ],
@@ -101,27 +103,42 @@ def _verb_parser(verb: str):
 
 def _field_paths(cls: type, prefix: str = "") -> list[str]:
     out = []
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        t = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(t):
-            out += _field_paths(type(t), prefix + f.name + ".")
+        tp = hints[f.name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            out += _field_paths(tp, prefix + f.name + ".")
         else:
             out.append(prefix + f.name)
     return out
 
 
-@pytest.mark.parametrize("verb", ["train", "label"])
+def _verb_config(verb: str) -> type:
+    from robot_ssl.learning.eval_config import EvalConfig
+    from robot_ssl.learning.pretrain_config import PretrainConfig
+
+    from robot_ssl.cli.label import LabelJob
+    from robot_ssl.recording.record import RecordConfig
+
+    configs = {"train": TrainConfig, "label": LabelJob, "record": RecordConfig}
+    configs.update(run=RunConfig, pretrain=PretrainConfig, eval=EvalConfig)
+    return configs[verb]
+
+
+@pytest.mark.parametrize("verb", ["train", "label", "record", "run", "pretrain", "eval"])
 def test_one_field_one_option(verb):
     """The options are generated from the config: each field has exactly one argparse
-    action (its --field-name and the README's aliases), and no option string is shared."""
-    from robot_ssl.cli.label import LabelJob
-
-    cls = {"train": TrainConfig, "label": LabelJob}[verb]
-    actions = [a for a in _verb_parser(verb)._actions if a.dest.startswith("cfg:")]
+    action (its --field-name and the README's aliases), and no option string is shared,
+    the device options of record and run (`dev:`, from DeviceOptions) included."""
+    parser = _verb_parser(verb)
+    actions = [a for a in parser._actions if a.dest.startswith("cfg:")]
     dests = [a.dest.removeprefix("cfg:") for a in actions]
-    assert sorted(dests) == sorted(_field_paths(cls))
-    strings = [s for a in actions for s in a.option_strings]
+    assert sorted(dests) == sorted(_field_paths(_verb_config(verb)))
+    generated = [a for a in parser._actions if a.dest.startswith(("cfg:", "dev:"))]
+    strings = [s for a in generated for s in a.option_strings]
     assert len(strings) == len(set(strings))
+    others = [a.dest for a in parser._actions if not a.dest.startswith(("cfg:", "dev:"))]
+    assert sorted(others) == ["config_help", "help"]  # no option typed by hand
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,7 @@ def test_a_diverging_pretraining_stops_at_its_step_and_writes_no_encoder(tmp_pat
                    "--epochs", "1", "--lr", "1e12")  # fmt: skip
     err = r.stderr.strip()
     assert r.returncode == 2 and "\n" not in err and err.startswith("robot-ssl pretrain: error: ")
-    assert "config.lr:" in err or "diverged at step" in err, err  # its bounds, or the step
+    assert "argument --lr:" in err or "diverged at step" in err, err  # its bounds, or the step
     assert not (tmp_path / "p/encoder.pt").exists()
 
 

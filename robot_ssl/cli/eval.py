@@ -1,57 +1,81 @@
-"""`robot-ssl eval`: ROC AUC per (sensor, distance) of a detector on labelled sessions."""
+"""`robot-ssl eval`: ROC AUC per (sensor, distance) of a detector on labelled sessions.
+
+Every EvalConfig field (robot_ssl/learning/eval_config.py) is an option, generated from
+the dataclass; the README's `--json`, `--out`, `--labels`, `--threads`, `--quiet`,
+`--no-cache` are aliases. In-process: `robot_ssl.learning.evaluate.evaluate_config(cfg)`.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+from robot_ssl.cli.config_fields import Flag
+
+if TYPE_CHECKING:
+    from robot_ssl.learning.eval_config import EvalConfig
 
 HELP = "evaluate a detector: ROC AUC per (sensor, distance)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.train import add_data_arguments
+def _flags() -> dict[str, Flag]:
+    """EvalConfig's fields as the README spells them (every other one: --field-name)."""
+    from robot_ssl.cli.train import default_cache_dir
 
-    parser.add_argument(
-        "--model", required=True, help="checkpoint (.pt), TorchScript (.ts) or ONNX (.onnx)"
-    )
-    add_data_arguments(parser)
-    parser.add_argument("--json", metavar="OUT", help="write the JSON report here")
-    parser.add_argument(
-        "--out", metavar="DIR", help="write report.json, auc_heatmap.png, auc_vs_distance.png"
-    )
-    parser.add_argument(
-        "--bootstrap", type=t.BOOTSTRAP, default=1000, help="bootstrap replicates (0: none)"
-    )
-    parser.add_argument(
-        "--confidence",
-        type=t.finite_float(0, 1, min_inclusive=False, max_inclusive=False),
-        default=0.95,
-    )
-    parser.add_argument(
-        "--block-s",
-        type=t.finite_float(0, None),
-        default=10.0,
-        metavar="S",
-        help="block bootstrap: resample contiguous S-second blocks of each session "
-        "(frames at 30 fps are not independent; 0: resample single frames) [10]",
-    )
-    parser.add_argument(
-        "--truth",
-        action="store_true",
-        help="also score against simulator truth (sessions that have it), per world and band",
-    )
-    parser.add_argument("--seed", type=t.SEED, default=0)
-    parser.add_argument("--batch-size", type=t.positive_int(), default=256)
-    parser.add_argument(
-        "--threads", type=t.THREADS, default=None, help="inference threads (runtime default)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or table")
-    parser.add_argument(
-        "--allow-viewpoint-mismatch",
-        action="store_true",
-        help="use the model although it was trained with another camera viewpoint (size, "
-        "field of view, mount, pitch) than the sessions': its probabilities are then unreliable",
-    )
+    return {
+        "model": Flag(
+            required=True, metavar="M", help="checkpoint (.pt), TorchScript (.ts) or ONNX (.onnx)"
+        ),
+        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
+        "labels_dir": Flag(
+            aliases=("--labels",),
+            metavar="DIR",
+            help="folder of <stem>.labels.h5 (default: beside each session)",
+        ),
+        "cache_dir": Flag(
+            off=("--no-cache",),
+            metavar="DIR",
+            help=f"cache of decoded frames ({default_cache_dir()} unless given; --no-cache: none)",
+        ),
+        "json_out": Flag(aliases=("--json",), metavar="OUT", help="write the JSON report here"),
+        "out_dir": Flag(
+            aliases=("--out",),
+            metavar="DIR",
+            help="write report.json, auc_heatmap.png, auc_vs_distance.png",
+        ),
+        "bootstrap": Flag(help="bootstrap replicates (0: none)"),
+        "block_s": Flag(
+            metavar="S",
+            help="block bootstrap: resample contiguous S-second blocks of each session "
+            "(frames at 30 fps are not independent; 0: resample single frames)",
+        ),
+        "truth": Flag(
+            help="also score against simulator truth (sessions that have it), per world and band"
+        ),
+        "num_threads": Flag(aliases=("--threads",), help="inference threads (runtime default)"),
+        "progress": Flag(off=("--quiet",), help="progress bars and the table"),
+        "allow_viewpoint_mismatch": Flag(
+            help="use the model although it was trained with another camera viewpoint (size, "
+            "field of view, mount, pitch) than the sessions': its probabilities are then "
+            "unreliable"
+        ),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.learning.eval_config import EvalConfig
+
+    add_config_options(parser, EvalConfig, _flags(), prog="robot-ssl eval")
+
+
+def config_from(args: argparse.Namespace) -> EvalConfig:
+    """The EvalConfig of a parsed command line (frames cached by default, as for train)."""
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.cli.train import default_cache_dir
+    from robot_ssl.learning.eval_config import EvalConfig
+
+    return config_from_args(EvalConfig, args, cli_defaults={"cache_dir": str(default_cache_dir())})
 
 
 def _fmt(v: float | None) -> str:
@@ -89,27 +113,12 @@ def _print_truth_table(comparison: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.train import cache_dir_from, print_recovered_notes
-    from robot_ssl.learning.evaluate import evaluate
+    from robot_ssl.cli.train import print_recovered_notes
+    from robot_ssl.learning.evaluate import evaluate_config
 
-    print_recovered_notes(args.data, "eval")
-    report = evaluate(
-        args.model,
-        args.data,
-        labels_dir=args.labels,
-        cache_dir=cache_dir_from(args),
-        json_out=args.json,
-        out_dir=args.out,
-        n_bootstrap=args.bootstrap,
-        confidence=args.confidence,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        num_threads=args.threads,
-        progress=not args.quiet,
-        truth=args.truth,
-        block_s=args.block_s,
-        allow_viewpoint_mismatch=args.allow_viewpoint_mismatch,
-    )
+    cfg = config_from(args)
+    print_recovered_notes(list(cfg.data), "eval")
+    report = evaluate_config(cfg)
     lo, hi = report["mean_auc_ci"]
     ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""
     print(

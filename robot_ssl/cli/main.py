@@ -78,11 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, rest = parser.parse_known_args(argv)
-        # options beyond the verb's own: fields of its config dataclass (cli/config_fields.py)
-        if rest and not getattr(getattr(args, "_module", None), "CONFIG_FIELDS", False):
+        if rest:  # every option is generated from a config field or typed by the verb
             prog = f"{parser.prog} {args.verb}" if getattr(args, "verb", None) else parser.prog
             raise UsageError(prog, f"unrecognized arguments: {' '.join(rest)}")
-        args.config_fields = rest
     except UsageError as e:
         print(e, file=sys.stderr)
         return 2

@@ -2,20 +2,20 @@
 
 robot-ssl pretrain --data sessions/ --out runs/pre --epochs 10 --tasks patch,denoise,odometry
 robot-ssl train --data sessions/ --out runs/r1 --init runs/pre/encoder.pt
+
+Every PretrainConfig field (robot_ssl/learning/pretrain_config.py) is an option, generated
+from the dataclass: `--patch-size 12`, `--noise-std 0.05`; the README's `--out`,
+`--threads`, `--width`, `--quiet` are aliases. In-process:
+`robot_ssl.learning.pretrain.pretrain(PretrainConfig(...))`.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from robot_ssl.cli.config_fields import Flag
+
 HELP = "self-supervised pretraining of the detector's encoder (no labels needed)"
-CONFIG_FIELDS = True  # every PretrainConfig field: --patch-size N, --noise-std X, ...
-
-
-def _config_for_help() -> tuple[type, object]:
-    from robot_ssl.learning.pretrain import PretrainConfig
-
-    return PretrainConfig, PretrainConfig(data=("SESSIONS",), out_dir="RUN_DIR")
 
 
 def _tasks(text: str) -> tuple[str, ...]:
@@ -23,61 +23,51 @@ def _tasks(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.config_fields import add_config_help
+def _flags() -> dict[str, Flag]:
+    """PretrainConfig's fields as the README spells them (every other one: --field-name)."""
+    from robot_ssl.inference.model_config import ARCHS
 
-    add_config_help(parser, _config_for_help, "robot-ssl pretrain")
+    return {
+        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
+        "out_dir": Flag(aliases=("--out",), required=True, metavar="RUN_DIR", help="output"),
+        "tasks": Flag(
+            parse=_tasks,
+            metavar="T1,T2",
+            help="pretext tasks, comma-separated: patch, denoise, odometry",
+        ),
+        "arch": Flag(choices=ARCHS),
+        "input_width": Flag(aliases=("--width",), help="network input width"),
+        "input_height": Flag(aliases=("--height",), help="network input height"),
+        "model": Flag(
+            name="--model-field",
+            help="a ModelConfig field, e.g. widths=[16,24,32,48] (YAML value; repeatable)",
+        ),
+        "lr": Flag(help="peak learning rate"),
+        "min_lr": Flag(help="where the schedule ends (default: 1e-4, or lr when lower)"),
+        "num_threads": Flag(aliases=("--threads",), help="torch threads"),
+        "device": Flag(choices=("auto", "cpu", "cuda")),
+        "overwrite": Flag(help="replace encoder.pt in RUN_DIR"),
+        "progress": Flag(off=("--quiet",), help="progress bars"),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.learning.pretrain_config import PretrainConfig
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "outputs: RUN_DIR/{encoder.pt,metrics.json}; then train --init RUN_DIR/encoder.pt"
     )
-    parser.add_argument(
-        "--data", nargs="+", required=True, metavar="PATH", help="session files or folders"
-    )
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="output folder")
-    parser.add_argument(
-        "--tasks",
-        type=_tasks,
-        default=("patch", "denoise", "odometry"),
-        metavar="T1,T2",
-        help="pretext tasks, comma-separated: patch, denoise, odometry (default: all three)",
-    )
-    parser.add_argument("--arch", choices=("default", "paper"), default="default")
-    parser.add_argument("--epochs", type=t.positive_int(), default=10)
-    parser.add_argument("--batch-size", type=t.positive_int(), default=64)
-    parser.add_argument("--lr", type=t.positive_float(), default=2e-3, help="peak learning rate")
-    parser.add_argument("--width", type=t.INPUT_SIZE, default=80, help="network input width")
-    parser.add_argument("--height", type=t.INPUT_SIZE, default=64, help="network input height")
-    parser.add_argument("--seed", type=t.SEED, default=0)
-    parser.add_argument("--threads", type=t.THREADS, help="torch threads")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--overwrite", action="store_true", help="replace encoder.pt in RUN_DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_config_options(parser, PretrainConfig, _flags(), prog="robot-ssl pretrain")
 
 
 def run(args: argparse.Namespace) -> int:
-    from robot_ssl.cli.config_fields import apply_config_fields
-    from robot_ssl.learning.pretrain import PretrainConfig, pretrain
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.learning.pretrain import pretrain
+    from robot_ssl.learning.pretrain_config import PretrainConfig
 
-    cfg = PretrainConfig(
-        data=tuple(args.data),
-        out_dir=args.out,
-        tasks=args.tasks,
-        arch=args.arch,
-        input_width=args.width,
-        input_height=args.height,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        min_lr=min(1e-4, args.lr),
-        seed=args.seed,
-        num_threads=args.threads,
-        device=args.device,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
-    cfg = apply_config_fields(PretrainConfig, cfg, args.config_fields, "robot-ssl pretrain")
+    cfg = config_from_args(PretrainConfig, args)
     history = pretrain(cfg)
     last = history[-1]
     losses = "  ".join(f"{k} {last[k]:.4f}" for k in cfg.tasks if k in last)

@@ -33,28 +33,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "robot-ssl" / "frames"
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """--data, --labels, --cache-dir, --no-cache (shared by train and eval)."""
-    parser.add_argument(
-        "--data", nargs="+", required=True, metavar="PATH", help="session files or folders"
-    )
-    parser.add_argument(
-        "--labels", metavar="DIR", help="folder of <stem>.labels.h5 (default: beside each session)"
-    )
-    parser.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help=f"cache of decoded frames (default: {default_cache_dir()})",
-    )
-    parser.add_argument("--no-cache", action="store_true", help="do not cache decoded frames")
-
-
-def cache_dir_from(args: argparse.Namespace) -> str | None:
-    if args.no_cache:
-        return None
-    return str(args.cache_dir or default_cache_dir())
-
-
 def _flags() -> dict[str, Flag]:
     """TrainConfig's fields as the README spells them (every other field: --field-name)."""
     from robot_ssl.inference.model_config import ARCHS

@@ -53,6 +53,7 @@ from robot_ssl.core.config import MAX_BATCH, MAX_BOOTSTRAP, MAX_THREADS, check_n
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.outputs import OutputError, atomic_output, check_writable
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, FrameSet
+from robot_ssl.learning.eval_config import DEFAULT_BLOCK_S, EvalConfig
 
 if TYPE_CHECKING:
     from robot_ssl.learning.truth_grid import SessionTargets
@@ -65,6 +66,7 @@ __all__ = [
     "band_of_distances",
     "cell_aucs",
     "evaluate",
+    "evaluate_config",
     "load_eval_data",
     "plot_auc_vs_distance",
     "plot_heatmap",
@@ -84,7 +86,6 @@ BAND_DEFINITION = (
 )
 REPORT_FORMAT = "robot-ssl/eval"
 REPORT_VERSION = 1
-DEFAULT_BLOCK_S = 10.0
 FALLBACK_FPS = 30.0  # frame times of a frame set given without stamps
 
 
@@ -833,3 +834,26 @@ def evaluate(
             )
     _write_files(outputs)
     return report
+
+
+def evaluate_config(cfg: EvalConfig) -> dict[str, Any]:
+    """`robot-ssl eval` in-process: `evaluate` with the settings of `cfg` (the report)."""
+    if not cfg.model or not cfg.data:
+        raise EvalError("eval needs a model and data")
+    return evaluate(
+        cfg.model,
+        cfg.data,
+        labels_dir=cfg.labels_dir,
+        cache_dir=cfg.cache_dir,
+        json_out=cfg.json_out,
+        out_dir=cfg.out_dir,
+        n_bootstrap=cfg.bootstrap,
+        confidence=cfg.confidence,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        num_threads=cfg.num_threads,
+        progress=cfg.progress,
+        truth=cfg.truth,
+        block_s=cfg.block_s,
+        allow_viewpoint_mismatch=cfg.allow_viewpoint_mismatch,
+    )

@@ -114,10 +114,9 @@ def _field_paths(cls: type, prefix: str = "") -> list[str]:
 
 
 def _verb_config(verb: str) -> type:
+    from robot_ssl.cli.label import LabelJob
     from robot_ssl.learning.eval_config import EvalConfig
     from robot_ssl.learning.pretrain_config import PretrainConfig
-
-    from robot_ssl.cli.label import LabelJob
     from robot_ssl.recording.record import RecordConfig
 
     configs = {"train": TrainConfig, "label": LabelJob, "record": RecordConfig}

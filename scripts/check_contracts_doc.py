@@ -4,7 +4,7 @@
 
 Every backticked span of the document is searched for
   - paths (`robot_ssl/io/session.py`, `pinhole/`, `pyproject.toml`): the file or folder
-    exists in the repository;
+    exists, from the repository's root (option spellings such as `--x/--no-x` are not paths);
   - dotted names (`robot_ssl.io.streams.STREAMS`, `pinhole.Pinhole`, `os.replace`): they
     import, or name a member of a class of the project (`Checkpoint.load`);
   - calls (`load_predictor(path, num_threads=1)`, `.save(path)`, `Record.of(...)`): the name
@@ -38,7 +38,7 @@ DEFAULT_DOC = ROOT / "docs" / "CONTRACTS.md"
 FILE_SUFFIXES = (".py", ".md", ".toml", ".json", ".yaml", ".h5", ".onnx", ".pt", ".png")
 
 _STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
-_PATH = re.compile(r"(?<![\w.])(?:[\w.-]+/)+(?:[\w.-]+)?|(?<![\w./])[\w-]+\.(?:toml|md)\b")
+_PATH = re.compile(r"(?<![\w.-])(?:\w[\w.-]*/)+(?:[\w.-]+)?|(?<![\w./-])\w[\w-]*\.(?:toml|md)\b")
 _CALL = re.compile(r"(?<![\w\]])(\.?[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\(")
 _DOTTED = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w(])")
 _IDENT = re.compile(r"[A-Za-z_]\w*")

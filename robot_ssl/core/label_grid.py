@@ -49,7 +49,7 @@ __all__ = [
 UNKNOWN = -1  # label of a cell that no later pose matched
 CAMERA_OFFSET_MODES = ("auto", "spec")  # LabelConfig.camera_offset, besides seconds
 # where the applied camera offset came from ("none": labels from before the correction)
-CAMERA_OFFSET_SOURCES = ("estimate", "spec", "config", "none")
+CAMERA_OFFSET_SOURCES = ("estimate", "spec", "config", "none", "sensor")
 _MAX_CAMERA_OFFSET_S = 1.0
 MAX_SENSORS = 64  # proximity sensors a grid may name (indices 0..63)
 MAX_LABEL_DISTANCE_M = 10.0  # distance bins and tolerances (m): the camera sees under 1 m
@@ -246,8 +246,9 @@ class CameraOffset:
 
     applied_s: a frame stamped t was matched with the poses at t - applied_s (s).
     source: "estimate" (from the session's images), "spec" (the session's calibrated
-        CameraSpec.time_offset_s), "config" (given), or "none" (labels made before the
-        correction existed: nothing applied).
+        CameraSpec.time_offset_s), "config" (given), "sensor" (0: the frames were
+        stamped at their exposure as the camera measured it), or "none" (labels made
+        before the correction existed: nothing applied).
     estimate_s, correlation, std_s, yaw_scale: the session's estimate (offset in s,
         peak correlation, bootstrap standard deviation in s, image / odometry yaw);
         NaN when not estimated.

@@ -32,6 +32,7 @@ from robot_ssl.labelling.time_offset import (
     decode_gray,
     estimate_time_offset,
 )
+from robot_ssl.recording.picamera2_camera import SENSOR_MID_EXPOSURE
 
 __all__ = [
     "estimate_session_offset",
@@ -93,8 +94,11 @@ def resolve_camera_offset(
     """The camera offset to label an open session with, per `config.camera_offset`:
 
     a number: that offset (source "config"); "spec": the session's calibrated
-    `CameraSpec.time_offset_s` ("spec"); "auto": the session's own estimate when it is
-    reliable ("estimate"), else the spec's value ("spec", with the estimate's reason).
+    `CameraSpec.time_offset_s` ("spec"); "auto": 0 for frames the camera stamped at
+    their measured mid-exposure (metadata `camera_stamp` "sensor_mid_exposure", the
+    picamera2 camera: "sensor", with the estimate kept as a check), else the session's
+    own estimate when it is reliable ("estimate"), else the spec's value ("spec", with
+    the estimate's reason).
     """
     fixed = config.camera_offset_s
     if fixed is not None:
@@ -113,6 +117,8 @@ def resolve_camera_offset(
         reliable=est.reliable,
         reason=est.reason,
     )
+    if reader.metadata.get("camera_stamp") == SENSOR_MID_EXPOSURE:  # measured, not estimated
+        return CameraOffset(applied_s=0.0, source="sensor", **fields)
     if est.reliable:
         return CameraOffset(applied_s=est.offset_s, source="estimate", **fields)
     return CameraOffset(applied_s=spec_s, source="spec", **fields)

@@ -37,6 +37,7 @@ __all__ = [
     "OpenCVCamera",
     "OpenCVCameraConfig",
     "SyntheticCamera",
+    "parse_sized_source",
     "parse_synthetic",
 ]
 
@@ -436,12 +437,18 @@ class SyntheticCamera(_ThreadedCamera):
 
 def parse_synthetic(source: str) -> tuple[int, int, float] | None:
     """(width, height, fps) for 'synthetic[:WxH[@FPS]]', None for any other source."""
+    return parse_sized_source("synthetic", source)
+
+
+def parse_sized_source(name: str, source: str) -> tuple[int, int, float] | None:
+    """(width, height, fps) for 'NAME[:WxH[@FPS]]' (640x480 at 30 by default), None
+    for any other source; CameraError in one line for a NAME: that does not fit."""
     source = source.strip()
-    if source != "synthetic" and not source.startswith("synthetic:"):
+    if source != name and not source.startswith(f"{name}:"):
         return None
-    m = re.fullmatch(r"synthetic(?::(\d+)x(\d+)(?:@(\d+(?:\.\d*)?))?)?", source)
+    m = re.fullmatch(re.escape(name) + r"(?::(\d+)x(\d+)(?:@(\d+(?:\.\d*)?))?)?", source)
     if m is None:
-        raise CameraError(f"camera {source!r}: expected synthetic[:WxH[@FPS]], e.g. 160x120@20")
+        raise CameraError(f"camera {source!r}: expected {name}[:WxH[@FPS]], e.g. 160x120@20")
     w = int(m.group(1) or 640)
     h = int(m.group(2) or 480)
     fps = float(m.group(3) or 30.0)

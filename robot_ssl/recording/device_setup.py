@@ -1,7 +1,7 @@
 """The devices a verb works with, as typed configs: a robot (a Thymio on a serial port, a
-virtual Thymio over TCP, none) and a camera (OpenCV device, video file, synthetic, none),
-each a small frozen dataclass with a `kind` and one `open(dev, ...)` that opens it into a
-`Devices` stack (closed together on exit).
+virtual Thymio over TCP, none) and a camera (OpenCV device, video file, the Raspberry Pi
+camera through picamera2, synthetic, none), each a small frozen dataclass with a `kind` and
+one `open(dev, ...)` that opens it into a `Devices` stack (closed together on exit).
 
 The simulated robot and camera (`SimRobotConfig`, `SimCameraConfig`) live in
 robot_ssl.simlink.devices, which also holds the one parser of the command line's
@@ -25,6 +25,7 @@ __all__ = [
     "NoCameraConfig",
     "NoRobotConfig",
     "OpenCVDeviceConfig",
+    "Picamera2Config",
     "RobotDevice",
     "RobotLink",
     "SyntheticCameraConfig",
@@ -292,6 +293,38 @@ class SyntheticCameraConfig:
         dev.camera, dev.camera_fps = cam, cam.fps
         dev.camera_size = (cam.width, cam.height)
         dev.metadata["camera_source"] = self.source
+
+
+@dataclass(frozen=True)
+class Picamera2Config:
+    """The Raspberry Pi camera (libcamera) through picamera2, spelled
+    `picamera2[:WxH[@FPS]]`: frames stamped at the sensor's measured mid-exposure
+    (robot_ssl.recording.picamera2_camera). The spelling opens camera 0; `camera_num` 1
+    is a Raspberry Pi 5's second camera."""
+
+    kind: ClassVar[str] = "picamera2"
+    width: int = bounded(640, 1, MAX_IMAGE_PX)
+    height: int = bounded(480, 1, MAX_IMAGE_PX)
+    fps: float = bounded(30.0, 0, 1000, min_inclusive=False)
+    camera_num: int = bounded(0, 0, 15)
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "picamera2 camera", ConfigError)
+
+    @property
+    def source(self) -> str:
+        return f"picamera2:{self.width}x{self.height}@{self.fps:g}"
+
+    def open(self, dev: Devices, camera_spec: Any) -> None:
+        from robot_ssl.recording.picamera2_camera import SENSOR_MID_EXPOSURE, Picamera2Camera
+
+        cam = Picamera2Camera(self.width, self.height, self.fps, camera_num=self.camera_num)
+        dev.callback(cam.close)
+        dev.camera, dev.camera_fps = cam, cam.fps
+        dev.camera_size = (cam.width, cam.height)
+        dev.metadata.update(
+            camera_source=self.source, camera_model=cam.model, camera_stamp=SENSOR_MID_EXPOSURE
+        )
 
 
 @dataclass(frozen=True)

@@ -145,11 +145,27 @@ def record(cfg: RecordConfig) -> RecordResult:
                     writer.close()
                 raise
             writer.close()
+        camera_error = _camera_error(dev.camera) if stats.camera_failed else ""
     _print_summary(stats, out)
+    if camera_error and not stats.stop_reason.startswith("camera failed"):  # not said yet
+        print(
+            f"robot-ssl record: the camera failed ({camera_error}); {out} has its frames "
+            "up to then",
+            file=sys.stderr,
+        )
     if stats.disk_full:
         print(f"robot-ssl record: {stats.stop_reason}; {out} is complete", file=sys.stderr)
         return RecordResult(stats, 1)
     return RecordResult(stats, 0)
+
+
+def _camera_error(camera: Any) -> str:
+    """Why a failed camera failed, one line ('stopped delivering frames' when it won't say)."""
+    try:
+        error = str(camera.health().error)
+    except Exception:  # a broken camera object: its health is no better than its frames
+        error = ""
+    return (error.strip().splitlines() or ["stopped delivering frames"])[0]
 
 
 def _print_summary(stats: Any, out: Path) -> None:

@@ -20,7 +20,8 @@ stale.
   its decision (the robot computer's compute time, modelled in simulated time).
 
 A camera that fails (health() says so, or read() raises) is an event; a run whose
-policy needs frames then stops ("camera failed: ..."), other runs go on without it.
+policy needs frames, or that has no robot, then stops ("camera failed: ..."), other runs
+go on without it.
 No new frame for `camera_stall_s` is a "camera_stalled" event.
 """
 
@@ -325,7 +326,8 @@ class DriveLoop:
     def _camera_failed(self, t_ns: int, message: str) -> None:
         self._camera_dead = True
         self.result.camera_failed = True
-        if self.policy is not None and self.policy.trigger == "frame":
+        frame_policy = self.policy is not None and self.policy.trigger == "frame"
+        if frame_policy or self.robot is None:  # nothing left to do without frames
             self.event(t_ns, "camera_failed", message)
             self.request_stop(f"camera failed: {message}")
         else:

@@ -2,8 +2,9 @@
 command line's device spellings (`parse_devices`): `--robot sim[:WORLD]` (in-process, or
 with `--sim-link pty|tcp` a virtual Thymio speaking Aseba), `/dev/ttyACM0`, `auto`,
 `socket://HOST:PORT` or `tcp:HOST:PORT`, `none`; `--camera 0`, `/dev/video0`, a pipeline
-or URL, a video file, `synthetic[:WxH[@FPS]]`, `sim`, `none`. Everything else chooses
-devices by their typed config's `kind`; `open_devices` opens a robot and a camera config.
+or URL, a video file, `synthetic[:WxH[@FPS]]`, `picamera2[:WxH[@FPS]]` (the Raspberry Pi
+camera), `sim`, `none`. Everything else chooses devices by their typed config's `kind`;
+`open_devices` opens a robot and a camera config.
 
 `sim` is imported only when a simulated device is opened, so a robot that records from
 its own Thymio and camera never loads the simulator.
@@ -28,6 +29,7 @@ from robot_ssl.recording.device_setup import (
     NoCameraConfig,
     NoRobotConfig,
     OpenCVDeviceConfig,
+    Picamera2Config,
     RobotDevice,
     RobotLink,
     SyntheticCameraConfig,
@@ -142,9 +144,11 @@ def parse_robot(text: str, *, seed: int = 0, options: DeviceOptions = DeviceOpti
 
 
 def parse_camera(text: str, *, seed: int = 0, options: DeviceOptions = DeviceOptions()) -> Any:
-    """The camera config `text` spells: `none`, `sim`, `synthetic[:WxH[@FPS]]`, a device
-    index or path, a GStreamer pipeline (has `!`) or stream URL, else a video file."""
+    """The camera config `text` spells: `none`, `sim`, `synthetic[:WxH[@FPS]]`,
+    `picamera2[:WxH[@FPS]]` (the Raspberry Pi camera), a device index or path, a
+    GStreamer pipeline (has `!`) or stream URL, else a video file."""
     from robot_ssl.recording.cameras import parse_synthetic
+    from robot_ssl.recording.picamera2_camera import parse_picamera2
 
     text = text.strip()
     r = options.request
@@ -158,6 +162,10 @@ def parse_camera(text: str, *, seed: int = 0, options: DeviceOptions = DeviceOpt
     if synthetic is not None:
         w, h, fps = synthetic
         return SyntheticCameraConfig(r.width or w, r.height or h, r.fps or fps, seed)
+    picamera2 = parse_picamera2(text)
+    if picamera2 is not None:
+        w, h, fps = picamera2
+        return Picamera2Config(r.width or w, r.height or h, r.fps or fps)
     if text.isdigit():
         return OpenCVDeviceConfig(int(text), r)
     if text.startswith("/dev/") or "!" in text or "://" in text:

@@ -85,7 +85,7 @@ def test_frames_arrive_with_the_doubles_images_in_bgr_order(double):
     # the scene's red half is red in OpenCV's order: B, G, R
     assert tuple(frame.image[10, 5]) == double.RED_BGR and double.RED_BGR[2] > 150
     assert tuple(frame.image[10, 90]) == double.BLUE_BGR and double.BLUE_BGR[0] > 150
-    assert health.frames_captured >= 5 and not health.failed
+    assert health.frames_captured >= 3 and not health.failed
 
 
 def test_frame_times_are_the_sensors_mid_exposure_on_the_session_clock(double):
@@ -144,10 +144,13 @@ def test_a_camera_only_recording_ends_with_its_camera(double, monkeypatch, tmp_p
         SessionWriter(path, camera=CameraSpec(width=64, height=48)) as w,
     ):
         stats = Recorder(None, cam, w, RecorderConfig(status=False)).run(20)
+        last = cam.read()
     assert time.monotonic() - started < 5  # not the 20 s asked for: nothing left to record
+    assert last is not None
     assert stats.camera_failed and stats.stop_reason.startswith("camera failed: capture error")
     with SessionReader(path) as r:
-        assert 10 <= r.num_frames <= 12
+        assert 1 <= r.num_frames <= 12
+        assert r.camera_t_ns[-1] == last.t_ns  # up to the camera's last frame
         assert [e.kind for e in r.events()].count("camera_failed") == 1
 
 
@@ -212,6 +215,22 @@ def test_no_picamera2_module_is_one_line_exit_2(tmp_path):
     assert not out.exists()
 
 
+def test_a_picamera2_that_fails_to_import_is_one_line_exit_2(tmp_path):
+    broken = tmp_path / "site" / "picamera2"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(  # what the OS's simplejpeg says under numpy 2
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility.'
+        ' Expected 96 from C header, got 88 from PyObject")\n'
+    )
+    out = tmp_path / "x.h5"
+    p = _cli(
+        ["record", "--robot", "none", "--camera", "picamera2", str(out)],
+        PYTHONPATH=str(broken.parent),
+    )
+    _one_line_error(p, "importing picamera2 failed: numpy.dtype size changed", "simplejpeg")
+    assert not out.exists()
+
+
 def test_no_camera_is_one_line_exit_2(tmp_path):
     out = tmp_path / "x.h5"
     p = _cli(
@@ -227,7 +246,7 @@ def test_capture_raising_mid_run_ends_the_recording_with_the_frames_so_far(tmp_p
     out = tmp_path / "x.h5"
     duration = "30" if robot == "none" else "3"  # without a robot it ends with its camera
     args = ["--robot", robot, "--camera", "picamera2:160x120@30", "--duration", duration]
-    p = _cli(["record", *args, str(out)], PICAMERA2_DOUBLE_FAIL_AFTER="15")
+    p = _cli(["record", *args, str(out)], PICAMERA2_DOUBLE_FAIL_AFTER="30")
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
     reason = [line for line in p.stderr.splitlines() if "camera failed" in line]
@@ -242,7 +261,7 @@ def test_capture_raising_mid_run_ends_the_recording_with_the_frames_so_far(tmp_p
         )
     info = _info(out)
     assert not info["recovered"]
-    assert 10 <= info["streams"]["camera"]["count"] <= 15
+    assert 10 <= info["streams"]["camera"]["count"] <= 30  # all but those before the start
     if robot == "none":
         assert info["duration_s"] < 5
     else:  # the robot's streams went on to the end

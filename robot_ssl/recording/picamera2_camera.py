@@ -110,8 +110,11 @@ def _import_picamera2() -> Any:
             f"camera picamera2: cannot import picamera2 ({_first_line(e)}); {_INSTALL_HINT}"
         ) from None
     except Exception as e:  # a broken install (libcamera or numpy mismatch) raises others
+        hint = ""
+        if "binary incompatibility" in str(e):  # the OS's simplejpeg, built for numpy 1
+            hint = " (the venv's numpy is not the OS's: pip install --force-reinstall simplejpeg)"
         raise CameraNotFound(
-            f"camera picamera2: importing picamera2 failed: {_first_line(e)}"
+            f"camera picamera2: importing picamera2 failed: {_first_line(e)}{hint}"
         ) from None
     return Picamera2
 

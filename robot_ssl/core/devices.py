@@ -23,7 +23,7 @@ class RobotReading(Protocol):
 class Frame(Protocol):
     """One camera image with its capture time."""
 
-    t_ns: int  # capture time (monotonic ns)
+    t_ns: int  # capture time (monotonic ns); the measured mid-exposure where the camera says it
     image: np.ndarray  # uint8 (H, W, 3), BGR (OpenCV order)
     index: int  # capture counter: a new frame has a larger index
 

@@ -1,4 +1,5 @@
-"""Cameras for recording: OpenCV capture (device, pipeline or video file) and a synthetic source.
+"""Cameras for recording: OpenCV capture (device, pipeline or video file) and a synthetic source
+(the Raspberry Pi camera through picamera2 is robot_ssl.recording.picamera2_camera).
 
 Both capture in their own thread and keep only the newest frame, so a reader
 never gets a stale image and a slow consumer never makes the driver buffer
@@ -54,7 +55,7 @@ class CameraNotFound(CameraError):
 class CapturedFrame:
     """One captured image (satisfies `robot_ssl.core.devices.Frame`)."""
 
-    t_ns: int  # capture time, time.monotonic_ns()
+    t_ns: int  # capture time, time.monotonic_ns() (picamera2: the sensor's mid-exposure)
     image: np.ndarray  # uint8 (H, W, 3) BGR
     index: int  # 0, 1, 2, ... in capture order
 

@@ -24,6 +24,8 @@ SPELLINGS = [
     ("sim", "sim", "sim", "sim"),
     ("sim:arena_boxes", "none", "sim", "none"),
     ("none", "rtsp://cam/stream", "none", "opencv"),
+    ("/dev/ttyACM0", "picamera2:320x240@30", "thymio", "picamera2"),
+    ("none", "picamera2", "none", "picamera2"),
 ]
 
 

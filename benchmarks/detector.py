@@ -8,12 +8,14 @@
 
 Data: with `--data DIR`, labelled sessions already there (each session's
 metadata names its world); otherwise sessions are recorded with the
-simulator and labelled through the command line, once per world and seed:
+simulator and labelled in-process, by the functions these verbs call, once per
+world and seed (robot_ssl.simlink.sim_sessions):
 
     robot-ssl sim record --world W --minutes M --seed S OUT.h5
     robot-ssl label OUT.h5
 
-(`--record-cmd` / `--label-cmd` override those templates). Training uses
+(`--record-cmd` / `--label-cmd`: command templates run instead, e.g.
+"{python} -m robot_ssl sim record --world {world} --minutes {minutes} --seed {seed} {out}"). Training uses
 sessions of the training worlds only (validation: a fraction of those
 sessions); the test worlds, with colours and textures never seen in
 training, are used once, at the end, for the reported numbers.
@@ -52,10 +54,6 @@ import numpy as np
 from benchmarks import Parser
 from benchmarks.results import Figure, Target
 
-RECORD_CMD = (
-    "{python} -m robot_ssl sim record --world {world} --minutes {minutes} --seed {seed} {out}"
-)
-LABEL_CMD = "{python} -m robot_ssl label {session}"
 ARCHS = ("paper", "default")
 
 
@@ -132,14 +130,18 @@ def _run(cmd: str) -> None:
 
 
 def generate_sim_data(args: argparse.Namespace, data: Path) -> None:
-    """Record and label `sessions_per_world` sessions per world with the CLI (skips existing)."""
+    """Record and label `sessions_per_world` sessions per world (skips existing): in-process,
+    or with the command templates given."""
     from robot_ssl.learning.dataset import labels_path_for
+    from robot_ssl.simlink.sim_sessions import SimRecording, label_quietly, record
 
     for world in args.train_worlds + args.test_worlds:
         for k in range(args.sessions_per_world):
             seed = args.seed * 1000 + k
             session = data / f"{world}_{seed}.h5"
-            if not session.exists():
+            if not session.exists() and args.record_cmd is None:
+                record(SimRecording(world, args.minutes, seed, session))
+            elif not session.exists():
                 _run(
                     args.record_cmd.format(
                         python=sys.executable,
@@ -149,7 +151,9 @@ def generate_sim_data(args: argparse.Namespace, data: Path) -> None:
                         out=session,
                     )
                 )
-            if not labels_path_for(session).exists():
+            if not labels_path_for(session).exists() and args.label_cmd is None:
+                label_quietly([session])
+            elif not labels_path_for(session).exists():
                 _run(args.label_cmd.format(python=sys.executable, session=session))
 
 
@@ -325,8 +329,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--test-worlds", nargs="+", default=test_default)
     p.add_argument("--sessions-per-world", type=int, default=2)
     p.add_argument("--minutes", type=float, default=3.0, help="minutes per recorded session")
-    p.add_argument("--record-cmd", default=RECORD_CMD)
-    p.add_argument("--label-cmd", default=LABEL_CMD)
+    p.add_argument("--record-cmd", default=None, help="a command template (default: in-process)")
+    p.add_argument("--label-cmd", default=None, help="a command template (default: in-process)")
     p.add_argument("--synthetic", action="store_true", help="toy data instead of the simulator")
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
     p.add_argument("--epochs", type=int, default=15)

@@ -2,7 +2,8 @@
 
     python -m benchmarks live_record [--quick] [--rounds 3] [--duration 15]
 
-Runs `robot-ssl run --robot sim --camera sim --drive avoid --model M.onnx` (an untrained
+Runs `robot-ssl run --robot sim --camera sim --drive avoid --model M.onnx` in-process
+(`robot_ssl.live.run.run(RunConfig)`, the function the verb calls; an untrained
 default detector exported to ONNX; inference cost is what matters) for `--duration` s,
 alternating runs without and with `--record`, and prints the median over rounds of
 each run's capture-to-command median and p99 (ms), and the difference. Target
@@ -14,18 +15,12 @@ are off the inference thread.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks import Parser
 from benchmarks.results import Figure, Target
-
-LINE = re.compile(r"capture-to-command ([\d.]+) ms \(p99 ([\d.]+)\)")
 
 
 def make_model(folder: Path) -> Path:
@@ -44,16 +39,28 @@ def make_model(folder: Path) -> Path:
 
 
 def one_run(model: Path, duration: float, record: Path | None) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "robot_ssl", "run", "--model", str(model), "--robot", "sim"]
-    cmd += ["--camera", "sim", "--drive", "avoid", "--duration", str(duration), "--no-status"]
-    if record is not None:
-        cmd += ["--record", str(record), "--overwrite"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 120)
-    m = LINE.search(p.stderr)
-    if p.returncode != 0 or m is None:
-        raise SystemExit(f"run failed ({p.returncode}): {p.stderr[-2000:]}")
-    return float(m.group(1)), float(m.group(2))
+    """One `run --robot sim --camera sim --drive avoid` in-process: (median, p99) ms of
+    capture to command."""
+    from robot_ssl.live.loop import LiveConfig
+    from robot_ssl.live.run import RunConfig, run
+    from robot_ssl.simlink.devices import parse_devices
+
+    robot, camera = parse_devices("sim", "sim")
+    cfg = RunConfig(
+        model=str(model),
+        robot=robot,
+        camera=camera,
+        live=LiveConfig(drive="avoid"),
+        duration_s=duration,
+        status=False,
+        record=str(record) if record is not None else None,
+        overwrite=record is not None,
+    )
+    result = run(cfg)
+    e2e = result.result.latency.get("end_to_end")
+    if result.exit_status != 0 or e2e is None:
+        raise SystemExit(f"run failed ({result.exit_status}): {result.result.summary()}")
+    return e2e["median_ms"], e2e["p99_ms"]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -114,17 +114,18 @@ def _field_paths(cls: type, prefix: str = "") -> list[str]:
 
 
 def _verb_config(verb: str) -> type:
-    from robot_ssl.cli.label import LabelJob
+    from robot_ssl.labelling.label_job import LabelJob
     from robot_ssl.learning.eval_config import EvalConfig
     from robot_ssl.learning.pretrain_config import PretrainConfig
+    from robot_ssl.live.replay_job import ReplayJob
     from robot_ssl.recording.record import RecordConfig
 
     configs = {"train": TrainConfig, "label": LabelJob, "record": RecordConfig}
-    configs.update(run=RunConfig, pretrain=PretrainConfig, eval=EvalConfig)
+    configs.update(run=RunConfig, pretrain=PretrainConfig, eval=EvalConfig, replay=ReplayJob)
     return configs[verb]
 
 
-@pytest.mark.parametrize("verb", ["train", "label", "record", "run", "pretrain", "eval"])
+@pytest.mark.parametrize("verb", ["train", "label", "record", "run", "pretrain", "eval", "replay"])
 def test_one_field_one_option(verb):
     """The options are generated from the config: each field has exactly one argparse
     action (its --field-name and the README's aliases), and no option string is shared,
@@ -201,3 +202,35 @@ def test_parsing_train_and_label_needs_no_torch():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def test_learn_settings_are_a_nested_config_of_run_and_replay():
+    """`--learn DIR` sets `learn.out_dir`; every LearnConfig field is `--learn.FIELD`."""
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.cli.run import config_from
+    from robot_ssl.live.replay_job import ReplayJob
+
+    argv = [*RUN, "--learn", "d", "--learn.lr", "1e-3", "--learn.augment.noise-std", "0.05"]
+    cfg = config_from(_verb_parser("run").parse_args([*argv, "--threads", "2"]))
+    assert (cfg.learn.out_dir, cfg.learn.lr, cfg.learn.augment.noise_std) == ("d", 1e-3, 0.05)
+    assert config_from(_verb_parser("run").parse_args(RUN)).learn.out_dir is None
+    argv = ["s.h5", "--live", "--model", "m.pt", "--learn", "d", "--learn.ema", "0.5"]
+    job = config_from_args(ReplayJob, _verb_parser("replay").parse_args(argv))
+    assert (job.session, job.learn.out_dir, job.learn.ema) == ("s.h5", "d", 0.5)
+
+
+@pytest.mark.parametrize(
+    ("verb", "args", "words"),
+    [
+        ("run", [*RUN, "--learn", "a", "--learn.out-dir", "b"], "given twice"),
+        ("run", [*RUN, "--learn.ema", "1"], "--learn.ema"),
+        ("run", [*RUN, "--learn.threads", "3", "--threads", "2"], "share torch's threads"),
+        ("replay", ["s.h5", "--learn", "d"], "--learn needs --live and --model"),
+        ("replay", ["s.h5", "--speed", "0"], "--speed"),
+    ],
+)
+def test_a_bad_learn_or_replay_setting_is_one_line_exit_2(tmp_path, capsys, verb, args, words):
+    """Refused before any file is opened or model loaded (no such session here)."""
+    assert main([verb, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err

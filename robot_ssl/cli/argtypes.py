@@ -134,7 +134,21 @@ JPEG_QUALITY = int_range(1, 100)
 """JPEG quality, as OpenCV's IMWRITE_JPEG_QUALITY."""
 
 
-WATCHDOG_MS = int_range(20, 10_000)
+def _link_flags(prefix: str = "") -> dict:
+    """How `RobotLink`'s fields (`DeviceOptions.link`) are spelled: `--poll`,
+    `--robot-watchdog-ms` (shared by `record`, `run` and `robot probe`)."""
+    from robot_ssl.cli.config_fields import Flag
+
+    return {
+        prefix + "poll": Flag(
+            help="poll the robot's variables instead of uploading the onboard program that "
+            "streams every proximity refresh and stops the motors when the host falls silent"
+        ),
+        prefix + "robot_watchdog_ms": Flag(
+            metavar="MS",
+            help="the onboard program stops the motors after MS ms without a host command",
+        ),
+    }
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
@@ -151,14 +165,7 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
             "virtual Thymio over a pseudo-terminal or TCP, through firmware_bridge",
         ),
         "link": Flag(flatten=True),
-        "link.poll": Flag(
-            help="poll the robot's variables instead of uploading the onboard program that "
-            "streams every proximity refresh and stops the motors when the host falls silent"
-        ),
-        "link.robot_watchdog_ms": Flag(
-            metavar="MS",
-            help="the onboard program stops the motors after MS ms without a host command",
-        ),
+        **_link_flags("link."),
         "request": Flag(flatten=True),
         "request.width": Flag(help="camera width to request"),
         "request.height": Flag(help="camera height to request"),
@@ -180,29 +187,17 @@ def devices_from(args: argparse.Namespace, robot: str, camera: str, seed: int) -
 
 
 def add_robot_link_options(p: argparse.ArgumentParser) -> None:
-    """How to talk to a Thymio, shared by `record`, `run` and `robot probe`."""
-    p.add_argument(
-        "--poll",
-        action="store_true",
-        help="poll the robot's variables instead of uploading the onboard program that "
-        "streams every proximity refresh and stops the motors when the host falls silent",
-    )
-    p.add_argument(
-        "--robot-watchdog-ms",
-        type=WATCHDOG_MS,
-        default=200,
-        metavar="MS",
-        help="the onboard program stops the motors after MS ms without a host command "
-        "(default 200)",
-    )
+    """`robot probe`'s link options: the `link` part of `DeviceOptions` (a `RobotLink`),
+    spelled as for `record` and `run`."""
+    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.recording.device_setup import RobotLink
+
+    add_config_options(p, RobotLink, _link_flags(), namespace="dev")
 
 
-def add_camera_options(p: argparse.ArgumentParser) -> None:
-    """The camera request options shared by `record` and `run`."""
-    p.add_argument(
-        "--fps", type=positive_float(), default=None, help="camera frame rate to request"
-    )
-    p.add_argument("--width", type=IMAGE_SIZE, default=None, help="camera width to request")
-    p.add_argument("--height", type=IMAGE_SIZE, default=None, help="camera height to request")
-    p.add_argument("--fourcc", default=None, help="camera pixel format, e.g. MJPG")
-    p.add_argument("--loop-video", action="store_true", help="restart a video file at its end")
+def robot_link_from(args: argparse.Namespace):
+    """The `RobotLink` of `add_robot_link_options`' options."""
+    from robot_ssl.cli.config_fields import config_from_args
+    from robot_ssl.recording.device_setup import RobotLink
+
+    return config_from_args(RobotLink, args, namespace="dev")

@@ -59,21 +59,17 @@ def _probe(args: argparse.Namespace) -> int:
     import time
 
     from firmware_bridge import AsebaLink, ThymioRobot, find_thymio_port
-    from firmware_bridge.onboard import OnboardConfig
+    from robot_ssl.cli.argtypes import robot_link_from
 
     if args.timeout <= 0:
         print("robot-ssl robot probe: error: --timeout must be positive", file=sys.stderr)
         return 2
+    robot_link = robot_link_from(args)
     url = args.port or find_thymio_port()
     link = AsebaLink(url, timeout_s=args.timeout, connect_timeout_s=args.timeout, reconnect=False)
     node = link.connect()
     try:
-        robot = ThymioRobot(
-            link,
-            close_link=False,
-            poll=args.poll,
-            onboard=OnboardConfig(max_staleness_ms=args.robot_watchdog_ms),
-        )
+        robot = ThymioRobot(link, close_link=False, **robot_link.options())
         try:
             t0 = time.monotonic_ns()
             reading = robot.read()
@@ -100,7 +96,7 @@ def _probe(args: argparse.Namespace) -> int:
     print(f"wheel speed:      {left} {right} (left, right)")
     if robot.streaming:
         print(
-            f"link:             streaming (onboard program, watchdog {args.robot_watchdog_ms} ms)"
+            f"link:             streaming (onboard program, watchdog {robot_link.robot_watchdog_ms} ms)"
         )
         print(f"stream:           {stream}")
     else:

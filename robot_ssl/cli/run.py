@@ -25,8 +25,8 @@ rendered from the same simulation. (A virtual Thymio served by another process,
 `robot-ssl sim serve --pty`, has no camera: use `--sim-link pty` instead.)
 
 Options are generated from `RunConfig` (robot_ssl/live/run.py), one per field, nested
-ones as `--live.sensor-hz X`, `--avoid.cruise-speed N`; the README's `--drive`,
-`--speed`, `--duration`, `--max-staleness-ms` are aliases. In-process:
+ones as `--live.sensor-hz X`, `--avoid.cruise-speed N`, `--learn.lr X`; the README's
+`--drive`, `--speed`, `--duration`, `--max-staleness-ms`, `--learn DIR` are aliases. In-process:
 `robot_ssl.live.run.run(RunConfig(...))`.
 """
 
@@ -107,10 +107,16 @@ def _flags() -> dict[str, Flag]:
             "each of two live views on one machine its own --view PORT and --view-grpc-port",
         ),
         "view_save": Flag(metavar="FILE.rrd", help="also write the live view to a file"),
-        "learn": Flag(
+        "learn.out_dir": Flag(
+            aliases=("--learn",),
             metavar="DIR",
             help="learn while driving: label frames online and fine-tune the model (a .pt "
-            "checkpoint) in a background thread (--threads threads); checkpoints in DIR",
+            "checkpoint) in a background thread (--threads threads); checkpoints in DIR "
+            "(--learn.lr, --learn.ema, ...: the learner's settings)",
+        ),
+        "learn.threads": Flag(
+            help="the learner's torch threads: 1 or --threads (torch's count is per process, "
+            "so the learner uses run's --threads)"
         ),
         "status": Flag(help="live status line on stderr (default: when stderr is a terminal)"),
     }

@@ -3,7 +3,8 @@
 Every TrainConfig field is an option, generated from the dataclass (cli/config_fields.py):
 `--warmup-steps 50`, `--augment.noise-std 0.05`, `--model-field widths=[8,8,8,8]`; the
 README's spellings (`--out`, `--threads`, `--quiet`, `--no-flip`, ...) are aliases.
-In-process: `robot_ssl.cli.train.train(TrainConfig(...))`.
+In-process: `robot_ssl.learning.train.run_train(TrainConfig(...))` (the verb: notes and
+result line) or `robot_ssl.learning.train.train(cfg)` (the training alone).
 
 Single process:   robot-ssl train --data sessions/ --out runs/r1
 Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
@@ -13,30 +14,20 @@ Several processes (DistributedDataParallel; gloo on CPU, nccl on GPU):
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robot_ssl.cli.config_fields import Flag
 
 if TYPE_CHECKING:
-    from robot_ssl.learning.train import TrainResult
     from robot_ssl.learning.train_config import TrainConfig
 
 HELP = "train the long-range obstacle detector"
 
 
-def default_cache_dir() -> Path:
-    """Where decoded, resized frames are cached between runs ($XDG_CACHE_HOME/robot-ssl/frames)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "robot-ssl" / "frames"
-
-
 def _flags() -> dict[str, Flag]:
     """TrainConfig's fields as the README spells them (every other field: --field-name)."""
     from robot_ssl.inference.model_config import ARCHS
-    from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS
+    from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS, default_cache_dir
 
     return {
         "data": Flag(required=True, metavar="PATH", help="session files or folders"),
@@ -101,48 +92,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def print_recovered_notes(data: list[str], verb: str) -> None:
-    """One line on stderr per recovered (damaged) session among `data`: what is
-    trained or evaluated on is then only the intact part of it."""
-    from robot_ssl.io.session_summary import recovered_notes
-
-    for note in recovered_notes(data):
-        print(f"robot-ssl {verb}: {note}", file=sys.stderr)
-
-
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of a parsed command line: the fields given, the rest as the
     dataclass says, except the frame cache, which the command line keeps by default."""
     from robot_ssl.cli.config_fields import config_from_args
-    from robot_ssl.learning.train_config import TrainConfig
+    from robot_ssl.learning.train_config import TrainConfig, default_cache_dir
 
     return config_from_args(TrainConfig, args, cli_defaults={"cache_dir": str(default_cache_dir())})
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """`robot-ssl train` in-process: train `cfg`, saying on stderr (main rank only)
-    which sessions were recovered and when there was no validation set, then the
-    best epoch on stdout."""
-    from robot_ssl.learning.train import train as train_run
-
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    if main_rank:
-        print_recovered_notes(list(cfg.data), "train")
-    result = train_run(cfg)
-    if main_rank and result.history and "val_loss" not in result.history[-1]:
-        print(
-            "robot-ssl train: no validation set (--val-fraction 0, or nothing left to split"
-            " off): best.pt is the epoch with the lowest training loss, not a validated score",
-            file=sys.stderr,
-        )
-    if main_rank:
-        print(
-            f"best epoch {result.best_epoch}: score {result.best_score:.4f}; "
-            f"{result.train_time_s:.1f} s; checkpoints in {result.out_dir}"
-        )
-    return result
-
-
 def run(args: argparse.Namespace) -> int:
-    train(config_from(args))
+    from robot_ssl.learning.train import run_train
+
+    run_train(config_from(args))
     return 0

@@ -138,3 +138,12 @@ def recovered_notes(paths: Iterable[str | Path]) -> list[str]:
         except (RobotSSLError, OSError):
             continue
     return notes
+
+
+def print_recovered_notes(paths: Iterable[str | Path], verb: str) -> None:
+    """One line on stderr per recovered (damaged) session among `paths`, as `robot-ssl
+    VERB: NOTE`: what is labelled, trained or evaluated on is then only its intact part."""
+    import sys
+
+    for note in recovered_notes(paths):
+        print(f"robot-ssl {verb}: {note}", file=sys.stderr)

@@ -857,3 +857,61 @@ def evaluate_config(cfg: EvalConfig) -> dict[str, Any]:
         block_s=cfg.block_s,
         allow_viewpoint_mismatch=cfg.allow_viewpoint_mismatch,
     )
+
+
+def _fmt(v: float | None) -> str:
+    return "  n/a" if v is None else f"{v:.3f}"
+
+
+def _with_ci(v: float | None, ci: list[float | None]) -> str:
+    lo, hi = ci
+    return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else f"{_fmt(v)}"
+
+
+def _print_truth_table(comparison: dict) -> None:
+    """World x band: AUC vs the auto-labels and vs simulator truth, with intervals."""
+    ci = f"{100 * comparison['bootstrap']['confidence']:g}% CI"
+    print(
+        f"AUC vs auto-labels and vs simulator truth ({ci}, "
+        f"{comparison['bootstrap']['block_s']:g} s blocks)"
+    )
+    print(f"  {'world':<16} {'band':>6}  {'vs labels':<22}  vs truth")
+    groups = {"all": comparison["overall"], **comparison["by_world"]}
+    for name, g in groups.items():
+        rows = [("mean", "mean_auc", "mean_auc_ci", None)]
+        rows += [(b, "auc_by_band", "auc_by_band_ci", b) for b in g["labels"]["auc_by_band"]]
+        for i, (label, key, ci_key, band) in enumerate(rows):
+            cells = []
+            for part in (g["labels"], g["truth"]):
+                if part is None:
+                    cells.append("no truth")
+                elif band is None:
+                    cells.append(_with_ci(part[key], part[ci_key]))
+                else:
+                    cells.append(_with_ci(part[key][band], part[ci_key][band]))
+            world = name if i == 0 else ""
+            print(f"  {world:<16} {label:>6}  {cells[0]:<22}  {cells[1]}")
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, Any]:
+    """`robot-ssl eval` in-process: the recovered sessions said on stderr, `evaluate_config`,
+    then the mean AUC, the AUC per band and (with `truth`) the world x band table on
+    stdout; returns the report."""
+    from robot_ssl.io.session_summary import print_recovered_notes
+
+    print_recovered_notes(list(cfg.data), "eval")
+    report = evaluate_config(cfg)
+    lo, hi = report["mean_auc_ci"]
+    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""
+    print(
+        f"{report['num_frames']} frames, {report['num_cells_defined']}/{report['num_cells']} cells "
+        f"with both classes ({report['num_cells_single_class']} single-class)"
+    )
+    print(f"mean AUC {_fmt(report['mean_auc'])}{ci}")
+    for band, v in report["auc_by_band"].items():
+        lo, hi = report["auc_by_band_ci"][band]
+        ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else ""
+        print(f"  {band:>6} cm  {_fmt(v)}{ci}")
+    if "truth" in report:
+        _print_truth_table(report["truth"])
+    return report

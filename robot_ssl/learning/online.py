@@ -32,29 +32,20 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from robot_ssl.core.config import (
-    MAX_BATCH,
-    MAX_DURATION_S,
-    MAX_FRAMES,
-    MAX_STEPS,
-    MAX_THREADS,
-    bounded,
-    check_bounds,
-)
-from robot_ssl.core.errors import ConfigError, RobotSSLError
+from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
 from robot_ssl.inference.preprocess import prepare_images
 from robot_ssl.io.streams import Record
 from robot_ssl.labelling.online import OnlineLabeller
 from robot_ssl.learning.checkpoint import Checkpoint
-from robot_ssl.learning.replay_buffer import ReplayBuffer, ReplayConfig
+from robot_ssl.learning.learn_config import LearnConfig  # re-exported (torch-free)
+from robot_ssl.learning.replay_buffer import ReplayBuffer
 from robot_ssl.learning.step import (
     LRSchedule,
     TrainingDiverged,
@@ -62,43 +53,11 @@ from robot_ssl.learning.step import (
     make_optimizer,
     optimisation_step,
 )
-from robot_ssl.learning.train import AugmentConfig, augment_batch, masked_bce_loss
+from robot_ssl.learning.train import augment_batch, masked_bce_loss
 
 __all__ = ["LearnConfig", "LearnError", "OnlineLearner", "OnlineLearning", "learning_for"]
 
 GRAD_CLIP = 1.0  # the gradient norm each online step is clipped to (train's default)
-
-
-@dataclass(frozen=True)
-class LearnConfig:
-    """Online fine-tuning settings of `run --learn` and `replay --live --learn`; times in s.
-
-    `lr` (AdamW, constant), `batch_size`, `min_frames` labelled frames before the
-    first step, `publish_every` steps between weight swaps into the live predictor,
-    `checkpoint_every_s`, `threads` torch threads, `duty` fraction of wall time the
-    learner may compute, `label_every_s` how often pending frames are labelled, `ema`
-    the per-step decay of the weight average that is published and saved (0: the raw
-    weights; 0.99 averages over about the last 100 steps).
-    """
-
-    lr: float = bounded(3e-4, 0, 1, min_inclusive=False)
-    weight_decay: float = bounded(0.01, 0, 1)
-    batch_size: int = bounded(32, 1, MAX_BATCH)
-    min_frames: int = bounded(64, 1, MAX_FRAMES)
-    publish_every: int = bounded(10, 1, MAX_STEPS)
-    checkpoint_every_s: float = bounded(60.0, 0, MAX_DURATION_S, min_inclusive=False)
-    threads: int = bounded(1, 1, MAX_THREADS)
-    duty: float = bounded(1.0, 0, 1, min_inclusive=False)
-    label_every_s: float = bounded(0.5, 0, 3600, min_inclusive=False)
-    ema: float = bounded(0.99, 0, 1, max_inclusive=False)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    replay: ReplayConfig = field(default_factory=ReplayConfig)
-
-    def __post_init__(self) -> None:
-        check_bounds(self, "learn config", ConfigError)
-        for name, cls in (("augment", AugmentConfig), ("replay", ReplayConfig)):
-            if not isinstance(getattr(self, name), cls):
-                raise ConfigError(f"learn config.{name}: must be a {cls.__name__}")
 
 
 class OnlineLearner:

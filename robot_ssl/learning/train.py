@@ -707,3 +707,29 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
     finally:
         if env.owns_group:
             torch.distributed.destroy_process_group()
+
+
+def run_train(cfg: TrainConfig) -> TrainResult:
+    """`robot-ssl train` in-process: train `cfg`, saying on stderr (main rank only) which
+    sessions were recovered and when there was no validation set, then the best epoch on
+    stdout."""
+    import sys
+
+    from robot_ssl.io.session_summary import print_recovered_notes
+
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        print_recovered_notes(list(cfg.data), "train")
+    result = train(cfg)
+    if main_rank and result.history and "val_loss" not in result.history[-1]:
+        print(
+            "robot-ssl train: no validation set (--val-fraction 0, or nothing left to split"
+            " off): best.pt is the epoch with the lowest training loss, not a validated score",
+            file=sys.stderr,
+        )
+    if main_rank:
+        print(
+            f"best epoch {result.best_epoch}: score {result.best_score:.4f}; "
+            f"{result.train_time_s:.1f} s; checkpoints in {result.out_dir}"
+        )
+    return result

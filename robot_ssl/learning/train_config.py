@@ -7,7 +7,9 @@ reads a run's config.json need no torch. Bounds are declared once on the fields.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from robot_ssl.core.config import (
@@ -195,3 +197,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return cls(**checked_fields(cls, d, "train config", TrainError))
+
+
+def default_cache_dir() -> Path:
+    """Where the command line caches decoded, resized frames between runs of `train` and
+    `eval` ($XDG_CACHE_HOME/robot-ssl/frames); a config's own default is no cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "robot-ssl" / "frames"

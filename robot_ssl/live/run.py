@@ -11,12 +11,13 @@ the session file gets frames, predictions, proximity, wheels, odometry and event
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from robot_ssl.core.config import MAX_DURATION_S, MAX_SEED, MAX_THREADS, bounded, check_bounds
 from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.learning.learn_config import LearnConfig
 from robot_ssl.live.controllers import AvoidConfig
 from robot_ssl.live.loop import LiveConfig
 from robot_ssl.recording.device_setup import (
@@ -42,8 +43,10 @@ class RunConfig:
     `record` a session file to write (`overwrite` an existing one); `duration_s` (None:
     until stopped); `spec` the robot/camera description file (None: the defaults);
     `threads` inference (and learning) threads; `view` a web port for the live Rerun view
-    (`view_grpc_port` its data port, `view_save` a .rrd file); `learn` a folder to learn
-    into while driving; `status` a status line on stderr (None: when it is a terminal).
+    (`view_grpc_port` its data port, `view_save` a .rrd file); `learn` learning while
+    driving (with `learn.out_dir` a folder to learn into; its torch threads are `threads`:
+    torch's count is per process); `status` a status line on stderr (None: when it is a
+    terminal).
     """
 
     model: str = ""
@@ -62,11 +65,16 @@ class RunConfig:
     view: int | None = bounded(None, 1, 65535)
     view_grpc_port: int | None = bounded(None, 1, 65535)
     view_save: str | None = None
-    learn: str | None = None
+    learn: LearnConfig = field(default_factory=LearnConfig)
     status: bool | None = None
 
     def __post_init__(self) -> None:
         check_bounds(self, "run", RunError)
+        if self.learn.threads not in (1, self.threads):  # one count: torch's is per process
+            raise RunError(
+                f"learn.threads {self.learn.threads} is not threads {self.threads}: the learner"
+                " and the predictor share torch's threads (give --threads)"
+            )
 
 
 @dataclass(frozen=True)
@@ -120,19 +128,20 @@ def _open_model(cfg: RunConfig, camera_offset_s: float) -> tuple[Any, Any, str]:
     """(predictor, online learning or None, the model's line for the start message)."""
     from robot_ssl.learning.torch_predictor import open_predictor
 
-    if not cfg.learn:
+    if not cfg.learn.out_dir:
         predictor, line = open_predictor(cfg.model, cfg.threads)
         return predictor, None, line
-    from robot_ssl.learning.online import LearnConfig, learning_for
+    from robot_ssl.learning.online import learning_for
 
+    out_dir = cfg.learn.out_dir
     predictor, learning = learning_for(
         cfg.model,
-        cfg.learn,
+        out_dir,
         camera_offset_s=camera_offset_s,
-        config=LearnConfig(threads=cfg.threads),
+        config=replace(cfg.learn, threads=cfg.threads),
         seed=cfg.seed,
     )
-    return predictor, learning, f"{Path(cfg.model).name} (PyTorch, learning into {cfg.learn})"
+    return predictor, learning, f"{Path(cfg.model).name} (PyTorch, learning into {out_dir})"
 
 
 def _live_view(cfg: RunConfig, predictor: Any, distances: Any, robot_spec, camera_spec) -> Any:

@@ -3,21 +3,27 @@
 Records sessions in several training worlds and in held-out worlds (unseen colours
 and textures), labels them, trains the detector, evaluates it on the held-out
 worlds, exports it, drives camera-only in an unseen world against the IR-only
-baseline, renders a replay video, and writes `OUT/report.md`. Each step runs the
-same `robot-ssl` verb a user would run, as a subprocess (recordings in parallel).
+baseline, renders a replay video, and writes `OUT/report.md`. Each step calls, in this
+process, the library function of the `robot-ssl` verb a user would run, with its config
+(`label(LabelJob)`, `run_train(TrainConfig)`, `evaluate_config(EvalConfig)`,
+`export_model`, `replay(ReplayJob)`); the recordings run in parallel worker processes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_ssl.simlink.sim_sessions import robot_ssl_verb, world_arg, world_name
+from robot_ssl.simlink.sim_sessions import (
+    SimRecording,
+    label_quietly,
+    record_sessions,
+    world_arg,
+    world_name,
+)
 
 
 @dataclass(frozen=True)
@@ -95,25 +101,12 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
         for k, world in enumerate(worlds):
             path = sessions_dir / f"{split}_{world_name(world)}.h5"
             jobs.append((split, world, minutes, cfg.seed + 100 * k + 7, path))
-
-    def record(job) -> None:
-        _, world, minutes, seed, path = job
-        if keep and path.exists():
-            return
-        w = world_arg(world, worlds_dir)
-        robot_ssl_verb(
-            "sim", "record", "--world", w, "--minutes", str(minutes), "--seed", str(seed),
-            "--overwrite", "--no-progress", str(path), quiet=True,
-        )  # fmt: skip
-
-    def record_all() -> None:
-        from tqdm import tqdm
-
-        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-            for _ in tqdm(pool.map(record, jobs), total=len(jobs), desc="record", unit="session"):
-                pass
-
-    timer.run("record sessions", record_all)
+    todo = [
+        SimRecording(world_arg(world, worlds_dir), minutes, seed, path)
+        for _, world, minutes, seed, path in jobs
+        if not (keep and path.exists())
+    ]
+    timer.run("record sessions", record_sessions, todo, cfg.jobs)
     for split, world, minutes, _, path in jobs:
         report.sessions.append(
             {"name": path.name, "world": world_name(world), "split": split, "minutes": minutes}
@@ -122,36 +115,45 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     heldout = [str(j[4]) for j in jobs if j[0] == "heldout"]
 
     # 2. label --------------------------------------------------------------------------
-    timer.run(
-        "label", robot_ssl_verb, "label", *train, *heldout, "--jobs", str(cfg.jobs), "--truth"
-    )
+    timer.run("label", label_quietly, train + heldout, jobs=cfg.jobs, truth=True)
     report.label_summary = _label_summary(train + heldout)
     first_png = Path(train[0]).with_suffix(".labels.png")
     if first_png.exists():
         report.images["Label coverage and positive rate (first training session)"] = first_png
 
     # 3. train --------------------------------------------------------------------------
+    from robot_ssl.learning.train import run_train
+    from robot_ssl.learning.train_config import TrainConfig
+
     run_dir = out / "run"
-    timer.run(
-        "train",
-        robot_ssl_verb,
-        "train", "--data", *train, "--out", str(run_dir), "--arch", cfg.arch,
-        "--epochs", str(cfg.epochs), "--val-fraction", "0.2", "--seed", str(cfg.seed),
-        "--threads", "2", "--overwrite",
-    )  # fmt: skip
+    train_cfg = TrainConfig(
+        data=tuple(train),
+        out_dir=str(run_dir),
+        arch=cfg.arch,
+        epochs=cfg.epochs,
+        val_fraction=0.2,
+        seed=cfg.seed,
+        num_threads=2,
+        overwrite=True,
+    )
+    timer.run("train", run_train, train_cfg)
     model = run_dir / "best.pt"
     if (run_dir / "curves.png").exists():
         report.images["Training curves"] = run_dir / "curves.png"
 
     # 4. evaluate on held-out worlds ----------------------------------------------------
+    from robot_ssl.learning.eval_config import EvalConfig
+    from robot_ssl.learning.evaluate import run_eval
+
     eval_dir = out / "eval"
-    timer.run(
-        "evaluate (held-out worlds)",
-        robot_ssl_verb,
-        "eval", "--model", str(model), "--data", *heldout, "--out", str(eval_dir),
-        "--json", str(out / "eval.json"), "--bootstrap", "200",
-    )  # fmt: skip
-    report.eval_report = json.loads((out / "eval.json").read_text())
+    eval_cfg = EvalConfig(
+        model=str(model),
+        data=tuple(heldout),
+        out_dir=str(eval_dir),
+        json_out=str(out / "eval.json"),
+        bootstrap=200,
+    )
+    report.eval_report = timer.run("evaluate (held-out worlds)", run_eval, eval_cfg)
     for caption, name in (
         ("ROC AUC per (sensor, distance) on held-out worlds", "auc_heatmap.png"),
         ("ROC AUC vs distance on held-out worlds", "auc_vs_distance.png"),
@@ -161,21 +163,16 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
 
     # 5. export -------------------------------------------------------------------------
     onnx = out / "model.onnx"
-    timer.run(
-        "export (ONNX)",
-        robot_ssl_verb,
-        "export", "--model", str(model), "--format", "onnx", "--out", str(onnx),
-        "--check-data", heldout[0],
-    )  # fmt: skip
+    timer.run("export (ONNX)", _export, model, onnx, heldout[0])
 
     # 6. replay video -------------------------------------------------------------------
+    from robot_ssl.live.replay_job import ReplayJob, replay
+
     video = out / "replay.mp4"
-    timer.run(
-        "replay video",
-        robot_ssl_verb,
-        "replay", heldout[0], "--model", str(onnx), "--video", str(video),
-        "--max-frames", str(cfg.replay_frames),
-    )  # fmt: skip
+    replay_job = ReplayJob(
+        session=heldout[0], model=str(onnx), video=str(video), max_frames=cfg.replay_frames
+    )
+    timer.run("replay video", replay, replay_job)
     report.video = video
 
     # 7. closed loop in an unseen world -------------------------------------------------
@@ -186,6 +183,16 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     path = report.write()
     print(f"report: {path}")
     return 0
+
+
+def _export(model: Path, onnx: Path, check_session: str) -> None:
+    """`robot-ssl export --format onnx --check-data SESSION` in-process."""
+    from robot_ssl.learning.dataset import sample_session_frames
+    from robot_ssl.learning.export import export_model
+
+    check = sample_session_frames([check_session])
+    path = export_model(model, "onnx", onnx, check_images=check)
+    print(f"wrote {path} (parity with PyTorch checked)")
 
 
 def _label_summary(sessions: list[str]) -> list[dict]:

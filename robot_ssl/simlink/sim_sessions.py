@@ -1,44 +1,122 @@
-"""Simulated, labelled sessions through the command line: what the demo and benchmarks record.
+"""Simulated, labelled sessions in-process: what the demo and the benchmarks record.
 
-Each step runs as its own `robot-ssl` process, exactly as a user would type it,
-so a benchmark measures the shipped commands. World names of the form
-``gen:SPLIT:SEED`` are generated once (`robot-ssl sim generate`) into a worlds folder.
+Each step calls the verb's library function a user's command line reaches
+(`record_session` of `robot-ssl sim record`, `label(LabelJob)` of `robot-ssl label`,
+`write_generated_world` of `robot-ssl sim generate`), so a benchmark measures the shipped
+code without a process per step. World names of the form ``gen:SPLIT:SEED`` are
+generated once into a worlds folder. Recordings in parallel run in worker processes
+(`record_sessions`), the simulator being CPU-bound Python.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from robot_ssl.core.errors import RobotSSLError
 
-__all__ = ["labelled_session", "robot_ssl_verb", "world_arg", "world_name"]
+__all__ = [
+    "SimRecording",
+    "label_quietly",
+    "labelled_session",
+    "record_sessions",
+    "world_arg",
+    "world_name",
+]
 
 
-def robot_ssl_verb(*args: str, quiet: bool = False) -> None:
-    """Run one `robot-ssl` verb in a subprocess; raise with its last error line on failure."""
-    cmd = [sys.executable, "-m", "robot_ssl", *args]
-    r = subprocess.run(
-        cmd, stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE, text=True
-    )
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RobotSSLError(f"step `robot-ssl {' '.join(args[:2])}` failed: {last}")
-    if not quiet and r.stderr:
-        # progress bars and summaries of sub-steps
-        sys.stderr.write(r.stderr[-2000:])
+@dataclass(frozen=True)
+class SimRecording:
+    """One `robot-ssl sim record`: `minutes` of wander driving in `world` (a name or a
+    world file) from `seed` into `path`; `options` are record_session's keyword options
+    (`ideal_clocks`, `ir_model`, ...)."""
+
+    world: str
+    minutes: float
+    seed: int
+    path: Path
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+def record(rec: SimRecording) -> Path:
+    """Record `rec` (replacing its file, no progress bar); its path."""
+    from robot_ssl.simlink.simulator import record_session, sim_errors
+
+    with sim_errors():
+        record_session(
+            rec.path,
+            world=rec.world,
+            seed=rec.seed,
+            minutes=rec.minutes,
+            overwrite=True,
+            progress=False,
+            **dict(rec.options),
+        )
+    return rec.path
+
+
+def record_sessions(recordings: Sequence[SimRecording], jobs: int = 1) -> None:
+    """Record each of `recordings`, `jobs` at a time in worker processes (spawned: no fork
+    of a process running threads; they exit with this one), with a progress bar."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from robot_ssl.labelling.batch import worker_init
+
+    bar = tqdm(total=len(recordings), desc="record", unit="session")
+    try:
+        if jobs <= 1 or len(recordings) <= 1:
+            for rec in recordings:
+                record(rec)
+                bar.update()
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=jobs, mp_context=ctx, initializer=worker_init, initargs=(os.getpid(),)
+        ) as pool:
+            for fut in as_completed([pool.submit(record, rec) for rec in recordings]):
+                fut.result()  # a failed recording: its one-line error
+                bar.update()
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Stdout (a verb's table) swallowed, as `quiet` steps of the demo want."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def label_quietly(sessions: Sequence[str | Path], *, jobs: int | None = None, **job: Any) -> None:
+    """`robot-ssl label SESSIONS` in-process, its table not printed; RobotSSLError with the
+    verb's lines (on stderr already) when a session could not be labelled."""
+    from robot_ssl.labelling.label_job import LabelJob, label
+
+    with _quiet():
+        status = label(LabelJob(sessions=tuple(map(str, sessions)), jobs=jobs, **job))
+    if status != 0:
+        raise RobotSSLError(f"step `robot-ssl label` failed for {len(sessions)} session(s)")
 
 
 def world_arg(world: str, worlds_dir: Path) -> str:
     """Named worlds pass through; `gen:SPLIT:SEED` is generated once into `worlds_dir`."""
+    from robot_ssl.simlink.simulator import write_generated_world
+
     if not world.startswith("gen:"):
         return world
     _, split, seed = world.split(":")
     path = Path(worlds_dir) / f"gen_{split}_{seed}.yaml"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        robot_ssl_verb("sim", "generate", str(path), "--seed", seed, "--split", split, quiet=True)
+        write_generated_world(path, int(seed), split)
     return str(path)
 
 
@@ -48,11 +126,11 @@ def world_name(world: str) -> str:
 
 
 def labelled_session(
-    world: str, minutes: float, seed: int, path: Path, worlds_dir: Path, *extra: str
+    world: str, minutes: float, seed: int, path: Path, worlds_dir: Path, **options: Any
 ) -> Path:
     """Record `minutes` of wander driving in `world` and label it, unless both files exist.
 
-    `extra` are further `sim record` options. Returns the session path.
+    `options` are further `record_session` options (`sim record`'s). Returns the path.
     """
     from robot_ssl.io.labels_file import LABELS_SUFFIX
 
@@ -61,10 +139,7 @@ def labelled_session(
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         w = world_arg(world, worlds_dir)
-        robot_ssl_verb(
-            "sim", "record", "--world", w, "--minutes", str(minutes), "--seed", str(seed),
-            "--overwrite", "--no-progress", *extra, str(path), quiet=True,
-        )  # fmt: skip
+        record(SimRecording(w, minutes, seed, path, tuple(options.items())))
     if not labels.exists():
-        robot_ssl_verb("label", str(path), quiet=True)
+        label_quietly([path])
     return path

@@ -133,7 +133,7 @@ def test_option_message_names_the_range(capsys):
     argv = ["record", "--duration", "nan", "--robot", "sim", "--camera", "sim", "o.h5"]
     assert main(argv) == 2
     err = one_line_error(capsys)
-    assert "argument --duration: must be a finite number > 0, got 'nan'" in err
+    assert "argument --duration: must be a finite number in (0, 86400], got 'nan'" in err
 
 
 def test_other_usage_errors_are_one_line_too(capsys):

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= out/demo
 
-.PHONY: test demo venv system-deps lint format bench clean
+.PHONY: test test-fast demo venv system-deps lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,16 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/install_system_deps.sh
 
-test: $(STAMP) system-deps
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
-	$(VENV)/bin/vulture
-	$(PY) scripts/check_contracts_doc.py
-	$(PY) -m benchmarks.readme_table --check
-	$(PY) -m pytest -q
+# Everything, in parallel on the machine's cores (pytest-xdist); tiers by folder:
+# tests/unit (in-process), tests/system (subprocesses, kills, full disks, a browser),
+# tests/peer (asebaplayground and Debian's Aseba clients).
+test: $(STAMP) system-deps lint
+	$(PY) -m pytest -q -n auto
+
+# The unit tier only, in under a minute on 2 cores: property tests at a quarter of
+# their examples (tests/budget.py), the real Aseba peer left to `make test`.
+test-fast: $(STAMP)
+	ROBOT_SSL_TEST_TIER=fast $(PY) -m pytest -q -n auto tests/unit -m "not playground"
 
 demo: $(STAMP)
 	$(VENV)/bin/robot-ssl demo --out $(DEMO_DIR)

@@ -32,9 +32,12 @@ _.box_reflectance, _.arena_height_m, _.arena_reflectance, _.segments_object
 _.poll_interval_s
 
 # Read by pytest, not by code: a module's marks; dataclass fields whose annotations the
-# config checks are tested on (tests/test_validation.py).
+# config checks are tested on (tests/unit/core/test_validation.py).
 _.pytestmark, _.inners, _.either
 
 # Never set or read: io/session_recovery.py's Opened.swmr, in the io package another
 # change is splitting now; to delete there.
 _.swmr
+
+# pytest hooks, called by pytest by name (tests/conftest.py: tier markers from folders).
+_.pytest_collection_modifyitems

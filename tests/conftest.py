@@ -54,3 +54,20 @@ def mount_tmpfs(tmp_path):
     yield make
     for mnt in mounted:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+_TIERS = {"unit": "unit", "system": "system", "peer": "peer"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers set by folder: tests/unit/** are `unit`, tests/system/** `system`
+    (subprocesses, kills, full disks, a browser), tests/peer/** `peer` (asebaplayground
+    and Debian's Aseba clients). `make test-fast` runs `-m unit`."""
+    root = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            tier = Path(item.fspath).resolve().relative_to(root).parts[0]
+        except ValueError:
+            continue
+        if tier in _TIERS:
+            item.add_marker(getattr(pytest.mark, _TIERS[tier]))

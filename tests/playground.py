@@ -547,3 +547,18 @@ _TARGET_OFFSET = sum(
         : [n for n, _ in THYMIO2_VARIABLES].index("motor.left.target")
     ]
 )
+
+
+def wait_until_thymio_answers(url: str, timeout_s: float = 30.0) -> None:
+    """The playground opens its port before its Thymio answers: wait for a description."""
+    from firmware_bridge.thymio import ThymioRobot
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ThymioRobot.open(url, timeout_s=3.0).close()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

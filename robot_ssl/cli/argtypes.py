@@ -186,6 +186,51 @@ def devices_from(args: argparse.Namespace, robot: str, camera: str, seed: int) -
     return parse_devices(robot, camera, seed=seed, options=options)
 
 
+def add_device_config_options(
+    p: argparse.ArgumentParser, cls: type, flags: dict, prog: str
+) -> None:
+    """The options of a config that drives devices (`record`, `run`): its fields, then
+    the device options shared by both."""
+    from robot_ssl.cli.config_fields import add_config_options
+
+    add_config_options(p, cls, flags, prog=prog)
+    add_device_options(p)
+
+
+def device_config_from(args: argparse.Namespace, cls: type):
+    """The config `cls` (RecordConfig, RunConfig) of a parsed command line: its devices
+    parsed from their spelling, nested fields (`--live.sensor-hz`) set on top."""
+    from robot_ssl.cli.config_fields import given_fields, with_fields
+
+    given = given_fields(args)
+    robot, camera = devices_from(
+        args, given.pop("robot"), given.pop("camera"), given.get("seed", 0)
+    )
+    top = {k: v for k, v in given.items() if "." not in k}
+    cfg = cls(robot=robot, camera=camera, **top)
+    return with_fields(cfg, {k: v for k, v in given.items() if "." in k})
+
+
+def data_flags(default_cache: str) -> dict:
+    """The training data options shared by `train` and `eval`: sessions, their labels
+    folder and the decoded-frame cache."""
+    from robot_ssl.cli.config_fields import Flag
+
+    return {
+        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
+        "labels_dir": Flag(
+            aliases=("--labels",),
+            metavar="DIR",
+            help="folder of <stem>.labels.h5 (default: beside each session)",
+        ),
+        "cache_dir": Flag(
+            off=("--no-cache",),
+            metavar="DIR",
+            help=f"cache of decoded frames ({default_cache} unless given; --no-cache: none)",
+        ),
+    }
+
+
 def add_robot_link_options(p: argparse.ArgumentParser) -> None:
     """`robot probe`'s link options: the `link` part of `DeviceOptions` (a `RobotLink`),
     spelled as for `record` and `run`."""

@@ -20,23 +20,14 @@ HELP = "evaluate a detector: ROC AUC per (sensor, distance)"
 
 def _flags() -> dict[str, Flag]:
     """EvalConfig's fields as the README spells them (every other one: --field-name)."""
+    from robot_ssl.cli.argtypes import data_flags
     from robot_ssl.learning.train_config import default_cache_dir
 
     return {
         "model": Flag(
             required=True, metavar="M", help="checkpoint (.pt), TorchScript (.ts) or ONNX (.onnx)"
         ),
-        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
-        "labels_dir": Flag(
-            aliases=("--labels",),
-            metavar="DIR",
-            help="folder of <stem>.labels.h5 (default: beside each session)",
-        ),
-        "cache_dir": Flag(
-            off=("--no-cache",),
-            metavar="DIR",
-            help=f"cache of decoded frames ({default_cache_dir()} unless given; --no-cache: none)",
-        ),
+        **data_flags(default_cache_dir()),
         "json_out": Flag(aliases=("--json",), metavar="OUT", help="write the JSON report here"),
         "out_dir": Flag(
             aliases=("--out",),

@@ -65,24 +65,18 @@ def _flags() -> dict[str, Flag]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.cli.argtypes import add_device_config_options
     from robot_ssl.recording.record import RecordConfig
 
-    add_config_options(p, RecordConfig, _flags(), prog="robot-ssl record")
-    t.add_device_options(p)
+    add_device_config_options(p, RecordConfig, _flags(), "robot-ssl record")
 
 
 def config_from(args: argparse.Namespace) -> RecordConfig:
     """The RecordConfig of a parsed command line, its devices parsed from their spelling."""
-    from robot_ssl.cli.argtypes import devices_from
-    from robot_ssl.cli.config_fields import given_fields
+    from robot_ssl.cli.argtypes import device_config_from
     from robot_ssl.recording.record import RecordConfig
 
-    given = given_fields(args)
-    seed = given.get("seed", 0)
-    robot, camera = devices_from(args, given.pop("robot"), given.pop("camera"), seed)
-    return RecordConfig(robot=robot, camera=camera, **given)
+    return device_config_from(args, RecordConfig)
 
 
 def run(args: argparse.Namespace) -> int:

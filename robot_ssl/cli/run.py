@@ -123,26 +123,18 @@ def _flags() -> dict[str, Flag]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from robot_ssl.cli import argtypes as t
-    from robot_ssl.cli.config_fields import add_config_options
+    from robot_ssl.cli.argtypes import add_device_config_options
     from robot_ssl.live.run import RunConfig
 
-    add_config_options(p, RunConfig, _flags(), prog="robot-ssl run")
-    t.add_device_options(p)
+    add_device_config_options(p, RunConfig, _flags(), "robot-ssl run")
 
 
 def config_from(args: argparse.Namespace) -> RunConfig:
     """The RunConfig of a parsed command line, its devices parsed from their spelling."""
-    from robot_ssl.cli.argtypes import devices_from
-    from robot_ssl.cli.config_fields import given_fields, with_fields
+    from robot_ssl.cli.argtypes import device_config_from
     from robot_ssl.live.run import RunConfig
 
-    given = given_fields(args)
-    seed = given.get("seed", 0)
-    robot, camera = devices_from(args, given.pop("robot"), given.pop("camera"), seed)
-    top = {k: v for k, v in given.items() if "." not in k}
-    cfg = RunConfig(robot=robot, camera=camera, **top)
-    return with_fields(cfg, {k: v for k, v in given.items() if "." in k})
+    return device_config_from(args, RunConfig)
 
 
 def run(args: argparse.Namespace) -> int:

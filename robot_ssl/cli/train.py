@@ -26,22 +26,13 @@ HELP = "train the long-range obstacle detector"
 
 def _flags() -> dict[str, Flag]:
     """TrainConfig's fields as the README spells them (every other field: --field-name)."""
+    from robot_ssl.cli.argtypes import data_flags
     from robot_ssl.inference.model_config import ARCHS
     from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS, default_cache_dir
 
     return {
-        "data": Flag(required=True, metavar="PATH", help="session files or folders"),
+        **data_flags(default_cache_dir()),
         "out_dir": Flag(aliases=("--out",), required=True, metavar="RUN_DIR", help="run folder"),
-        "labels_dir": Flag(
-            aliases=("--labels",),
-            metavar="DIR",
-            help="folder of <stem>.labels.h5 (default: beside each session)",
-        ),
-        "cache_dir": Flag(
-            off=("--no-cache",),
-            metavar="DIR",
-            help=f"cache of decoded frames ({default_cache_dir()} unless given; --no-cache: none)",
-        ),
         "arch": Flag(choices=ARCHS),
         "input_width": Flag(aliases=("--width",), help="network input width"),
         "input_height": Flag(aliases=("--height",), help="network input height"),

@@ -1,0 +1,48 @@
+"""Small labelled-session fixtures shared by the labelling tests (unit and the label command's system tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from robot_ssl.io.session import SessionWriter
+
+S_NS = 1_000_000_000
+MS_NS = 1_000_000
+WALL_X = 0.555
+JPEG = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+
+
+def write_session(
+    path: Path,
+    seconds: float = 5.0,
+    *,
+    odometry: bool = True,
+    wheels: bool = True,
+    truth: bool = False,
+    frames: bool = True,
+) -> Path:
+    """Straight approach to a wall at 0.1 m/s: 30 fps, 10 Hz proximity, 100 Hz wheels/odometry."""
+    speed_units = round(0.1 / 0.000332)
+    v = speed_units * 0.000332
+    with SessionWriter(path, truth_sensors=7 if truth else None) as w:
+        for k in range(round(seconds * 100) + 1):
+            t = k * 10 * MS_NS
+            x = v * t / S_NS
+            if frames and k % 3 == 0:
+                w.write_jpeg(t, JPEG)
+            if k % 10 == 5:
+                prox = np.zeros(7, np.int16)
+                prox[2] = 1500 if WALL_X - (x + 0.08) < 0.14 else 0
+                w.write_proximity(t, prox)
+            if wheels:
+                w.write_wheels(t, [speed_units, speed_units], [speed_units, speed_units])
+            if odometry:
+                w.write_odometry(t, [x, 0.0, 0.0])
+            if truth and k % 2 == 0:
+                d = np.full(7, np.inf)
+                d[2] = WALL_X - (x + 0.08)
+                w.write_truth(t, [x, 0.0, 0.0], d)
+    return path

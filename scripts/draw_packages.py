@@ -20,6 +20,7 @@ STAGES = [
     "labelling",
     "recording",
     "runtime",
+    "interop",
     "io",
     "core",
 ]
@@ -29,6 +30,7 @@ NOTES = {
     "learning": "the only torch users",
     "inference": "what the robot runs: no torch, not even indirectly",
     "runtime": "the one drive loop: parts (policy, observers) injected",
+    "interop": "ROS bags and MCAP in and out (rosbags)",
     "io": "the only h5py users",
 }
 

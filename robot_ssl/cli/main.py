@@ -23,6 +23,7 @@ VERBS: tuple[str, ...] = (
     "train",
     "eval",
     "export",
+    "import",
     "run",
     "replay",
     "sim",

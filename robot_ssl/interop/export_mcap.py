@@ -1,0 +1,219 @@
+"""`robot-ssl export S.h5 OUT.mcap`: a session as an MCAP file (or, with format "rosbag2",
+a ROS 2 bag in sqlite3) of ROS 2 messages, which Foxglove opens and `import` reads back.
+
+Every message is stamped with the session's `t_ns` (header stamp and log time alike):
+the camera as sensor_msgs/CompressedImage (the stored JPEG bytes, unchanged; raw
+sessions as sensor_msgs/Image bgr8), the proximity readings, the wheels and the 2D pose
+as the custom types of `ros_types`, the pose again as nav_msgs/Odometry and as a
+tf2_msgs/TFMessage (odom -> base_link), events as std_msgs/String (JSON kind, message),
+and the robot and camera specs and the metadata as one std_msgs/String (JSON) on
+`/robot_ssl/spec`, so that an import restores them. The output is written beside and
+renamed: a failure (a full disk) leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from robot_ssl.core.outputs import OutputError, atomic_output, write_error
+from robot_ssl.interop import ros_types as rt
+from robot_ssl.io.session import SessionReader
+
+__all__ = ["FORMATS", "SessionExport", "export_session"]
+
+FORMATS = ("mcap", "rosbag2")
+
+
+@dataclass(frozen=True)
+class SessionExport:
+    """What `export_session` does: `session` (.h5) to `out` in `format` ("mcap": one
+    .mcap file; "rosbag2": a ROS 2 bag folder, sqlite3 storage)."""
+
+    session: str
+    out: str
+    format: str = "mcap"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {self.format!r}")
+
+
+def export_session(job: SessionExport) -> Path:
+    """Write the session as `job.format` at `job.out`; returns the path written."""
+    out = Path(job.out)
+    with SessionReader(job.session) as reader:
+        if job.format == "mcap":
+            with atomic_output(out) as tmp:
+                work = tmp.with_name(tmp.name + ".d")
+                try:
+                    work.mkdir()
+                    _write_bag(reader, work / out.stem, StoragePlugin.MCAP)
+                    os.replace(work / out.stem / f"{out.stem}.mcap", tmp)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+        else:
+            _export_folder(reader, out)
+    return out
+
+
+def _export_folder(reader: SessionReader, out: Path) -> None:
+    """A ROS 2 bag folder written beside `out` and renamed to it (refused if it exists)."""
+    if out.exists():
+        raise OutputError(f"{out} exists: remove it or name another folder")
+    work = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        work.mkdir(parents=True)
+        _write_bag(reader, work / out.name, StoragePlugin.SQLITE3)
+        os.replace(work / out.name, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_bag(reader: SessionReader, path: Path, storage: StoragePlugin) -> None:
+    """All streams of `reader` into a new rosbag2 at `path`; an OSError (a full disk)
+    becomes one OutputError line."""
+    store = rt.make_typestore()
+    try:
+        with Writer(path, version=9, storage_plugin=storage) as writer:
+            out = _Out(writer, store)
+            _write_spec(out, reader)
+            _write_camera(out, reader)
+            _write_streams(out, reader)
+    except OSError as e:
+        raise write_error(path, e) from None
+    except Exception as e:  # sqlite3 / rosbags errors of a full disk are not OSErrors
+        if "full" in str(e) or "space" in str(e):
+            raise OutputError(f"cannot write {path}: disk full") from None
+        raise
+
+
+class _Out:
+    """The writer, its typestore and one connection per topic, added on first use."""
+
+    def __init__(self, writer: Writer, store: Any) -> None:
+        self.writer = writer
+        self.store = store
+        self.types = store.types
+        self._conns: dict[str, Any] = {}
+
+    def write(self, topic: str, msgtype: str, t_ns: int, msg: Any) -> None:
+        conn = self._conns.get(topic)
+        if conn is None:
+            conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
+            self._conns[topic] = conn
+        self.writer.write(conn, int(t_ns), self.store.serialize_cdr(msg, msgtype))
+
+    def header(self, t_ns: int, frame_id: str) -> Any:
+        t = int(t_ns)
+        stamp = self.types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9)
+        return self.types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
+
+    def string(self, text: str) -> Any:
+        return self.types["std_msgs/msg/String"](data=text)
+
+
+def _write_spec(out: _Out, reader: SessionReader) -> None:
+    attrs = reader._file.attrs
+    spec = {
+        "robot_spec": json.loads(attrs["robot_spec"]),
+        "camera_spec": json.loads(attrs["camera_spec"]),
+        "metadata": json.loads(attrs.get("metadata", "{}")),
+        "frame_format": str(attrs.get("frame_format", "jpeg")),
+    }
+    t0 = reader.start_ns or 0
+    out.write(rt.SPEC_TOPIC, "std_msgs/msg/String", t0, out.string(json.dumps(spec)))
+
+
+def _write_camera(out: _Out, reader: SessionReader) -> None:
+    """Each frame: its JPEG bytes as they are stored, or a raw frame as bgr8 Image."""
+    raw = str(reader._file.attrs.get("frame_format", "jpeg")) == "raw"
+    for i, t_ns in enumerate(reader.camera_t_ns):
+        header = out.header(t_ns, "camera")
+        if raw:
+            image = reader.frame(i)
+            h, w = image.shape[:2]
+            msg = out.types["sensor_msgs/msg/Image"](
+                header=header,
+                height=h,
+                width=w,
+                encoding="bgr8",
+                is_bigendian=0,
+                step=w * 3,
+                data=np.ascontiguousarray(image).reshape(-1),
+            )
+            out.write("/camera/image_raw", "sensor_msgs/msg/Image", t_ns, msg)
+        else:
+            data = np.frombuffer(reader.jpeg(i), dtype=np.uint8)
+            msg = out.types["sensor_msgs/msg/CompressedImage"](
+                header=header, format="jpeg", data=data
+            )
+            out.write(rt.CAMERA_TOPIC, "sensor_msgs/msg/CompressedImage", t_ns, msg)
+
+
+def _write_streams(out: _Out, reader: SessionReader) -> None:
+    """Proximity, wheels, the pose (three ways) and the events."""
+    t, horizontal = reader.proximity()
+    for t_ns, values in zip(t, horizontal):
+        msg = out.types[rt.PROXIMITY](header=out.header(t_ns, "base_link"), values=values)
+        out.write(rt.PROXIMITY_TOPIC, rt.PROXIMITY, t_ns, msg)
+    t, speed, target = reader.wheels()
+    for t_ns, s, g in zip(t, speed, target):
+        msg = out.types[rt.WHEELS](header=out.header(t_ns, "base_link"), speed=s, target=g)
+        out.write(rt.WHEELS_TOPIC, rt.WHEELS, t_ns, msg)
+    t, pose = reader.odometry()
+    for t_ns, (x, y, theta) in zip(t, pose):
+        _write_pose(out, int(t_ns), float(x), float(y), float(theta))
+    for event in reader.events():
+        text = json.dumps({"kind": event.kind, "message": event.message})
+        out.write(rt.EVENTS_TOPIC, "std_msgs/msg/String", event.t_ns, out.string(text))
+
+
+def _write_pose(out: _Out, t_ns: int, x: float, y: float, theta: float) -> None:
+    """The pose as the exact Pose2DStamped, as nav_msgs/Odometry and as a transform."""
+    ty = out.types
+    out.write(
+        rt.POSE_TOPIC,
+        rt.POSE2D_STAMPED,
+        t_ns,
+        ty[rt.POSE2D_STAMPED](header=out.header(t_ns, "odom"), x=x, y=y, theta=theta),
+    )
+    q = ty["geometry_msgs/msg/Quaternion"](
+        x=0.0, y=0.0, z=math.sin(theta / 2), w=math.cos(theta / 2)
+    )
+    point = ty["geometry_msgs/msg/Point"](x=x, y=y, z=0.0)
+    zeros = np.zeros(36, dtype=np.float64)
+    zero3 = ty["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)
+    odom = ty["nav_msgs/msg/Odometry"](
+        header=out.header(t_ns, "odom"),
+        child_frame_id="base_link",
+        pose=ty["geometry_msgs/msg/PoseWithCovariance"](
+            pose=ty["geometry_msgs/msg/Pose"](position=point, orientation=q), covariance=zeros
+        ),
+        twist=ty["geometry_msgs/msg/TwistWithCovariance"](
+            twist=ty["geometry_msgs/msg/Twist"](linear=zero3, angular=zero3), covariance=zeros
+        ),
+    )
+    out.write(rt.ODOM_TOPIC, "nav_msgs/msg/Odometry", t_ns, odom)
+    transform = ty["geometry_msgs/msg/TransformStamped"](
+        header=out.header(t_ns, "odom"),
+        child_frame_id="base_link",
+        transform=ty["geometry_msgs/msg/Transform"](
+            translation=ty["geometry_msgs/msg/Vector3"](x=x, y=y, z=0.0), rotation=q
+        ),
+    )
+    out.write(
+        rt.TF_TOPIC,
+        "tf2_msgs/msg/TFMessage",
+        t_ns,
+        ty["tf2_msgs/msg/TFMessage"](transforms=[transform]),
+    )

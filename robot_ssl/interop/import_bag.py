@@ -1,0 +1,271 @@
+"""`robot-ssl import BAG OUT.h5`: a ROS 1 bag, a ROS 2 bag (sqlite3 or MCAP folder) or a
+plain MCAP file as a session, read with rosbags' AnyReader (no ROS install).
+
+Topics come from the job: the camera (sensor_msgs/Image or CompressedImage; optional: a
+session without frames is still a session; so is the proximity: a default topic the bag
+lacks is skipped, a topic named by the user must be there), the pose (robot_ssl_msgs/Pose2DStamped, or
+nav_msgs/Odometry: theta from the quaternion's yaw), the proximity readings
+(robot_ssl_msgs/Proximity) and, when present, the wheels and the events `export`
+writes. Each stream is sorted by stamp: header stamps or receive (log) times. The robot
+and camera specs come from the spec file given, else from the bag's `/robot_ssl/spec`
+(what `export` writes), else the defaults. A missing topic or a message type the import
+cannot read is one line; a bag cut short imports what is intact and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rosbags.highlevel import AnyReader
+
+from robot_ssl.core.errors import RobotSSLError
+from robot_ssl.core.outputs import atomic_output
+from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
+from robot_ssl.interop import ros_types as rt
+from robot_ssl.io.session import SessionWriter
+
+__all__ = ["BagImport", "BagImportError", "import_bag"]
+
+STAMPS = ("header", "receive")
+_CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+_POSE_TYPES = (rt.POSE2D_STAMPED, "nav_msgs/msg/Odometry")
+
+
+class BagImportError(RobotSSLError):
+    """A bag that cannot be imported as asked: missing topic, unknown type, unreadable."""
+
+
+@dataclass(frozen=True)
+class BagImport:
+    """What `import_bag` does: `bag` (a .bag file, a ROS 2 bag folder, a .mcap or .db3
+    file) to the session `out` (.h5). `camera` "" imports no frames; `spec` a YAML spec
+    file (robot and camera) instead of the bag's own or the defaults."""
+
+    bag: str
+    out: str
+    camera: str = rt.CAMERA_TOPIC
+    odom: str = rt.POSE_TOPIC
+    proximity: str = rt.PROXIMITY_TOPIC
+    stamps: str = "header"
+    spec: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.stamps not in STAMPS:
+            raise ValueError(f"stamps must be one of {STAMPS}, not {self.stamps!r}")
+
+
+@dataclass
+class _Streams:
+    """Rows per session stream as (t_ns, values), before sorting."""
+
+    camera: list[tuple[int, Any]]
+    proximity: list[tuple[int, Any]]
+    wheels: list[tuple[int, Any]]
+    odometry: list[tuple[int, Any]]
+    events: list[tuple[int, Any]]
+    spec: dict[str, Any] | None = None
+    truncated: str | None = None
+
+
+def import_bag(job: BagImport) -> Path:
+    """Read `job.bag`, write the session `job.out`; returns its path."""
+    bag = Path(job.bag)
+    if not bag.exists():
+        raise BagImportError(f"{bag}: no such file or folder")
+    streams = _read(job, bag)
+    robot, camera, metadata = _specs(job, streams.spec)
+    camera = _fit_camera(camera, streams, given=bool(job.spec or streams.spec))
+    metadata = {**metadata, "imported_from": bag.name, "import_stamps": job.stamps}
+    out = Path(job.out)
+    with atomic_output(out) as tmp:
+        tmp.unlink()
+        with SessionWriter(tmp, robot, camera, metadata=metadata) as writer:
+            _write(writer, streams)
+    if streams.truncated:
+        print(f"robot-ssl import: warning: {streams.truncated}", file=sys.stderr)
+    return out
+
+
+def _read(job: BagImport, bag: Path) -> _Streams:
+    try:
+        reader = AnyReader([bag], default_typestore=rt.make_typestore())
+        reader.open()
+    except Exception as e:  # rosbags' reader errors, a damaged index, an unknown suffix
+        raise BagImportError(f"{bag}: not a readable bag: {e}") from None
+    try:
+        return _read_open(job, reader)
+    finally:
+        reader.close()
+
+
+def _topics(reader: AnyReader) -> dict[str, str]:
+    return {c.topic: c.msgtype for c in reader.connections}
+
+
+def _check(topics: dict[str, str], topic: str, option: str, types: tuple[str, ...]) -> None:
+    """One line when `topic` is not in the bag or not of one of `types`."""
+    if topic not in topics:
+        raise BagImportError(
+            f"no topic {topic!r} in the bag (give {option} TOPIC); topics: "
+            + ", ".join(sorted(topics))
+        )
+    if topics[topic] not in types:
+        raise BagImportError(
+            f"topic {topic!r} is {topics[topic]}, which {option} cannot read "
+            f"(expected {' or '.join(types)})"
+        )
+
+
+def _read_open(job: BagImport, reader: AnyReader) -> _Streams:
+    topics = _topics(reader)
+    _check(topics, job.odom, "--odom", _POSE_TYPES)
+    wanted = {job.odom: "odometry"}
+    for topic, option, default, types, kind in (
+        (job.proximity, "--proximity", rt.PROXIMITY_TOPIC, (rt.PROXIMITY,), "proximity"),
+        (job.camera, "--camera", rt.CAMERA_TOPIC, _CAMERA_TYPES, "camera"),
+    ):
+        if topic and (topic != default or topic in topics):  # a default may be absent
+            _check(topics, topic, option, types)
+            wanted[topic] = kind
+    for topic, kind in ((rt.WHEELS_TOPIC, "wheels"), (rt.EVENTS_TOPIC, "events")):
+        if topics.get(topic) in (rt.WHEELS, "std_msgs/msg/String"):
+            wanted.setdefault(topic, kind)
+    if topics.get(rt.SPEC_TOPIC) == "std_msgs/msg/String":
+        wanted[rt.SPEC_TOPIC] = "spec"
+    streams = _Streams([], [], [], [], [])
+    conns = [c for c in reader.connections if c.topic in wanted]
+    try:
+        for conn, log_t_ns, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            _take(streams, wanted[conn.topic], msg, conn.msgtype, _stamp(job, msg, log_t_ns))
+    except Exception as e:  # a bag cut short: keep what was read before the damage
+        streams.truncated = f"{job.bag} is damaged or cut short ({e}); imported what precedes it"
+    return streams
+
+
+def _stamp(job: BagImport, msg: Any, log_t_ns: int) -> int:
+    header = getattr(msg, "header", None)
+    if job.stamps == "receive" or header is None:
+        return int(log_t_ns)
+    return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
+
+
+def _take(streams: _Streams, kind: str, msg: Any, msgtype: str, t_ns: int) -> None:
+    """Turn one message into the row of its session stream."""
+    if kind == "camera":
+        streams.camera.append((t_ns, _frame(msg, msgtype)))
+    elif kind == "proximity":
+        streams.proximity.append((t_ns, np.asarray(msg.values, dtype=np.int16)))
+    elif kind == "wheels":
+        streams.wheels.append((t_ns, (np.asarray(msg.speed), np.asarray(msg.target))))
+    elif kind == "odometry":
+        streams.odometry.append((t_ns, _pose(msg, msgtype)))
+    elif kind == "events":
+        streams.events.append((t_ns, _event(msg.data)))
+    elif kind == "spec" and streams.spec is None:
+        streams.spec = json.loads(msg.data)
+
+
+def _frame(msg: Any, msgtype: str) -> dict[str, Any]:
+    """A camera record's values: the JPEG bytes as they are, or a raw image as BGR."""
+    if msgtype == "sensor_msgs/msg/CompressedImage":
+        fmt = msg.format.lower()
+        if "jpeg" not in fmt and "jpg" not in fmt:
+            raise BagImportError(f"compressed image format {msg.format!r}: only JPEG is read")
+        return {"jpeg": bytes(msg.data)}
+    data = np.asarray(msg.data, dtype=np.uint8)
+    h, w, enc = int(msg.height), int(msg.width), msg.encoding
+    if enc in ("bgr8", "rgb8"):
+        image = data.reshape(h, int(msg.step))[:, : w * 3].reshape(h, w, 3)
+        return {"image": image[:, :, ::-1].copy() if enc == "rgb8" else image}
+    if enc == "mono8":
+        gray = data.reshape(h, int(msg.step))[:, :w]
+        return {"image": np.repeat(gray[:, :, None], 3, axis=2)}
+    raise BagImportError(f"image encoding {enc!r}: only bgr8, rgb8 and mono8 are read")
+
+
+def _pose(msg: Any, msgtype: str) -> np.ndarray:
+    if msgtype == rt.POSE2D_STAMPED:
+        return np.array([msg.x, msg.y, msg.theta], dtype=np.float64)
+    p, q = msg.pose.pose.position, msg.pose.pose.orientation
+    yaw = math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    return np.array([p.x, p.y, yaw if yaw > -math.pi else math.pi], dtype=np.float64)
+
+
+def _event(text: str) -> tuple[str, str]:
+    try:
+        d = json.loads(text)
+        return str(d["kind"]), str(d.get("message", ""))
+    except (ValueError, KeyError, TypeError):
+        return "ros", text
+
+
+def _specs(job: BagImport, spec: dict[str, Any] | None) -> tuple[RobotSpec, CameraSpec, dict]:
+    """The spec file's, else the bag's own (from export), else the defaults."""
+    if job.spec:
+        robot, camera = load_specs(job.spec)
+        return robot, camera, {}
+    if spec:
+        return (
+            RobotSpec.from_dict(spec["robot_spec"]),
+            CameraSpec.from_dict(spec["camera_spec"]),
+            dict(spec.get("metadata", {})),
+        )
+    return RobotSpec(), CameraSpec(), {}
+
+
+def _frame_size(values: dict[str, Any]) -> tuple[int, int] | None:
+    """(width, height) of one camera record's frame; None when it does not decode."""
+    if "image" in values:
+        h, w = values["image"].shape[:2]
+        return w, h
+    image = cv2.imdecode(np.frombuffer(values["jpeg"], np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else (image.shape[1], image.shape[0])
+
+
+def _fit_camera(camera: CameraSpec, streams: _Streams, given: bool) -> CameraSpec:
+    """The camera spec at the frames' size: the default spec takes the bag's size (its
+    field of view stays the default's: give --spec for the real one); a spec given or
+    carried by the bag must match it."""
+    if not streams.camera:
+        return camera
+    size = _frame_size(streams.camera[0][1])
+    if size is None or size == (camera.width, camera.height):
+        return camera
+    if given:
+        raise BagImportError(
+            f"the camera's frames are {size[0]}x{size[1]}, the spec says "
+            f"{camera.width}x{camera.height}"
+        )
+    return camera.with_overrides(width=size[0], height=size[1])
+
+
+def _sorted(rows: list[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """Rows in stamp order (stable: equal stamps keep the bag's order)."""
+    return iter(sorted(rows, key=lambda r: r[0]))
+
+
+def _write(writer: SessionWriter, s: _Streams) -> None:
+    for t_ns, values in _sorted(s.camera):
+        if "jpeg" in values:
+            writer.write_jpeg(t_ns, values["jpeg"])
+        else:
+            writer.write_frame(t_ns, values["image"])
+    for t_ns, values in _sorted(s.proximity):
+        if values.shape != (7,):
+            raise BagImportError(f"proximity message of {values.size} values: the session holds 7")
+        writer.write_proximity(t_ns, values)
+    for t_ns, (speed, target) in _sorted(s.wheels):
+        writer.write_wheels(t_ns, speed, target)
+    for t_ns, pose in _sorted(s.odometry):
+        writer.write_odometry(t_ns, pose)
+    for t_ns, (kind, message) in _sorted(s.events):
+        writer.write_event(t_ns, kind, message)

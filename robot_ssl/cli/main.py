@@ -46,8 +46,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(self.prog, message)
 
 
-# Packages of the optional `train` extra: a verb that needs one says so in one line.
-_EXTRAS = {"torch": "train", "onnx": "train", "matplotlib": "train"}
+# Packages of the optional extras: a verb that needs one says so in one line.
+_EXTRAS = {
+    "torch": "train",
+    "onnx": "train",
+    "matplotlib": "train",
+    "rosbags": "interop",
+    "rerun": "view",
+}
+_WHAT = {"train": "the learning stack", "interop": "ROS bag support", "view": "the live view"}
 
 
 def _missing_extra(e: ImportError) -> tuple[str, str] | None:
@@ -99,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(
             f"robot-ssl {args.verb}: error: needs {extra[0]}, which is not installed "
-            f"(the robot's install has no learning stack): pip install 'robot-ssl[{extra[1]}]'",
+            f"(this install has no {_WHAT[extra[1]]}): pip install 'robot-ssl[{extra[1]}]'",
             file=sys.stderr,
         )
         return 2

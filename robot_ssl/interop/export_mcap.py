@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
 
 from robot_ssl.core.outputs import OutputError, atomic_output, write_error
 from robot_ssl.interop import ros_types as rt
@@ -44,7 +43,7 @@ class SessionExport:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, not {self.format!r}")
+            raise OutputError(f"format must be one of {FORMATS}, not {self.format!r}")
 
 
 def export_session(job: SessionExport) -> Path:
@@ -56,7 +55,7 @@ def export_session(job: SessionExport) -> Path:
                 work = tmp.with_name(tmp.name + ".d")
                 try:
                     work.mkdir()
-                    _write_bag(reader, work / out.stem, StoragePlugin.MCAP)
+                    _write_bag(reader, work / out.stem, "mcap")
                     os.replace(work / out.stem / f"{out.stem}.mcap", tmp)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
@@ -73,18 +72,21 @@ def _export_folder(reader: SessionReader, out: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     try:
         work.mkdir(parents=True)
-        _write_bag(reader, work / out.name, StoragePlugin.SQLITE3)
+        _write_bag(reader, work / out.name, "sqlite3")
         os.replace(work / out.name, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_bag(reader: SessionReader, path: Path, storage: StoragePlugin) -> None:
-    """All streams of `reader` into a new rosbag2 at `path`; an OSError (a full disk)
-    becomes one OutputError line."""
+def _write_bag(reader: SessionReader, path: Path, storage: str) -> None:
+    """All streams of `reader` into a new rosbag2 at `path` (`storage` "mcap" or
+    "sqlite3"); an OSError (a full disk) becomes one OutputError line."""
+    from rosbags.rosbag2 import StoragePlugin, Writer  # the optional `interop` extra
+
+    plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
     store = rt.make_typestore()
     try:
-        with Writer(path, version=9, storage_plugin=storage) as writer:
+        with Writer(path, version=9, storage_plugin=plugin) as writer:
             out = _Out(writer, store)
             _write_spec(out, reader)
             _write_camera(out, reader)
@@ -100,7 +102,7 @@ def _write_bag(reader: SessionReader, path: Path, storage: StoragePlugin) -> Non
 class _Out:
     """The writer, its typestore and one connection per topic, added on first use."""
 
-    def __init__(self, writer: Writer, store: Any) -> None:
+    def __init__(self, writer: Any, store: Any) -> None:
         self.writer = writer
         self.store = store
         self.types = store.types

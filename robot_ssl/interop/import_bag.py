@@ -20,17 +20,19 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from rosbags.highlevel import AnyReader
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.outputs import atomic_output
 from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 from robot_ssl.interop import ros_types as rt
 from robot_ssl.io.session import SessionWriter
+
+if TYPE_CHECKING:  # rosbags is the optional `interop` extra: imported when used
+    from rosbags.highlevel import AnyReader
 
 __all__ = ["BagImport", "BagImportError", "import_bag"]
 
@@ -59,7 +61,7 @@ class BagImport:
 
     def __post_init__(self) -> None:
         if self.stamps not in STAMPS:
-            raise ValueError(f"stamps must be one of {STAMPS}, not {self.stamps!r}")
+            raise BagImportError(f"stamps must be one of {STAMPS}, not {self.stamps!r}")
 
 
 @dataclass
@@ -95,6 +97,8 @@ def import_bag(job: BagImport) -> Path:
 
 
 def _read(job: BagImport, bag: Path) -> _Streams:
+    from rosbags.highlevel import AnyReader  # the optional `interop` extra: said in one line
+
     try:
         reader = AnyReader([bag], default_typestore=rt.make_typestore())
         reader.open()

@@ -9,8 +9,10 @@ quaternion does not: 2 * atan2(z, w) differs in the last bit for ~8 % of angles)
 
 from __future__ import annotations
 
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.typesys.store import Typestore
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rosbags is the optional `interop` extra: imported when used
+    from rosbags.typesys.store import Typestore
 
 __all__ = [
     "CAMERA_TOPIC",
@@ -50,6 +52,8 @@ SPEC_TOPIC = "/robot_ssl/spec"
 
 def make_typestore() -> Typestore:
     """ROS 2 Humble's types plus the custom `robot_ssl_msgs` ones."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
     store = get_typestore(Stores.ROS2_HUMBLE)
     types: dict = {}
     for name, text in MSG_DEFINITIONS.items():

@@ -92,3 +92,24 @@ def test_the_inference_package_runs_without_torch(no_torch_env, onnx_model):
     assert refusal == f"{checkpoint}: a checkpoint needs torch; export it to ONNX " + (
         "(robot-ssl export) to run it without torch"
     )
+
+
+def test_import_and_export_without_rosbags_say_which_extra(tmp_path):
+    """Without the `interop` extra, `import` and a session `export` name it in one line."""
+    shadow = tmp_path / "no_rosbags"
+    (shadow / "rosbags").mkdir(parents=True)
+    (shadow / "rosbags" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'rosbags'\", name='rosbags')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    session = tmp_path / "s.h5"
+    _ok(["sim", "record", "--minutes", "0.05", "--no-progress", str(session)], env)
+    (tmp_path / "x.mcap").write_bytes(b"a bag from elsewhere")
+    for argv in (["import", str(tmp_path / "x.mcap"), str(tmp_path / "x.h5")],
+                 ["export", str(session), str(tmp_path / "s.mcap")]):  # fmt: skip
+        p = subprocess.run([*ROBOT_SSL, *argv], env=env, capture_output=True, text=True)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.strip().splitlines() == [
+            f"robot-ssl {argv[0]}: error: needs rosbags, which is not installed (this install "
+            "has no ROS bag support): pip install 'robot-ssl[interop]'"
+        ]

@@ -68,7 +68,9 @@ def test_newest_frame_only(tmp_path):
     path = tmp_path / "v.avi"
     write_video(path, frames=30, fps=100.0)
     with OpenCVCamera(OpenCVCameraConfig(str(path))) as cam:
-        time.sleep(0.2)
+        deadline = time.monotonic() + 5.0  # 0.2 s at 100 fps; longer on a loaded machine
+        while cam.health().frames_captured < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
         f = cam.read()
         assert f is not None and f.index >= 15  # not the first, queued frame
 

@@ -12,6 +12,7 @@ from the dataclass: `--patch-size 12`, `--noise-std 0.05`; the README's `--out`,
 from __future__ import annotations
 
 import argparse
+import os
 
 from robot_ssl.cli.config_fields import Flag
 
@@ -33,7 +34,7 @@ def _flags() -> dict[str, Flag]:
         "tasks": Flag(
             parse=_tasks,
             metavar="T1,T2",
-            help="pretext tasks, comma-separated: patch, denoise, odometry",
+            help="pretext tasks, comma-separated: patch, denoise, odometry, rotation, views",
         ),
         "arch": Flag(choices=ARCHS),
         "input_width": Flag(aliases=("--width",), help="network input width"),
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(PretrainConfig, args)
     history = pretrain(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun: rank 0 reports
+        return 0
     last = history[-1]
     losses = "  ".join(f"{k} {last[k]:.4f}" for k in cfg.tasks if k in last)
     print(f"{len(history)} epochs: {losses}; encoder in {cfg.out_dir}/encoder.pt")

@@ -21,12 +21,38 @@ its own small head, trained on a weighted sum of their losses:
   (dx_m forward, dy_m left, dtheta_rad counter-clockwise), with the session's
   odometry interpolated at the frame times (:func:`odometry_pairs`). Targets are
   standardised (mean and std over all pairs, kept in ``encoder.pt``), MSE.
+- ``rotation``: rotation prediction (Gidaris et al., ICLR 2018, "RotNet"). The
+  input is not square (80x64), and a 90-degree turn of it would be a differently
+  shaped image whose shape gives the answer away, so a random square crop (side
+  min(width, height)) is turned by 0, 90, 180 or 270 degrees and a 4-way head on
+  the pooled features names the turn (cross-entropy, chance = 1/4; the
+  fully-convolutional encoder takes the square). ``rotation_acc`` is logged.
+- ``views``: instance discrimination on jittered views, non-contrastive: VICReg
+  (Bardes, Ponce and LeCun, ICLR 2022). Two views of each frame (random crop of
+  at least ``views_crop_min`` of each side resized back, horizontal flip, per
+  channel gamma and colour mixing within ``views_jitter``, pixel noise: plain
+  gains would be undone by the encoder's per-image standardisation) go through
+  the encoder and a projector (Linear-BatchNorm-ReLU-Linear, 128-d); the loss
+  pulls the two projections together (MSE, weight 25), keeps each dimension's
+  std over the batch >= 1 (hinge, 25) and decorrelates dimensions (1), as in the
+  paper. Written here (:func:`vicreg_loss`): the ``lightly`` library has it, but
+  needs torchvision, pytorch_lightning and hydra-core, too much for one loss.
+  Under DDP each process's loss sees its own batch (no gathering).
 
 The loop (:func:`pretrain`) reads top to bottom in the nanoGPT manner: load and
 resize every frame once (the decode/resize of robot_ssl.learning.dataset), build
 encoder and heads, AdamW with warmup + cosine learning rate, then per epoch one
 pass over the frames in seeded random order, logging each task's mean loss
-(and the patch task's accuracy). After every epoch ``encoder.pt`` (encoder
+(and the patch and rotation tasks' accuracy).
+
+Under ``torchrun --nproc_per_node=N -m robot_ssl pretrain ...`` (RANK /
+WORLD_SIZE / LOCAL_RANK in the environment) the net runs in
+DistributedDataParallel (gloo on CPU, NCCL on CUDA; the set-up of
+robot_ssl.learning.train): every process loads the frames, takes its shard of the
+epoch's seeded order (padded so every rank takes the same number of steps),
+`batch_size` frames per step per process, and only rank 0 writes files and
+logs (epoch means over all ranks). `device` auto picks cuda when available;
+the choice is printed and kept in ``metrics.json`` and ``encoder.pt``. After every epoch ``encoder.pt`` (encoder
 state dict, model config, tasks, data identities, history) and
 ``metrics.json`` are replaced atomically; ``encoder.pt`` loads with
 ``torch.load(weights_only=True)`` (:func:`load_encoder`). ``robot-ssl train
@@ -38,7 +64,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +90,15 @@ __all__ = [
     "clean_target",
     "corrupt_images",
     "init_encoder",
+    "jittered_view",
     "load_encoder",
     "load_pretrain_data",
     "odometry_pairs",
     "patch_pairs",
     "pretrain",
+    "rotated_crops",
     "task_losses",
+    "vicreg_loss",
 ]
 
 ENCODER_FORMAT = "robot-ssl/encoder"
@@ -241,6 +270,73 @@ def corrupt_images(
     return x.clamp(0.0, 255.0)
 
 
+def rotated_crops(
+    images: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(square crops turned by k * 90 degrees counter-clockwise (B, S, S, 3), k 0..3 (B,))
+    from images (B, H, W, 3); S = min(H, W), the crop's place along the long side random."""
+    b, h, w, _ = images.shape
+    dev = images.device
+    side = min(h, w)
+    top = torch.randint(0, h - side + 1, (b,), generator=generator, device=dev)
+    left = torch.randint(0, w - side + 1, (b,), generator=generator, device=dev)
+    r = torch.arange(side, device=dev)
+    batch = torch.arange(b, device=dev)[:, None, None]
+    crops = images[batch, (top[:, None] + r)[:, :, None], (left[:, None] + r)[:, None, :]]
+    k = torch.randint(0, 4, (b,), generator=generator, device=dev)
+    turned = crops.clone()
+    for quarter in (1, 2, 3):
+        sel = k == quarter
+        turned[sel] = torch.rot90(crops[sel], quarter, dims=(1, 2))
+    return turned, k
+
+
+def jittered_view(
+    images: torch.Tensor, crop_min: float, jitter: float, generator: torch.Generator
+) -> torch.Tensor:
+    """One random view of each image (B, H, W, 3) 0..255, same shape: a crop of scale
+    `crop_min`..1 of each side resized back (bilinear), flipped left-right half the time,
+    per-channel gamma in 1 +- `jitter`, colour mixing (off-diagonal weights up to
+    `jitter` / 4), Gaussian noise of 2 % of 255; clamped to 0..255."""
+    b = images.shape[0]
+    dev = images.device
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, *shape, generator=generator, device=dev)
+
+    scale = uniform(crop_min, 1.0)
+    flip = torch.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * flip, scale
+    theta[:, 0, 2], theta[:, 1, 2] = (1 - scale) * uniform(-1, 1), (1 - scale) * uniform(-1, 1)
+    x = images.permute(0, 3, 1, 2).float()
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = 255.0 * (x / 255.0).clamp(0.0, 1.0) ** uniform(1 - jitter, 1 + jitter, 3, 1, 1)
+    mix = torch.eye(3, device=dev) + uniform(-jitter / 4, jitter / 4, 3, 3)
+    x = torch.einsum("bij,bjhw->bihw", mix, x)
+    x = x + 0.02 * 255.0 * torch.randn(x.shape, generator=generator, device=dev)
+    return x.clamp(0.0, 255.0).permute(0, 2, 3, 1)
+
+
+def vicreg_loss(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+    """VICReg (Bardes, Ponce, LeCun, ICLR 2022, Algorithm 1) on two projections (B, D):
+    25 * invariance (MSE) + 25 * variance (mean hinge of 1 - std per dimension, both
+    views) + 1 * covariance (sum of squared off-diagonal covariances / D, both views)."""
+    n, d = z_a.shape
+    invariance = F.mse_loss(z_a, z_b)
+    variance = z_a.new_zeros(())
+    covariance = z_a.new_zeros(())
+    for z in (z_a, z_b):
+        z = z - z.mean(0)
+        std = torch.sqrt(z.var(0) + 1e-4)
+        variance = variance + F.relu(1 - std).mean() / 2
+        cov = (z.T @ z) / max(n - 1, 1)
+        off = cov - torch.diag(torch.diag(cov))
+        covariance = covariance + off.pow(2).sum() / d
+    return 25.0 * invariance + 25.0 * variance + covariance
+
+
 class PretrainNet(nn.Module):
     """A detector's encoder with one small head per pretext task.
 
@@ -279,6 +375,27 @@ class PretrainNet(nn.Module):
             self.heads["odometry"] = nn.Sequential(
                 nn.Linear(2 * 16 * h * w, 128), nn.ReLU(inplace=True), nn.Linear(128, 3)
             )
+        if "rotation" in tasks:
+            self.heads["rotation"] = nn.Sequential(
+                nn.Linear(c, 64), nn.ReLU(inplace=True), nn.Linear(64, 4)
+            )
+        if "views" in tasks:
+            self.heads["views"] = nn.Sequential(
+                nn.Linear(c, 128), nn.BatchNorm1d(128), nn.ReLU(inplace=True), nn.Linear(128, 128)
+            )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pair_a: torch.Tensor | None,
+        pair_b: torch.Tensor | None,
+        pair_y: torch.Tensor | None,
+        cfg: PretrainConfig,
+        gen: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """Each task's loss on one batch (:func:`task_losses`): the call DistributedDataParallel
+        wraps, so that its gradients are averaged over the processes."""
+        return task_losses(self, x, pair_a, pair_b, pair_y, cfg, gen)
 
     @property
     def encoder(self) -> nn.Module:
@@ -296,6 +413,14 @@ class PretrainNet(nn.Module):
         """The clean image, standardised per image and channel, (B, 3, H, W)."""
         out = self.heads["denoise"](encode(self.detector, noisy))
         return F.interpolate(out, size=noisy.shape[1:3], mode="bilinear", align_corners=False)
+
+    def rotation_logits(self, turned: torch.Tensor) -> torch.Tensor:
+        """4 logits (B, 4), k quarter turns, from square crops (B, S, S, 3)."""
+        return self.heads["rotation"](self.pooled(turned))
+
+    def project(self, view: torch.Tensor) -> torch.Tensor:
+        """The VICReg projection (B, 128) of image views (B, H, W, 3)."""
+        return self.heads["views"](self.pooled(view))
 
     def odometry(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """Standardised (dx, dy, dtheta) (B, 3) from two frame batches (B, H, W, 3)."""
@@ -319,7 +444,7 @@ def task_losses(
     gen: torch.Generator,
 ) -> dict[str, torch.Tensor]:
     """Each task's loss on one batch (images `x` float (B, H, W, 3), odometry pairs and
-    standardised targets), plus `patch_acc` (detached)."""
+    standardised targets), plus `patch_acc` and `rotation_acc` (detached)."""
     out: dict[str, torch.Tensor] = {}
     if "patch" in cfg.tasks:
         centre, neighbour, pos = patch_pairs(
@@ -333,6 +458,15 @@ def task_losses(
         out["denoise"] = F.mse_loss(net.reconstruct(noisy), clean_target(x))
     if "odometry" in cfg.tasks and pair_a is not None and pair_b is not None:
         out["odometry"] = F.mse_loss(net.odometry(pair_a, pair_b), pair_y)
+    if "rotation" in cfg.tasks:
+        turned, k = rotated_crops(x, gen)
+        logits = net.rotation_logits(turned)
+        out["rotation"] = F.cross_entropy(logits, k)
+        out["rotation_acc"] = (logits.argmax(1) == k).float().mean().detach()
+    if "views" in cfg.tasks and len(x) > 1:  # a batch of one has no variance to keep
+        view_a = jittered_view(x, cfg.views_crop_min, cfg.views_jitter, gen)
+        view_b = jittered_view(x, cfg.views_crop_min, cfg.views_jitter, gen)
+        out["views"] = vicreg_loss(net.project(view_a), net.project(view_b))
     return out
 
 
@@ -393,12 +527,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     `data` skips loading sessions. Writes ``encoder.pt`` and ``metrics.json`` to
     `cfg.out_dir` after every epoch (atomically).
     """
-    from tqdm import tqdm
-
-    from robot_ssl.core.outputs import atomic_output
-    from robot_ssl.learning.checkpoint import save_weights_file
-    from robot_ssl.learning.step import LRSchedule, make_optimizer
-    from robot_ssl.learning.train import _check_out_dir, _writing
+    from robot_ssl.learning.train import _check_out_dir, _setup_distributed
 
     out_dir = Path(cfg.out_dir)
     held = [n for n in PRETRAIN_OUTPUTS if (out_dir / n).exists()]
@@ -409,11 +538,43 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
         torch.set_num_threads(cfg.num_threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise PretrainError("device cuda requested but CUDA is not available")
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
+    env = _setup_distributed(cfg.device)
+    try:
+        return _pretrain_loop(cfg, data, env, out_dir)
+    finally:
+        if env.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _shard(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's part of an epoch's order, padded by wrapping around (as
+    DistributedSampler does) so that every rank takes the same number of steps."""
+    per_rank = math.ceil(len(order) / world_size)
+    padded = order.repeat(math.ceil(per_rank * world_size / len(order)))[: per_rank * world_size]
+    return padded[rank::world_size]
+
+
+def _pretrain_loop(
+    cfg: PretrainConfig, data: PretrainData | None, env: Any, out_dir: Path
+) -> list[dict[str, Any]]:
+    """The loop of :func:`pretrain` on the device and process group of `env` (train._Dist)."""
+    from tqdm import tqdm
+
+    from robot_ssl.core.outputs import atomic_output
+    from robot_ssl.learning.checkpoint import save_weights_file
+    from robot_ssl.learning.step import LRSchedule, make_optimizer
+    from robot_ssl.learning.train import _writing
+
+    device = env.device
+    say = print if env.is_main else (lambda *_a, **_k: None)
+    say(
+        f"pretrain: device {device.type} (--device {cfg.device}), "
+        f"{env.world_size} process{'es' if env.world_size > 1 else ''}"
+    )
 
     # ---- data: uint8 frames in memory, odometry targets standardised ----
-    data = data if data is not None else load_pretrain_data(cfg)
+    if data is None:  # every rank decodes; only rank 0 shows progress
+        data = load_pretrain_data(replace(cfg, progress=cfg.progress and env.is_main))
     if data.images.shape[1:3] != (cfg.input_height, cfg.input_width):
         raise PretrainError(
             f"frames are {data.images.shape[2]}x{data.images.shape[1]}, the encoder expects "
@@ -430,33 +591,48 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
     model_cfg = cfg.model_config()
     torch.manual_seed(cfg.seed)
     net = PretrainNet(model_cfg, cfg.tasks).to(device)
+    model: nn.Module = net
+    if env.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(
+            net,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,  # the detector's own head is not trained here
+        )
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg.lr, cfg.weight_decay)
     weights = {
         "patch": cfg.patch_weight,
         "denoise": cfg.denoise_weight,
         "odometry": cfg.odometry_weight,
+        "rotation": cfg.rotation_weight,
+        "views": cfg.views_weight,
     }
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    frames_per_rank = math.ceil(len(data) / env.world_size)
+    steps_per_epoch = math.ceil(frames_per_rank / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     schedule = LRSchedule(cfg.lr, cfg.min_lr, cfg.warmup_steps, total_steps)
-    log = tqdm.write if cfg.progress else print
+    log = (tqdm.write if cfg.progress else print) if env.is_main else say
     history: list[dict[str, Any]] = []
     step, t_start = 0, time.perf_counter()
 
     for epoch in range(cfg.epochs):
         run_seed = cfg.seed + 1_000_003 * (epoch + 1)
-        cpu_gen = torch.Generator().manual_seed(run_seed)  # order and pairs
-        gen = torch.Generator(device=device).manual_seed(run_seed)  # patches and noise
-        torch.manual_seed(run_seed)
-        order = torch.randperm(len(data), generator=cpu_gen)
+        rank_seed = run_seed + 7919 * env.rank
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(run_seed))
+        order = _shard(order, env.rank, env.world_size)  # the same order on every rank
+        cpu_gen = torch.Generator().manual_seed(rank_seed)  # pairs
+        gen = torch.Generator(device=device).manual_seed(rank_seed)  # patches and noise
+        torch.manual_seed(rank_seed)
         net.train()
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         bar = tqdm(
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
             leave=False,
-            disable=None if cfg.progress else True,  # None: on a tty only
+            disable=None if cfg.progress and env.is_main else True,  # None: on a tty only
         )
         for i in range(steps_per_epoch):
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -467,7 +643,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
                 a = images[pairs[pick, 0]].to(device).float()
                 b = images[pairs[pick, 1]].to(device).float()
                 y = pair_y[pick].to(device)
-            losses = task_losses(net, x, a, b, y, cfg, gen)
+            losses = model(x, a, b, y, cfg, gen)
             loss = torch.stack([weights[k] * v for k, v in losses.items() if k in weights]).sum()
             lr = schedule.at(step, epoch)
             where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
@@ -475,13 +651,19 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
             step += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
+                counts[k] = counts.get(k, 0) + len(idx)
             sums["loss"] = sums.get("loss", 0.0) + value * len(idx)
+            counts["loss"] = counts.get("loss", 0) + len(idx)
             bar.update()
         bar.close()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        row.update({k: v / len(data) for k, v in sums.items()})
+        row.update(_epoch_means(sums, counts, _logged_keys(cfg.tasks), env.world_size, device))
         row["elapsed_s"] = time.perf_counter() - t_start
+        row["device"] = device.type
+        row["world_size"] = env.world_size
         history.append(row)
+        if not env.is_main:
+            continue
 
         # ---- encoder.pt and metrics.json, replaced atomically ----
         out = {
@@ -504,6 +686,8 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
             "epoch": epoch,
             "history": history,
             "seed": cfg.seed,
+            "device": device.type,
+            "world_size": env.world_size,
         }
         save_weights_file(out, out_dir / "encoder.pt")
         metrics = out_dir / "metrics.json"
@@ -511,6 +695,34 @@ def pretrain(cfg: PretrainConfig, data: PretrainData | None = None) -> list[dict
             tmp.write_text(json.dumps(history, indent=1) + "\n")
         log(
             f"epoch {epoch + 1}/{cfg.epochs}  "
-            + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "elapsed_s"))
+            + "  ".join(
+                f"{k} {v:.4f}"
+                for k, v in row.items()
+                if k not in ("epoch", "elapsed_s", "device", "world_size")
+            )
         )
+    env.barrier()  # the other ranks return once rank 0 has written the last epoch
     return history
+
+
+def _logged_keys(tasks: tuple[str, ...]) -> list[str]:
+    """What an epoch logs, the same list on every rank: the loss, each task's, accuracies."""
+    accuracies = [f"{t}_acc" for t in ("patch", "rotation") if t in tasks]
+    return ["loss", *tasks, *accuracies]
+
+
+def _epoch_means(
+    sums: dict[str, float],
+    counts: dict[str, int],
+    keys: list[str],
+    world_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Each of `keys`' mean over the epoch's frames of every rank (one all-reduce); a key
+    no rank logged (the odometry task without pairs) is left out."""
+    both = torch.tensor(
+        [[sums.get(k, 0.0), counts.get(k, 0)] for k in keys], dtype=torch.float64, device=device
+    )
+    if world_size > 1:
+        torch.distributed.all_reduce(both)
+    return {k: float(s / n) for k, (s, n) in zip(keys, both.tolist(), strict=True) if n > 0}

@@ -25,9 +25,10 @@ from robot_ssl.inference.integrity import one_line
 from robot_ssl.inference.model_config import ModelConfig
 from robot_ssl.learning.train_config import DEFAULT_INPUT_SIZE
 
-__all__ = ["TASKS", "PretrainConfig", "PretrainError"]
+__all__ = ["DEFAULT_TASKS", "TASKS", "PretrainConfig", "PretrainError"]
 
-TASKS = ("patch", "denoise", "odometry")
+TASKS = ("patch", "denoise", "odometry", "rotation", "views")
+DEFAULT_TASKS = ("patch", "denoise", "odometry")
 
 
 class PretrainError(RobotSSLError):
@@ -38,21 +39,26 @@ class PretrainError(RobotSSLError):
 class PretrainConfig:
     """Everything a pretraining run depends on (saved in ``encoder.pt``).
 
-    `data`: session files or folders (every frame is used, labelled or not).
-    `arch`, `input_width`/`input_height` (pixels) and `model` (extra ModelConfig
-    fields, e.g. widths) define the encoder, as for training. Patch task:
-    `patch_size`, `patch_gap`, `patch_jitter` in network-input pixels (the 3x3
-    grid, 3*size + 2*gap + 2*jitter, must fit in the image). Denoising:
-    `mask_fraction` of pixels zeroed, Gaussian `noise_std` as a fraction of 255.
-    Odometry: pairs `odo_dt_min_s`..`odo_dt_max_s` apart, at most
-    `odo_pairs_per_frame` per first frame. `*_weight` weight each task's loss.
-    `min_lr`: where the schedule ends (None: 1e-4, or `lr` when lower). `num_threads`:
-    torch intra-op threads (None: torch's default).
+        `data`: session files or folders (every frame is used, labelled or not).
+        `arch`, `input_width`/`input_height` (pixels) and `model` (extra ModelConfig
+        fields, e.g. widths) define the encoder, as for training. Patch task:
+        `patch_size`, `patch_gap`, `patch_jitter` in network-input pixels (the 3x3
+        grid, 3*size + 2*gap + 2*jitter, must fit in the image). Denoising:
+        `mask_fraction` of pixels zeroed, Gaussian `noise_std` as a fraction of 255.
+        Odometry: pairs `odo_dt_min_s`..`odo_dt_max_s` apart, at most
+        `odo_pairs_per_frame` per first frame. Rotation: a random square crop (side
+    min(width, height)) turned by 0/90/180/270 degrees. Views: two jittered views per
+    frame (random crop of at least `views_crop_min` of each side, resized back,
+    horizontal flip, brightness/contrast/colour gains within +-`views_jitter`, noise),
+    VICReg loss. `*_weight` weight each task's loss. `device`: auto (cuda when
+    available, else cpu), cpu or cuda; under torchrun, `batch_size` is per process.
+        `min_lr`: where the schedule ends (None: 1e-4, or `lr` when lower). `num_threads`:
+        torch intra-op threads (None: torch's default).
     """
 
     data: tuple[str, ...] = ()
     out_dir: str = "runs/pretrain"
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = DEFAULT_TASKS
     arch: str = "default"
     input_width: int = bounded(DEFAULT_INPUT_SIZE[0], 1, MAX_INPUT_PX)
     input_height: int = bounded(DEFAULT_INPUT_SIZE[1], 1, MAX_INPUT_PX)
@@ -75,6 +81,10 @@ class PretrainConfig:
     patch_weight: float = bounded(1.0, 0, 1e6)
     denoise_weight: float = bounded(1.0, 0, 1e6)
     odometry_weight: float = bounded(1.0, 0, 1e6)
+    rotation_weight: float = bounded(1.0, 0, 1e6)
+    views_weight: float = bounded(1.0, 0, 1e6)
+    views_crop_min: float = bounded(0.6, 0, 1, min_inclusive=False)
+    views_jitter: float = bounded(0.3, 0, 1)
     seed: int = bounded(0, 0, MAX_SEED)
     num_threads: int | None = bounded(None, 1, MAX_THREADS)
     device: str = "auto"

@@ -17,7 +17,9 @@ from robot_ssl.learning.pretrain import (
     load_encoder,
     odometry_pairs,
     patch_pairs,
+    rotated_crops,
     task_losses,
+    vicreg_loss,
 )
 from robot_ssl.learning.train import TrainConfig, train
 
@@ -66,9 +68,12 @@ def test_patch_pairs_come_from_the_named_neighbour():
     assert torch.all((dx - (cell % 3 - 1) * (size + gap)).abs() <= jitter)
 
 
-@pytest.mark.parametrize(("task", "steps"), [("patch", 200), ("denoise", 40), ("odometry", 40)])
+@pytest.mark.parametrize(
+    ("task", "steps"),
+    [("patch", 200), ("denoise", 40), ("odometry", 40), ("rotation", 60), ("views", 40)],
+)
 def test_each_pretext_task_learns_on_tiny_data(task, steps):
-    """Loss falls on 16 frames; the patch task also beats chance (1/8) clearly."""
+    """Loss falls on 16 frames; the patch and rotation tasks also beat chance (1/8, 1/4)."""
     cfg = PretrainConfig(
         tasks=(task,), input_width=48, input_height=48, patch_size=12, patch_gap=2, patch_jitter=1
     )
@@ -89,11 +94,35 @@ def test_each_pretext_task_learns_on_tiny_data(task, steps):
         out[task].backward()
         opt.step()
         losses.append(out[task].item())
-        accuracy.append(float(out.get("patch_acc", 0.0)))
+        accuracy.append(float(out.get(f"{task}_acc", 0.0)))
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:5]), losses
     if task == "patch":
         assert np.mean(accuracy[-20:]) > 0.18  # chance: 0.125
+    if task == "rotation":
+        assert np.mean(accuracy[-10:]) > 0.4  # chance: 0.25
+
+
+def test_rotated_crops_are_square_quarter_turns():
+    """A 48x64 image: the crop is 48x48 and turning it back by k quarters restores a crop."""
+    images = torch.arange(8 * 48 * 64 * 3, dtype=torch.float32).reshape(8, 48, 64, 3)
+    turned, k = rotated_crops(images, torch.Generator().manual_seed(0))
+    assert turned.shape == (8, 48, 48, 3) and set(k.tolist()) <= {0, 1, 2, 3}
+    assert len(set(k.tolist())) > 1
+    for i in range(8):
+        back = torch.rot90(turned[i], -int(k[i]), dims=(0, 1))
+        left = int(back[0, 0, 0] // 3) % 64
+        torch.testing.assert_close(back, images[i, :, left : left + 48])
+
+
+def test_vicreg_loss_rewards_agreeing_spread_views():
+    """Equal, decorrelated, unit-spread projections cost ~0; collapsed ones cost the variance
+    term (25); unrelated ones cost the invariance term."""
+    z = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+    assert vicreg_loss(z, z) < 1.0
+    collapsed = torch.zeros(256, 16)
+    assert vicreg_loss(collapsed, collapsed) > 24.0
+    assert vicreg_loss(z, torch.randn(256, 16)) > 25.0
 
 
 def test_config_checks():
@@ -157,3 +186,52 @@ def test_train_init_starts_from_the_pretrained_encoder(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "arch 'paper'" in err and "arch 'default'" in err
+
+
+def test_train_init_from_rotation_and_views_pretraining(tmp_path, capsys):
+    """`pretrain --tasks rotation,views` then `train --init`: the heads stay out of encoder.pt
+    and the detector starts from the encoder."""
+    _odometry_session(tmp_path / "data/s0.h5", seed=0)
+    pre = tmp_path / "pre"
+    argv = ["pretrain", "--data", str(tmp_path / "data"), "--out", str(pre), "--epochs", "1"]
+    argv += ["--batch-size", "12", "--quiet", "--threads", "1", "--tasks", "rotation,views"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "device cpu (--device auto), 1 process" in out
+    enc = load_encoder(pre / "encoder.pt")
+    assert enc["tasks"] == ["rotation", "views"] and enc["device"] == "cpu"
+    row = enc["history"][-1]
+    assert np.isfinite(row["rotation"]) and np.isfinite(row["views"]) and "rotation_acc" in row
+    assert row["device"] == "cpu" and row["world_size"] == 1
+    trunk = build_model(ModelConfig()).features.state_dict()
+    assert enc["encoder"].keys() == trunk.keys()
+    assert {k.split(".")[1] for k in enc["heads"]} == {"rotation", "views"}
+
+    write_synthetic_session(tmp_path / "labelled/s0.h5", 16)
+    cfg = TrainConfig(
+        data=(str(tmp_path / "labelled"),),
+        out_dir=str(tmp_path / "run"),
+        init=str(pre / "encoder.pt"),
+        epochs=1,
+        lr=1e-12,
+        min_lr=0.0,
+        weight_decay=0.0,
+        warmup_steps=0,
+        val_fraction=0.0,
+        progress=False,
+        device="cpu",
+    )
+    result = train(cfg)
+    for k, v in enc["encoder"].items():
+        torch.testing.assert_close(result.final_state[f"features.{k}"], v, atol=1e-8, rtol=0)
+
+
+def test_pretrain_refuses_cuda_without_a_gpu_in_one_line(tmp_path, capsys):
+    assert not torch.cuda.is_available()  # this test is about a machine without one
+    _odometry_session(tmp_path / "data/s0.h5", seed=0)
+    argv = ["pretrain", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "pre")]
+    argv += ["--device", "cuda", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cuda" in err and "not available" in err
+    assert not (tmp_path / "pre" / "encoder.pt").exists()

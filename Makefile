@@ -20,11 +20,13 @@ venv: $(STAMP)
 system-deps:
 	@bash scripts/install_system_deps.sh
 
-# Everything, in parallel on the machine's cores (pytest-xdist); tiers by folder:
-# tests/unit (in-process), tests/system (subprocesses, kills, full disks, a browser),
-# tests/peer (asebaplayground and Debian's Aseba clients).
+# Everything. Tiers by folder: tests/unit (in-process), tests/system (subprocesses, kills,
+# full disks, a browser) in parallel on the machine's cores (pytest-xdist); then
+# tests/peer and every other asebaplayground test alone: they time the robot's
+# 10 Hz refresh, which a busy CPU next to them delays.
 test: $(STAMP) system-deps lint
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto -m "not peer and not playground"
+	$(PY) -m pytest -q -m "peer or playground"
 
 # The unit tier only, in under a minute on 2 cores: property tests at a quarter of
 # their examples (tests/budget.py), the real Aseba peer left to `make test`.

@@ -28,7 +28,12 @@ def _flags() -> dict[str, Flag]:
     """TrainConfig's fields as the README spells them (every other field: --field-name)."""
     from robot_ssl.cli.argtypes import data_flags
     from robot_ssl.inference.model_config import ARCHS
-    from robot_ssl.learning.train_config import SCHEDULES, SPLIT_GROUPS, default_cache_dir
+    from robot_ssl.learning.train_config import (
+        SCHEDULES,
+        SPLIT_GROUPS,
+        TARGETS,
+        default_cache_dir,
+    )
 
     return {
         **data_flags(default_cache_dir()),
@@ -61,6 +66,13 @@ def _flags() -> dict[str, Flag]:
         "init": Flag(
             metavar="ENCODER.pt",
             help="start from the encoder weights of `robot-ssl pretrain` (same arch and widths)",
+        ),
+        "targets": Flag(
+            choices=TARGETS,
+            help="train on the auto-labels, or on the simulator's truth of the same frames",
+        ),
+        "consistency_weight": Flag(
+            help="weight of the state-consistency loss between frames a short drive apart",
         ),
     }
 

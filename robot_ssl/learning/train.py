@@ -446,7 +446,12 @@ def _load_frames(cfg: TrainConfig, env: _Dist) -> tuple[FrameSet, FrameSet | Non
 
 
 def split_frames(cfg: TrainConfig, sessions: list) -> tuple[FrameSet, FrameSet | None]:
-    """The (train, validation) frames of loaded sessions, split as `cfg` says."""
+    """The (train, validation) frames of loaded sessions, split as `cfg` says; with
+    `cfg.targets` "truth", every frame's labels are its simulator truth (same cells)."""
+    if cfg.targets == "truth":
+        from robot_ssl.learning.truth_grid import with_truth_targets
+
+        sessions = [with_truth_targets(s, cfg.labels_dir) for s in sessions]
     _check_same_grids(sessions)
     _check_same_viewpoints(sessions)
     train_s, val_s = split_sessions(

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_MIN_LR",
     "SCHEDULES",
     "SPLIT_GROUPS",
+    "TARGETS",
     "AugmentConfig",
     "TrainConfig",
     "TrainError",
@@ -42,6 +43,7 @@ DEFAULT_INPUT_SIZE = (80, 64)  # (width, height), as in the original work
 DEFAULT_MIN_LR = 1e-4  # where the cosine schedule ends, unless lr is lower
 SCHEDULES = ("cosine", "step", "constant")
 SPLIT_GROUPS = ("session", "world", "block")  # what validation holds out (dataset.split_sessions)
+TARGETS = ("labels", "truth")  # what a run learns: the auto-labels or the simulator's truth
 
 
 class TrainError(RobotSSLError):
@@ -106,7 +108,11 @@ class TrainConfig:
     stopped on validation noise, 0.007 lower. `init`: an ``encoder.pt`` of
     `robot-ssl pretrain` whose encoder weights start a new run (not a resumed
     one); its architecture and widths must match. `min_lr`: where the cosine
-    schedule ends (None: 1e-4, or `lr` when that is lower).
+    schedule ends (None: 1e-4, or `lr` when that is lower). `targets`: "labels" (the
+    auto-labels) or "truth" (the simulator's true grid of the same frames and cells,
+    training and validation alike: the supervised reference; a session without truth
+    is refused). `consistency_weight`: weight of the state-consistency loss between
+    frames a short straight drive apart (robot_ssl.learning.consistency; 0: off).
     """
 
     data: tuple[str, ...] = ()
@@ -145,6 +151,8 @@ class TrainConfig:
     overwrite: bool = False
     progress: bool = True
     init: str | None = None
+    targets: str = "labels"
+    consistency_weight: float = bounded(0.0, 0, 1e3)
 
     def __post_init__(self) -> None:
         check_bounds(self, "train config", TrainError)
@@ -166,6 +174,8 @@ class TrainConfig:
             raise TrainError(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.split_by not in SPLIT_GROUPS:
             raise TrainError(f"split_by must be one of {', '.join(SPLIT_GROUPS)}")
+        if self.targets not in TARGETS:
+            raise TrainError(f"targets must be one of {', '.join(TARGETS)}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainError("device must be auto, cpu or cuda")
         if self.resume and self.overwrite:

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SessionTargets", "TrainingData", "session_targets", "training_data_of"]
+__all__ = [
+    "SessionTargets",
+    "TrainingData",
+    "session_targets",
+    "training_data_of",
+    "with_truth_targets",
+]
 
 
 @dataclass(frozen=True)
@@ -151,3 +157,20 @@ def training_data_of(model_path: str | Path, kind: str) -> TrainingData:
     if names is None:  # no split record: every session of the training data counts
         names = {f.stem for f in files}
     return TrainingData(frozenset(shas), frozenset(names), source)
+
+
+def with_truth_targets(session: Any, labels_dir: str | Path | None = None) -> Any:
+    """The SessionData `session` with its labels replaced by the simulator's truth of the
+    same frames and cells (`train --targets truth`, the supervised reference); a session
+    without truth is refused (DatasetError)."""
+    from dataclasses import replace
+
+    from robot_ssl.learning.dataset import DatasetError
+
+    targets = session_targets(session.path, session.frame_index, labels_dir=labels_dir)
+    if targets.truth is None:
+        raise DatasetError(
+            f"{session.path}: no simulator truth to train on (--targets truth needs "
+            "sessions of `robot-ssl sim record`)"
+        )
+    return replace(session, labels=targets.truth)

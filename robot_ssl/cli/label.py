@@ -106,6 +106,12 @@ def _flags() -> dict[str, Flag]:
             "calibrated value; a number = this offset in seconds (--camera-offset-ms MS: in "
             "milliseconds; 0 turns the correction off)",
         ),
+        "rule.uncertainty_replays": Flag(
+            metavar="K", help="odometry replays giving each label a confidence (0: off)"
+        ),
+        "rule.uncertainty_scale_std": Flag(metavar="REL", help="per-replay wheel scale error"),
+        "rule.uncertainty_step_std": Flag(metavar="REL", help="per-sample wheel speed noise"),
+        "rule.uncertainty_seed": Flag(metavar="N", help="seed of the replays"),
     }
 
 

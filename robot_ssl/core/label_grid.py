@@ -100,6 +100,14 @@ class _Grid:
     step: float
 
 
+_UNCERTAINTY_FIELDS = (
+    "uncertainty_replays",
+    "uncertainty_scale_std",
+    "uncertainty_step_std",
+    "uncertainty_seed",
+)
+
+
 def _default_distances() -> tuple[float, ...]:
     return distance_grid(0.0, 0.30, 0.01)
 
@@ -126,6 +134,13 @@ class LabelConfig:
         session's own images (robot_ssl.labelling.time_offset) and falls back to the
         session's calibrated `CameraSpec.time_offset_s` when the estimate is unreliable;
         "spec" uses that calibrated value; a number is the offset in seconds, in [-1, 1].
+    uncertainty_replays: Monte Carlo replays of the wheel odometry whose labels give each
+        known cell a confidence, the fraction of replays that agree with its label (0:
+        off, no confidence stored; robot_ssl.labelling.uncertainty, docs/labelling.md).
+    uncertainty_scale_std: per replay and wheel, the relative error of the speed scale
+        (default: the simulator's per-session wheel bias and axle error, combined).
+    uncertainty_step_std: per wheel sample, relative speed noise (the simulator's
+        measurement noise). uncertainty_seed: the replays' random seed.
     """
 
     sensor_indices: tuple[int, ...] = bounded((0, 1, 2, 3, 4), 0, MAX_SENSORS - 1)
@@ -141,6 +156,10 @@ class LabelConfig:
     max_backtrack_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M)
     min_duration_s: float = bounded(1.0, 0, MAX_DURATION_S)
     camera_offset: str | float = "auto"
+    uncertainty_replays: int = bounded(0, 0, 1000)
+    uncertainty_scale_std: float = bounded(0.02, 0, 0.5)
+    uncertainty_step_std: float = bounded(0.03, 0, 0.5)
+    uncertainty_seed: int = bounded(0, 0, 2**31 - 1)
 
     def __post_init__(self) -> None:
         check_bounds(self, "label config", LabelConfigError)
@@ -181,6 +200,9 @@ class LabelConfig:
         d = asdict(self)
         d["sensor_indices"] = list(self.sensor_indices)
         d["distances_m"] = list(self.distances_m)
+        if not self.uncertainty_replays:  # off: the same config as before the option existed
+            for name in _UNCERTAINTY_FIELDS:
+                del d[name]
         return d
 
     def to_json(self) -> str:

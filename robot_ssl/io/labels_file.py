@@ -11,6 +11,8 @@ subclass otherwise. Layout (docs/CONTRACTS.md, docs/labelling.md):
              session_size_bytes, session_sha256, config (JSON of LabelConfig),
              camera_offset (JSON of CameraOffset; absent in files written before the
              camera-latency correction, read as "none": nothing applied)
+    confidence float32 (N, S, D) in [0, 1], optional: written only by labelling with
+             uncertainty_replays > 0 (absent: every label fully trusted, 1.0)
     frame_index int64 (N,)   t_ns int64 (N,)
     labels int8 (N, S, D) {-1, 0, 1}   readings int16 (N, S, D) (-1 unknown)
     match_t_ns int64 (N, D) (-1 unknown)   match_offset float32 (N, D, 3) (NaN unknown)
@@ -237,6 +239,7 @@ class LabelSet:
     config: LabelConfig
     session: SessionIdentity
     camera_offset: CameraOffset = field(default_factory=CameraOffset)
+    confidence: np.ndarray | None = None  # float32 (N, S, D); None: all 1.0
 
     @classmethod
     def from_grid(
@@ -246,9 +249,11 @@ class LabelSet:
         session: SessionIdentity,
         frame_index: np.ndarray | None = None,
         camera_offset: CameraOffset | None = None,
+        confidence: np.ndarray | None = None,
     ) -> LabelSet:
-        """Attach config, session identity and the camera offset applied to a computed grid
-        (frames 0..N-1 by default; offset: none)."""
+        """Attach config, session identity, the camera offset applied and the labels'
+        confidence (None: none computed) to a computed grid (frames 0..N-1 by default;
+        offset: none)."""
         if frame_index is None:
             frame_index = np.arange(grid.num_frames, dtype=np.int64)
         return cls(
@@ -263,7 +268,14 @@ class LabelSet:
             config=config,
             session=session,
             camera_offset=camera_offset if camera_offset is not None else CameraOffset(),
+            confidence=confidence,
         )
+
+    def cell_weights(self) -> np.ndarray:
+        """float32 (N, S, D): each label's confidence, 1.0 everywhere when none was stored."""
+        if self.confidence is None:
+            return np.ones(self.labels.shape, dtype=np.float32)
+        return self.confidence
 
     @property
     def exposure_t_ns(self) -> np.ndarray:
@@ -309,6 +321,13 @@ class LabelSet:
             raise InconsistentLabelsError("distances_m differ from the config's")
         if n and (self.labels.min() < -1 or self.labels.max() > 1):
             raise InconsistentLabelsError("labels must be in {-1, 0, 1}")
+        c = self.confidence
+        if c is not None and (c.shape != (n, s, d) or c.dtype != np.float32):
+            raise InconsistentLabelsError(
+                f"confidence: expected float32 {(n, s, d)}, got {c.dtype.name} {c.shape}"
+            )
+        if c is not None and c.size and not (np.all(c >= 0) and np.all(c <= 1)):
+            raise InconsistentLabelsError("confidence must be in [0, 1]")
 
 
 _DATASETS = (
@@ -321,7 +340,8 @@ _DATASETS = (
     "sensor_indices",
     "distances_m",
 )
-_COMPRESSED = {"labels", "readings", "match_t_ns", "match_offset"}
+_COMPRESSED = {"labels", "readings", "match_t_ns", "match_offset", "confidence"}
+_OPTIONAL = ("confidence",)  # absent in files labelled without it
 
 
 def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None = "gzip") -> Path:
@@ -343,8 +363,10 @@ def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None 
             f.attrs["session_sha256"] = labels.session.sha256
             f.attrs["config"] = labels.config.to_json()
             f.attrs["camera_offset"] = labels.camera_offset.to_json()
-            for name in _DATASETS:
+            for name in _DATASETS + _OPTIONAL:
                 data = getattr(labels, name)
+                if data is None:
+                    continue
                 opts = {}
                 if compression and name in _COMPRESSED and data.size:
                     opts = {"compression": compression, "shuffle": True}
@@ -410,6 +432,9 @@ def read_labels(path: str | Path) -> LabelSet:
             if not isinstance(obj, h5py.Dataset):
                 raise InconsistentLabelsError(f"{path}: dataset {name!r} is missing")
             arrays[name] = obj[()]
+        for name in _OPTIONAL:
+            obj = f.get(name)
+            arrays[name] = obj[()] if isinstance(obj, h5py.Dataset) else None
     labels = LabelSet(config=config, session=session, camera_offset=camera_offset, **arrays)
     try:
         labels.validate()

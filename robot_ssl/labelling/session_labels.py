@@ -58,7 +58,8 @@ def label_session(
     Uses the session's odometry stream, or integrates its wheel speeds when it
     recorded none. The camera offset follows `config.camera_offset` (see
     `resolve_camera_offset`; `offset_search` tunes the "auto" estimate) and is
-    recorded in the result. Raises robot_ssl.labelling.labeller.NothingToLabelError
+    recorded in the result. With `config.uncertainty_replays` > 0, each label's
+    confidence from odometry replays is computed too (robot_ssl.labelling.uncertainty). Raises robot_ssl.labelling.labeller.NothingToLabelError
     for an empty session, one without odometry or one too short, and the session
     reader's errors (robot_ssl.io.session.SessionError).
     """
@@ -70,7 +71,9 @@ def label_session(
         camera_t = np.asarray(reader.camera_t_ns)
         prox_t, prox_values = reader.proximity()
         odom_t, odom_pose = session_odometry(reader)
+        robot = reader.robot
         offset = resolve_camera_offset(reader, cfg, odom_t, odom_pose, offset_search)
+        wheels = reader.wheels() if cfg.uncertainty_replays else None
     grid = compute_labels(
         camera_t,
         prox_t,
@@ -81,7 +84,17 @@ def label_session(
         progress=progress,
         camera_offset_s=offset.applied_s,
     )
-    return LabelSet.from_grid(grid, cfg, identify_session(session_path), camera_offset=offset)
+    confidence = None
+    if wheels is not None:
+        from robot_ssl.labelling.uncertainty import label_confidence
+
+        confidence = label_confidence(
+            grid, camera_t, prox_t, prox_values, wheels[0], wheels[1], robot, cfg,
+            offset.applied_s,
+        )  # fmt: skip
+    return LabelSet.from_grid(
+        grid, cfg, identify_session(session_path), camera_offset=offset, confidence=confidence
+    )
 
 
 def resolve_camera_offset(

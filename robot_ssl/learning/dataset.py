@@ -119,6 +119,7 @@ class SessionData:
     sha256: str = ""  # the session file's SHA-256, from its labels file's identity
     t_s: np.ndarray | None = None  # float64 (N,) frame stamps from the session start, seconds
     camera: Any = None  # the session's CameraSpec (a pinhole.Pinhole): the model's viewpoint
+    weights: np.ndarray | None = None  # float32 (N, S, D) label confidence; None: all 1
 
     def __len__(self) -> int:
         return len(self.frame_index)
@@ -138,6 +139,7 @@ class SessionData:
             images=self.images[mask],
             labels=self.labels[mask],
             t_s=self.times_s()[mask],
+            weights=None if self.weights is None else self.weights[mask],
         )
 
 
@@ -254,6 +256,7 @@ def load_session(
     order = np.argsort(lab.frame_index[keep], kind="stable")
     frame_index = lab.frame_index[keep][order]
     labels = lab.labels[keep][order]
+    weights = None if lab.confidence is None else lab.confidence[keep][order]
     t_ns = np.asarray(lab.t_ns[keep][order], np.int64)
     t_s = (t_ns - (t_ns[0] if len(t_ns) else 0)).astype(np.float64) * 1e-9
     with SessionReader(path) as reader:
@@ -276,6 +279,7 @@ def load_session(
     images, intact = decoded
     report_damaged_frames(path, int((~intact).sum()), len(intact), "labelled frames")
     frame_index, labels, t_s = frame_index[intact], labels[intact], t_s[intact]
+    weights = None if weights is None else weights[intact]
     return SessionData(
         name=path.stem,
         path=path,
@@ -289,6 +293,7 @@ def load_session(
         sha256=lab.session.sha256,
         t_s=t_s,
         camera=camera,
+        weights=weights,
     )
 
 
@@ -338,6 +343,8 @@ class FrameSet:
     sensor_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     mirror_symmetric: bool = True
     viewpoint: Any = None  # the sessions' camera (pinhole.Pinhole; None: unknown)
+    weights: np.ndarray | None = None  # float32 (N, S, D) per-cell loss weights; None: all 1
+    poses: np.ndarray | None = None  # float64 (N, 3) odometry poses (state-consistency loss)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -391,7 +398,18 @@ class FrameSet:
             sensor_indices=first.sensor_indices,
             mirror_symmetric=all(s.mirror_symmetric for s in sessions),
             viewpoint=None if first.camera is None else first.camera.pinhole(),
+            weights=_concat_weights(sessions),
         )
+
+
+def _concat_weights(sessions: Sequence[SessionData]) -> np.ndarray | None:
+    """The sessions' label confidences end to end (1 for a session without any); None
+    when no session has any, so that training without them costs nothing."""
+    if all(s.weights is None for s in sessions):
+        return None
+    return np.concatenate(
+        [np.ones(s.labels.shape, np.float32) if s.weights is None else s.weights for s in sessions]
+    )
 
 
 def split_sessions(

@@ -96,7 +96,10 @@ RUN_OUTPUTS = ("last.pt", "best.pt", "metrics.csv", "metrics.json", "curves.png"
 
 
 def masked_bce_loss(
-    logits: torch.Tensor, labels: torch.Tensor, pos_weight: float | torch.Tensor | None = None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    pos_weight: float | torch.Tensor | None = None,
+    cell_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Binary cross-entropy over known cells only (label >= 0), averaged over their count.
 
@@ -105,6 +108,7 @@ def masked_bce_loss(
     (a float or a tensor broadcastable to (S, D)) up-weights positives, as in
     `BCEWithLogitsLoss`. A batch without any known cell gives a zero loss that
     still backpropagates (zero gradients), which keeps DDP processes in step.
+    `cell_weights` (like labels): each cell's weight, its label's confidence (None: 1).
     """
     known = labels >= 0
     if not bool(known.any()):
@@ -114,7 +118,10 @@ def masked_bce_loss(
     if pos_weight is not None:
         weight = torch.as_tensor(pos_weight, dtype=logits.dtype, device=logits.device)
         weight = weight.expand_as(logits)[known]
-    return F.binary_cross_entropy_with_logits(logits[known], target[known], pos_weight=weight)
+    w = None if cell_weights is None else cell_weights.to(logits.dtype)[known]
+    return F.binary_cross_entropy_with_logits(
+        logits[known], target[known], weight=w, pos_weight=weight
+    )
 
 
 # -- augmentation --------------------------------------------------------------------------
@@ -463,7 +470,79 @@ def split_frames(cfg: TrainConfig, sessions: list) -> tuple[FrameSet, FrameSet |
         block_s=cfg.val_block_s,
         gap_s=cfg.val_gap_s,
     )
-    return FrameSet.from_sessions(train_s), (FrameSet.from_sessions(val_s) if val_s else None)
+    train = FrameSet.from_sessions(train_s)
+    if cfg.consistency_weight > 0:  # the odometry pairs frames for the consistency loss
+        from dataclasses import replace
+
+        from robot_ssl.learning.consistency import frame_poses
+
+        train = replace(train, poses=np.concatenate([frame_poses(s) for s in train_s]))
+    return train, (FrameSet.from_sessions(val_s) if val_s else None)
+
+
+# -- state consistency ---------------------------------------------------------------------
+
+
+def _consistency_pairs(cfg: TrainConfig, frames: FrameSet, say: bool) -> np.ndarray | None:
+    """(partner row, shift) per training frame (-1: none) for the consistency loss, or None
+    when it is off; refused when no frame pair is a straight drive apart."""
+    if cfg.consistency_weight <= 0:
+        return None
+    from robot_ssl.learning.consistency import match_pairs
+
+    if frames.poses is None:
+        raise TrainError("the consistency loss needs the frames' odometry poses")
+    pairs = match_pairs(frames.poses, frames.session_ids, frames.distances_m)
+    if len(pairs) == 0:
+        raise TrainError(
+            "no frame pairs a short straight drive apart for the consistency loss "
+            "(no odometry, or no straight driving): set --consistency-weight 0"
+        )
+    table = np.full((len(frames), 2), -1, np.int64)
+    table[pairs.anchor, 0], table[pairs.anchor, 1] = pairs.partner, pairs.shift
+    if say:
+        print(f"consistency: {len(pairs)} of {len(frames)} frames paired")
+    return table
+
+
+def _loss_with_consistency(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    idx: torch.Tensor,
+    pairs: np.ndarray,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, float]:
+    """BCE on the batch and its frames' partners, plus weight x the consistency term.
+
+    Partners join the batch (their labels train too); augmentation runs without its
+    flip, then each pair is flipped together (mirroring the sensor axis keeps the
+    (s, d) -> (s, d - shift) relation). Returns (loss, consistency term)."""
+    from dataclasses import replace
+
+    from robot_ssl.learning.consistency import consistency_loss
+
+    table = torch.from_numpy(pairs)[idx]
+    have = table[:, 0] >= 0
+    partners, shift = table[have, 0], table[have, 1].to(x.device)
+    b = len(idx)
+    x = torch.cat([x, images[partners].to(x.device).float()])
+    y = torch.cat([y, labels[partners].to(y.device)])
+    x, y = augment_batch(x, y, replace(cfg.augment, hflip=False), gen)
+    if cfg.augment.enabled and cfg.augment.hflip:
+        flip_b = torch.rand(b, generator=gen, device=x.device) < 0.5
+        flip = torch.cat([flip_b, flip_b[have.to(x.device)]])
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(2), x)
+        y = torch.where(flip.view(-1, 1, 1), y.flip(1), y)
+    logits = model(x)
+    n_d = logits.shape[2]
+    y, w = y.split(n_d, 2) if y.shape[2] > n_d else (y, None)
+    term = consistency_loss(logits[:b][have.to(x.device)], logits[b:], shift)
+    loss = masked_bce_loss(logits, y, cfg.pos_weight, w) + cfg.consistency_weight * term
+    return loss, float(term.detach())
 
 
 # -- the training loop ---------------------------------------------------------------------
@@ -518,6 +597,8 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             )
         train_images = torch.from_numpy(train_set.images)
         train_labels = torch.from_numpy(train_set.labels)
+        if train_set.weights is not None:  # label confidence: (labels, weights) side by side
+            train_labels = torch.cat([train_labels.float(), torch.from_numpy(train_set.weights)], 2)
         if val_set is not None:
             val_images = torch.from_numpy(val_set.images)
             val_labels = torch.from_numpy(val_set.labels)
@@ -567,6 +648,7 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             shuffle=True,
             seed=cfg.seed,
         )
+        pairs = _consistency_pairs(cfg, train_set, env.is_main)
         steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         schedule = lr_schedule(cfg, total_steps)
@@ -609,7 +691,7 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
             torch.manual_seed(run_seed)  # dropout
             gen = torch.Generator(device=env.device).manual_seed(run_seed)
             model.train()
-            loss_sum = torch.zeros(2, dtype=torch.float64)
+            loss_sum = torch.zeros(3, dtype=torch.float64)  # loss, frames, consistency
             bar = tqdm(
                 total=steps_per_epoch,
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -620,13 +702,21 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 x = train_images[idx].to(env.device).float()
                 y = train_labels[idx].to(env.device)
-                x, y = augment_batch(x, y, cfg.augment, gen)
                 lr = schedule.at(step, epoch)
-                loss = masked_bce_loss(model(x), y, cfg.pos_weight)
+                if pairs is None:
+                    x, y = augment_batch(x, y, cfg.augment, gen)  # flips labels and weights alike
+                    y, w = y.split(n_d, 2) if y.shape[2] > n_d else (y, None)
+                    loss, term = masked_bce_loss(model(x), y, cfg.pos_weight, w), 0.0
+                else:
+                    loss, term = _loss_with_consistency(
+                        model, x, y, idx, pairs, train_images, train_labels, cfg, gen
+                    )
                 where = f"step {step + 1} (epoch {epoch + 1}, lr {lr:.3g})"
                 value = optimisation_step(loss, optimizer, params, cfg.grad_clip, where, lr=lr)
                 step += 1
-                loss_sum += torch.tensor([value * len(idx), len(idx)], dtype=torch.float64)
+                loss_sum += torch.tensor(
+                    [value * len(idx), len(idx), term * len(idx)], dtype=torch.float64
+                )
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
                 bar.update()
             bar.close()
@@ -637,6 +727,8 @@ def train(cfg: TrainConfig, data: tuple[FrameSet, FrameSet | None] | None = None
                 "lr": lr,
                 "train_loss": float(loss_sum[0] / max(loss_sum[1], 1.0)),
             }
+            if pairs is not None:
+                row["train_consistency"] = float(loss_sum[2] / max(loss_sum[1], 1.0))
 
             # ---- validation (every rank evaluates the whole set: same numbers, no comms) ----
             if val_set is not None:

@@ -59,3 +59,34 @@ def test_label_command_takes_replays_and_refuses_bad_counts(tmp_path: Path):
     bad = subprocess.run([*cmd, "--uncertainty-replays", "-1"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "uncertainty_replays" in bad.stderr or "uncertainty-replays" in bad.stderr
+
+
+def test_masked_loss_weighs_cells_by_confidence():
+    import torch
+
+    from robot_ssl.learning.train import masked_bce_loss
+
+    logits = torch.tensor([[[2.0, -1.0, 0.5]]])
+    labels = torch.tensor([[[0, 1, -1]]], dtype=torch.int8)
+    plain = masked_bce_loss(logits, labels)
+    assert torch.isclose(masked_bce_loss(logits, labels, None, torch.ones(1, 1, 3)), plain)
+    only_second = masked_bce_loss(logits, labels, None, torch.tensor([[[0.0, 1.0, 1.0]]]))
+    expected = torch.nn.functional.softplus(torch.tensor(1.0)) / 2  # one cell of two known
+    assert torch.isclose(only_second, expected)
+
+
+def test_training_reads_the_confidence_weights(tmp_path: Path):
+    import torch
+
+    from robot_ssl.learning.dataset import synthetic_frameset
+    from robot_ssl.learning.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    frames = synthetic_frameset(32, seed=1)
+    cfg = dict(epochs=1, batch_size=16, progress=False, num_threads=1, patience=None)
+    cfg["model"] = {"widths": [8, 8, 8, 8], "hidden": 16}
+    plain = train(TrainConfig(out_dir=str(tmp_path / "a"), **cfg), data=(frames, None))
+    frames.weights = np.zeros(frames.labels.shape, np.float32)  # no label trusted: no loss
+    zero = train(TrainConfig(out_dir=str(tmp_path / "b"), **cfg), data=(frames, None))
+    assert plain.history[-1]["train_loss"] > 0.1
+    assert zero.history[-1]["train_loss"] == 0.0

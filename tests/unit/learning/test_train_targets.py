@@ -13,7 +13,7 @@ from robot_ssl.learning.train_config import TrainConfig
 
 def _session(path, n=150, *, truth=True, seed=0):
     """A 30 fps session driving straight at 0.1 m/s towards a wall 0.4 m ahead of the
-    centre sensor (truth at 100 Hz) with unrelated synthetic auto-labels."""
+    centre sensor (truth and odometry at 100 Hz) with unrelated synthetic auto-labels."""
     from robot_ssl.core.spec import CameraSpec
     from robot_ssl.io.labels_file import write_labels
     from robot_ssl.io.session import SessionWriter
@@ -36,6 +36,7 @@ def _session(path, n=150, *, truth=True, seed=0):
                 dist = np.full(7, np.inf)
                 dist[2] = 0.4 - x
                 w.write_truth(int(t), np.array([x, 0.0, 0.0]), dist)
+                w.write_odometry(int(t), np.array([x, 0.0, 0.0]))
     write_labels(labels_path_for(path), synthetic_label_set(path, t_ns, labels, config))
     return path
 
@@ -79,3 +80,43 @@ def test_truth_targets_refuse_a_session_without_truth_in_one_line(tmp_path):
     assert done.returncode == 2
     assert "no simulator truth" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_pairs_of_a_straight_drive_map_cells_by_the_distance_travelled():
+    import torch
+
+    from robot_ssl.learning.consistency import consistency_loss, match_pairs
+
+    t_s = np.arange(40) / 30.0
+    poses = np.stack([0.1 * t_s, np.zeros(40), np.zeros(40)], axis=1)  # 0.1 m/s straight on
+    poses[30:, 2] = 0.3  # a turn: no pair may span it
+    sid = np.zeros(40, np.int32)
+    sid[35:] = 1  # a second session: no pair across sessions
+    d = np.round(np.arange(31) * 0.01, 2)
+    pairs = match_pairs(poses, sid, d, shift_m=0.05)
+    # 0.05 m at 0.1 m/s is 15 frames: frame t pairs with t + 15, 5 cells nearer
+    assert pairs.anchor.tolist() == list(range(15))
+    assert (pairs.partner - pairs.anchor).tolist() == [15] * 15
+    assert pairs.shift.tolist() == [5] * 15
+    # cell (s, d) of the anchor is cell (s, d - 5) of the partner: equal there, zero loss
+    p = torch.randn(1, 5, 31)
+    a = torch.cat([torch.full((1, 5, 5), 9.0), p[:, :, :26]], 2)
+    shift = torch.tensor([5])
+    assert float(consistency_loss(a, p, shift)) < 1e-12
+    assert float(consistency_loss(a, torch.roll(p, 1, 2), shift)) > 1e-3
+
+
+def test_training_with_the_consistency_weight_logs_its_term(tmp_path):
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _session(data / "a.h5")
+    run = tmp_path / "run"
+    done = _train_cli("--data", data, "--out", run, "--consistency-weight", 0.5)
+    assert done.returncode == 0, done.stderr
+    assert "consistency:" in done.stdout and "frames paired" in done.stdout
+    row = json.loads((run / "metrics.json").read_text())
+    row = row[-1] if isinstance(row, list) else row["history"][-1]
+    assert row["train_consistency"] > 0
+    assert Checkpoint.load(run / "best.pt").train_config["consistency_weight"] == 0.5

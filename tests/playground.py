@@ -562,3 +562,15 @@ def wait_until_thymio_answers(url: str, timeout_s: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def join_local_group(rank: int, world_size: int, port: int) -> None:
+    """The environment `torchrun` gives rank `rank` of a one-machine group on `port`: for
+    tests that spawn the processes of a DDP run themselves."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )

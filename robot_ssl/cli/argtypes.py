@@ -211,6 +211,32 @@ def device_config_from(args: argparse.Namespace, cls: type):
     return with_fields(cfg, {k: v for k, v in given.items() if "." in k})
 
 
+def device_flags(*, none: bool) -> dict:
+    """`--robot` and `--camera` as `record` and `run` spell them (`none`: the "none" device
+    is offered, as `record` allows; `run` always drives a robot and watches a camera)."""
+    from robot_ssl.cli.config_fields import Flag
+
+    robot = "'sim[:WORLD]' (the simulator in-process, real time)"
+    camera = "'synthetic[:WxH[@FPS]]' or 'sim' (needs --robot sim)"
+    return {
+        "robot": Flag(
+            required=True,
+            parse=str,
+            metavar="URL|sim[:WORLD]" + ("|none" if none else ""),
+            help="serial device (/dev/ttyACM0), socket://host:33333 or tcp:host:33333 (a "
+            f"virtual Thymio), 'auto' (first Thymio port), {robot}"
+            + (" or 'none'" if none else ""),
+        ),
+        "camera": Flag(
+            required=True,
+            parse=str,
+            metavar="SRC|sim|synthetic" + ("|none" if none else ""),
+            help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file (played "
+            f"at its frame rate), picamera2[:WxH[@FPS]], {camera}" + (" or 'none'" if none else ""),
+        ),
+    }
+
+
 def data_flags(default_cache: str) -> dict:
     """The training data options shared by `train` and `eval`: sessions, their labels
     folder and the decoded-frame cache."""

@@ -28,25 +28,12 @@ HELP = "record a session from a robot (or the simulator) and a camera"
 
 def _flags() -> dict[str, Flag]:
     """RecordConfig's fields as the README spells them (every other one: --field-name)."""
+    from robot_ssl.cli.argtypes import device_flags
     from robot_ssl.recording.record import DRIVES
 
     return {
         "out": Flag(positional=True, metavar="OUT.h5", help="session file to write"),
-        "robot": Flag(
-            required=True,
-            parse=str,
-            metavar="URL|sim[:WORLD]|none",
-            help="serial device (/dev/ttyACM0), socket://host:33333 or tcp:host:33333 (a "
-            "virtual Thymio), 'auto' (first Thymio port), 'sim[:WORLD]' (the simulator "
-            "in-process, real time) or 'none'",
-        ),
-        "camera": Flag(
-            required=True,
-            parse=str,
-            metavar="SRC|sim|synthetic|none",
-            help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file (played "
-            "at its frame rate), 'sim' (needs --robot sim), 'synthetic[:WxH[@FPS]]' or 'none'",
-        ),
+        **device_flags(none=True),
         "duration_s": Flag(aliases=("--duration",), metavar="S", help="stop after S s"),
         "drive": Flag(
             choices=DRIVES,

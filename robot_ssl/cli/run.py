@@ -52,23 +52,11 @@ def _milliseconds(text: str) -> float:
 
 def _flags() -> dict[str, Flag]:
     """RunConfig's fields as the README spells them (every other one: --field-name)."""
+    from robot_ssl.cli.argtypes import device_flags
+
     return {
         "model": Flag(required=True, metavar="M", help="model: .onnx, .pt or TorchScript"),
-        "robot": Flag(
-            required=True,
-            parse=str,
-            metavar="URL|sim[:WORLD]",
-            help="serial device (/dev/ttyACM0), socket://host:33333 or tcp:host:33333 (a "
-            "virtual Thymio), 'auto' (first Thymio port) or 'sim[:WORLD]' (the simulator "
-            "in-process, real time)",
-        ),
-        "camera": Flag(
-            required=True,
-            parse=str,
-            metavar="DEV|sim",
-            help="device index (0), /dev/videoN, GStreamer pipeline, URL, video file, "
-            "'synthetic[:WxH[@FPS]]' or 'sim' (needs --robot sim)",
-        ),
+        **device_flags(none=False),
         "live.drive": Flag(
             aliases=("--drive",),
             choices=("monitor", "avoid"),

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from playground import free_port, join_local_group
 from pretrain_data import _odometry_session
 
 from robot_ssl.learning.dataset import synthetic_frames
@@ -17,20 +17,8 @@ from robot_ssl.learning.dataset import synthetic_frames
 TASKS = ("denoise", "rotation", "views")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, root: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
+    join_local_group(rank, world_size, port)
     from robot_ssl.learning.pretrain import PretrainConfig, PretrainData, pretrain
 
     images, _ = synthetic_frames(30, size=(48, 48), seed=3)
@@ -61,7 +49,7 @@ def _worker(rank: int, world_size: int, port: int, root: str) -> None:
 
 @pytest.mark.slow
 def test_pretrain_ddp_two_cpu_processes(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     assert not (tmp_path / "out1").exists() or not any((tmp_path / "out1").iterdir())
     enc = torch.load(tmp_path / "out0/encoder.pt", weights_only=True)
     assert enc["world_size"] == 2 and enc["device"] == "cpu" and enc["epoch"] == 1

@@ -1,31 +1,19 @@
 """DistributedDataParallel training with 2 CPU processes (gloo), as torchrun would run it."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from playground import free_port, join_local_group
 
 from robot_ssl.learning.dataset import synthetic_frameset, write_synthetic_session
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
+    join_local_group(rank, world_size, port)
     from robot_ssl.learning.train import TrainConfig, train
 
     cfg = TrainConfig(
@@ -48,7 +36,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     out = tmp_path / "run"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3  # header + 2 epochs, written once (rank 0)
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)

@@ -55,7 +55,7 @@ def export_session(job: SessionExport) -> Path:
                 work = tmp.with_name(tmp.name + ".d")
                 try:
                     work.mkdir()
-                    _write_bag(reader, work / out.stem, "mcap")
+                    _write_bag(reader, work / out.stem, "mcap", out)
                     os.replace(work / out.stem / f"{out.stem}.mcap", tmp)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
@@ -72,15 +72,16 @@ def _export_folder(reader: SessionReader, out: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     try:
         work.mkdir(parents=True)
-        _write_bag(reader, work / out.name, "sqlite3")
+        _write_bag(reader, work / out.name, "sqlite3", out)
         os.replace(work / out.name, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_bag(reader: SessionReader, path: Path, storage: str) -> None:
+def _write_bag(reader: SessionReader, path: Path, storage: str, target: Path) -> None:
     """All streams of `reader` into a new rosbag2 at `path` (`storage` "mcap" or
-    "sqlite3"); an OSError (a full disk) becomes one OutputError line."""
+    "sqlite3"); an OSError (a full disk) becomes one OutputError line naming `target`,
+    the file the user asked for, not the temporary folder beside it."""
     from rosbags.rosbag2 import StoragePlugin, Writer  # the optional `interop` extra
 
     plugin = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}[storage]
@@ -92,10 +93,10 @@ def _write_bag(reader: SessionReader, path: Path, storage: str) -> None:
             _write_camera(out, reader)
             _write_streams(out, reader)
     except OSError as e:
-        raise write_error(path, e) from None
+        raise write_error(target, e) from None
     except Exception as e:  # sqlite3 / rosbags errors of a full disk are not OSErrors
         if "full" in str(e) or "space" in str(e):
-            raise OutputError(f"cannot write {path}: disk full") from None
+            raise OutputError(f"cannot write {target}: disk full") from None
         raise
 
 

@@ -84,6 +84,7 @@ def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(session, mount_tmp
     r = cli("export", session, disk / "s.mcap")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert f"cannot write {disk / 's.mcap'}: no space left" in r.stderr, r.stderr  # not a temp
     assert list(disk.iterdir()) == []
 
 

@@ -235,7 +235,8 @@ class SessionReader:
     def _schema(self) -> Schema:
         """The table resolved for this session (sizes the file does not say: 0)."""
         dims = {"height": self.camera.height, "width": self.camera.width}
-        dims |= {"truth_sensors": self.robot.num_prox, "grid_sensors": 0, "grid_distances": 0}
+        dims |= {"prox_sensors": self.robot.num_prox, "truth_sensors": self.robot.num_prox}
+        dims |= {"grid_sensors": 0, "grid_distances": 0}
         return self.table.resolve(self.frame_format, dims)
 
     def read(self, stream: str) -> Columns | None:

@@ -143,7 +143,8 @@ class SessionWriter:
     ) -> dict[str, int]:
         """The named dimensions of the session's fields: the camera's, `dims`, and those
         given by `truth_sensors` and `prediction_shape`."""
-        out = {"height": self.camera.height, "width": self.camera.width, **dims}
+        out = {"height": self.camera.height, "width": self.camera.width}
+        out |= {"prox_sensors": self.robot.num_prox, **dims}
         if truth_sensors is not None:
             out["truth_sensors"] = int(truth_sensors)
         if prediction_shape is not None:

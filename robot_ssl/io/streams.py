@@ -11,7 +11,8 @@ entry here (or in a copy: `STREAMS.with_stream`) plus the code that produces its
 records; `StreamBus` hands each record to whoever subscribed to its stream by name.
 
 Shapes may name a dimension known only when a session is opened ("height", "width":
-the camera's; "truth_sensors": the simulator's sensors; "grid_sensors",
+the camera's; "prox_sensors": the robot spec's short-range sensors; "truth_sensors":
+the simulator's sensors; "grid_sensors",
 "grid_distances": the detector's output grid); `StreamTable.resolve` fills them in.
 Layout and meaning per field: docs/session_format.md.
 """
@@ -174,8 +175,17 @@ STREAMS = StreamTable(
         ),
         Stream(
             "proximity",
-            (Field("horizontal", "int16", (7,), "raw", "prox.horizontal"),),
-            "the 7 horizontal proximity sensors",
+            (
+                Field(
+                    "horizontal",
+                    "int16",
+                    ("prox_sensors",),
+                    "per kind",
+                    "one reading per spec sensor: IR raw intensity; range mm (32767: no"
+                    " return within range, -1: invalid); contact 0/1",
+                ),
+            ),
+            "the short-range sensors of the robot spec (a Thymio: its 7 horizontal IR)",
             required=True,
         ),
         Stream(
@@ -214,6 +224,24 @@ STREAMS = StreamTable(
             "frame_truth",
             (Field("exposure_t_ns", "int64", (), "ns", "the frame's true mid-exposure"),),
             "simulator only: per frame stamp; absent in sessions recorded before it existed",
+        ),
+        Stream(
+            "acc",
+            (
+                Field("acc", "int16", (3,), "raw, ~23 per g", "the firmware's acc[0..2]"),
+                Field(
+                    "tap", "uint8", (), "", "1: the firmware's tap event fired since the last row"
+                ),
+            ),
+            "accelerometer (16 Hz on a Thymio) and tap; absent in sessions before it existed",
+        ),
+        Stream(
+            "contact_truth",
+            (
+                Field("point_m", "float64", (2,), "m", "contact point on the body, robot frame"),
+                Field("world_m", "float64", (2,), "m", "the same point in the world frame"),
+            ),
+            "simulator only: one row per contact onset, stamped with the true time",
         ),
         Stream(
             "predictions",

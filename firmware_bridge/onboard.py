@@ -8,6 +8,11 @@ from its description, never hard-coded), with the project's assembler
   `[seq, prox.horizontal[0..6], motor.left.speed, motor.right.speed]`;
 - every `speed_period_ms` (timer1) emits EVENT_WHEELS
   `[seq, motor.left.speed, motor.right.speed, motor.left.target, motor.right.target]`;
+- on every `acc` event (the firmware's accelerometer refresh, 16 Hz on a Thymio II) emits
+  EVENT_ACC `[seq, acc[0], acc[1], acc[2]]`, and on every `tap` event (the firmware's
+  shock detector) EVENT_TAP `[tap_seq]`; a node without the `acc` variable and event (or
+  the `tap` event) gets the program without that stream (`OnboardProgram.streams_acc`,
+  `streams_tap`);
 - every `tick_ms` (timer0) ages the host's heartbeat variable; when the host has not written
   it for `max_staleness_ms`, it sets both motor targets to 0 itself and emits
   EVENT_WATCHDOG `[max_staleness_ms]` (once: the watchdog re-arms at the next heartbeat);
@@ -28,8 +33,11 @@ from firmware_bridge.errors import FirmwareBridgeError
 from firmware_bridge.link import NodeInfo
 
 __all__ = [
+    "ACC_ARGS",
+    "EVENT_ACC",
     "EVENT_HELLO",
     "EVENT_PROX",
+    "EVENT_TAP",
     "EVENT_WATCHDOG",
     "EVENT_WHEELS",
     "PROGRAM_VERSION",
@@ -39,19 +47,24 @@ __all__ = [
     "build_program",
 ]
 
-PROGRAM_VERSION = 1
+PROGRAM_VERSION = 2  # 2: acc and tap streamed
 # User event ids (12 bits in EMIT): chosen away from 0.. where hand-written programs start.
 EVENT_PROX = 0x5A0
 EVENT_WHEELS = 0x5A1
 EVENT_WATCHDOG = 0x5A2
 EVENT_HELLO = 0x5A3
+EVENT_ACC = 0x5A4
+EVENT_TAP = 0x5A5
 PROX_ARGS = 10  # seq, 7 proximity values, 2 wheel speeds
 WHEELS_ARGS = 5  # seq, 2 speeds, 2 targets
+ACC_ARGS = 4  # seq, 3 accelerometer axes
+TAP_ARGS = 1  # seq
 
 _PROX = "prox.horizontal"
 _SPEED = ("motor.left.speed", "motor.right.speed")
 _TARGET = ("motor.left.target", "motor.right.target")
 _TIMER = "timer.period"
+_ACC = "acc"
 
 
 class ProgramUnsupported(FirmwareBridgeError):
@@ -84,6 +97,8 @@ class OnboardProgram:
     heartbeat_offset: int  # word the host writes 0 into (ms since the last heartbeat)
     first_word: int  # the program's variables occupy [first_word, first_word + n_words)
     n_words: int
+    streams_acc: bool = False  # the node has `acc` (variable and event): EVENT_ACC is sent
+    streams_tap: bool = False  # the node has the `tap` event: EVENT_TAP is sent
 
     def upload_messages(self, dest: int) -> list[p.Message]:
         """SET_BYTECODE chunks, RESET and RUN: how an IDE loads and starts a program."""
@@ -106,6 +121,11 @@ def _event(node: NodeInfo, name: str) -> int:
         raise ProgramUnsupported(f"node '{node.name}' has no local event '{name}'") from None
 
 
+def _optional_event(node: NodeInfo, name: str) -> int | None:
+    """The id of local event `name`, None when the node has none (its stream is left out)."""
+    return local_event_id(node.local_events.index(name)) if name in node.local_events else None
+
+
 def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> OnboardProgram:
     """Assemble the onboard program for `node`; raises ProgramUnsupported when the node
     lacks a variable or event it needs, or has too little memory for it."""
@@ -115,6 +135,10 @@ def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> Onboar
     target = [_offset(node, n, 1) for n in _TARGET]
     timer = _offset(node, _TIMER, 2)
     on_prox, on_timer0, on_timer1 = (_event(node, n) for n in ("prox", "timer0", "timer1"))
+    # optional streams: the accelerometer needs its variable and its event, tap its event
+    acc_var = node.variables.get(_ACC)
+    on_acc = _optional_event(node, "acc") if acc_var is not None and acc_var.size >= 3 else None
+    on_tap = _optional_event(node, "tap")
 
     # The program's variables follow the named ones (free VM memory, as a compiler puts them).
     base = node.named_words
@@ -122,7 +146,9 @@ def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> Onboar
     wseq, wbuf = pbuf + PROX_ARGS, pbuf + PROX_ARGS + 1
     heartbeat = wbuf + WHEELS_ARGS
     hello = heartbeat + 1  # two words: version, max staleness
-    n_words = hello + 2 - base
+    abuf = hello + 2  # acc: seq, 3 axes (the buffer's first word is the counter)
+    tseq = abuf + ACC_ARGS  # tap: its counter, emitted as it is
+    n_words = tseq + TAP_ARGS - base
     if base + n_words > node.vm_variables_size:
         raise ProgramUnsupported(
             f"node '{node.name}' has {node.vm_variables_size - base} free words; "
@@ -131,7 +157,7 @@ def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> Onboar
 
     a = Assembler()
     a.on(0xFFFF)  # init
-    for addr, value in ((seq, 0), (wseq, 0), (heartbeat, -1)):
+    for addr, value in ((seq, 0), (wseq, 0), (heartbeat, -1), (abuf, 0), (tseq, 0)):
         a.push(value)
         a.store(addr)
     a.push(cfg.tick_ms)
@@ -162,6 +188,22 @@ def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> Onboar
     a.emit(EVENT_WHEELS, wbuf, WHEELS_ARGS)
     a.stop()
 
+    if on_acc is not None:  # the firmware refreshed acc[0..2]
+        assert acc_var is not None
+        a.on(on_acc)
+        _increment(a, abuf)
+        for i in range(3):
+            a.load(acc_var.offset + i)
+            a.store(abuf + 1 + i)
+        a.emit(EVENT_ACC, abuf, ACC_ARGS)
+        a.stop()
+
+    if on_tap is not None:  # the firmware's shock detector fired
+        a.on(on_tap)
+        _increment(a, tseq)
+        a.emit(EVENT_TAP, tseq, TAP_ARGS)
+        a.stop()
+
     a.on(on_timer0)  # the watchdog
     a.load(heartbeat)
     a.push(0)
@@ -191,7 +233,9 @@ def build_program(node: NodeInfo, config: OnboardConfig | None = None) -> Onboar
             f"node '{node.name}' holds {node.bytecode_size} words of bytecode; "
             f"the onboard program has {len(words)}"
         )
-    return OnboardProgram(tuple(words), cfg, heartbeat, base, n_words)
+    return OnboardProgram(
+        tuple(words), cfg, heartbeat, base, n_words, on_acc is not None, on_tap is not None
+    )
 
 
 def _increment(a: Assembler, addr: int) -> None:

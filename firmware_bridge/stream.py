@@ -5,6 +5,10 @@ stamps each reading with its arrival time (the program emits right at the firmwa
 update, so arrival is the update instant plus the link's latency), counts the events lost
 from the program's sequence counters and queues notes about them. The stepping thread
 takes everything that came since its last call with `drain()`.
+
+Accelerometer samples (EVENT_ACC) carry a `tap` flag: True when a tap event (EVENT_TAP)
+arrived since the previous accelerometer sample, or when the tap counter shows taps lost
+on the link (a tap that happened is not forgotten because its message was).
 """
 
 from __future__ import annotations
@@ -16,17 +20,29 @@ import numpy as np
 
 from firmware_bridge import protocol as p
 from firmware_bridge.onboard import (
+    ACC_ARGS,
+    EVENT_ACC,
     EVENT_HELLO,
     EVENT_PROX,
+    EVENT_TAP,
     EVENT_WATCHDOG,
     EVENT_WHEELS,
     PROX_ARGS,
+    TAP_ARGS,
     WHEELS_ARGS,
 )
 
-__all__ = ["ProxSample", "ReadingStream", "StreamBatch", "StreamCounters", "WheelSample"]
+__all__ = [
+    "AccSample",
+    "ProxSample",
+    "ReadingStream",
+    "StreamBatch",
+    "StreamCounters",
+    "WheelSample",
+]
 
 _RESTART_GAP = 0x4000  # a counter jump this large means the program restarted, not losses
+_LOST = {"proximity": "prox_lost", "wheels": "wheels_lost", "acc": "acc_lost", "tap": "taps_lost"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +65,17 @@ class WheelSample:
     wheel_target: np.ndarray  # int16 (2,)
 
 
+@dataclass(frozen=True, eq=False)
+class AccSample:
+    """One accelerometer refresh: arrival time, the 3 axes (raw, about 23 per g on a Thymio
+    II) and whether the firmware's tap event fired since the previous refresh."""
+
+    t_ns: int
+    acc: np.ndarray  # int16 (3,)
+    tap: bool
+    seq: int = 0
+
+
 @dataclass(frozen=True)
 class StreamBatch:
     """What arrived since the previous drain, in arrival order per kind. While the robot
@@ -57,6 +84,7 @@ class StreamBatch:
     streaming: bool = True
     proximity: list[ProxSample] = field(default_factory=list)
     wheels: list[WheelSample] = field(default_factory=list)
+    acc: list[AccSample] = field(default_factory=list)
     notes: list[tuple[int, str, str]] = field(default_factory=list)  # (t_ns, kind, message)
 
 
@@ -68,6 +96,10 @@ class StreamCounters:
     prox_lost: int = 0
     wheels: int = 0
     wheels_lost: int = 0
+    acc: int = 0
+    acc_lost: int = 0
+    taps: int = 0  # tap events received
+    taps_lost: int = 0  # tap events missed (seen from the tap counter)
     restarts: int = 0
     watchdog_stops: int = 0
 
@@ -99,10 +131,14 @@ class ReadingStream:
         self.last_rx_ns = 0  # arrival of the newest event
         self.latest_prox: ProxSample | None = None
         self.latest_wheels: WheelSample | None = None
+        self.latest_acc: AccSample | None = None
         self._lock = threading.Lock()
         self._batch = StreamBatch()
         self._prox_seq = _Sequence()
         self._wheel_seq = _Sequence()
+        self._acc_seq = _Sequence()
+        self._tap_seq = _Sequence()
+        self._tapped = False  # a tap arrived since the last accelerometer sample
 
     def restart(self) -> None:
         """Forget the sequence state and the newest readings (before (re)uploading the
@@ -110,7 +146,10 @@ class ReadingStream:
         with self._lock:
             self._prox_seq = _Sequence()
             self._wheel_seq = _Sequence()
-            self.latest_prox = self.latest_wheels = None
+            self._acc_seq = _Sequence()
+            self._tap_seq = _Sequence()
+            self._tapped = False
+            self.latest_prox = self.latest_wheels = self.latest_acc = None
             self.hello.clear()
 
     def note(self, t_ns: int, kind: str, message: str) -> None:
@@ -146,6 +185,19 @@ class ReadingStream:
                 self.counters.wheels += 1
                 self.latest_wheels = sample_w
                 self._batch.wheels.append(sample_w)
+            elif event.type == EVENT_ACC and len(values) == ACC_ARGS:
+                sample_a = AccSample(
+                    t_ns, np.asarray(values[1:4], np.int16), self._tapped, values[0] & 0xFFFF
+                )
+                self._tapped = False
+                self._count(t_ns, self._acc_seq.lost(values[0]), "acc")
+                self.counters.acc += 1
+                self.latest_acc = sample_a
+                self._batch.acc.append(sample_a)
+            elif event.type == EVENT_TAP and len(values) == TAP_ARGS:
+                self._tapped = True
+                self._count(t_ns, self._tap_seq.lost(values[0]), "tap")
+                self.counters.taps += 1
             elif event.type == EVENT_WATCHDOG:
                 self.counters.watchdog_stops += 1
                 limit = values[0] if values else "?"
@@ -167,10 +219,8 @@ class ReadingStream:
                 (t_ns, "stream_restart", f"{what} counter restarted: program reloaded")
             )
         elif lost:
-            if what == "proximity":
-                self.counters.prox_lost += lost
-            else:
-                self.counters.wheels_lost += lost
+            attr = _LOST[what]
+            setattr(self.counters, attr, getattr(self.counters, attr) + lost)
             self._batch.notes.append(
                 (t_ns, "stream_gap", f"{lost} {what} event(s) lost on the link")
             )

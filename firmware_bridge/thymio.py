@@ -4,7 +4,8 @@ proximity + measured wheel speeds and takes wheel targets.
 It satisfies robot_ssl's `Robot` protocol by shape, without importing robot_ssl. By default
 it uploads the onboard program (`firmware_bridge.onboard`) when it connects: the robot then
 pushes every proximity refresh and its wheel speeds (`drain_stream`), and stops its own
-motors when the host falls silent. Where the node refuses or does not run the program, it
+motors when the host falls silent. Where the node has them, the accelerometer and the tap
+event are streamed too (`gives_acc`; the batches' `acc`). Where the node refuses or does not run the program, it
 polls variables instead and says why (`mode`, `mode_reason`). The motors are set to zero
 on close, when a `with` block exits on an error or Ctrl-C, after the link reconnects, and
 at interpreter exit; a clean close also stops the onboard program.
@@ -305,10 +306,14 @@ class ThymioRobot:
             self.mode, self.mode_reason = "stream", ""
             self._onboard.start_heartbeat()
             cfg = self.onboard_config
+            extra = [
+                n for n, on in (("acc", program.streams_acc), ("tap", program.streams_tap)) if on
+            ]
             self.stream.note(
                 time.monotonic_ns(),
                 "robot_stream",
-                f"onboard program v{self.stream.program_version} runs: readings streamed, "
+                f"onboard program v{self.stream.program_version} runs: readings streamed"
+                f"{' with ' + ' and '.join(extra) if extra else ''}, "
                 f"motor watchdog {cfg.max_staleness_ms} ms",
             )
 
@@ -316,8 +321,15 @@ class ThymioRobot:
         self.mode, self.mode_reason = "poll", reason
         self.stream.note(t_ns, "robot_poll", f"{reason}; polling variables")
 
+    @property
+    def gives_acc(self) -> bool:
+        """True while the onboard program streams the accelerometer (`StreamBatch.acc`, with
+        the tap flag where the node has a `tap` event): a session opens its "acc" stream."""
+        program = self._onboard.program
+        return self.streaming and program is not None and program.streams_acc
+
     def drain_stream(self) -> StreamBatch:
-        """Readings pushed since the last call, and notes (mode changes, losses, the onboard
+        """Readings pushed since the last call (proximity, wheels, accelerometer), and notes (mode changes, losses, the onboard
         watchdog); while polling, only the notes (`streaming` False: call `read`). Raises
         LinkDown / LinkTimeout when the stream has been silent for `stale_after_s`."""
         if not self.streaming:

@@ -12,7 +12,11 @@ events go to the VM. `tick(now_ns)` is its clock, as on the robot: `prox.horizon
 refreshed at 10 Hz on the node's own phase (GET_VARIABLES returns the last refresh) and
 the `prox` event posted, motor speeds at 100 Hz with the `motor` event (`buttons` every
 5th, `acc` every 6th, `temperature` every 100th, like Playground), timer0/1 every
-`timer.period` ms; bytecode writing `motor.*.target` drives the motors. What the VM sends
+`timer.period` ms. The `acc` variable is the simulator's accelerometer (`acc_units`,
+refreshed before each `acc` event; resting flat, [0, 0, 22], for a simulator without one),
+and the `tap` event fires at the first motor tick after the simulator's `tap_count`
+grew, as the firmware's shock detector would. Bytecode writing `motor.*.target` drives
+the motors. What the VM sends
 (user events, state changes, errors) goes to every subscriber (`subscribe`).
 
 `VirtualThymio` steps a `Simulator` in real time in a background thread and serves
@@ -162,6 +166,7 @@ class AsebaNode:
         self._set("motor.right.target", [self._applied_targets[1]])
         self._timer_period_ms = [0, 0]
         self._timer_next_ns: list[int | None] = [None, None]
+        self._taps_seen = int(getattr(self.sim, "tap_count", 0))
 
     def subscribe(self, callback: Callable[[p.Message], None]) -> None:
         """Receive every message the VM sends (user events, state changes, errors)."""
@@ -220,8 +225,12 @@ class AsebaNode:
                 self._refresh_motors()
                 self._motor_ticks += 1
                 self._post("motor")
+                if self._tapped():
+                    self._post("tap")  # a lower local index than acc: runs first, as on the robot
                 for name, every in (("buttons", 5), ("acc", 6), ("temperature", 100)):
                     if self._motor_ticks % every == 0:
+                        if name == "acc":
+                            self._refresh_acc()
                         self._post(name)
                 period = self._scaled(MOTOR_PERIOD_NS)
                 self._next_motor_ns = _advance(self._next_motor_ns, period, now_ns)
@@ -282,6 +291,20 @@ class AsebaNode:
         ):
             self._set_word(f"motor.{side}.speed", int(speed))
             self._set_word(f"motor.{side}.pwm", max(-500, min(500, target * 500 // lim)))
+
+    def _refresh_acc(self) -> None:
+        """acc[0..2] from the simulator's accelerometer (left as it is without one)."""
+        units = getattr(self.sim, "acc_units", None)
+        if units is not None:
+            with self.sim.lock:
+                values = np.array(units, np.int16)
+            self._set("acc", values)
+
+    def _tapped(self) -> bool:
+        """True when the simulator counted a tap since the previous call."""
+        count = int(getattr(self.sim, "tap_count", 0))
+        tapped, self._taps_seen = count > self._taps_seen, count
+        return tapped
 
     def _set_word(self, name: str, value: int) -> None:
         offset = self.offsets.get(name)

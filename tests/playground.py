@@ -574,3 +574,23 @@ def join_local_group(rank: int, world_size: int, port: int) -> None:
         LOCAL_RANK=str(rank),
         WORLD_SIZE=str(world_size),
     )
+
+
+@contextlib.contextmanager
+def sim_serve(*args: str, announced: int = 1):
+    """The real `robot-ssl sim serve ARGS` (world arena_boxes unless ARGS name one) in a
+    subprocess; yields (process, the URLs it announced: waits for `announced` of them) and
+    terminates it on exit."""
+    import re
+    import sys
+
+    world = () if "--world" in args else ("--world", "arena_boxes")
+    cmd = [sys.executable, "-m", "robot_ssl", "sim", "serve", *world, *args]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        found = [re.findall(r"on (\S+)", proc.stderr.readline()) for _ in range(announced)]
+        yield proc, [u[0] for u in found if u]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stderr.close()

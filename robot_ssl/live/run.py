@@ -182,6 +182,7 @@ def run(cfg: RunConfig) -> RunResult:
     from robot_ssl.live.controllers import CameraAvoidController
     from robot_ssl.live.loop import LiveLoop
     from robot_ssl.recording.device_setup import Devices, open_devices
+    from robot_ssl.recording.sampler import robot_streams
     from robot_ssl.runtime.stopping import stop_at_exit, stop_on_signals
 
     _check(cfg)
@@ -226,6 +227,7 @@ def run(cfg: RunConfig) -> RunResult:
                 },
                 truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
                 prediction_shape=grid_shape(predictor),
+                streams=robot_streams(dev.robot),  # acc where the robot gives it
                 overwrite=cfg.overwrite,
             )
             dev.callback(writer.close)

@@ -33,7 +33,7 @@ from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.io.session import SessionWriteError, SessionWriter
 from robot_ssl.io.streams import Record, record_from_tuple
 
-__all__ = ["RobotSample", "RobotSampler", "Row", "event", "write_row"]
+__all__ = ["RobotSample", "RobotSampler", "Row", "event", "robot_streams", "write_row"]
 
 Row = Record
 """A session row: a record of one stream of the table (robot_ssl.io.streams.STREAMS)."""
@@ -48,6 +48,14 @@ TruthSource = Callable[[], tuple[int, np.ndarray, np.ndarray]]
 def event(t_ns: int, kind: str, message: str = "") -> Record:
     """An "events" record: something that happened (gap, reconnect, drop...)."""
     return Record("events", int(t_ns), {"kind": kind, "message": message})
+
+
+def robot_streams(robot: Any) -> tuple[str, ...]:
+    """The optional session streams `robot` gives, for SessionWriter(streams=...): "acc"
+    when it streams its accelerometer (`gives_acc`: a Thymio running the onboard program
+    on a node with `acc`, the simulated robot). A robot that gives none opens none, so
+    that no session holds an empty stream that says the robot felt nothing."""
+    return ("acc",) if getattr(robot, "gives_acc", False) else ()
 
 
 def write_row(writer: SessionWriter, row: Record | tuple) -> None:
@@ -201,8 +209,9 @@ class RobotSampler:
 
     def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
         """Record what a streaming robot pushed: wheels and odometry per wheel sample,
-        proximity per refresh, one simulator truth row (when `truth` is set) per step; the
-        sample is the newest state."""
+        proximity per refresh, acc (with its tap flag) per accelerometer refresh where the
+        robot streams one (`batch.acc`), one simulator truth row (when `truth` is set) per
+        step; the sample is the newest state."""
         r = self.robot.read()  # newest values; raises when the stream went stale
         reconnected = self._back(emit, int(r.t_ns))
         for w in batch.wheels:
@@ -215,6 +224,8 @@ class RobotSampler:
             emit(Record.of("odometry", t, pose=self.odometry.pose))
         for s in batch.proximity:
             emit(Record.of("proximity", s.t_ns, horizontal=s.proximity))
+        for a in getattr(batch, "acc", ()):  # a robot (or simulator) without one: none
+            emit(Record.of("acc", a.t_ns, acc=np.asarray(a.acc, np.int16), tap=int(bool(a.tap))))
         if self.truth is not None:
             self._emit_truth(emit)
         return RobotSample(

@@ -46,20 +46,53 @@ the Thymio nominal, and of one calibration's correction: wider than the ~15 % sp
 between robots, narrow enough to refuse a wrong session or a mistyped length."""
 
 
+SENSOR_KINDS: tuple[str, ...] = ("ir", "range", "contact")
+"""The short-range sensor kinds the labeller and the simulator know (docs/robots.md):
+"ir" an intensity (raw firmware units, larger = nearer), "range" a distance in mm (sonar,
+time-of-flight, a LiDAR beam or an angular sector of a scan), "contact" a bumper (0/1)."""
+
+CONTACT_REACH_M = 0.005
+"""A contact sensor's default reach (m): the simulator presses it when an obstacle lies
+within this distance of the sensor along its sector; truth labels use the same reach."""
+
+
 @dataclass(frozen=True)
-class IRSensor:
-    """One horizontal proximity sensor: name and pose in the robot frame."""
+class ProxSensor:
+    """One short-range sensor: name, pose in the robot frame, kind, field of view, reach.
+
+    `kind` (SENSOR_KINDS): "ir" (default; reading raw intensity, obstacle above the
+    labeller's threshold), "range" (reading in mm; obstacle when 0 <= reading < reach,
+    32767 = no return, negative = invalid), "contact" (1 pressed, 0 not). `fov_rad`:
+    0 = one ray along the axis; > 0 an angular sector of that width centred on the
+    axis (a range sensor reads its nearest return over the sector; a contact sensor
+    covers that arc of the body). `range_m`: the reach (a reading nearer than this is an
+    obstacle); None = `RobotSpec.prox_range_m` (CONTACT_REACH_M for a contact sensor).
+    A kind outside SENSOR_KINDS is kept (a session written by a newer version still
+    opens; `known` is False and the labeller skips the sensor); spec files refuse it.
+    """
 
     name: str
     x_m: float = bounded(min=-_MAX_SIZE_M, max=_MAX_SIZE_M)
     y_m: float = bounded(min=-_MAX_SIZE_M, max=_MAX_SIZE_M)
     theta_rad: float = bounded(min=-2 * math.pi, max=2 * math.pi)
+    kind: str = "ir"
+    fov_rad: float = bounded(0.0, 0, 2 * math.pi)
+    range_m: float | None = bounded(None, 0, _MAX_SIZE_M, min_inclusive=False)
 
     def __post_init__(self) -> None:
-        _check_sensor(self, "IRSensor")
+        _check_sensor(self, "ProxSensor")
+
+    @property
+    def known(self) -> bool:
+        """Whether this version knows the sensor's kind (SENSOR_KINDS)."""
+        return self.kind in SENSOR_KINDS
 
 
-def _thymio_sensors() -> tuple[IRSensor, ...]:
+IRSensor = ProxSensor
+"""The former name of ProxSensor (every sensor was infrared): kept for old code."""
+
+
+def _thymio_sensors() -> tuple[ProxSensor, ...]:
     d = math.radians
     return (
         IRSensor("front_left", 0.0630, 0.0493, d(38.0)),
@@ -74,7 +107,11 @@ def _thymio_sensors() -> tuple[IRSensor, ...]:
 
 @dataclass(frozen=True)
 class RobotSpec:
-    """Differential-drive robot with horizontal IR proximity sensors (Thymio II defaults).
+    """Differential-drive robot with short-range sensors (Thymio II defaults: 7 IR).
+
+    `prox_sensors` may be of any kind (ProxSensor.kind, docs/robots.md), at most
+    MAX_SENSORS; `prox_min` / `prox_max` bound the IR readings and `prox_range_m` is the
+    default reach of a sensor without its own `range_m`.
 
     `speed_m_per_unit` converts the firmware's raw wheel-speed units to m/s
     (Thymio: ~0.33 mm/s per unit, +-15% between robots: calibrate it).
@@ -85,7 +122,7 @@ class RobotSpec:
     axle_length_m: float = bounded(THYMIO_AXLE_LENGTH_M, 0, _MAX_SIZE_M, min_inclusive=False)
     speed_m_per_unit: float = bounded(THYMIO_SPEED_M_PER_UNIT, 0, 1, min_inclusive=False)
     max_speed_units: int = bounded(500, 1, _INT16_MAX)
-    prox_sensors: tuple[IRSensor, ...] = field(default_factory=_thymio_sensors)
+    prox_sensors: tuple[ProxSensor, ...] = field(default_factory=_thymio_sensors)
     prox_min: int = bounded(0, -_INT16_MAX - 1, _INT16_MAX)  # the firmware's int16 readings
     prox_max: int = bounded(4505, -_INT16_MAX - 1, _INT16_MAX)
     prox_range_m: float = bounded(0.14, 0, _MAX_SIZE_M, min_inclusive=False)
@@ -101,8 +138,8 @@ class RobotSpec:
         if len(self.prox_sensors) > MAX_SENSORS:
             raise SpecError(f"robot.prox_sensors: at most {MAX_SENSORS} sensors")
         for i, sensor in enumerate(self.prox_sensors):
-            if not isinstance(sensor, IRSensor):
-                raise SpecError(f"robot.prox_sensors[{i}]: must be an IRSensor, got {sensor!r}")
+            if not isinstance(sensor, ProxSensor):
+                raise SpecError(f"robot.prox_sensors[{i}]: must be a ProxSensor, got {sensor!r}")
             _check_sensor(sensor, f"robot.prox_sensors[{i}]")
         names = [s.name for s in self.prox_sensors]
         if len(set(names)) != len(names):
@@ -124,6 +161,37 @@ class RobotSpec:
     def num_prox(self) -> int:
         return len(self.prox_sensors)
 
+    def reach_m(self, i: int) -> float:
+        """Sensor i's reach (m): its own `range_m`, else CONTACT_REACH_M for a contact
+        sensor, else `prox_range_m`."""
+        sensor = self.prox_sensors[i]
+        if sensor.range_m is not None:
+            return float(sensor.range_m)
+        return CONTACT_REACH_M if sensor.kind == "contact" else float(self.prox_range_m)
+
+    def reaches_m(self) -> tuple[float, ...]:
+        """`reach_m` of every sensor, in order."""
+        return tuple(self.reach_m(i) for i in range(self.num_prox))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Each sensor's kind, in order."""
+        return tuple(s.kind for s in self.prox_sensors)
+
+    def unknown_sensors(self) -> list[int]:
+        """Indices of the sensors whose kind this version does not know."""
+        return [i for i, s in enumerate(self.prox_sensors) if not s.known]
+
+    def check_kinds(self, what: str = "robot") -> None:
+        """SpecError naming the first sensor of an unknown kind (spec files must not
+        name one: nothing could simulate or label it)."""
+        for i in self.unknown_sensors():
+            s = self.prox_sensors[i]
+            raise SpecError(
+                f"{what}.prox_sensors[{i}] ({s.name}): unknown sensor kind {s.kind!r}"
+                f" (expected one of {', '.join(SENSOR_KINDS)})"
+            )
+
     def prox_poses(self) -> list[tuple[float, float, float]]:
         """(x_m, y_m, theta_rad) of each proximity sensor in the robot frame."""
         return [(s.x_m, s.y_m, s.theta_rad) for s in self.prox_sensors]
@@ -135,9 +203,17 @@ class RobotSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RobotSpec:
-        """From a mapping (a spec file's `robot:`, a session's JSON); keys and types checked."""
-        return cls(**_check_keys(cls, d, "robot"))
+    def from_dict(cls, d: dict[str, Any], *, keep_unknown_kinds: bool = False) -> RobotSpec:
+        """From a mapping (a spec file's `robot:`, a session's JSON); keys and types checked.
+
+        A sensor of an unknown kind is a SpecError, unless `keep_unknown_kinds` (a session
+        reader: the session still opens and the labeller skips that sensor). Mappings of
+        earlier versions (sensors without kind, fov_rad, range_m) load as IR sensors.
+        """
+        robot = cls(**_check_keys(cls, d, "robot"))
+        if not keep_unknown_kinds:
+            robot.check_kinds()
+        return robot
 
 
 _P = Pinhole  # the one pinhole model (pinhole/): its defaults, geometry and viewpoint
@@ -196,9 +272,11 @@ class CameraSpec(Pinhole):
         return cls(**_check_keys(cls, d, "camera"))
 
 
-def _check_sensor(sensor: IRSensor, what: str) -> None:
+def _check_sensor(sensor: ProxSensor, what: str) -> None:
     if not isinstance(sensor.name, str) or not sensor.name:
         raise SpecError(f"{what}.name: must be a non-empty string, got {sensor.name!r}")
+    if not isinstance(sensor.kind, str) or not sensor.kind:
+        raise SpecError(f"{what}.kind: must be a non-empty string, got {sensor.kind!r}")
     check_bounds(sensor, what, SpecError)
 
 

@@ -114,7 +114,9 @@ class SessionReader:
         if version < 1:
             raise NotASessionError(f"{self.path}: invalid session version {version}")
         try:
-            self.robot = RobotSpec.from_dict(json.loads(attrs["robot_spec"]))
+            self.robot = RobotSpec.from_dict(
+                json.loads(attrs["robot_spec"]), keep_unknown_kinds=True
+            )
             self.camera = CameraSpec.from_dict(json.loads(attrs["camera_spec"]))
             self.metadata: dict[str, Any] = json.loads(attrs.get("metadata", "{}"))
         except (KeyError, ValueError, TypeError, RobotSSLError) as e:

@@ -156,6 +156,7 @@ def compute_labels(
     chunk_cells: int = 1 << 20,
     progress: Callable[[int], None] | None = None,
     camera_offset_s: float | None = None,
+    prox_presence: np.ndarray | None = None,
 ) -> LabelGrid:
     """Label every camera frame from the proximity stream and the odometry (see module docstring).
 
@@ -167,6 +168,10 @@ def compute_labels(
     t - camera_offset_s (their exposure); None: `config.camera_offset` when it is a
     number, else 0 ("auto" and "spec" are resolved by `label_session`, which reads
     the images and the spec). The grid's `t_ns` keeps the frames' own stamps.
+    `prox_presence` (M, P) int8: each sample's obstacle (1) / free (0) / unknown (-1)
+    per sensor, from `robot_ssl.core.sensor_rule.presence` (the rule for any sensor
+    kind); a cell matched to an unknown sample stays unknown. None: the IR rule on the
+    raw readings (obstacle when > `config.threshold`).
     Raises NothingToLabelError (empty streams, too short) or LabelInputError.
     """
     cfg = config if config is not None else LabelConfig()
@@ -222,7 +227,16 @@ def compute_labels(
     raw = sel[np.where(known, match_index, 0)].transpose(0, 2, 1)  # (N, S, D)
     known_sd = np.broadcast_to(known[:, None, :], raw.shape)
     readings = np.where(known_sd, raw, UNKNOWN).astype(np.int16)
-    labels = np.where(known_sd, raw > cfg.threshold, UNKNOWN).astype(np.int8)
+    if prox_presence is None:
+        labels = np.where(known_sd, raw > cfg.threshold, UNKNOWN).astype(np.int8)
+    else:
+        pres = np.asarray(prox_presence)
+        if pres.shape != values.shape:
+            raise LabelInputError(
+                f"presence must be shaped as the proximity values {values.shape}, got {pres.shape}"
+            )
+        cell = pres[:, list(cfg.sensor_indices)][np.where(known, match_index, 0)]
+        labels = np.where(known_sd, cell.transpose(0, 2, 1), UNKNOWN).astype(np.int8)
     match_t = np.where(known, prox_t[np.where(known, match_index, 0)], UNKNOWN)
     return LabelGrid(
         t_ns=stamps.copy(),
@@ -302,15 +316,17 @@ def truth_labels(
     truth_t_ns: np.ndarray,
     truth_pose: np.ndarray,
     truth_distance_m: np.ndarray,
-    range_m: float,
+    range_m: float | np.ndarray,
     config: LabelConfig | None = None,
     *,
     chunk_cells: int = 1 << 20,
 ) -> LabelGrid:
-    """The labels a perfect robot would get: true poses, obstacle = true distance < IR range.
+    """The labels a perfect robot would get: true poses, obstacle = true distance < reach.
 
     truth_distance_m (T, P) is the simulator's true distance along each sensor's axis
-    to the nearest obstacle (NaN or inf: nothing). The same matching rule as
+    (over its sector for a sector sensor) to the nearest obstacle (NaN or inf:
+    nothing); `range_m` the reach, one for all sensors or one per sensor (P,)
+    (`RobotSpec.reaches_m()`). The same matching rule as
     `compute_labels` is applied to the true trajectory at the given times (no camera
     offset: pass the frames' true exposure times), so the cell (t, s, d) is 1
     when, at the true pose d ahead of the true pose at t, sensor s truly had an
@@ -318,7 +334,8 @@ def truth_labels(
     """
     cfg = config if config is not None else LabelConfig()
     d = np.asarray(truth_distance_m, dtype=np.float64)
-    present = (np.isfinite(d) & (d < range_m)).astype(np.int16)
+    reach = np.asarray(range_m, dtype=np.float64)  # () or (P,): broadcast over the rows
+    present = (np.isfinite(d) & (d < reach)).astype(np.int16)
     return compute_labels(
         camera_t_ns,
         truth_t_ns,

@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from robot_ssl.core.label_grid import CameraOffset, LabelConfig, LabelGrid
+from robot_ssl.core.label_grid import SOURCE_CODES, CameraOffset, LabelConfig, LabelGrid
+from robot_ssl.core.sensor_rule import presence
+from robot_ssl.core.spec import RobotSpec
 from robot_ssl.io.labels_file import LabelSet, LabelsFileError, identify_session
 from robot_ssl.io.session import SessionError, SessionReader
 from robot_ssl.labelling.labeller import (
@@ -26,6 +28,7 @@ from robot_ssl.labelling.labeller import (
     label_stats,
     truth_labels,
 )
+from robot_ssl.labelling.sources import add_sources, odometry_grid, plan_sources
 from robot_ssl.labelling.time_offset import (
     OffsetSearchConfig,
     TimeOffsetEstimate,
@@ -40,6 +43,7 @@ __all__ = [
     "label_session",
     "resolve_camera_offset",
     "session_odometry",
+    "session_presence",
     "session_truth_agreement",
     "session_truth_grid",
     "true_exposure_times",
@@ -52,8 +56,16 @@ def label_session(
     *,
     progress: Callable[[int], None] | None = None,
     offset_search: OffsetSearchConfig | None = None,
+    notes: list[str] | None = None,
 ) -> LabelSet:
     """Label one session file (read only; nothing is written). Use `write_labels` to save.
+
+    Labels come from `config.sources` (empty: every source the session has; proximity,
+    contacts, swept floor: robot_ssl.labelling.sources, which says each source left
+    out, and a missing or damaged `acc` stream, in one line appended to `notes`).
+    Each sensor's readings become obstacle / free / unknown by the rule of its kind
+    (`session_presence`); a sensor of a kind this version does not know is skipped
+    (its cells unknown) with one line appended to `notes`.
 
     Uses the session's odometry stream, or integrates its wheel speeds when it
     recorded none. The camera offset follows `config.camera_offset` (see
@@ -74,27 +86,60 @@ def label_session(
         robot = reader.robot
         offset = resolve_camera_offset(reader, cfg, odom_t, odom_pose, offset_search)
         wheels = reader.wheels() if cfg.uncertainty_replays else None
-    grid = compute_labels(
-        camera_t,
-        prox_t,
-        prox_values,
-        odom_t,
-        odom_pose,
-        cfg,
-        progress=progress,
-        camera_offset_s=offset.applied_s,
-    )
+        plan = plan_sources(reader, cfg, notes)  # ir, contact, traversal: what it has
+    if "ir" not in plan.sources:
+        wheels = None  # the odometry replays score proximity labels
+        grid = odometry_grid(camera_t, odom_t, odom_pose, cfg, offset.applied_s)
+    else:
+        prox_presence = session_presence(prox_values, robot, cfg.threshold, notes)
+        grid = compute_labels(
+            camera_t,
+            prox_t,
+            prox_values,
+            odom_t,
+            odom_pose,
+            cfg,
+            progress=progress,
+            camera_offset_s=offset.applied_s,
+            prox_presence=prox_presence,
+        )
+    ir_grid = grid
+    grid = add_sources(grid, plan, odom_t, odom_pose, robot, cfg, offset.applied_s)
     confidence = None
     if wheels is not None:
         from robot_ssl.labelling.uncertainty import label_confidence
 
         confidence = label_confidence(
-            grid, camera_t, prox_t, prox_values, wheels[0], wheels[1], robot, cfg,
-            offset.applied_s,
+            ir_grid, camera_t, prox_t, prox_values, wheels[0], wheels[1], robot, cfg,
+            offset.applied_s, prox_presence,
         )  # fmt: skip
+        other = (grid.source > 0) & (grid.source != SOURCE_CODES["ir"])
+        confidence = np.where(other, 1.0, confidence).astype(np.float32)  # fully trusted
     return LabelSet.from_grid(
         grid, cfg, identify_session(session_path), camera_offset=offset, confidence=confidence
     )
+
+
+def session_presence(
+    prox_values: np.ndarray,
+    robot: RobotSpec,
+    threshold: float,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """Obstacle (1) / free (0) / unknown (-1) of every proximity sample (M, S), by the
+    rule of each sensor's kind (robot_ssl.core.sensor_rule.presence) and reach
+    (`RobotSpec.reach_m`). A sensor of an unknown kind is all unknown, and one line
+    naming it is appended to `notes` (labelling goes on with the other sensors)."""
+    values = np.asarray(prox_values)
+    if values.ndim != 2 or values.shape[1] != robot.num_prox:
+        return np.zeros(values.shape, np.int8)  # compute_labels reports the bad shape
+    for i in robot.unknown_sensors():
+        s = robot.prox_sensors[i]
+        if notes is not None:
+            notes.append(
+                f"sensor {i} ({s.name}) has unknown kind {s.kind!r}: its cells stay unknown"
+            )
+    return presence(values, robot, threshold)
 
 
 def resolve_camera_offset(
@@ -223,13 +268,14 @@ def session_truth_grid(session_path: str | Path, labels: LabelSet) -> LabelGrid 
     The true labels are computed with `labels.config` at each frame's true exposure
     time: the session's `frame_truth` stream when it has one (a simulated camera with
     latency), else the frame stamps (the ideal simulated camera stamps frames at
-    exposure). The IR range comes from the session's robot description (`prox_range_m`).
+    exposure). Each sensor's reach comes from the session's robot description
+    (`RobotSpec.reaches_m`).
     """
     with SessionReader(session_path) as reader:
         truth = reader.truth()
         if truth is None or len(truth[0]) == 0:
             return None
-        range_m = float(reader.robot.prox_range_m)
+        range_m = np.asarray(reader.robot.reaches_m())
         frame_truth = reader.frame_truth() if hasattr(reader, "frame_truth") else None
     t_ns, pose, distance_m = truth
     exposure = true_exposure_times(labels.t_ns, frame_truth)

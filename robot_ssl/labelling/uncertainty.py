@@ -43,12 +43,14 @@ def label_confidence(
     robot: RobotSpec,
     config: LabelConfig,
     camera_offset_s: float,
+    prox_presence: np.ndarray | None = None,
 ) -> np.ndarray:
     """float32 (N, S, D): per cell, the fraction of `config.uncertainty_replays` odometry
     replays whose label equals `nominal`'s (0 where `nominal` is unknown).
 
     Each replay matches the same frames and proximity samples with the same rule and
-    camera offset as the nominal labels, only the odometry differs.
+    camera offset (and `prox_presence`, the sensors' obstacle / free / unknown, see
+    `compute_labels`) as the nominal labels, only the odometry differs.
     """
     wheel_t = np.asarray(wheel_t_ns, dtype=np.int64)
     if wheel_t.size < 2:
@@ -65,7 +67,7 @@ def label_confidence(
         pose, _ = integrate_wheel_odometry(wheel_t, noisy, robot, max_gap_ns=DEFAULT_MAX_GAP_NS)
         replay = compute_labels(
             camera_t_ns, prox_t_ns, prox_values, wheel_t, pose, config,
-            camera_offset_s=camera_offset_s,
+            camera_offset_s=camera_offset_s, prox_presence=prox_presence,
         )  # fmt: skip
         agree += known & (replay.labels == nominal.labels)
     return (agree / config.uncertainty_replays).astype(np.float32)

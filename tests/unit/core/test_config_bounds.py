@@ -205,7 +205,7 @@ def test_the_roots_reach_every_config_class():
     classes = {s.cls.__name__ for s in SITES}
     wanted = {"TrainConfig", "AugmentConfig", "PretrainConfig", "LabelConfig", "LiveConfig"}
     wanted |= {"AvoidConfig", "LearnConfig", "ReplayConfig", "ModelConfig", "RobotSpec"}
-    wanted |= {"IRSensor", "CameraSpec"}
+    wanted |= {"ProxSensor", "CameraSpec"}
     assert wanted <= classes, wanted - classes
     assert len(NUMERIC) > 100
 

@@ -365,7 +365,7 @@ def test_session_files_rebuild_their_specs(tmp_path):
         ({"prox_min": 0.5}, "robot.prox_min"),
         ({"prox_max": INF}, "robot.prox_max"),
         ({"prox_sensors": ()}, "at least one"),
-        ({"prox_sensors": ((0.0, 0.0, 0.0),)}, "robot.prox_sensors[0]: must be an IRSensor"),
+        ({"prox_sensors": ((0.0, 0.0, 0.0),)}, "robot.prox_sensors[0]: must be a ProxSensor"),
         ({"front_sensor_indices": (7,)}, "robot.front_sensor_indices[0]"),
         ({"front_sensor_indices": (-1,)}, "robot.front_sensor_indices[0]"),
         ({"front_sensor_indices": (True,)}, "robot.front_sensor_indices[0]"),
@@ -380,7 +380,7 @@ def test_robot_spec_rejects(kwargs, message):
 @pytest.mark.parametrize("name", ["x_m", "y_m", "theta_rad"])
 def test_ir_sensor_pose_must_be_finite(name, bad):
     kwargs = {"name": "s", "x_m": 0.0, "y_m": 0.0, "theta_rad": 0.0, name: bad}
-    with pytest.raises(SpecError, match=f"IRSensor.{name}"):
+    with pytest.raises(SpecError, match=f"ProxSensor.{name}"):
         IRSensor(**kwargs)
 
 

@@ -37,8 +37,8 @@ def _flags() -> dict[str, Flag]:
         "duration_s": Flag(aliases=("--duration",), metavar="S", help="stop after S s"),
         "drive": Flag(
             choices=DRIVES,
-            help="'wander': explore with the IR sensors while recording; 'none': something "
-            "else drives",
+            help="'wander': explore with the IR sensors while recording; 'contact': explore "
+            "by touching (stall, shock, tap; no proximity); 'none': something else drives",
         ),
         "spec": Flag(metavar="FILE", help="robot/camera description (YAML or JSON)"),
         "prox_hz": Flag(help="proximity rate"),

@@ -11,8 +11,9 @@
 (proximity 10 Hz on the robot's own phase, wheels/odometry 100 Hz as streamed by the
 onboard program, truth 50 Hz, camera at --fps, stamped at delivery: 80 ms after
 mid-exposure with jitter, 1 % lost; --ideal-clocks for the old aligned clocks), drives
-the robot with the wander controller and writes a standard session through the
-project's recorder and session writer, with simulator truth. The same seed gives the
+the robot with the wander controller (`--drive contact`: by touching, no proximity
+used) and writes a standard session through the project's recorder and session writer,
+with simulator truth. The same seed gives the
 same data. The output appears only when complete (written beside it, then renamed).
 
 The wiring of `sim` to `robot_ssl` is in robot_ssl.simlink; this module parses
@@ -63,6 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     rec.add_argument(
         "--fps", type=t.positive_float(), default=None, help="frame rate (default: spec)"
+    )
+    rec.add_argument(
+        "--drive",
+        choices=("wander", "contact"),
+        default="wander",
+        help="'wander' explores with the IR sensors (default); 'contact' by touching: "
+        "straight on until a stall, shock or tap, back off, turn (no proximity used)",
     )
     rec.add_argument("--frame-format", choices=("jpeg", "raw"), default="jpeg")
     rec.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90)
@@ -197,6 +205,7 @@ def _record(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         ideal_clocks=args.ideal_clocks,
         ir_model=args.ir_model,
+        drive=args.drive,
     )
     c = stats.counts
     print(

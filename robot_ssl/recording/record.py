@@ -27,9 +27,9 @@ from robot_ssl.recording.device_setup import (
 )
 from robot_ssl.recording.recorder import RecorderError
 
-__all__ = ["DRIVES", "RecordConfig", "RecordResult", "record"]
+__all__ = ["DRIVES", "RecordConfig", "RecordResult", "drive_controller", "record"]
 
-DRIVES = ("wander", "none")
+DRIVES = ("wander", "contact", "none")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class RecordConfig:
     """What `robot-ssl record` does: record `robot` and `camera` into session file `out`.
 
     `duration_s` (None: until stopped); `drive` "wander" explores with the IR sensors,
-    "none" leaves driving to something else; `spec` a robot/camera description file
+    "contact" by touching (no proximity used: robot_ssl.recording.contact_drive), "none"
+    leaves driving to something else; `spec` a robot/camera description file
     (None: the defaults); rates in Hz; `seed` the wander's; `min_free_mb` the disk space
     below which the recording stops cleanly; `status` a status line on stderr (None:
     when stderr is a terminal).
@@ -112,11 +113,7 @@ def record(cfg: RecordConfig) -> RecordResult:
         dev.metadata.update(recorded_by="robot-ssl record", drive=cfg.drive)
         open_devices(cfg.robot, cfg.camera, dev, robot_spec, camera_spec)
         camera_spec = dev.camera_spec(camera_spec)  # what the camera really delivers
-        controller = None
-        if cfg.drive == "wander":
-            from robot_ssl.recording.wander import wander_controller
-
-            controller = wander_controller(robot_spec, cfg.seed)
+        controller = drive_controller(cfg.drive, robot_spec, cfg.seed)
         with replacing_output(out, cfg.overwrite) as target:
             writer = SessionWriter(
                 target,
@@ -157,6 +154,22 @@ def record(cfg: RecordConfig) -> RecordResult:
         print(f"robot-ssl record: {stats.stop_reason}; {out} is complete", file=sys.stderr)
         return RecordResult(stats, 1)
     return RecordResult(stats, 0)
+
+
+def drive_controller(drive: str, robot: Any, seed: int) -> Any:
+    """The controller of `drive` (one of DRIVES) for `robot` (a RobotSpec), None for "none":
+    the wander controller, or the contact drive."""
+    if drive == "wander":
+        from robot_ssl.recording.wander import wander_controller
+
+        return wander_controller(robot, seed)
+    if drive == "contact":
+        from robot_ssl.recording.contact_drive import contact_drive_controller
+
+        return contact_drive_controller(robot, seed)
+    if drive == "none":
+        return None
+    raise RecorderError(f"drive: one of {DRIVES}, not {drive!r}")
 
 
 def _camera_error(camera: Any) -> str:

@@ -70,7 +70,10 @@ class Controller(Protocol):
     """Drives the robot while recording: proximity readings -> wheel targets (raw units).
 
     `robot_ssl.recording.wander.WanderController` (what `robot-ssl record --drive wander`
-    uses) and `robot_ssl.live.controllers.IRReactiveController` fit.
+    uses) and `robot_ssl.live.controllers.IRReactiveController` fit. A controller that
+    also has an observer's `streams`, `on_row`, `on_frame` and `status`
+    (`robot_ssl.recording.contact_drive.ContactDriveController`: wheels and acc rows) is
+    subscribed to the rows it names, which reach it before each command.
     """
 
     def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]: ...
@@ -460,7 +463,9 @@ class Recorder(DriveLoop):
             sensors=sensors,
             camera=camera,
             policy=policy,
-            observers=[self.recording],
+            # a controller that reads the robot's own rows (the contact drive) is also an
+            # observer: it gets each step's rows before it is asked for the next command
+            observers=[self.recording, *([controller] if hasattr(controller, "on_row") else [])],
             config=LoopConfig(
                 sensor_hz=cfg.wheels_hz,
                 prox_hz=cfg.prox_hz,

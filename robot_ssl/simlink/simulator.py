@@ -198,9 +198,11 @@ def record_session(
     drop_rate: float | None = None,
     ideal_clocks: bool = False,
     ir_model: str | None = None,
+    drive: str = "wander",
 ) -> Any:
-    """Record `minutes` of simulated wandering into the session file `out`; returns the
-    recorder's RecordingStats. The file appears only when complete.
+    """Record `minutes` of simulated driving (`drive`: "wander" with the IR sensors,
+    "contact" by touching, see robot_ssl.recording.record.DRIVES) into the session file
+    `out`; returns the recorder's RecordingStats. The file appears only when complete.
 
     The robot's and camera's clocks are realistic unless `ideal_clocks` (see
     `sim_clocks`; None keeps a default: latency 80 ms, jitter 8 ms, exposure 20 ms, 1 %
@@ -212,14 +214,16 @@ def record_session(
     from robot_ssl.core.outputs import atomic_output
     from robot_ssl.core.spec import CameraSpec, RobotSpec
     from robot_ssl.io.session import SessionWriteError, SessionWriter
+    from robot_ssl.recording.record import DRIVES, drive_controller
     from robot_ssl.recording.recorder import Recorder, RecorderConfig
-    from robot_ssl.recording.wander import wander_controller
 
     out = Path(out)
     if out.exists() and not overwrite:
         raise SessionWriteError(f"{out} exists (pass --overwrite to replace it)")
     if not minutes > 0 or not math.isfinite(minutes):
         raise SimCommandError("--minutes must be > 0")
+    if drive not in DRIVES or drive == "none":
+        raise SimCommandError(f"--drive: one of wander, contact, not {drive!r}")
     robot_spec = robot_spec or RobotSpec()
     camera_spec = camera_spec or CameraSpec()
     with sim_errors():
@@ -248,6 +252,7 @@ def record_session(
         "source": "sim",
         "split": w.split,
         "recorded_by": "robot-ssl sim record",
+        "drive": drive,
         **sim_metadata(sim),
     }
     duration_s = minutes * 60.0
@@ -286,7 +291,7 @@ def record_session(
                     camera_fps=_camera_poll_hz(sim), jpeg_quality=jpeg_quality, status=False
                 ),
                 clock=_ProgressClock(sim.clock, bar),
-                controller=wander_controller(robot_spec, seed),
+                controller=drive_controller(drive, robot_spec, seed),
                 truth=sim.robot.truth,
             )
             stats = recorder.run_stepped(duration_s)

@@ -33,9 +33,11 @@ from robot_ssl.core.errors import RobotSSLError
 __all__ = [
     "CAMERA_OFFSET_MODES",
     "CAMERA_OFFSET_SOURCES",
+    "LABEL_SOURCES",
     "MAX_GRID_CELLS",
     "MAX_LABEL_DISTANCE_M",
     "MAX_SENSORS",
+    "SOURCE_CODES",
     "UNKNOWN",
     "CameraOffset",
     "LabelConfig",
@@ -54,6 +56,9 @@ _MAX_CAMERA_OFFSET_S = 1.0
 MAX_SENSORS = 64  # proximity sensors a grid may name (indices 0..63)
 MAX_LABEL_DISTANCE_M = 10.0  # distance bins and tolerances (m): the camera sees under 1 m
 MAX_GRID_CELLS = 4096  # sensors x distance bins of a label grid (and of a model's output)
+LABEL_SOURCES = ("ir", "contact", "traversal")  # in order of precedence (labelling/sources.py)
+# per-cell source code of a labels file's `source` dataset; 0: unknown cell
+SOURCE_CODES = {"ir": 1, "contact": 2, "traversal": 3}
 
 
 def check_grid_size(num_sensors: int, num_distances: int, error: type[Exception]) -> None:
@@ -100,6 +105,7 @@ class _Grid:
     step: float
 
 
+_SOURCE_FIELDS = ("sources", "contact_bearing_tol_rad", "traversal_margin_m")
 _UNCERTAINTY_FIELDS = (
     "uncertainty_replays",
     "uncertainty_scale_std",
@@ -141,6 +147,12 @@ class LabelConfig:
         (default: the simulator's per-session wheel bias and axle error, combined).
     uncertainty_step_std: per wheel sample, relative speed noise (the simulator's
         measurement noise). uncertainty_seed: the replays' random seed.
+    sources: the label sources to use, of "ir" (proximity readings), "contact" (detected
+        contacts) and "traversal" (floor the body swept); empty: every source the session
+        has (robot_ssl.labelling.sources, docs/labelling.md).
+    contact_bearing_tol_rad: a contact labels the sensors whose axis leaves the body
+        within this angle of the touched point. traversal_margin_m: a sensor's reach
+        counts as swept only this far inside the body's corridor.
     """
 
     sensor_indices: tuple[int, ...] = bounded((0, 1, 2, 3, 4), 0, MAX_SENSORS - 1)
@@ -160,6 +172,9 @@ class LabelConfig:
     uncertainty_scale_std: float = bounded(0.02, 0, 0.5)
     uncertainty_step_std: float = bounded(0.03, 0, 0.5)
     uncertainty_seed: int = bounded(0, 0, 2**31 - 1)
+    sources: tuple[str, ...] = ()
+    contact_bearing_tol_rad: float = bounded(0.35, 0, math.pi)
+    traversal_margin_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M)
 
     def __post_init__(self) -> None:
         check_bounds(self, "label config", LabelConfigError)
@@ -181,6 +196,7 @@ class LabelConfig:
             raise LabelConfigError("label config: distances_m must be strictly increasing")
         check_grid_size(len(sensors), len(dists), LabelConfigError)
         object.__setattr__(self, "camera_offset", _check_camera_offset(self.camera_offset))
+        object.__setattr__(self, "sources", check_sources(self.sources))
 
     @property
     def camera_offset_s(self) -> float | None:
@@ -202,6 +218,16 @@ class LabelConfig:
         d["distances_m"] = list(self.distances_m)
         if not self.uncertainty_replays:  # off: the same config as before the option existed
             for name in _UNCERTAINTY_FIELDS:
+                del d[name]
+        d["sources"] = list(self.sources)
+        defaults = LabelConfig.__dataclass_fields__
+        if (
+            not self.sources
+            and all(  # every source, default rules: the config as before
+                getattr(self, k) == defaults[k].default for k in _SOURCE_FIELDS[1:]
+            )
+        ):
+            for name in _SOURCE_FIELDS:
                 del d[name]
         return d
 
@@ -244,6 +270,23 @@ class LabelConfig:
             return replace(self, **changes)
         except TypeError as e:
             raise LabelConfigError(f"label config: {e}") from None
+
+
+def check_sources(value: Any) -> tuple[str, ...]:
+    """Label source names: distinct, each one of LABEL_SOURCES (a comma-separated string
+    is split); empty means every source the session has."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+        raise LabelConfigError(f"label config: sources must be a list of names, got {value!r}")
+    unknown = [v for v in value if v not in LABEL_SOURCES]
+    if unknown:
+        raise LabelConfigError(
+            f"label config: unknown label source {unknown[0]!r} (known: {', '.join(LABEL_SOURCES)})"
+        )
+    if len(set(value)) != len(value):
+        raise LabelConfigError(f"label config: sources must be distinct: {list(value)}")
+    return tuple(value)
 
 
 def _check_camera_offset(value: Any) -> str | float:
@@ -353,7 +396,8 @@ class LabelGrid:
     int64 index of the matched proximity sample (-1 unknown); match_t_ns: (N, D) its
     time (-1 unknown); match_offset: (N, D, 3) float32 (dx_m, dy_m, dtheta_rad) of the
     matched pose in the frame's robot frame (NaN unknown). The match depends on the
-    pose only, so it is shared by all sensors.
+    pose only, so it is shared by all sensors. source: (N, S, D) uint8 code of the
+    label source of each cell (SOURCE_CODES, 0 unknown), None: proximity only ("ir").
     """
 
     t_ns: np.ndarray
@@ -364,6 +408,7 @@ class LabelGrid:
     match_offset: np.ndarray
     sensor_indices: np.ndarray
     distances_m: np.ndarray
+    source: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:

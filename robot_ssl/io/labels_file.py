@@ -13,6 +13,9 @@ subclass otherwise. Layout (docs/CONTRACTS.md, docs/labelling.md):
              camera-latency correction, read as "none": nothing applied)
     confidence float32 (N, S, D) in [0, 1], optional: written only by labelling with
              uncertainty_replays > 0 (absent: every label fully trusted, 1.0)
+    source uint8 (N, S, D), optional: each cell's label source, 0 unknown, 1 "ir"
+             (proximity), 2 "contact", 3 "traversal" (core.label_grid.SOURCE_CODES;
+             absent in files labelled before the sources: every known cell is "ir")
     frame_index int64 (N,)   t_ns int64 (N,)
     labels int8 (N, S, D) {-1, 0, 1}   readings int16 (N, S, D) (-1 unknown)
     match_t_ns int64 (N, D) (-1 unknown)   match_offset float32 (N, D, 3) (NaN unknown)
@@ -32,6 +35,7 @@ import numpy as np
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.label_grid import (
+    SOURCE_CODES,
     CameraOffset,
     LabelConfig,
     LabelConfigError,
@@ -240,6 +244,7 @@ class LabelSet:
     session: SessionIdentity
     camera_offset: CameraOffset = field(default_factory=CameraOffset)
     confidence: np.ndarray | None = None  # float32 (N, S, D); None: all 1.0
+    source: np.ndarray | None = None  # uint8 (N, S, D) SOURCE_CODES; None: all "ir"
 
     @classmethod
     def from_grid(
@@ -257,6 +262,7 @@ class LabelSet:
         if frame_index is None:
             frame_index = np.arange(grid.num_frames, dtype=np.int64)
         return cls(
+            source=grid.source,
             frame_index=np.asarray(frame_index, dtype=np.int64),
             t_ns=grid.t_ns,
             labels=grid.labels,
@@ -276,6 +282,13 @@ class LabelSet:
         if self.confidence is None:
             return np.ones(self.labels.shape, dtype=np.float32)
         return self.confidence
+
+    def cell_sources(self) -> np.ndarray:
+        """uint8 (N, S, D): each cell's label source code (SOURCE_CODES, 0 unknown); a
+        file without source codes labelled every known cell from proximity ("ir")."""
+        if self.source is None:
+            return np.where(self.labels >= 0, SOURCE_CODES["ir"], 0).astype(np.uint8)
+        return self.source
 
     @property
     def exposure_t_ns(self) -> np.ndarray:
@@ -328,6 +341,18 @@ class LabelSet:
             )
         if c is not None and c.size and not (np.all(c >= 0) and np.all(c <= 1)):
             raise InconsistentLabelsError("confidence must be in [0, 1]")
+        src = self.source
+        if src is not None:
+            if src.shape != (n, s, d) or src.dtype != np.uint8:
+                raise InconsistentLabelsError(
+                    f"source: expected uint8 {(n, s, d)}, got {src.dtype.name} {src.shape}"
+                )
+            if src.size and src.max() > max(SOURCE_CODES.values()):
+                raise InconsistentLabelsError(
+                    f"source codes must be in 0..{max(SOURCE_CODES.values())}"
+                )
+            if np.any((src > 0) != (self.labels >= 0)):
+                raise InconsistentLabelsError("source must name a source exactly where known")
 
 
 _DATASETS = (
@@ -340,8 +365,8 @@ _DATASETS = (
     "sensor_indices",
     "distances_m",
 )
-_COMPRESSED = {"labels", "readings", "match_t_ns", "match_offset", "confidence"}
-_OPTIONAL = ("confidence",)  # absent in files labelled without it
+_COMPRESSED = {"labels", "readings", "match_t_ns", "match_offset", "confidence", "source"}
+_OPTIONAL = ("confidence", "source")  # absent in files labelled without them
 
 
 def write_labels(path: str | Path, labels: LabelSet, *, compression: str | None = "gzip") -> Path:

@@ -7,8 +7,8 @@ from the program's sequence counters and queues notes about them. The stepping t
 takes everything that came since its last call with `drain()`.
 
 Accelerometer samples (EVENT_ACC) carry a `tap` flag: True when a tap event (EVENT_TAP)
-arrived since the previous accelerometer sample, or when the tap counter shows taps lost
-on the link (a tap that happened is not forgotten because its message was).
+arrived since the previous accelerometer sample. Taps lost on the link are counted from
+the tap event's own counter (`taps_lost`), like the other streams' losses.
 """
 
 from __future__ import annotations

@@ -162,6 +162,33 @@ def test_a_clean_close_stops_the_program(pg: Playground) -> None:
         assert all(int(v[0]) == 0 for v in values.values())
 
 
+def test_playgrounds_acc_is_recorded_as_it_reports_it(pg: Playground, tmp_path) -> None:
+    """`record` against Aseba Playground: its `acc` event (about 16 Hz) streamed by the
+    onboard program into the session's "acc" stream, the values those the playground
+    itself reports for its `acc` variable (it models no gravity: (0, 0, 0) at rest)."""
+    from robot_ssl.cli.main import main
+    from robot_ssl.io.session import SessionReader
+
+    out = tmp_path / "pg_acc.h5"
+    argv = ["record", str(out), "--robot", pg.url(), "--camera", "none", "--duration", "3"]
+    assert main(argv) == 0
+    time.sleep(0.5)  # the playground serves one client: let it notice the first one left
+    with AsebaLink(pg.url()) as link:
+        reported = [link.read(["acc"])["acc"].tolist() for _ in range(5)]
+    with SessionReader(out) as r:
+        acc = r.read("acc")
+        events = r.read("events")
+    assert acc is not None and events is not None
+    n = len(acc.t_ns)
+    rate_hz = (n - 1) / ((int(acc.t_ns[-1]) - int(acc.t_ns[0])) / 1e9)
+    assert n >= 40 and 14.0 <= rate_hz <= 19.0, (n, rate_hz)
+    assert all(v == reported[0] for v in reported)  # the playground holds it still
+    assert acc.acc.tolist() == [reported[0]] * n
+    assert not acc.tap.any()  # nothing tapped the playground's robot
+    notes = [m.decode() for k, m in zip(events.kind, events.message) if k == b"robot_stream"]
+    assert any("with acc and tap" in m for m in notes), notes
+
+
 # --------------------------------------------------------------------------- end to end
 
 

@@ -4,14 +4,21 @@ collisions (the round body never passes through an obstacle: it slides along it 
 What the robot's odometry sees is the *measured* motor speed; what moves the robot
 is the motor speed times a per-wheel slip factor (a fixed bias per session plus a
 slowly varying part) over an effective axle that differs slightly from the nominal
-one. So integrated odometry drifts from the true pose the way a real Thymio's does,
-and pushing against a wall spins the wheels without moving the body.
+one. So integrated odometry drifts from the true pose the way a real Thymio's does.
+
+Contacts are physical: when an obstacle blocks the body, each wheel turns no faster
+than the motion the body really made (the wheels stall, the targets stay), and the
+measured speed, like the firmware's (sampled at 100 Hz, averaged over 40 ms), falls
+towards 0 within a few samples. Every contact onset is kept (`onsets`) with its
+point on the body.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,7 +26,17 @@ from sim.checks import check_fields
 from sim.errors import SimError
 from sim.raycast import point_distances
 
-__all__ = ["DiffDrive", "DriveParams", "integrate_arc", "resolve_penetration"]
+__all__ = ["ContactOnset", "DiffDrive", "DriveParams", "integrate_arc", "resolve_penetration"]
+
+
+class ContactOnset(NamedTuple):
+    """Where a contact began: the point of the body nearest the obstacle, in the robot
+    frame (x forward, y left, from the axle midpoint) and in the world (metres), and the
+    fraction of the step at which the touching sub-step ended (0..1]."""
+
+    point_m: tuple[float, float]
+    world_m: tuple[float, float]
+    step_fraction: float
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,8 @@ class DriveParams:
     speed_noise_std_units: float = 2.0  # noise of the measured wheel speed (raw units)...
     speed_noise_rel: float = 0.03  # ...plus this fraction of the speed
     collision: str = "slide"  # "slide" along obstacles, or "stop" (translation rejected)
+    speed_average_samples: int = 4  # the firmware averages the measured speed over 40 ms
+    contact_release_m: float = 0.002  # a contact ends once the body is this far from it
 
     def __post_init__(self) -> None:
         check_fields(self, "drive")
@@ -52,6 +71,8 @@ class DriveParams:
             raise SimError("drive: axle_length_m, speed_m_per_unit, body_radius_m must be > 0")
         if self.max_speed_units <= 0:
             raise SimError("drive: max_speed_units must be > 0")
+        if self.speed_average_samples < 1 or self.contact_release_m < 0:
+            raise SimError("drive: speed_average_samples must be >= 1, contact_release_m >= 0")
         if self.collision not in ("slide", "stop"):
             raise SimError("drive: collision must be 'slide' or 'stop'")
         stds = (
@@ -149,7 +170,14 @@ class DiffDrive:
         self.axle_scale = 1.0 + float(rng.normal(0.0, params.axle_bias_std))
         self.slip = np.zeros(2)
         self.bumping = False  # in contact with an obstacle after the last step
-        self.contacts = 0  # steps that ended in contact
+        self.contacts = 0  # sub-steps that ended in contact
+        self.in_contact = False  # touching, and not yet `contact_release_m` away since
+        self.stalled = False  # the last step held a wheel back (body blocked)
+        self.onsets: list[ContactOnset] = []  # contact onsets of the last step
+        n_avg = params.speed_average_samples
+        self._speed_hist: deque[tuple[float, float]] = deque([(0.0, 0.0)] * n_avg, maxlen=n_avg)
+        self._speed_sum = [0.0, 0.0]
+        self._substep_touched = False
         self._noise_buf = np.zeros((0, 4))
         self._noise_i = 0
         self._travel = 0.0
@@ -198,16 +226,65 @@ class DiffDrive:
         omega = (gr - gl) / (p.axle_length_m * self.axle_scale)
         # Sub-steps keep each move far below the body radius (no tunnelling at any dt).
         n = max(1, math.ceil(abs(v) * dt_s / (0.25 * p.body_radius_m)))
-        for _ in range(n):
-            self._move(v, omega, dt_s / n)
+        self.onsets = []
+        x0, y0, th0 = float(self.pose[0]), float(self.pose[1]), float(self.pose[2])
+        touched = False
+        for i in range(n):
+            self._move(v, omega, dt_s / n, (i + 1) / n)
+            touched = touched or self._substep_touched
+        self.stalled = False
+        if touched:  # blocked: each wheel turns no faster than the body really moved
+            ml, mr = self._stall(ml, mr, x0, y0, th0, sl, sr, dt_s)
+        # the firmware's measurement: the mean of the last 40 ms of 100 Hz samples
+        hist, acc = self._speed_hist, self._speed_sum
+        old_l, old_r = hist[0]
+        hist.append((ml, mr))
+        acc[0] += ml - old_l
+        acc[1] += mr - old_r
+        avg_l = acc[0] / len(hist)
+        avg_r = acc[1] / len(hist)
         sd, rel = p.speed_noise_std_units, p.speed_noise_rel
-        meas_l = min(32767, max(-32768, round(ml + (sd + rel * abs(ml)) * float(z[2]))))
-        meas_r = min(32767, max(-32768, round(mr + (sd + rel * abs(mr)) * float(z[3]))))
+        meas_l = min(32767, max(-32768, round(avg_l + (sd + rel * abs(avg_l)) * float(z[2]))))
+        meas_r = min(32767, max(-32768, round(avg_r + (sd + rel * abs(avg_r)) * float(z[3]))))
         self.motor = np.array([ml, mr])
         self.slip = np.array([sl, sr])
         self.measured = np.array([meas_l, meas_r], np.int16)
 
-    def _move(self, v: float, omega: float, dt_s: float) -> None:
+    def _stall(
+        self,
+        ml: float,
+        mr: float,
+        x0: float,
+        y0: float,
+        th0: float,
+        sl: float,
+        sr: float,
+        dt: float,
+    ) -> tuple[float, float]:
+        """Motor speeds after a blocked step: each wheel's speed is cut to what the body's
+        true motion over the step implies (forward speed along the mid heading, turn rate),
+        never raised nor reversed; a free rotation in place keeps its speeds."""
+        p = self.params
+        th1 = float(self.pose[2])
+        dth = math.atan2(math.sin(th1 - th0), math.cos(th1 - th0))
+        mid = th0 + 0.5 * dth
+        dx, dy = float(self.pose[0]) - x0, float(self.pose[1]) - y0
+        v = (dx * math.cos(mid) + dy * math.sin(mid)) / dt
+        half_turn = 0.5 * dth / dt * p.axle_length_m * self.axle_scale
+        out = []
+        for m, g, bias, slip in (
+            (ml, v - half_turn, self._bias_l, sl),
+            (mr, v + half_turn, self._bias_r, sr),
+        ):
+            implied = g / (p.speed_m_per_unit * bias * (1.0 + slip))
+            cut = min(max(implied, min(0.0, m)), max(0.0, m))
+            if abs(cut) < abs(m) - 0.5:  # held back by more than half a unit
+                self.stalled = True
+                m = cut
+            out.append(m)
+        return out[0], out[1]
+
+    def _move(self, v: float, omega: float, dt_s: float, fraction: float = 1.0) -> None:
         new = integrate_arc(self.pose, v, omega, dt_s)
         r = self.params.body_radius_m
         off = self.params.body_offset_x_m
@@ -219,6 +296,9 @@ class DiffDrive:
         if self._travel < self._clearance:
             self.pose = new
             self.bumping = False
+            self._substep_touched = False
+            if self.in_contact and self._clearance - self._travel > self.params.contact_release_m:
+                self.in_contact = False
             return
         c_new = self.body_center(new)
         c_fixed, touched, clearance = resolve_penetration(c_new, r, self.segments, self.circles)
@@ -234,8 +314,26 @@ class DiffDrive:
         new[:2] += c_fixed - self.body_center(new)
         self.pose = new
         self.bumping = touched
+        self._substep_touched = touched
         self.contacts += int(touched)
         self._clearance, self._travel = clearance, 0.0
+        if touched and not self.in_contact:
+            self.in_contact = True
+            self.onsets.append(self._onset(fraction))
+        elif not touched and clearance > self.params.contact_release_m:
+            self.in_contact = False
+
+    def _onset(self, fraction: float) -> ContactOnset:
+        """The contact point now: the body's point nearest the nearest obstacle."""
+        c = self.body_center()
+        dist, normal = point_distances(c, self.segments, self.circles)
+        k = int(np.argmin(dist))
+        r = self.params.body_radius_m
+        wx, wy = float(c[0] - r * normal[k, 0]), float(c[1] - r * normal[k, 1])
+        x, y, th = float(self.pose[0]), float(self.pose[1]), float(self.pose[2])
+        ct, st = math.cos(th), math.sin(th)
+        px, py = (wx - x) * ct + (wy - y) * st, -(wx - x) * st + (wy - y) * ct
+        return ContactOnset((px, py), (wx, wy), fraction)
 
     def _update_clearance(self) -> None:
         _, _, self._clearance = resolve_penetration(

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.accelerometer import Accelerometer, AccParams
 from sim.camera import CameraParams, Renderer
 from sim.camera_timing import CameraTiming, RobotTiming, SampleDraws, bounded_jitter_ns
 from sim.errors import SimError
@@ -48,8 +49,10 @@ from sim.raycast import point_distances
 from sim.world import World
 
 __all__ = [
+    "SimAccSample",
     "SimCamera",
     "SimClock",
+    "SimContact",
     "SimFrame",
     "SimProxSample",
     "SimReading",
@@ -67,6 +70,8 @@ _DEFAULT_ROBOT_TIMING = RobotTiming()
 _MIN_BLUR_PX = 0.5  # shorter motion blur is invisible: not applied (the renderer's bound)
 _WHEELS_KEPT = 4096  # streamed samples kept for the next drain (~41 s of wheels)
 _PROX_KEPT = 512  # (~51 s of proximity)
+_ACC_KEPT = 1024  # (~64 s of accelerometer)
+_CONTACTS_KEPT = 100_000  # contact onsets kept in `Simulator.contacts`
 
 
 class SimReading(NamedTuple):
@@ -89,12 +94,15 @@ class SimFrame(NamedTuple):
 
 
 class SimTruth(NamedTuple):
-    """Simulator truth at t_ns: true pose (x_m, y_m, theta_rad) and the true distance (m)
-    from each proximity sensor to the nearest obstacle it can see (see Simulator.truth)."""
+    """Simulator truth at t_ns: true pose (x_m, y_m, theta_rad), the true distance (m)
+    from each proximity sensor to the nearest obstacle it can see (see Simulator.truth),
+    and the contact onsets since the previous `SimRobot.truth()` (() from
+    `Simulator.truth()`, which drains nothing)."""
 
     t_ns: int
     pose: np.ndarray
     prox_distance_m: np.ndarray
+    contacts: tuple[SimContact, ...] = ()
 
 
 class SimProxSample(NamedTuple):
@@ -120,6 +128,25 @@ class SimWheelSample(NamedTuple):
     sample_t_ns: int
 
 
+class SimAccSample(NamedTuple):
+    """A streamed accelerometer refresh (16 Hz): arrival time at the host, the firmware's
+    acc[0..2], whether a tap fired since the previous refresh, and the true instant."""
+
+    t_ns: int
+    acc: np.ndarray  # int16 (3,)
+    tap: bool
+    sample_t_ns: int
+
+
+class SimContact(NamedTuple):
+    """A contact onset (truth): true time, the point on the body in the robot frame
+    (x forward, y left, from the axle midpoint) and in the world (metres)."""
+
+    t_ns: int
+    point_m: np.ndarray  # (2,)
+    world_m: np.ndarray  # (2,)
+
+
 class SimStreamBatch(NamedTuple):
     """What arrived since the previous drain (firmware_bridge.stream.StreamBatch's shape);
     `streaming` False (a polled simulator): only notes, call read()."""
@@ -128,6 +155,7 @@ class SimStreamBatch(NamedTuple):
     proximity: list[SimProxSample]
     wheels: list[SimWheelSample]
     notes: list[tuple[int, str, str]]  # (t_ns, kind, message)
+    acc: list[SimAccSample]
 
 
 def _wrap(a: float) -> float:
@@ -161,18 +189,21 @@ class Simulator:
         camera_timing: CameraTiming = _DEFAULT_CAMERA_TIMING,
         robot_timing: RobotTiming = _DEFAULT_ROBOT_TIMING,
         stream: bool = True,
+        acc: AccParams | None = None,
     ) -> None:
         """`camera=None` simulates no camera (faster). `start_pose` overrides the world's;
         with neither, a free pose is drawn from the seed. `realtime` paces the clock to the
         wall clock (`time_scale` simulated seconds per wall second). `camera_timing` and
         `robot_timing`: the devices' clocks (their `ideal()`: the old simulator's);
-        `stream`: the robot pushes its readings (`drain_stream`), else it is polled."""
+        `stream`: the robot pushes its readings (`drain_stream`), else it is polled;
+        `acc`: the accelerometer (AccParams() by default)."""
         if dt_s <= 0 or time_scale <= 0:
             raise SimError("dt_s and time_scale must be > 0")
         self.world = world
         self.seed = int(seed)
         self.drive_params = drive or DriveParams()
         self.ir_params = ir or IRParams()
+        self.acc_params = acc or AccParams()
         self.camera_params = camera
         self.camera_timing = camera_timing
         self.robot_timing = robot_timing
@@ -208,6 +239,10 @@ class Simulator:
         )
         self.t_ns = int(start_ns)
         self.start_ns = int(start_ns)
+        self.accelerometer = Accelerometer(self.acc_params, self.drive.pose, dt_s)
+        self.tap_count = 0  # tap events so far (the firmware's `tap`)
+        self.contacts: deque[SimContact] = deque(maxlen=_CONTACTS_KEPT)  # onsets, oldest first
+        self._contacts_out: deque[SimContact] = deque(maxlen=_CONTACTS_KEPT)  # not drained
         self._history: deque[tuple[int, np.ndarray]] = deque(maxlen=256)
         self._history.append((self.t_ns, self.drive.pose.copy()))
         self._init_robot_clocks()
@@ -231,9 +266,20 @@ class Simulator:
         self._link_jitter_ns = rt.link_jitter_ms * 1e6
         self._prox_draws = SampleDraws([self.seed, 0x11E, 0])
         self._wheel_draws = SampleDraws([self.seed, 0x11E, 1])
+        self._acc_draws = SampleDraws([self.seed, 0x11E, 2])
+        # accelerometer: 16 Hz on its own phase, noise from its own stream
+        self.acc_period_ns = round(1e9 / self.acc_params.rate_hz)
+        acc_rng = np.random.default_rng([self.seed, 0xACC])
+        self.acc_phase_ns = int(acc_rng.integers(0, self.acc_period_ns))
+        self._acc_rng = np.random.default_rng([self.seed, 0xACC, 1])
+        self._acc_n = 0
+        self._next_acc_ns = self.start_ns + self.acc_phase_ns
+        self._acc_taps = 0  # tap_count at the previous acc refresh
+        self._acc_out: deque[SimAccSample] = deque(maxlen=_ACC_KEPT)
+        self.acc_units = self.accelerometer.reading(self._acc_rng)  # the firmware's acc now
         self.prox_updates: deque[tuple[int, np.ndarray]] = deque(maxlen=256)
         # streaming: samples on their way (arrival after now), then arrived, not drained
-        self._in_flight: deque[SimProxSample | SimWheelSample] = deque()
+        self._in_flight: deque[SimProxSample | SimWheelSample | SimAccSample] = deque()
         self._prox_out: deque[SimProxSample] = deque(maxlen=_PROX_KEPT)
         self._wheels_out: deque[SimWheelSample] = deque(maxlen=_WHEELS_KEPT)
         self._lost = 0
@@ -319,10 +365,18 @@ class Simulator:
         """One physics step of dt: motion, the wheel sample, the proximity refreshes that
         fell in it, and the arrival of streamed samples."""
         with self.lock:
-            self.drive.step(self.dt_ns / 1e9)
+            drive = self.drive
+            drive.step(self.dt_ns / 1e9)
+            t0 = self.t_ns
             self.t_ns += self.dt_ns
             self._steps += 1
-            self._history.append((self.t_ns, self.drive.pose.copy()))
+            self._history.append((self.t_ns, drive.pose.copy()))
+            if drive.onsets:
+                self._contacted(t0)
+            if self.accelerometer.step(drive.pose):
+                self.tap_count += 1
+            while self.t_ns >= self._next_acc_ns:
+                self._acc_refresh()
             if self.stream:
                 self._send(
                     SimWheelSample(
@@ -339,6 +393,34 @@ class Simulator:
                 self._refreshed(t_refresh, self.proximity)
             if self.stream:
                 self._arrive()
+
+    def _contacted(self, t0_ns: int) -> None:
+        """Keep the contact onsets of the step that began at t0_ns (truth)."""
+        for o in self.drive.onsets:
+            t = t0_ns + round(o.step_fraction * self.dt_ns)
+            c = SimContact(t, np.array(o.point_m), np.array(o.world_m))
+            self.contacts.append(c)
+            self._contacts_out.append(c)
+
+    def drain_contacts(self) -> list[SimContact]:
+        """The contact onsets since the previous drain (SimRobot.truth drains them too)."""
+        with self.lock:
+            out = list(self._contacts_out)
+            self._contacts_out.clear()
+            return out
+
+    def _acc_refresh(self) -> None:
+        """Accelerometer refresh n (16 Hz): new `acc_units`, streamed with its tap flag."""
+        n = self._acc_n
+        t = self._next_acc_ns
+        self.acc_units = self.accelerometer.reading(self._acc_rng)
+        tap = self.tap_count != self._acc_taps
+        self._acc_taps = self.tap_count
+        if self.stream:
+            delay = self._link_delay(self._acc_draws, n, self.acc_period_ns)
+            self._send(SimAccSample(t + delay, self.acc_units.copy(), tap, t))
+        self._acc_n = n + 1
+        self._next_acc_ns = self.start_ns + self.acc_phase_ns + (n + 1) * self.acc_period_ns
 
     def _refreshed(self, t_ns: int, values: np.ndarray) -> None:
         """Refresh n happened at t_ns: keep it, stream it, schedule the next one."""
@@ -362,7 +444,7 @@ class Simulator:
             return round(self._link_ns)
         return bounded_jitter_ns(draws.normal(k), self._link_ns, self._link_jitter_ns, period_ns)
 
-    def _send(self, sample: SimProxSample | SimWheelSample) -> None:
+    def _send(self, sample: SimProxSample | SimWheelSample | SimAccSample) -> None:
         self._in_flight.append(sample)
 
     def _arrive(self) -> None:
@@ -372,7 +454,7 @@ class Simulator:
         # in flight: a few, each stream in order, the streams interleaved: scan them all
         if not flight or min(s.t_ns for s in flight) > now:
             return
-        keep: deque[SimProxSample | SimWheelSample] = deque()
+        keep: deque[SimProxSample | SimWheelSample | SimAccSample] = deque()
         for s in sorted(flight, key=lambda s: s.t_ns):
             if s.t_ns > now:
                 keep.append(s)
@@ -380,6 +462,9 @@ class Simulator:
                 self._lost += len(self._prox_out) == _PROX_KEPT
                 self._prox_out.append(s)
                 self.latest_prox = s
+            elif isinstance(s, SimAccSample):
+                self._lost += len(self._acc_out) == _ACC_KEPT
+                self._acc_out.append(s)
             else:
                 self._lost += len(self._wheels_out) == _WHEELS_KEPT
                 self._wheels_out.append(s)
@@ -391,15 +476,18 @@ class Simulator:
         with self.lock:
             notes, self._notes = self._notes, []
             if not self.stream:
-                return SimStreamBatch(False, [], [], notes)
+                return SimStreamBatch(False, [], [], notes, [])
             if self._lost:
                 notes.append(
                     (self.t_ns, "stream_overflow", f"{self._lost} samples not drained in time")
                 )
                 self._lost = 0
-            batch = SimStreamBatch(True, list(self._prox_out), list(self._wheels_out), notes)
+            batch = SimStreamBatch(
+                True, list(self._prox_out), list(self._wheels_out), notes, list(self._acc_out)
+            )
             self._prox_out.clear()
             self._wheels_out.clear()
+            self._acc_out.clear()
             return batch
 
     def advance_to(self, t_ns: int) -> None:
@@ -491,6 +579,11 @@ class SimRobot:
         """True when the robot pushes its readings (`drain_stream`)."""
         return self.sim.stream
 
+    @property
+    def gives_acc(self) -> bool:
+        """True when the stream carries the accelerometer (`drain_stream().acc`)."""
+        return self.sim.stream
+
     def read(self) -> SimReading:
         """Proximity, measured speeds and the targets in force, stamped now (the read
         time, so that `sleep_until_ns(read().t_ns + dt)` loops advance). Streaming: the
@@ -558,8 +651,11 @@ class SimRobot:
             self.closed = True
 
     def truth(self) -> SimTruth:
-        """(t_ns, true pose (3,), true distance per proximity sensor (m))."""
-        return self.sim.truth()
+        """(t_ns, true pose (3,), true distance per proximity sensor (m), the contact
+        onsets since the previous call): the recorder's truth source, one call per row."""
+        s = self.sim
+        with s.lock:
+            return s.truth()._replace(contacts=tuple(s.drain_contacts()))
 
 
 @dataclass(frozen=True)

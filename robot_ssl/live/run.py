@@ -182,7 +182,7 @@ def run(cfg: RunConfig) -> RunResult:
     from robot_ssl.live.controllers import CameraAvoidController
     from robot_ssl.live.loop import LiveLoop
     from robot_ssl.recording.device_setup import Devices, open_devices
-    from robot_ssl.recording.sampler import robot_streams
+    from robot_ssl.recording.sampler import robot_streams, truth_streams
     from robot_ssl.runtime.stopping import stop_at_exit, stop_on_signals
 
     _check(cfg)
@@ -227,7 +227,10 @@ def run(cfg: RunConfig) -> RunResult:
                 },
                 truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
                 prediction_shape=grid_shape(predictor),
-                streams=robot_streams(dev.robot),  # acc where the robot gives it
+                streams=(
+                    *robot_streams(dev.robot),
+                    *truth_streams(dev.truth),
+                ),  # acc, contact truth
                 overwrite=cfg.overwrite,
             )
             dev.callback(writer.close)

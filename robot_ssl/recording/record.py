@@ -95,6 +95,7 @@ def record(cfg: RecordConfig) -> RecordResult:
     from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.recorder import Recorder, RecorderConfig
+    from robot_ssl.recording.sampler import robot_streams, truth_streams
     from robot_ssl.runtime.stopping import stop_on_signals
 
     out = Path(cfg.out)
@@ -123,6 +124,10 @@ def record(cfg: RecordConfig) -> RecordResult:
                 metadata=dev.metadata,
                 truth_sensors=robot_spec.num_prox if dev.truth is not None else None,
                 flush_interval_s=config.flush_interval_s,
+                streams=(
+                    *robot_streams(dev.robot),
+                    *truth_streams(dev.truth),
+                ),  # acc, contact truth
                 overwrite=cfg.overwrite,
             )
             try:

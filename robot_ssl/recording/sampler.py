@@ -13,8 +13,9 @@ emitted, in order, by the next step.
 
 A robot that pushes its readings (a Thymio running the onboard program: its
 `drain_stream()` says `streaming`, and carries notes either way) is not polled: each step
-records every reading that arrived since the previous one, at the robot's update
-instants, and the stream's notes (losses, mode changes, onboard watchdog) as events;
+records every reading that arrived since the previous one (its accelerometer too, where
+it streams one: `robot_streams` names the session streams a robot gives), at the robot's
+update instants, and the stream's notes (losses, mode changes, onboard watchdog) as events;
 simulator truth (the simulated robot streams too) is one row per step either way.
 """
 
@@ -33,7 +34,15 @@ from robot_ssl.core.odometry import OdometryIntegrator
 from robot_ssl.io.session import SessionWriteError, SessionWriter
 from robot_ssl.io.streams import Record, record_from_tuple
 
-__all__ = ["RobotSample", "RobotSampler", "Row", "event", "robot_streams", "write_row"]
+__all__ = [
+    "RobotSample",
+    "RobotSampler",
+    "Row",
+    "event",
+    "robot_streams",
+    "truth_streams",
+    "write_row",
+]
 
 Row = Record
 """A session row: a record of one stream of the table (robot_ssl.io.streams.STREAMS)."""
@@ -42,7 +51,9 @@ _LINK_EVENTS = ("lost", "reconnected", "layout_changed", "protocol_error")
 
 Emit = Callable[[Record], None]
 TruthSource = Callable[[], tuple[int, np.ndarray, np.ndarray]]
-"""Simulator truth: () -> (t_ns, pose (x_m, y_m, theta_rad), true distance per sensor (m))."""
+"""Simulator truth: () -> (t_ns, pose (x_m, y_m, theta_rad), true distance per sensor (m)[,
+contact onsets since the previous call: each with t_ns, point_m (2,) robot frame, world_m
+(2,)]); the onsets become "contact_truth" rows."""
 
 
 def event(t_ns: int, kind: str, message: str = "") -> Record:
@@ -56,6 +67,13 @@ def robot_streams(robot: Any) -> tuple[str, ...]:
     on a node with `acc`, the simulated robot). A robot that gives none opens none, so
     that no session holds an empty stream that says the robot felt nothing."""
     return ("acc",) if getattr(robot, "gives_acc", False) else ()
+
+
+def truth_streams(truth: TruthSource | None) -> tuple[str, ...]:
+    """The optional session streams a simulator truth source fills, for
+    SessionWriter(streams=...): "contact_truth" (one row per contact onset, none when the
+    robot touched nothing: with truth, an empty stream does say so)."""
+    return ("contact_truth",) if truth is not None else ()
 
 
 def write_row(writer: SessionWriter, row: Record | tuple) -> None:
@@ -204,8 +222,18 @@ class RobotSampler:
     def _emit_truth(self, emit: Emit) -> None:
         """One simulator truth row, stamped with the simulator's (true) time."""
         assert self.truth is not None
-        tt, pose_true, dist = self.truth()
+        truth = self.truth()
+        tt, pose_true, dist = truth[0], truth[1], truth[2]
         emit(Record.of("truth", tt, pose=np.asarray(pose_true), prox_distance_m=np.asarray(dist)))
+        for c in truth[3] if len(truth) > 3 else ():  # the contact onsets since the last row
+            emit(
+                Record.of(
+                    "contact_truth",
+                    c.t_ns,
+                    point_m=np.asarray(c.point_m, np.float64),
+                    world_m=np.asarray(c.world_m, np.float64),
+                )
+            )
 
     def _stream_step(self, emit: Emit, batch: Any) -> RobotSample:
         """Record what a streaming robot pushed: wheels and odometry per wheel sample,

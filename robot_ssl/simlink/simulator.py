@@ -230,6 +230,7 @@ def record_session(
         camera_timing, robot_timing, stream = sim_clocks(
             camera_latency_ms=camera_latency_ms,
             camera_jitter_ms=camera_jitter_ms,
+    from robot_ssl.recording.sampler import robot_streams, truth_streams
             exposure_ms=exposure_ms,
             drop_rate=drop_rate,
             ideal_clocks=ideal_clocks,
@@ -281,6 +282,8 @@ def record_session(
             bar_format=(
                 "{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]"
             ),
+            # the simulated robot streams its accelerometer; truth: its contact onsets
+            streams=(*robot_streams(sim.robot), *truth_streams(sim.robot.truth)),
         )
         try:
             recorder = Recorder(

@@ -14,11 +14,22 @@ Typical use::
     frame = sim.camera.read()
 """
 
+from sim.accelerometer import Accelerometer, AccParams
 from sim.camera import CameraParams, Renderer
 from sim.errors import SimError, WorldError
 from sim.ir import THYMIO_PROX_POSES, IRParams, IRSensors, ir_response
 from sim.kinematics import DiffDrive, DriveParams, integrate_arc
-from sim.simulator import SimCamera, SimClock, SimFrame, SimReading, SimRobot, SimTruth, Simulator
+from sim.simulator import (
+    SimAccSample,
+    SimCamera,
+    SimClock,
+    SimContact,
+    SimFrame,
+    SimReading,
+    SimRobot,
+    SimTruth,
+    Simulator,
+)
 from sim.world import (
     Arena,
     Backdrop,
@@ -36,6 +47,8 @@ from sim.worldgen import WorldGenConfig, generate_world
 
 __all__ = [
     "THYMIO_PROX_POSES",
+    "AccParams",
+    "Accelerometer",
     "Arena",
     "Backdrop",
     "Box",
@@ -47,8 +60,10 @@ __all__ = [
     "IRSensors",
     "Lighting",
     "Renderer",
+    "SimAccSample",
     "SimCamera",
     "SimClock",
+    "SimContact",
     "SimError",
     "SimFrame",
     "SimReading",

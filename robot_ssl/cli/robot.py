@@ -78,10 +78,13 @@ def _probe(args: argparse.Namespace) -> int:
                 robot.drain_stream()
                 time.sleep(1.0)
                 batch = robot.drain_stream()
+                c = robot.stream.counters
+                acc = f", {len(batch.acc)} acc" if robot.gives_acc else ""
                 stream = (
-                    f"{len(batch.proximity)} proximity and {len(batch.wheels)} wheel events "
-                    f"in 1 s, {robot.stream.counters.prox_lost} lost"
+                    f"{len(batch.proximity)} proximity, {len(batch.wheels)} wheel{acc} events "
+                    f"in 1 s, {c.prox_lost + c.wheels_lost + c.acc_lost} lost"
                 )
+                latest_acc = batch.acc[-1].acc if batch.acc else None
         finally:
             robot.close()
     finally:
@@ -99,6 +102,9 @@ def _probe(args: argparse.Namespace) -> int:
             f"link:             streaming (onboard program, watchdog {robot_link.robot_watchdog_ms} ms)"
         )
         print(f"stream:           {stream}")
+        if latest_acc is not None:
+            acc_line = " ".join(str(int(v)) for v in latest_acc)
+            print(f"acc:              {acc_line} (x, y, z; about 23 per g)")
     else:
         print(f"link:             polling ({robot.mode_reason})")
         print(f"read round trip:  {rtt_ms:.1f} ms")

@@ -4,13 +4,15 @@ virtual Thymio that `robot-ssl sim serve` puts on the wire, the onboard program 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 from playground import free_port, sim_serve
 
-from robot_ssl.io.session import SessionReader
+from robot_ssl.io.session import SessionReader, SessionWriter
 
 
 def _record(url: str, out, *extra: str) -> subprocess.CompletedProcess:
@@ -28,6 +30,20 @@ def test_record_from_sim_serve_stores_acc_and_tap(tmp_path) -> None:
         assert run.returncode == 0, run.stderr
         run_polled = _record(urls[0], polled, "--poll")
         assert run_polled.returncode == 0, run_polled.stderr
+        probe = subprocess.run(
+            [sys.executable, "-m", "robot_ssl", "robot", "probe", "--port", urls[0]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert probe.returncode == 0, probe.stderr
+    lines = dict(line.split(":", 1) for line in probe.stdout.splitlines() if ":" in line)
+    stream = re.fullmatch(
+        r"\s*\d+ proximity, \d+ wheel, (\d+) acc events in 1 s, 0 lost", lines["stream"]
+    )
+    assert stream and 14 <= int(stream[1]) <= 19, lines["stream"]
+    acc_line = lines["acc"].split("(")[0].split()
+    assert len(acc_line) == 3 and 15 <= abs(int(acc_line[2])) <= 30, lines["acc"]
     with SessionReader(out) as r:
         acc = r.read("acc")
         events = r.read("events")
@@ -48,3 +64,57 @@ def test_record_from_sim_serve_stores_acc_and_tap(tmp_path) -> None:
     assert any("with acc and tap" in m for m in notes), notes
     with SessionReader(polled) as r:  # polled: no accelerometer stream, none pretended
         assert r.read("acc") is None and len(r.read("proximity").t_ns) > 0
+
+
+class _Straight:
+    """Straight ahead at `speed` (raw units), whatever the proximity says."""
+
+    def __init__(self, speed: int) -> None:
+        self.speed = speed
+
+    def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]:
+        return self.speed, self.speed
+
+
+def test_a_bump_reaches_the_session_as_a_tap_over_a_pty(tmp_path) -> None:
+    """The whole path of a tap: the simulated body bumps a wall, the virtual Thymio's
+    `tap` event fires, the onboard program sends it over a pseudo-terminal, the stream
+    flags the next acc sample, the recorder writes it."""
+    from firmware_bridge.thymio import ThymioRobot
+    from robot_ssl.recording.recorder import Recorder, RecorderConfig
+    from robot_ssl.recording.sampler import robot_streams
+    from sim.simulator import Simulator
+    from sim.virtual_thymio import VirtualThymio
+    from sim.world import load_world
+
+    start = (0.0, -1.1, -np.pi / 2)  # facing the arena's wall, 12 cm away
+    s = Simulator(
+        load_world("arena_boxes"),
+        seed=0,
+        camera=None,
+        start_pose=start,
+        start_ns=time.monotonic_ns(),
+    )
+    s.advance_to(time.monotonic_ns())  # catch up the set-up time: one clock
+    out = tmp_path / "bump.h5"
+    with VirtualThymio(s) as vt:
+        robot = ThymioRobot.open(vt.serve_pty())
+        try:
+            assert robot.gives_acc and robot_streams(robot) == ("acc",)
+            with SessionWriter(out, streams=robot_streams(robot)) as w:
+                stats = Recorder(
+                    robot, None, w, RecorderConfig(status=False), controller=_Straight(400)
+                ).run(3.0)
+        finally:
+            robot.close()
+        contacts = [c.t_ns for c in s.contacts]
+        taps = s.tap_count
+    assert stats.robot_gaps == 0
+    assert contacts and taps >= 1  # the body did bump
+    with SessionReader(out) as r:
+        acc = r.read("acc")
+    assert acc is not None and len(acc.t_ns) >= 35
+    tapped = acc.t_ns[acc.tap == 1]
+    assert len(tapped) == taps
+    # on one clock (the simulator's runs at the monotonic one): the flag follows the bump
+    assert 0 <= int(tapped[0]) - contacts[0] <= 0.3e9

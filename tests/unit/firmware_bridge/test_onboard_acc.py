@@ -217,3 +217,36 @@ def test_virtual_thymio_node_streams_the_simulators_acc_at_16_hz(layout: str) ->
     expected = np.asarray(getattr(sim, "acc_units", (0, 0, 22)), np.int16)
     assert acc[-1].acc.tolist() == expected.tolist()
     assert 15 <= abs(int(acc[-1].acc[2])) <= 30  # gravity on z, about 23 per g
+
+
+def test_virtual_thymio_fires_tap_when_the_simulated_body_bumps() -> None:
+    """Driven into a wall, the simulator counts a tap; the node fires its `tap` event and
+    the next acc sample carries the flag, after the true contact."""
+    from sim.simulator import Simulator
+    from sim.virtual_thymio import AsebaNode
+    from sim.world import load_world
+
+    sim = Simulator(
+        load_world("arena_boxes"), seed=0, camera=None, start_pose=(0.0, -1.1, -np.pi / 2)
+    )
+    node = AsebaNode(sim)
+    sent: list[p.Message] = []
+    node.subscribe(sent.append)
+    for msg in build_program(node_info()).upload_messages(1):
+        node.handle(msg)
+    lt = node.offsets["motor.left.target"][0]
+    node.handle(p.SetVariables(1, lt, (400, 400)))  # as the host drives: straight ahead
+    stream = ReadingStream(node_id=1)
+    for _ in range(250):  # 2.5 s, node and simulator on one clock
+        sim.advance_to(sim.t_ns + 10_000_000)
+        start = len(sent)
+        node.tick(sim.t_ns)
+        for msg in sent[start:]:
+            if isinstance(msg, p.UserEvent):
+                stream.on_user_event(sim.t_ns, 1, msg)
+    acc = stream.drain().acc
+    assert sim.tap_count >= 1 and len(sim.contacts) >= 1
+    assert stream.counters.taps == sim.tap_count
+    tapped = [a.t_ns for a in acc if a.tap]
+    assert len(tapped) == sim.tap_count
+    assert 0 <= tapped[0] - sim.contacts[0].t_ns <= 100_000_000  # the next acc event: <= 60 ms

@@ -34,6 +34,8 @@ from robot_ssl.io.session import SessionWriter
 if TYPE_CHECKING:  # rosbags is the optional `interop` extra: imported when used
     from rosbags.highlevel import AnyReader
 
+    from robot_ssl.interop.bag_recovery import IntactReader
+
 __all__ = ["BagImport", "BagImportError", "import_bag"]
 
 STAMPS = ("header", "receive")
@@ -99,15 +101,30 @@ def import_bag(job: BagImport) -> Path:
 def _read(job: BagImport, bag: Path) -> _Streams:
     from rosbags.highlevel import AnyReader  # the optional `interop` extra: said in one line
 
+    recovered = None
     try:
         reader = AnyReader([bag], default_typestore=rt.make_typestore())
         reader.open()
     except Exception as e:  # rosbags' reader errors, a damaged index, an unknown suffix
-        raise BagImportError(f"{bag}: not a readable bag: {e}") from None
+        reader = recovered = _intact_part(bag, e)
     try:
-        return _read_open(job, reader)
+        streams = _read_open(job, reader)
     finally:
         reader.close()
+    if recovered is not None:
+        streams.truncated = recovered.summary()
+    return streams
+
+
+def _intact_part(bag: Path, error: Exception) -> IntactReader:
+    """A bag rosbags refuses whole (cut short: no index, no summary) read up to its cut;
+    one line when nothing of it is intact or it is no bag at all."""
+    from robot_ssl.interop.bag_recovery import BagRecoveryError, open_intact
+
+    try:
+        return open_intact(bag, rt.make_typestore())
+    except (BagRecoveryError, OSError) as e:
+        raise BagImportError(f"{bag}: not a readable bag: {error} ({e})") from None
 
 
 def _topics(reader: AnyReader) -> dict[str, str]:

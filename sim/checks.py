@@ -2,8 +2,8 @@
 
 `check_fields(params, "drive")` raises SimError for any field that is not what its
 annotation says: int fields take integers (not bool), float fields finite numbers,
-bool fields booleans, `X | None` also None, and every number inside a tuple field must
-be finite. Range checks stay in each class's `__post_init__`.
+bool fields booleans, `X | None` also None, `tuple[str, ...]` strings, and every number
+inside another tuple field must be finite. Range checks stay in each class's `__post_init__`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def check_fields(obj: Any, what: str, error: type[Exception] = SimError) -> None
             ok, want = _is_finite(value), "a finite number"
         elif base == "bool":
             ok, want = isinstance(value, bool), "true or false"
+        elif base == "tuple[str, ...]":
+            ok = isinstance(value, (tuple, list)) and all(isinstance(x, str) for x in value)
+            want = "a list of strings"
         elif base.startswith("tuple["):
             ok, want = _finite_items(value), "a list of finite numbers"
         else:

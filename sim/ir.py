@@ -34,17 +34,24 @@ exactly "the reading has something in range" (with the physical model the noise-
 reading is then > 0, except at grazing incidence or on a 0-reflectance surface).
 `true_distances` (one ray along each sensor axis, obstacles of any height, unlimited
 range) is kept for drawing.
+
+Other kinds in the ring: `IRParams.kinds` names each pose's kind ("ir", "range",
+"contact"; empty: all IR, read exactly as above). The range and contact sensors are
+sim.range_sensors' (a range sector casts one ray per degree of its `fov_rad`; readings
+in mm up to its reach, 32767 beyond; a contact sensor reads 1 while the body touches an
+obstacle over its arc); readings and truth keep the poses' order.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from sim.checks import check_fields
 from sim.errors import SimError
+from sim.range_sensors import RANGE_KINDS, ShortRangeSensors
 from sim.raycast import RayCaster
 
 __all__ = ["IR_MODELS", "THYMIO_PROX_POSES", "IRParams", "IRSensors", "ir_response"]
@@ -88,6 +95,13 @@ class IRParams:
     model: str = "physical"
     rays: int = 9  # physical model: rays per sensor, evenly over +-aperture_rad
     lobe_std_rad: float = math.radians(10.0)  # physical model: emission lobe std
+    # Other kinds of sensor in the ring (sim.range_sensors); empty: every sensor is IR.
+    kinds: tuple[str, ...] = ()  # per pose: "ir", "range" or "contact"
+    fov_rad: tuple[float, ...] = ()  # per pose: a range sector's / bumper arc's width
+    reach_m: tuple[float, ...] = ()  # per pose: range / contact reach (empty: range_m)
+    body_radius_m: float = 0.08  # contact sensors: the body's outline ...
+    body_offset_x_m: float = 0.0  # ... centred this far ahead of the axle midpoint
+    range_noise_std_mm: float = 2.0  # range readings' Gaussian noise
 
     def __post_init__(self) -> None:
         check_fields(self, "ir")
@@ -104,10 +118,34 @@ class IRParams:
             raise SimError(f"ir.aperture_rad: must be in [0, pi/2), got {self.aperture_rad!r}")
         if self.rays < 1 or self.lobe_std_rad <= 0:
             raise SimError("ir: need rays >= 1 and lobe_std_rad > 0")
+        n = len(self.poses)
+        for name in ("kinds", "fov_rad", "reach_m"):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if value and len(value) != n:
+                raise SimError(f"ir.{name}: {len(value)} entries for {n} sensors")
+        bad = [k for k in self.kinds if k not in ("ir", *RANGE_KINDS)]
+        if bad:
+            raise SimError(f"ir.kinds: unknown sensor kind {bad[0]!r} (ir, range, contact)")
+        if any(f < 0 or f > 2 * math.pi for f in self.fov_rad):
+            raise SimError("ir.fov_rad: each must be in [0, 2 pi]")
+        if any(r <= 0 for r in self.reach_m) or self.body_radius_m <= 0:
+            raise SimError("ir: reach_m and body_radius_m must be > 0")
+        if self.range_noise_std_mm < 0:
+            raise SimError("ir.range_noise_std_mm: must be >= 0")
 
     @property
     def num_sensors(self) -> int:
         return len(self.poses)
+
+    def kind(self, i: int) -> str:
+        """Sensor i's kind ("ir" when `kinds` is empty)."""
+        return self.kinds[i] if self.kinds else "ir"
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the ring has sensors other than IR."""
+        return any(k != "ir" for k in self.kinds)
 
 
 def ir_response(x_m: np.ndarray | float, params: IRParams = IRParams()) -> np.ndarray:
@@ -140,7 +178,9 @@ class IRSensors:
     """The sensor ring of one robot in one world (geometry filtered by sensor height).
 
     Geometry: segments (S, 4) x0, y0, x1, y1 and circles (C, 3) x, y, r in metres, each
-    with a height (m) and an IR reflectance.
+    with a height (m) and an IR reflectance. A ring with other kinds (`IRParams.kinds`:
+    range, contact) reads each sensor by its kind: the IR ones as below, the others as
+    sim.range_sensors says; readings and truth keep the poses' order.
     """
 
     def __init__(
@@ -177,6 +217,61 @@ class IRSensors:
         else:
             self._ray_offsets, self._ray_weights, self.scale = _physical_rays(params)
         self._init_normals()
+        self._mixed = params.mixed
+        if self._mixed:
+            geometry = (segments, segments_height_m, segments_reflectance)
+            geometry += (circles, circles_height_m, circles_reflectance)
+            self._init_mixed(geometry)
+
+    def _init_mixed(self, geometry: tuple[np.ndarray, ...]) -> None:
+        """The IR sensors as a ring of their own, the others as ShortRangeSensors."""
+        p = self.params
+        kinds = p.kinds
+        self._ir_cols = np.array([i for i, k in enumerate(kinds) if k == "ir"], np.int64)
+        self._other_cols = np.array([i for i, k in enumerate(kinds) if k != "ir"], np.int64)
+        self._ir_ring = None
+        if self._ir_cols.size:
+            sub = replace(
+                p, poses=tuple(p.poses[i] for i in self._ir_cols), kinds=(), fov_rad=(), reach_m=()
+            )
+            self._ir_ring = IRSensors(sub, *geometry)
+        fov = np.asarray(p.fov_rad or (0.0,) * p.num_sensors, np.float64)
+        reach = np.asarray(p.reach_m or (p.range_m,) * p.num_sensors, np.float64)
+        cols = self._other_cols
+        self._others = ShortRangeSensors(
+            np.asarray(p.poses, np.float64)[cols],
+            tuple(kinds[i] for i in cols),
+            fov[cols],
+            reach[cols],
+            self._seen,
+            self._all,
+            body_radius_m=p.body_radius_m,
+            body_offset_x_m=p.body_offset_x_m,
+            noise_std_mm=p.range_noise_std_mm,
+        )
+
+    def _mixed_values(self, poses: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """Readings int16 (N, S) of a mixed ring (noise when rng is given)."""
+        out = np.empty((len(poses), self.params.num_sensors), np.int16)
+        if self._ir_ring is not None:
+            if rng is None:
+                out[:, self._ir_cols] = self._ir_ring.values_at(poses)
+            else:
+                out[:, self._ir_cols] = [self._ir_ring.values(q, rng) for q in poses]
+        out[:, self._other_cols] = self._others.readings(self._others.distances_at(poses), rng)
+        return out
+
+    def _mixed_distances(self, poses: np.ndarray, ir_truth: str) -> np.ndarray:
+        """Truth (N, S) m of a mixed ring: the IR sensors' `ir_truth` method's, the others'
+        ShortRangeSensors.distances_at."""
+        out = np.empty((len(poses), self.params.num_sensors))
+        if self._ir_ring is not None:
+            if ir_truth == "sensed":
+                out[:, self._ir_cols] = self._ir_ring.sensed_distances_at(poses)
+            else:
+                out[:, self._ir_cols] = [self._ir_ring.true_distances(q) for q in poses]
+        out[:, self._other_cols] = self._others.distances_at(poses)
+        return out
 
     def _init_normals(self) -> None:
         """Per-primitive arrays for the incidence, indexed by the caster's hit index, with
@@ -214,6 +309,8 @@ class IRSensors:
     def values(self, pose: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """Raw readings int16 (num_sensors,) at a robot pose; noise-free when rng is None."""
         p = self.params
+        if self._mixed:
+            return self._mixed_values(np.asarray(pose, np.float64).reshape(1, 3), rng)[0]
         value, anything = self._values(np.asarray(pose, np.float64).reshape(1, 3))
         value, anything = value[0], anything[0]
         if rng is not None and p.noise_std > 0:
@@ -223,6 +320,8 @@ class IRSensors:
 
     def values_at(self, poses: np.ndarray) -> np.ndarray:
         """Noise-free readings int16 (N, num_sensors) at N robot poses (N, 3), in one cast."""
+        if self._mixed:
+            return self._mixed_values(np.asarray(poses, np.float64).reshape(-1, 3), None)
         value, _ = self._values(np.asarray(poses, np.float64).reshape(-1, 3))
         return np.clip(np.rint(value), 0, self.params.m).astype(np.int16)
 
@@ -295,12 +394,17 @@ class IRSensors:
     def sensed_distances_at(self, poses: np.ndarray) -> np.ndarray:
         """`sensed_distances` (N, S) in metres at N robot poses (N, 3), in one cast."""
         poses = np.asarray(poses, np.float64).reshape(-1, 3)
+        if self._mixed:
+            return self._mixed_distances(poses, "sensed")
         _, _, t, _ = self._cast(poses)
         return t.reshape(len(poses), self.params.num_sensors, -1).min(axis=-1)
 
     def true_distances(self, pose: np.ndarray) -> np.ndarray:
         """Distance (m) from each sensor along its axis to the nearest obstacle of any
-        height, unlimited range (inf when the ray leaves the world)."""
+        height, unlimited range (inf when the ray leaves the world); a mixed ring's range and
+        contact sensors: their ShortRangeSensors distances."""
+        if self._mixed:
+            return self._mixed_distances(np.asarray(pose, np.float64).reshape(1, 3), "axis")[0]
         origins, heading = self.sensor_frames(pose)
         dirs = np.stack([np.cos(heading), np.sin(heading)], axis=1)
         t, _ = self._all.cast(origins, dirs)

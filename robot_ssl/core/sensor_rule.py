@@ -23,7 +23,16 @@ import numpy as np
 
 from robot_ssl.core.spec import CONTACT_REACH_M, ProxSensor, RobotSpec
 
-__all__ = ["FREE", "INVALID_MM", "NO_RETURN_MM", "OBSTACLE", "UNKNOWN", "presence"]
+__all__ = [
+    "FREE",
+    "INVALID_MM",
+    "NO_RETURN_MM",
+    "OBSTACLE",
+    "UNKNOWN",
+    "body_insets_m",
+    "ir_equivalent",
+    "presence",
+]
 
 OBSTACLE, FREE, UNKNOWN = 1, 0, -1
 NO_RETURN_MM = 32767
@@ -79,3 +88,51 @@ def _own_reach_m(sensor: ProxSensor) -> float:
     if sensor.kind == "contact":
         return CONTACT_REACH_M
     return float(RobotSpec().prox_range_m)
+
+
+# The Thymio II's IR response curve (Enki's: x in cm; sim.ir mirrors it):
+# F(x) = m (c - x0^2) / (x^2 - 2 x0 x + c), m below x0.
+_CURVE_X0_CM = 0.03
+_CURVE_C_CM2 = 73.0
+
+
+def ir_equivalent(readings: np.ndarray, robot: RobotSpec) -> np.ndarray:
+    """Readings (N, S) of any kind as IR-like closeness (N, S) int16 in [0, prox_max]:
+    what a Thymio IR sensor would read at the same distance, so that controllers tuned
+    on IR readings (the wander drive's stop thresholds) drive a robot of any sensors.
+
+    IR: the reading itself; range: the Thymio curve at the distance left between the
+    body's outline and the return (a Thymio's IR sensors sit on its outline; a LiDAR
+    sits inside the body: `body_insets_m`) when it is a return within the sensor's
+    reach, else 0 (no return, invalid); contact: prox_max when pressed, else 0; an
+    unknown kind: 0.
+    """
+    r = np.asarray(readings)
+    m = float(robot.prox_max)
+    kinds = np.array(robot.kinds, dtype=object)[None, :]
+    reach_mm = np.asarray(robot.reaches_m(), np.float64)[None, :] * 1000.0
+    inset_mm = body_insets_m(robot)[None, :] * 1000.0
+    x_cm = np.maximum(r.astype(np.float64) - inset_mm, 0.0) / 10.0
+    curve = (
+        m
+        * (_CURVE_C_CM2 - _CURVE_X0_CM**2)
+        / (x_cm * x_cm - 2.0 * _CURVE_X0_CM * x_cm + _CURVE_C_CM2)
+    )
+    curve = np.where(x_cm < _CURVE_X0_CM, m, curve)
+    range_value = np.where((r >= 0) & (r < reach_mm), curve, 0.0)
+    out = np.where(kinds == "ir", r, 0.0)
+    out = np.where(kinds == "range", range_value, out)
+    out = np.where(kinds == "contact", np.where(r > 0, m, 0.0), out)
+    return np.clip(np.rint(out), 0, m).astype(np.int16)
+
+
+def body_insets_m(robot: RobotSpec) -> np.ndarray:
+    """Per sensor (S,), how far its axis runs inside the body's disc (radius
+    `body_radius_m` about the axle midpoint) before leaving it: 0 for a sensor on or
+    outside the outline (a Thymio's IR), ~body radius for a scanner at the centre."""
+    poses = np.asarray(robot.prox_poses(), np.float64)
+    p, th = poses[:, :2], poses[:, 2]
+    u = np.stack([np.cos(th), np.sin(th)], axis=1)
+    pu = (p * u).sum(axis=1)
+    disc = pu * pu - (p * p).sum(axis=1) + robot.body_radius_m**2
+    return np.maximum(-pu + np.sqrt(np.maximum(disc, 0.0)), 0.0)

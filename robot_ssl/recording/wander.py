@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_ssl.core.config import check_field_types
+from robot_ssl.core.sensor_rule import ir_equivalent
 from robot_ssl.core.spec import RobotSpec
 from robot_ssl.recording.recorder import RecorderError
 
-__all__ = ["WanderConfig", "WanderController", "wander_controller"]
+__all__ = ["KindAwareWander", "WanderConfig", "WanderController", "wander_controller"]
 
 
 @dataclass(frozen=True)
@@ -159,15 +160,33 @@ class WanderController:
     update = command  # alias: (proximity, t_ns) -> targets
 
 
+class KindAwareWander(WanderController):
+    """The wander controller on a robot with other sensors than IR: each reading is
+    first turned into what an IR sensor would read at that distance
+    (robot_ssl.core.sensor_rule.ir_equivalent), so the IR-tuned thresholds apply."""
+
+    def __init__(self, config: WanderConfig, seed: int, robot: RobotSpec) -> None:
+        super().__init__(config, seed=seed)
+        self.robot = robot
+
+    def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]:
+        prox = np.asarray(proximity)
+        if prox.size == self.robot.num_prox:
+            prox = ir_equivalent(prox.reshape(1, -1), self.robot)[0]
+        return super().command(prox, t_ns)
+
+    update = command
+
+
 def wander_controller(robot: RobotSpec, seed: int) -> WanderController:
     """The wander controller fitted to the robot's sensors and geometry."""
     front = tuple(robot.front_sensor_indices)
-    return WanderController(
-        WanderConfig(
-            front_sensors=front,
-            rear_sensors=tuple(i for i in range(robot.num_prox) if i not in front),
-            axle_length_m=robot.axle_length_m,
-            speed_m_per_unit=robot.speed_m_per_unit,
-        ),
-        seed=seed,
+    config = WanderConfig(
+        front_sensors=front,
+        rear_sensors=tuple(i for i in range(robot.num_prox) if i not in front),
+        axle_length_m=robot.axle_length_m,
+        speed_m_per_unit=robot.speed_m_per_unit,
     )
+    if all(kind == "ir" for kind in robot.kinds):
+        return WanderController(config, seed=seed)
+    return KindAwareWander(config, seed, robot)

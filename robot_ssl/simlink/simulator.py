@@ -37,7 +37,11 @@ class SimCommandError(RobotSSLError):
 
 
 def sim_params(robot_spec: Any, camera_spec: Any) -> tuple[Any, Any, Any]:
-    """(DriveParams, IRParams, CameraParams) of the simulator from RobotSpec / CameraSpec."""
+    """(DriveParams, IRParams, CameraParams) of the simulator from RobotSpec / CameraSpec.
+
+    The sensor ring is whatever the spec lists: each sensor's pose, kind, field of view
+    and reach (`RobotSpec.reach_m`) go to IRParams (sim.ir, sim.range_sensors); a spec
+    naming a kind the simulator does not know is a SimCommandError."""
     from sim.camera import CameraParams
     from sim.ir import IRParams
     from sim.kinematics import DriveParams
@@ -48,10 +52,20 @@ def sim_params(robot_spec: Any, camera_spec: Any) -> tuple[Any, Any, Any]:
         max_speed_units=robot_spec.max_speed_units,
         body_radius_m=robot_spec.body_radius_m,
     )
+    unknown = robot_spec.unknown_sensors()
+    if unknown:
+        s = robot_spec.prox_sensors[unknown[0]]
+        raise SimCommandError(f"cannot simulate sensor {s.name!r}: unknown kind {s.kind!r}")
+    sensors = robot_spec.prox_sensors
+    mixed = any(s.kind != "ir" for s in sensors)
     ir = IRParams(
         poses=tuple(robot_spec.prox_poses()),
         range_m=robot_spec.prox_range_m,
         m=float(robot_spec.prox_max),
+        kinds=tuple(s.kind for s in sensors) if mixed else (),
+        fov_rad=tuple(float(s.fov_rad) for s in sensors) if mixed else (),
+        reach_m=robot_spec.reaches_m() if mixed else (),
+        body_radius_m=robot_spec.body_radius_m,
     )
     camera = CameraParams(
         width=camera_spec.width,
@@ -216,6 +230,7 @@ def record_session(
     from robot_ssl.io.session import SessionWriteError, SessionWriter
     from robot_ssl.recording.record import DRIVES, drive_controller
     from robot_ssl.recording.recorder import Recorder, RecorderConfig
+    from robot_ssl.recording.sampler import robot_streams, truth_streams
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -230,7 +245,6 @@ def record_session(
         camera_timing, robot_timing, stream = sim_clocks(
             camera_latency_ms=camera_latency_ms,
             camera_jitter_ms=camera_jitter_ms,
-    from robot_ssl.recording.sampler import robot_streams, truth_streams
             exposure_ms=exposure_ms,
             drop_rate=drop_rate,
             ideal_clocks=ideal_clocks,
@@ -268,6 +282,8 @@ def record_session(
             jpeg_quality=jpeg_quality,
             metadata=metadata,
             truth_sensors=robot_spec.num_prox,
+            # the simulated robot streams its accelerometer; truth: its contact onsets
+            streams=(*robot_streams(sim.robot), *truth_streams(sim.robot.truth)),
             overwrite=True,
             # the recorder flushes every 0.5 simulated s (one flush policy, on the
             # simulated clock): the file grows in time order as a real recording does,
@@ -282,8 +298,6 @@ def record_session(
             bar_format=(
                 "{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}, {rate_fmt}]"
             ),
-            # the simulated robot streams its accelerometer; truth: its contact onsets
-            streams=(*robot_streams(sim.robot), *truth_streams(sim.robot.truth)),
         )
         try:
             recorder = Recorder(

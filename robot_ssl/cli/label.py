@@ -25,7 +25,7 @@ from robot_ssl.cli.config_fields import Flag
 if TYPE_CHECKING:
     from robot_ssl.labelling.label_job import LabelJob
 
-HELP = "auto-label sessions from proximity readings and odometry"
+HELP = "auto-label sessions from proximity readings, contacts and the floor swept, with odometry"
 
 
 def _csv_ints(text: str) -> tuple[int, ...]:
@@ -53,6 +53,16 @@ def _distances(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(
             f"expected START:STOP:STEP or a,b,c, got {text!r}"
         ) from None
+
+
+def _sources(text: str) -> tuple[str, ...]:
+    """`--sources ir,contact,traversal`: label sources by name, in any order."""
+    from robot_ssl.core.label_grid import LabelConfigError, check_sources
+
+    try:
+        return check_sources(text)
+    except LabelConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("label config: ")) from None
 
 
 def _camera_offset(text: str) -> str | float:
@@ -112,6 +122,19 @@ def _flags() -> dict[str, Flag]:
         "rule.uncertainty_scale_std": Flag(metavar="REL", help="per-replay wheel scale error"),
         "rule.uncertainty_step_std": Flag(metavar="REL", help="per-sample wheel speed noise"),
         "rule.uncertainty_seed": Flag(metavar="N", help="seed of the replays"),
+        "rule.sources": Flag(
+            parse=_sources,
+            metavar="ir,contact,traversal",
+            help="label sources: ir (proximity readings), contact (detected contacts label "
+            "the approach), traversal (floor the body swept is free); default: every source "
+            "the session has",
+        ),
+        "rule.contact_bearing_tol_rad": Flag(
+            metavar="RAD", help="a contact labels the sensors facing the touched point within"
+        ),
+        "rule.traversal_margin_m": Flag(
+            metavar="M", help="a sensor's reach must lie this far inside the swept corridor"
+        ),
     }
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "LabelGrid",
     "LabellingError",
     "check_grid_size",
+    "check_sources",
     "distance_grid",
 ]
 
@@ -173,7 +174,7 @@ class LabelConfig:
     uncertainty_step_std: float = bounded(0.03, 0, 0.5)
     uncertainty_seed: int = bounded(0, 0, 2**31 - 1)
     sources: tuple[str, ...] = ()
-    contact_bearing_tol_rad: float = bounded(0.35, 0, math.pi)
+    contact_bearing_tol_rad: float = bounded(0.2, 0, math.pi)
     traversal_margin_m: float = bounded(0.01, 0, MAX_LABEL_DISTANCE_M)
 
     def __post_init__(self) -> None:

@@ -17,7 +17,9 @@ from typing import Any
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
 from robot_ssl.io.labels_file import write_labels
-from robot_ssl.labelling.session_labels import label_session, session_truth_agreement
+from robot_ssl.labelling.labeller import compare_with_truth
+from robot_ssl.labelling.session_labels import label_session, session_truth_grid
+from robot_ssl.labelling.sources import agreement_by_source
 
 __all__ = ["SessionResult", "label_one", "label_sessions", "plot_label_stats", "worker_init"]
 
@@ -45,13 +47,17 @@ class SessionResult:
     positive_fraction: float = 0.0
     truth: dict[str, float | int] | None = None
     camera_offset: dict[str, Any] | None = None  # CameraOffset.to_dict() of the labels
+    # per label source: {"ir": {"cells": n, "compared":, "agreement":, "precision":, ...}}
+    sources: dict[str, dict[str, float | int]] | None = None
+    notes: tuple[str, ...] = ()  # one line each: sources left out, a missing acc stream
 
 
 def label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResult:
     """Label one session, write its labels (and plot); never raises for a bad session."""
     session, out, config_dict, with_truth, with_plot = task
     try:
-        labels = label_session(session, LabelConfig.from_dict(config_dict))
+        notes: list[str] = []
+        labels = label_session(session, LabelConfig.from_dict(config_dict), notes=notes)
         path = write_labels(out, labels)
         stats = labels.stats()
         plot = None
@@ -61,9 +67,18 @@ def label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResul
             plot_label_stats(stats, labels.sensor_indices, labels.distances_m, png, title)
             plot = str(png)
         truth = None
+        by_source = _source_counts(labels)
         if with_truth:
-            found = session_truth_agreement(session, labels)
-            truth = {"available": 0} if found is None else {"available": 1, **found[0].summary()}
+            true_grid = session_truth_grid(session, labels)
+            truth = {"available": 0}
+            if true_grid is not None:
+                found = compare_with_truth(labels.labels, true_grid.labels)
+                truth = {"available": 1, **found.summary()}
+                cells = labels.cell_sources()
+                for name, agree in agreement_by_source(
+                    labels.labels, cells, true_grid.labels
+                ).items():
+                    by_source[name].update(agree.summary())
     except RobotSSLError as e:
         return SessionResult(session, error=str(e))
     except Exception as e:  # keep the other sessions going; still a failure
@@ -78,7 +93,23 @@ def label_one(task: tuple[str, str, dict[str, Any], bool, bool]) -> SessionResul
         positive_fraction=stats.positive_fraction,
         truth=truth,
         camera_offset=labels.camera_offset.to_dict(),
+        sources=by_source,
+        notes=tuple(notes),
     )
+
+
+def _source_counts(labels) -> dict[str, dict[str, float | int]]:
+    """{source: {"cells": known cells it labelled, "positive": of them 1}} per source."""
+    from robot_ssl.core.label_grid import LABEL_SOURCES, SOURCE_CODES
+
+    cells = labels.cell_sources()
+    out: dict[str, dict[str, float | int]] = {}
+    for name in LABEL_SOURCES:
+        mine = cells == SOURCE_CODES[name]
+        n = int(mine.sum())
+        if n:
+            out[name] = {"cells": n, "positive": int((labels.labels[mine] == 1).sum())}
+    return out
 
 
 def worker_init(parent_pid: int) -> None:

@@ -82,6 +82,40 @@ def _print_table(results: list, with_truth: bool) -> None:
         note = _offset_note(r.camera_offset)
         if note:
             print(f"{Path(r.session).name}: {note}")
+    _print_sources(ok, with_truth)
+
+
+def _print_sources(ok: list, with_truth: bool) -> None:
+    """Per session and label source: cells labelled, positives, and (with truth) their
+    agreement, precision and recall against the simulator's truth."""
+    head = ["session", "source", "cells", "positive"]
+    if with_truth:
+        head += ["truth agree", "precision", "recall"]
+    rows = []
+    for r in ok:
+        for name, c in (r.sources or {}).items():
+            row = [Path(r.session).name, name, str(c["cells"])]
+            row.append(f"{100 * c['positive'] / max(c['cells'], 1):.1f}%")
+            if with_truth:
+                row += [_percent(c.get(k)) for k in ("agreement", "precision", "recall")]
+            rows.append(row)
+    if not rows:
+        return
+    print("label sources:")
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    for row in [head, *rows]:
+        print(
+            "  ".join(
+                x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
+
+
+def _percent(value: float | None) -> str:
+    """ "97.5%", or "-" for no value (no truth, or nothing to compare: NaN)."""
+    if value is None or value != value:
+        return "-"
+    return f"{100 * value:.1f}%"
 
 
 def _offset_cell(offset: dict | None) -> str:
@@ -129,6 +163,9 @@ def label(job: LabelJob) -> int:
     )
     order = {s: i for i, (s, _) in enumerate(tasks)}
     results.sort(key=lambda r: order[r.session])
+    for r in results:
+        for note in r.notes:
+            print(f"robot-ssl label: {Path(r.session).name}: {note}", file=sys.stderr)
     _print_table(results, job.truth)
     failed = [r for r in results if r.error is not None]
     for r in failed:

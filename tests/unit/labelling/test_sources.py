@@ -76,12 +76,18 @@ def test_contact_labels_the_approach_within_reach_for_the_front_sensors():
     expect = (big_d - dist < ROBOT.prox_range_m) & (dist <= big_d)
     np.testing.assert_array_equal(centre == 1, expect)
     assert centre[dist < big_d - ROBOT.prox_range_m - 0.01].max() == UNKNOWN
-    assert (contact[i, 1] == 1).sum() > 5 and (contact[i, 3] == 1).sum() > 5
-    # the 38-degree sensors' axes leave the body away from the touched point: unknown
-    assert np.all(contact[:, [0, 4]] == UNKNOWN)
+    # the 19-degree pair's axes leave the body 19 degrees off the touched point: unknown
+    # by default (an oblique wall or a post would fool them), labelled with a wider
+    # tolerance; the 38-degree sensors never
+    assert np.all(contact[:, [0, 1, 3, 4]] == UNKNOWN)
+    wide = contact_labels(runs, sensor_geometry(ROBOT, cfg.sensor_indices),
+                          replace(cfg, contact_bearing_tol_rad=0.35))  # fmt: skip
+    assert (wide[i, 1] == 1).sum() > 5 and (wide[i, 3] == 1).sum() > 5
+    assert np.all(wide[:, [0, 4]] == UNKNOWN)
+    assert np.mean(truth[(wide == 1) & (truth >= 0)] == 1) > 0.97
     # every positive is true where the truth knows the cell
     known = (contact == 1) & (truth >= 0)
-    assert known.sum() > 500
+    assert known.sum() > 200
     assert np.mean(truth[known] == 1) > 0.97
 
 

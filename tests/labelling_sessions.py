@@ -23,22 +23,30 @@ def write_session(
     wheels: bool = True,
     truth: bool = False,
     frames: bool = True,
+    proximity: bool = True,
+    stall: bool = False,
 ) -> Path:
-    """Straight approach to a wall at 0.1 m/s: 30 fps, 10 Hz proximity, 100 Hz wheels/odometry."""
+    """Straight approach to a wall at 0.1 m/s: 30 fps, 10 Hz proximity, 100 Hz wheels/odometry.
+
+    Without `stall` the robot drives through the wall; with it, it stops where its body
+    (0.08 m radius) touches the wall, its wheels stalled (measured speed 0, target kept)."""
     speed_units = round(0.1 / 0.000332)
     v = speed_units * 0.000332
     with SessionWriter(path, truth_sensors=7 if truth else None) as w:
         for k in range(round(seconds * 100) + 1):
             t = k * 10 * MS_NS
             x = v * t / S_NS
+            stalled = stall and x >= WALL_X - 0.08
+            x = min(x, WALL_X - 0.08) if stall else x
             if frames and k % 3 == 0:
                 w.write_jpeg(t, JPEG)
-            if k % 10 == 5:
+            if proximity and k % 10 == 5:
                 prox = np.zeros(7, np.int16)
                 prox[2] = 1500 if WALL_X - (x + 0.08) < 0.14 else 0
                 w.write_proximity(t, prox)
             if wheels:
-                w.write_wheels(t, [speed_units, speed_units], [speed_units, speed_units])
+                measured = 0 if stalled else speed_units
+                w.write_wheels(t, [measured, measured], [speed_units, speed_units])
             if odometry:
                 w.write_odometry(t, [x, 0.0, 0.0])
             if truth and k % 2 == 0:

@@ -10,11 +10,19 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from labelling_sessions import write_session
 
 from robot_ssl.core.label_grid import SOURCE_CODES, UNKNOWN, LabelConfig, LabelConfigError
 from robot_ssl.core.spec import RobotSpec
-from robot_ssl.io.labels_file import LabelSet, SessionIdentity, read_labels, write_labels
-from robot_ssl.labelling.labeller import compute_labels, truth_labels
+from robot_ssl.io.labels_file import (
+    InconsistentLabelsError,
+    LabelSet,
+    SessionIdentity,
+    read_labels,
+    write_labels,
+)
+from robot_ssl.labelling.labeller import NothingToLabelError, compute_labels, truth_labels
+from robot_ssl.labelling.session_labels import label_session, session_truth_grid
 from robot_ssl.labelling.sources import (
     agreement_by_source,
     combine_sources,
@@ -193,10 +201,33 @@ def test_labels_files_without_source_read_as_ir(tmp_path: Path):
 
 
 def test_a_source_code_that_disagrees_with_the_labels_is_refused(tmp_path: Path):
-    from robot_ssl.io.labels_file import InconsistentLabelsError
-
     labels = _label_set(tmp_path, with_source=True)
     bad = labels.source.copy()
     bad[labels.labels < 0] = SOURCE_CODES["contact"]
     with pytest.raises(InconsistentLabelsError, match="source"):
         write_labels(tmp_path / "bad.labels.h5", replace(labels, source=bad))
+
+
+def test_a_session_without_proximity_labels_from_contacts_and_the_swept_floor(tmp_path: Path):
+    path = write_session(tmp_path / "touch.h5", 7.0, proximity=False, stall=True, truth=True)
+    notes: list[str] = []
+    labels = label_session(path, LabelConfig(camera_offset=0.0), notes=notes)
+    assert notes == [
+        "no proximity readings: labelling with contact, traversal",
+        "no acc stream: contacts detected from the wheels alone",
+    ]
+    codes = labels.cell_sources()
+    assert set(np.unique(codes).tolist()) == {0, SOURCE_CODES["contact"], SOURCE_CODES["traversal"]}
+    truth = session_truth_grid(path, labels).labels
+    by = agreement_by_source(labels.labels, codes, truth)
+    assert by["contact"].compared > 200 and by["contact"].precision == 1.0
+    assert by["traversal"].compared > 200 and by["traversal"].agreement == 1.0
+    # asked for by name, a source the session lacks is said and left out
+    notes.clear()
+    only = label_session(
+        path, LabelConfig(camera_offset=0.0, sources=("ir", "traversal")), notes=notes
+    )
+    assert notes == ["no ir labels (no proximity readings): labelling with traversal"]
+    assert set(np.unique(only.cell_sources()).tolist()) == {0, SOURCE_CODES["traversal"]}
+    with pytest.raises(NothingToLabelError, match="ir: no proximity readings"):
+        label_session(path, LabelConfig(camera_offset=0.0, sources=("ir",)))

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from robot_ssl.io.session import SessionWriter
+from robot_ssl.io.streams import Record
 
 S_NS = 1_000_000_000
 MS_NS = 1_000_000
@@ -25,14 +26,17 @@ def write_session(
     frames: bool = True,
     proximity: bool = True,
     stall: bool = False,
+    acc: bool = False,
 ) -> Path:
     """Straight approach to a wall at 0.1 m/s: 30 fps, 10 Hz proximity, 100 Hz wheels/odometry.
 
     Without `stall` the robot drives through the wall; with it, it stops where its body
-    (0.08 m radius) touches the wall, its wheels stalled (measured speed 0, target kept)."""
+    (0.08 m radius) touches the wall, its wheels stalled (measured speed 0, target kept).
+    `acc`: an accelerometer stream at 20 Hz (at rest: gravity on z, no tap)."""
     speed_units = round(0.1 / 0.000332)
     v = speed_units * 0.000332
-    with SessionWriter(path, truth_sensors=7 if truth else None) as w:
+    streams = ["acc"] if acc else []
+    with SessionWriter(path, truth_sensors=7 if truth else None, streams=streams) as w:
         for k in range(round(seconds * 100) + 1):
             t = k * 10 * MS_NS
             x = v * t / S_NS
@@ -44,6 +48,8 @@ def write_session(
                 prox = np.zeros(7, np.int16)
                 prox[2] = 1500 if WALL_X - (x + 0.08) < 0.14 else 0
                 w.write_proximity(t, prox)
+            if acc and k % 5 == 0:
+                w.write(Record.of("acc", t, acc=np.array([0, 0, 23], np.int16), tap=0))
             if wheels:
                 measured = 0 if stalled else speed_units
                 w.write_wheels(t, [measured, measured], [speed_units, speed_units])

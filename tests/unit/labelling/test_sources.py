@@ -231,3 +231,18 @@ def test_a_session_without_proximity_labels_from_contacts_and_the_swept_floor(tm
     assert set(np.unique(only.cell_sources()).tolist()) == {0, SOURCE_CODES["traversal"]}
     with pytest.raises(NothingToLabelError, match="ir: no proximity readings"):
         label_session(path, LabelConfig(camera_offset=0.0, sources=("ir",)))
+
+
+def test_a_damaged_acc_stream_is_said_and_contacts_come_from_the_wheels(tmp_path: Path):
+    path = write_session(tmp_path / "acc.h5", 7.0, proximity=False, stall=True, acc=True)
+    notes: list[str] = []
+    intact = label_session(path, LabelConfig(camera_offset=0.0, sources=("contact",)), notes=notes)
+    assert notes == []  # the accelerometer read: nothing to say
+    with h5py.File(path, "r+") as f:
+        del f["acc"]["acc"]
+    damaged = label_session(path, LabelConfig(camera_offset=0.0, sources=("contact",)), notes=notes)
+    assert len(notes) == 1
+    assert notes[0].startswith("acc stream unreadable (") and "cannot read /acc/acc" in notes[0]
+    assert notes[0].endswith("): contacts detected from the wheels alone")
+    assert (damaged.labels == 1).sum() > 100  # the stall alone still finds the contact
+    np.testing.assert_array_equal(damaged.labels, intact.labels)

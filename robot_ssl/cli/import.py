@@ -30,6 +30,30 @@ def _flags() -> dict[str, Flag]:
         "spec": Flag(
             metavar="FILE", help="robot/camera spec YAML (default: the bag's, else defaults)"
         ),
+        "range": Flag(
+            metavar="TOPIC",
+            help="sensor_msgs/Range topics (--range A B): the spec's range sensors, by "
+            "frame_id, else in order",
+        ),
+        "scan": Flag(
+            metavar="TOPIC",
+            help="sensor_msgs/LaserScan topic, cut into the spec's other range sensors by sector",
+        ),
+        "bumper": Flag(
+            metavar="TOPIC[:FIELD]",
+            help="contact topics (--bumper A B:state): a Bool-like message's data, or FIELD",
+        ),
+        "odom_tf": Flag(metavar="PARENT:CHILD", help="the pose from /tf instead of --odom"),
+        "cmd_vel": Flag(
+            metavar="TOPIC",
+            help="geometry_msgs Twist or TwistStamped: the wheels' targets (stall detection)",
+        ),
+        "topics": Flag(metavar="MAP.yaml", help="these options as a YAML map (options win)"),
+        "base_frame": Flag(metavar="FRAME", help="the robot frame /tf_static poses sensors in"),
+        "stale_periods": Flag(
+            metavar="N", help="a sensor reading is stale after N of its topic's periods"
+        ),
+        "cmd_timeout_s": Flag(metavar="S", help="a command older than this targets 0"),
     }
 
 

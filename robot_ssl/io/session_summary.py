@@ -53,7 +53,7 @@ def stream_stats(t_ns: np.ndarray) -> StreamStats:
 
 def session_info(reader: SessionReader) -> SessionInfo:
     streams = {}
-    for name in [*DATA_STREAMS, "truth", "frame_truth", "predictions"]:
+    for name in [*DATA_STREAMS, "acc", "truth", "frame_truth", "contact_truth", "predictions"]:
         if name in reader.streams:
             streams[name] = stream_stats(reader._read(name, "t_ns"))
     start = reader.start_ns
@@ -104,9 +104,9 @@ def format_info(info: SessionInfo) -> str:
                 lines.append(f"  {name}: {r['note']}")
     if info.metadata:
         lines.append("metadata  " + ", ".join(f"{k}={v}" for k, v in info.metadata.items()))
-    lines.append(f"{'stream':<12}{'count':>9}{'rate Hz':>10}{'max gap s':>11}")
+    lines.append(f"{'stream':<14}{'count':>7}{'rate Hz':>10}{'max gap s':>11}")
     for name, s in info.streams.items():
-        lines.append(f"{name:<12}{s.count:>9}{s.rate_hz:>10.2f}{s.max_gap_s:>11.3f}")
+        lines.append(f"{name:<14}{s.count:>7}{s.rate_hz:>10.2f}{s.max_gap_s:>11.3f}")
     lines.append(f"events    {len(info.events)}  (times from the session start)")
     for e in info.events[:20]:
         lines.append(f"  {e['t_s']:+11.3f} s  {e['kind']:<16} {e['message']}")

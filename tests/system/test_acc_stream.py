@@ -4,6 +4,7 @@ virtual Thymio that `robot-ssl sim serve` puts on the wire, the onboard program 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +63,13 @@ def test_record_from_sim_serve_stores_acc_and_tap(tmp_path) -> None:
     assert abs(int(acc.t_ns[0]) - int(prox.t_ns[0])) < 1e9
     notes = [m.decode() for k, m in zip(events.kind, events.message) if k == b"robot_stream"]
     assert any("with acc and tap" in m for m in notes), notes
+    info = subprocess.run(
+        [sys.executable, "-m", "robot_ssl", "info", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert 14.0 <= json.loads(info.stdout)["streams"]["acc"]["rate_hz"] <= 19.0
     with SessionReader(polled) as r:  # polled: no accelerometer stream, none pretended
         assert r.read("acc") is None and len(r.read("proximity").t_ns) > 0
 

@@ -62,6 +62,8 @@ __all__ = [
 
 _NS_PER_S = 1_000_000_000
 _BLOCK = 64  # odometry samples per step of the straight-run scan
+_CHUNK_ROWS = 4096
+_CANDIDATE_STEP_NS = 50_000_000  # odometry_grid's candidate spacing  # frames per block of contact and traversal cells
 
 
 @dataclass(frozen=True)
@@ -208,22 +210,23 @@ def _scan(
     alive = ok_frame.copy()
     run_max = np.zeros(rows)
     reach = np.zeros(rows)
-    w_max = int(width.max()) if rows else 0
     j0 = 0
-    while j0 < w_max and alive.any():
+    r = np.flatnonzero(alive & (width > 0))  # the runs still going with samples left
+    while r.size:
         cols = j0 + np.arange(_BLOCK)
-        in_win = cols[None, :] < width[:, None]
-        idx = np.minimum(lo[:, None] + cols[None, :], pose.shape[0] - 1)
-        rel = relative(frame_pose[:, None, :], pose[idx])
+        in_win = cols[None, :] < width[r, None]
+        idx = np.minimum(lo[r, None] + cols[None, :], pose.shape[0] - 1)
+        rel = relative(frame_pose[r, None, :], pose[idx])
         dx = np.where(in_win, rel[..., 0], -np.inf)
-        cum = np.maximum(np.maximum.accumulate(dx, axis=1), run_max[:, None])
-        prev = np.concatenate([run_max[:, None], cum[:, :-1]], axis=1)
+        cum = np.maximum(np.maximum.accumulate(dx, axis=1), run_max[r, None])
+        prev = np.concatenate([run_max[r, None], cum[:, :-1]], axis=1)
         ok = _straight(rel, prev, cfg) | ~in_win
-        going = np.logical_and.accumulate(ok, axis=1) & alive[:, None]
-        reach = np.fmax(reach, np.max(np.where(going & in_win, dx, -np.inf), axis=1))
-        alive = going[:, -1]
-        run_max = cum[:, -1]
+        going = np.logical_and.accumulate(ok, axis=1)
+        reach[r] = np.fmax(reach[r], np.max(np.where(going & in_win, dx, -np.inf), axis=1))
+        alive[r] = going[:, -1]
+        run_max[r] = cum[:, -1]
         j0 += _BLOCK
+        r = r[alive[r] & (width[r] > j0)]
     return reach, alive, run_max
 
 
@@ -417,14 +420,18 @@ def odometry_grid(
     camera_offset_s: float,
 ) -> LabelGrid:
     """A grid with no label yet but each (frame, bin)'s matched odometry pose: the
-    matching rule of `compute_labels` with the odometry samples as candidates (what a
-    session labelled without proximity stores as its match)."""
+    matching rule of `compute_labels` with odometry samples (at most one per 50 ms) as
+    candidates (what a session labelled without proximity stores as its match)."""
     from robot_ssl.labelling.labeller import compute_labels
 
     width = max(config.sensor_indices) + 1
     odom_t = np.asarray(odom_t_ns, np.int64)
+    # candidates about as dense as a Thymio's proximity (20 Hz at most): 1 cm steps at
+    # 0.2 m/s, and the cost of labelling from proximity
+    _, first = np.unique(odom_t // _CANDIDATE_STEP_NS, return_index=True)
+    cand_t = odom_t[first]
     grid = compute_labels(
-        camera_t_ns, odom_t, np.zeros((odom_t.size, width), np.int16), odom_t, odom_pose,
+        camera_t_ns, cand_t, np.zeros((cand_t.size, width), np.int16), odom_t, odom_pose,
         config, camera_offset_s=camera_offset_s,
     )  # fmt: skip
     return replace(
@@ -451,9 +458,18 @@ def add_sources(
         exposure = grid.t_ns - round(camera_offset_s * _NS_PER_S)
         runs = straight_runs(exposure, odom_t_ns, odom_pose, plan.contact_t_ns, config)
         geometry = sensor_geometry(robot, config.sensor_indices)
-        if "contact" in plan.sources:
-            grids["contact"] = contact_labels(runs, geometry, config, plan.contact_bearing_rad)
-        if "traversal" in plan.sources:
-            grids["traversal"] = traversal_labels(runs, geometry, config)
+        for name in ("contact", "traversal"):
+            if name in plan.sources:
+                grids[name] = np.full(grid.labels.shape, UNKNOWN, np.int8)
+        for a in range(0, grid.num_frames, _CHUNK_ROWS):  # bounded memory: (rows, S, D) floats
+            rows = slice(a, a + _CHUNK_ROWS)
+            part = StraightRuns(runs.reach_m[rows], runs.contact[rows], runs.contact_dx_m[rows])
+            if "contact" in plan.sources:
+                bearing = plan.contact_bearing_rad
+                grids["contact"][a : a + _CHUNK_ROWS] = contact_labels(
+                    part, geometry, config, bearing
+                )
+            if "traversal" in plan.sources:
+                grids["traversal"][a : a + _CHUNK_ROWS] = traversal_labels(part, geometry, config)
     labels, source = combine_sources(grids)
     return replace(grid, labels=labels, source=source)

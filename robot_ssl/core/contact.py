@@ -10,11 +10,15 @@ evidence into contact onsets, with no range sensor at all.
   firmware's speed measured at 100 Hz and averaged over 40 ms), so a robot that starts,
   reverses or turns has its target above its measured speed for a moment: that is no
   contact. The rule compares the measured *forward* speed (mean of both wheels) with the
-  speed a free robot would have by now: the forward target passed through a first-order
-  lag of `motor_lag_s`. Turning in place has a forward target of 0 and never stalls.
+  least speed a free robot would have by now: the forward target passed through a
+  first-order lag, once with the fastest and once with the slowest time constant of
+  `motor_lag_s`, the smaller of the two (0 when they disagree in sign: a reversal). A
+  slow model alone would expect motion from a robot that braked; a fast one alone, from
+  one still accelerating. Turning in place has a forward target of 0 and never stalls.
   A stall is the measured forward speed below `stall_ratio` of that expected speed, the
-  expected speed at least `min_target`, for `stall_s` on end; its onset is the first row of
-  the run.
+  expected speed at least `min_target`, for `stall_s` (pauses shorter than `stall_s` do
+  not break it); its onset is the first row of the episode, which ends once the rule
+  has not held for `stall_s`.
 - **Shock.** The horizontal axes of the accelerometer (firmware units, ~23 per g) against
   a slow running baseline (tilt, calibration offset): a deviation of `shock_threshold` or
   more is a shock, one per excursion.
@@ -77,14 +81,16 @@ class ContactConfig:
     use_stall: bool = True
     use_shock: bool = True
     use_tap: bool = True
-    stall_ratio: float = bounded(0.5, 0, 1, min_inclusive=False, max_inclusive=False)
+    stall_ratio: float = bounded(0.7, 0, 1, min_inclusive=False, max_inclusive=False)
     """Stalled: measured forward speed below this fraction of the lag-model's speed."""
     min_target: float = bounded(50.0, 1, 1000)
     """The lag-model's forward speed must be at least this (raw units) for a stall."""
     stall_s: float = bounded(0.2, 0, 10, min_inclusive=False)
     """How long the stall must last on end (motor lag alone lasts less)."""
-    motor_lag_s: float = bounded(0.12, 0, 5)
-    """Time constant of the measured speed behind the target (motor + 40 ms average)."""
+    motor_lag_s: tuple[float, float] = bounded((0.05, 0.25), 0, 5)
+    """(fastest, slowest) time constant of the measured speed behind the target: about
+    0.12 s in the simulator (motor + 40 ms average); a real motor anywhere in the range
+    never stalls by its lag, and at cruise both models reach the target."""
     max_gap_s: float = bounded(0.3, 0, 60, min_inclusive=False)
     """A gap between rows longer than this restarts the lag model (or the baseline)."""
     shock_threshold: float = bounded(6.0, 0, 128, min_inclusive=False)
@@ -99,6 +105,9 @@ class ContactConfig:
     def __post_init__(self) -> None:
         check_field_types(self, "contact", ContactError)
         check_bounds(self, "contact", ContactError)
+        lags = self.motor_lag_s
+        if len(lags) != 2 or lags[0] > lags[1]:
+            raise ContactError("contact.motor_lag_s: must be (fastest, slowest), fastest first")
         if not self.horizontal_axes or len(set(self.horizontal_axes)) != len(self.horizontal_axes):
             raise ContactError("contact.horizontal_axes: one or more distinct axes in 0..2")
         if not (self.use_stall or self.use_shock or self.use_tap):
@@ -166,9 +175,10 @@ class ContactMonitor:
         self._open: _Open | None = None
         # stall state
         self._w_t: int | None = None
-        self._expected = 0.0
+        self._expected = [0.0, 0.0]  # forward speed by the fast and the slow lag model
         self._last_target = 0.0
-        self._stall_since: int | None = None
+        self._stall_since: int | None = None  # first row of the stall episode
+        self._clear_since: int | None = None  # first row of a pause in it
         self._stall_reported = False
         self._w_now = 0
         # shock state
@@ -188,9 +198,21 @@ class ContactMonitor:
     @property
     def stall_s(self) -> float:
         """How long the stall rule has held up to the newest wheel row (0.0: not stalled)."""
-        if self._stall_since is None:
+        if self._stall_since is None or self._clear_since is not None:
             return 0.0
         return (self._w_now - self._stall_since) / 1e9
+
+    @property
+    def expected_speed(self) -> float:
+        """The least forward speed (raw units) a free robot would have at the newest wheel
+        row: the smaller of the fast and slow lag models, 0 when they differ in sign."""
+        fast, slow = self._expected
+        return min(fast, slow, key=abs) if fast * slow > 0 else 0.0
+
+    @property
+    def stall_since_ns(self) -> int | None:
+        """Onset of the stall going on now (None: not stalled)."""
+        return self._stall_since if self.stall_s > 0 else None
 
     # -- evidence -------------------------------------------------------------------------
 
@@ -219,18 +241,26 @@ class ContactMonitor:
         self._w_now = t
         if self._w_t is None or not 0 < t - self._w_t <= c.max_gap_s * 1e9:
             # first row, a gap or a step back in time: assume the motors caught up
-            self._w_t, self._expected, self._last_target = t, fwd, tgt
-            self._stall_since, self._stall_reported = None, False
+            self._w_t, self._expected, self._last_target = t, [fwd, fwd], tgt
+            self._stall_since, self._clear_since, self._stall_reported = None, None, False
             return None
         dt_s = (t - self._w_t) / 1e9
-        k = 1.0 - math.exp(-dt_s / c.motor_lag_s) if c.motor_lag_s > 0 else 1.0
-        self._expected += (self._last_target - self._expected) * k
+        ex = self._expected
+        for j, lag in enumerate(c.motor_lag_s):
+            k = 1.0 - math.exp(-dt_s / lag) if lag > 0 else 1.0
+            ex[j] += (self._last_target - ex[j]) * k
         self._w_t, self._last_target = t, tgt
-        e = self._expected
+        e = self.expected_speed
         stalled = abs(e) >= c.min_target and fwd * math.copysign(1.0, e) < c.stall_ratio * abs(e)
         if not stalled:
-            self._stall_since, self._stall_reported = None, False
+            # an episode ends once the rule has not held for stall_s: a robot sliding along
+            # a wall near the ratio flickers across it and is one contact, not many
+            if self._stall_since is not None and self._clear_since is None:
+                self._clear_since = t
+            if self._clear_since is not None and t - self._clear_since >= c.stall_s * 1e9:
+                self._stall_since, self._clear_since, self._stall_reported = None, None, False
             return None
+        self._clear_since = None
         if self._stall_since is None:
             self._stall_since = t
         if c.use_stall and not self._stall_reported and t - self._stall_since >= c.stall_s * 1e9:

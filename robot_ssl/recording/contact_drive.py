@@ -78,6 +78,7 @@ class ContactDriveController:
         self._after_pause = self.FORWARD
         self._targets = (0, 0)
         self._fresh_contact = False
+        self._state_start_ns = 0
         self.legs = 0  # forward legs started
         self.stops = 0  # legs ended by a contact
 
@@ -107,6 +108,7 @@ class ContactDriveController:
 
     def _start(self, state: str, t_ns: int, duration_s: float, targets: tuple[int, int]) -> None:
         self.state = state
+        self._state_start_ns = t_ns
         self._state_end_ns = t_ns + int(duration_s * 1e9)
         self._targets = targets
 
@@ -129,9 +131,13 @@ class ContactDriveController:
         self._start(self.TURN, t_ns, duration, (-sign * speed, sign * speed))
 
     def _touched(self) -> bool:
-        """A new contact since the last command, or a stall as long as the rule asks."""
+        """A new contact since the last command, or a stall that began in this state and
+        lasted as long as the rule asks (a contact merged into the previous one: backing
+        into something just after touching something else)."""
         fresh, self._fresh_contact = self._fresh_contact, False
-        return fresh or self.monitor.stall_s >= self.config.contact.stall_s
+        since = self.monitor.stall_since_ns
+        stalled = since is not None and since >= self._state_start_ns
+        return fresh or (stalled and self.monitor.stall_s >= self.config.contact.stall_s)
 
     def command(self, proximity: np.ndarray | None, t_ns: int) -> tuple[int, int]:
         """Wheel targets (left, right) in raw units at t_ns; `proximity` is not used."""

@@ -88,12 +88,17 @@ def test_motor_lag_is_not_a_contact():
     assert len(detect_contacts(t, speed, target)) == 0
 
 
-def test_a_slow_motor_is_a_stall_only_when_the_rule_is_too_tight():
-    # a motor twice as slow as the model: still no contact with the default rule
-    t, speed, target = drive([(0.5, 300, 300), (2.0, -300, -300)], 4.0, lag_s=0.2)
+def test_a_motor_slower_than_the_lag_range_needs_a_wider_range():
+    # a motor twice as slow as the simulator's (0.2 s): in the default range, no contact
+    schedule = [(0.5, 300, 300), (2.0, -300, -300), (3.5, 0, 0)]
+    t, speed, target = drive(schedule, 5.0, lag_s=0.2)
     assert len(detect_contacts(t, speed, target)) == 0
-    tight = ContactConfig(stall_s=0.02, stall_ratio=0.9)
-    assert len(detect_contacts(t, speed, target, config=tight)) >= 1
+    # one far slower than the slowest model (0.6 s) looks stalled on every start...
+    t, speed, target = drive(schedule, 5.0, lag_s=0.6)
+    assert len(detect_contacts(t, speed, target)) >= 1
+    # ...until the range covers it
+    wide = ContactConfig(motor_lag_s=(0.05, 0.7))
+    assert len(detect_contacts(t, speed, target, config=wide)) == 0
 
 
 def test_a_shock_is_a_contact_at_its_row_and_a_slow_tilt_is_not():
@@ -169,6 +174,8 @@ def test_stall_s_says_how_long_the_robot_has_been_stalled():
     for i in range(len(t)):
         monitor.wheels(t[i], speed[i], target[i])
     assert 0.4 <= monitor.stall_s <= 0.5
+    assert abs(monitor.stall_since_ns / 1e9 - 3.0) <= 0.06
+    assert monitor.expected_speed == pytest.approx(300, abs=1)
 
 
 def test_scoring_matches_one_to_one_within_the_tolerance():
@@ -196,6 +203,8 @@ def test_bad_input_is_a_one_line_error():
         detect_contacts(t, speed.astype(float) * np.nan, target)
     with pytest.raises(ContactError, match=r"contact.stall_ratio"):
         ContactConfig(stall_ratio=1.5)
+    with pytest.raises(ContactError, match="fastest first"):
+        ContactConfig(motor_lag_s=(0.3, 0.1))
     with pytest.raises(ContactError, match="all off"):
         ContactConfig(use_stall=False, use_shock=False, use_tap=False)
     with pytest.raises(ContactError, match="duration_s"):

@@ -51,7 +51,7 @@ import numpy as np
 
 from sim.checks import check_fields
 from sim.errors import SimError
-from sim.range_sensors import RANGE_KINDS, ShortRangeSensors
+from sim.range_sensors import CONTACT_REACH_M, RANGE_KINDS, ShortRangeSensors
 from sim.raycast import RayCaster
 
 __all__ = ["IR_MODELS", "THYMIO_PROX_POSES", "IRParams", "IRSensors", "ir_response"]
@@ -98,7 +98,7 @@ class IRParams:
     # Other kinds of sensor in the ring (sim.range_sensors); empty: every sensor is IR.
     kinds: tuple[str, ...] = ()  # per pose: "ir", "range" or "contact"
     fov_rad: tuple[float, ...] = ()  # per pose: a range sector's / bumper arc's width
-    reach_m: tuple[float, ...] = ()  # per pose: range / contact reach (empty: range_m)
+    reach_m: tuple[float, ...] = ()  # per pose: reach (empty: range_m; contact 5 mm)
     body_radius_m: float = 0.08  # contact sensors: the body's outline ...
     body_offset_x_m: float = 0.0  # ... centred this far ahead of the axle midpoint
     range_noise_std_mm: float = 2.0  # range readings' Gaussian noise
@@ -236,7 +236,8 @@ class IRSensors:
             )
             self._ir_ring = IRSensors(sub, *geometry)
         fov = np.asarray(p.fov_rad or (0.0,) * p.num_sensors, np.float64)
-        reach = np.asarray(p.reach_m or (p.range_m,) * p.num_sensors, np.float64)
+        default = [CONTACT_REACH_M if k == "contact" else p.range_m for k in kinds]
+        reach = np.asarray(p.reach_m or default, np.float64)
         cols = self._other_cols
         self._others = ShortRangeSensors(
             np.asarray(p.poses, np.float64)[cols],

@@ -28,10 +28,13 @@ import numpy as np
 
 from sim.raycast import RayCaster
 
-__all__ = ["NO_RETURN_MM", "RANGE_KINDS", "ShortRangeSensors", "sector_offsets"]
+__all__ = ["CONTACT_REACH_M", "NO_RETURN_MM", "RANGE_KINDS", "ShortRangeSensors", "sector_offsets"]
 
 NO_RETURN_MM = 32767
 """A range sensor's reading when nothing returns within its reach (int16 maximum)."""
+CONTACT_REACH_M = 0.005
+"""A contact sensor's default reach (m): pressed while the body's gap is below it
+(mirrors robot_ssl.core.spec.CONTACT_REACH_M)."""
 RANGE_KINDS = ("range", "contact")
 """The kinds this module simulates ("ir" is sim.ir's)."""
 

@@ -343,6 +343,7 @@ class SessionRobot:
     def __init__(self, reader: SessionReader, clock: ReplayClock) -> None:
         self.clock = clock
         self.pt, self.prox = reader.proximity()
+        self.num_prox = reader.robot.num_prox  # the spec's sensors, of any kind and number
         self.wt, self.speed, _ = reader.wheels()
         self.targets: list[tuple[int, int]] = []
 
@@ -350,7 +351,7 @@ class SessionRobot:
         now = self.clock.now_ns()
         ip = max(int(np.searchsorted(self.pt, now, side="right")) - 1, 0)
         iw = max(int(np.searchsorted(self.wt, now, side="right")) - 1, 0)
-        prox = self.prox[ip] if len(self.prox) else np.zeros(7, np.int16)
+        prox = self.prox[ip] if len(self.prox) else np.zeros(self.num_prox, np.int16)
         speed = self.speed[iw] if len(self.speed) else np.zeros(2, np.int16)
         return _Reading(now, prox, speed)
 

@@ -10,7 +10,9 @@ Entities, on the timelines `session_time` (seconds from the first frame) and `fr
 - `map/odometry`, `map/truth` (simulated sessions): the trajectories, top-down;
   `map/robot` the pose at each frame; `map/cells` the grid cells on the floor,
   coloured by predicted probability (or by label without a model);
-- `ir/<sensor>`: each proximity reading; `wheels/left`, `wheels/right`: measured speeds;
+- `ir/<sensor>`: each proximity reading, one series per spec sensor of any kind and
+  number (IR raw, range mm, contact 0/1: docs/robots.md); `wheels/left`,
+  `wheels/right`: measured speeds;
 - `latency/prediction_ms` (sessions recorded by `run`): frame to prediction ready.
 
 Rerun (rerun-sdk, the `view` extra) is imported only here; the file appears only

@@ -1,14 +1,17 @@
 """`robot-ssl export S.h5 OUT.mcap`: a session as an MCAP file (or, with format "rosbag2",
 a ROS 2 bag in sqlite3) of ROS 2 messages, which Foxglove opens and `import` reads back.
 
-Every message is stamped with the session's `t_ns` (header stamp and log time alike):
-the camera as sensor_msgs/CompressedImage (the stored JPEG bytes, unchanged; raw
+Every message is stamped with the session's `t_ns` moved to wall clock (header stamp
+and log time alike; `export_views.wall_offset_ns`, carried in the spec so that `import`
+moves it back): the camera as sensor_msgs/CompressedImage (the stored JPEG bytes, unchanged; raw
 sessions as sensor_msgs/Image bgr8), the proximity readings, the wheels and the 2D pose
 as the custom types of `ros_types`, the pose again as nav_msgs/Odometry and as a
 tf2_msgs/TFMessage (odom -> base_link), events as std_msgs/String (JSON kind, message),
 and the robot and camera specs and the metadata as one std_msgs/String (JSON) on
-`/robot_ssl/spec`, so that an import restores them. The output is written beside and
-renamed: a failure (a full disk) leaves nothing.
+`/robot_ssl/spec`, so that an import restores them. For Foxglove (`export_views`): the
+robot's static frames on /tf_static, each sensor as sensor_msgs/Range, the label and
+prediction grids as PNG images. The output is written beside and renamed: a failure (a
+full disk) leaves nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.outputs import OutputError, atomic_output, write_error
+from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.interop import export_views as views
 from robot_ssl.interop import ros_types as rt
 from robot_ssl.io.session import SessionReader
 
@@ -88,10 +93,11 @@ def _write_bag(reader: SessionReader, path: Path, storage: str, target: Path) ->
     store = rt.make_typestore()
     try:
         with Writer(path, version=9, storage_plugin=plugin) as writer:
-            out = _Out(writer, store)
+            out = _Out(writer, store, views.wall_offset_ns(reader, Path(reader.path)))
             _write_spec(out, reader)
             _write_camera(out, reader)
             _write_streams(out, reader)
+            _write_views(out, reader)
     except OSError as e:
         raise write_error(target, e) from None
     except Exception as e:  # sqlite3 / rosbags errors of a full disk are not OSErrors
@@ -103,10 +109,11 @@ def _write_bag(reader: SessionReader, path: Path, storage: str, target: Path) ->
 class _Out:
     """The writer, its typestore and one connection per topic, added on first use."""
 
-    def __init__(self, writer: Any, store: Any) -> None:
+    def __init__(self, writer: Any, store: Any, offset_ns: int) -> None:
         self.writer = writer
         self.store = store
         self.types = store.types
+        self.offset_ns = offset_ns
         self._conns: dict[str, Any] = {}
 
     def write(self, topic: str, msgtype: str, t_ns: int, msg: Any) -> None:
@@ -114,10 +121,11 @@ class _Out:
         if conn is None:
             conn = self.writer.add_connection(topic, msgtype, typestore=self.store)
             self._conns[topic] = conn
-        self.writer.write(conn, int(t_ns), self.store.serialize_cdr(msg, msgtype))
+        t = int(t_ns) + self.offset_ns
+        self.writer.write(conn, t, self.store.serialize_cdr(msg, msgtype))
 
     def header(self, t_ns: int, frame_id: str) -> Any:
-        t = int(t_ns)
+        t = int(t_ns) + self.offset_ns
         stamp = self.types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9)
         return self.types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame_id)
 
@@ -132,6 +140,7 @@ def _write_spec(out: _Out, reader: SessionReader) -> None:
         "camera_spec": json.loads(attrs["camera_spec"]),
         "metadata": json.loads(attrs.get("metadata", "{}")),
         "frame_format": str(attrs.get("frame_format", "jpeg")),
+        "wall_offset_ns": out.offset_ns,
     }
     t0 = reader.start_ns or 0
     out.write(rt.SPEC_TOPIC, "std_msgs/msg/String", t0, out.string(json.dumps(spec)))
@@ -220,3 +229,22 @@ def _write_pose(out: _Out, t_ns: int, x: float, y: float, theta: float) -> None:
         t_ns,
         ty["tf2_msgs/msg/TFMessage"](transforms=[transform]),
     )
+
+
+def _write_views(out: _Out, reader: SessionReader) -> None:
+    """What Foxglove shows beside the exact streams (export_views): static frames, each
+    sensor as Range, the label and prediction grids."""
+    attrs = reader._file.attrs
+    robot = RobotSpec.from_dict(json.loads(attrs["robot_spec"]))
+    camera = CameraSpec.from_dict(json.loads(attrs["camera_spec"]))
+    t0 = reader.start_ns or 0
+    tf = views.static_transforms(out.types, out.header(t0, "base_link"), robot, camera)
+    out.write(views.TF_STATIC_TOPIC, "tf2_msgs/msg/TFMessage", t0, tf)
+    t, readings = reader.proximity()
+    if readings.shape[1:] == (robot.num_prox,):
+        for topic, t_ns, msg in views.range_messages(out.types, t, readings, robot, out.header):
+            out.write(topic, "sensor_msgs/msg/Range", t_ns, msg)
+    image = out.types["sensor_msgs/msg/CompressedImage"]
+    for topic, t_ns, png in views.grid_images(reader, Path(reader.path)):
+        msg = image(header=out.header(t_ns, "base_link"), format="png", data=png)
+        out.write(topic, "sensor_msgs/msg/CompressedImage", t_ns, msg)

@@ -1,9 +1,9 @@
 """The simulator: one world, one robot, one camera on a simulated clock.
 
 `Simulator` owns the state and steps physics at a fixed `dt` (10 ms by default):
-motor lag, slip and collisions every step, measured wheel speeds every step
-(100 Hz, like the Thymio firmware), proximity every 1/rate (10 Hz) on the robot's own
-phase. Its three faces implement robot_ssl's device protocols by shape (without
+motor lag, slip, collisions and stalls every step, measured wheel speeds every step
+(100 Hz, like the Thymio firmware), proximity every 1/rate (10 Hz) and the
+accelerometer at 16 Hz, each on the robot's own phase; contact onsets are kept as truth. Its three faces implement robot_ssl's device protocols by shape (without
 importing it):
 
 - `SimClock` (`sim.clock`): `now_ns()`, and `sleep_until_ns(t)`, which steps the
@@ -166,8 +166,11 @@ class Simulator:
     """A world, a robot and a camera stepped on a simulated clock.
 
     Faces: `clock` (SimClock), `robot` (SimRobot), `camera` (SimCamera or None).
+    Contacts: `acc_units` (the firmware's acc, int16 (3,), 16 Hz), `tap_count` (tap
+    events so far), `contacts` (every contact onset, SimContact) and `drain_contacts()`;
+    `accelerometer` (sim.accelerometer.Accelerometer).
     Internals other tools may read: `drive` (DiffDrive: true `pose`, `bumping`,
-    `measured`), `ir` (IRSensors: `values(pose)`, `true_distances(pose)`), `renderer`
+    `stalled`, `in_contact`, `measured`), `ir` (IRSensors: `values(pose)`, `true_distances(pose)`), `renderer`
     (Renderer or None), `t_ns`, `start_ns`, `dt_ns`, `lock` (held while stepping),
     `prox_phase_ns` and `prox_updates` (the true refresh instants and values, newest
     256), `camera_timing`, `robot_timing`, `stream`.

@@ -32,6 +32,7 @@ BENCHMARKS = (
     "train_speed",
     "label_budget",
     "online_learning",
+    "import_speed",
     "demo",
 )
 """Every benchmark, in the order of the README's table."""

@@ -5,7 +5,7 @@
     python -m benchmarks online_learning --quick   # 1 world, 1 min, 1 fixed seed, 5 s latency
 
 Without --models: the demo's (demo=out/demo/run/best.pt) and label_budget's 5-minute model
-(s5=out/bench/label_budget/runs/5_scratch/last.pt), those that exist.
+(s5=out/bench/label_budget/runs/5_scratch_s0/last.pt), those that exist.
 
 For each start model (trained on other worlds) and each unseen hard world:
 - `learn`: the camera-only loop drives the simulated robot for `--minutes` with the
@@ -48,7 +48,7 @@ from benchmarks.results import Figure, Target
 
 DEFAULT_MODELS = {
     "demo": Path("out/demo/run/best.pt"),
-    "s5": Path("out/bench/label_budget/runs/5_scratch/last.pt"),
+    "s5": Path("out/bench/label_budget/runs/5_scratch_s0/last.pt"),
 }
 
 

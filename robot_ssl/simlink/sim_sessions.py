@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +90,30 @@ def record_sessions(recordings: Sequence[SimRecording], jobs: int = 1) -> None:
         bar.close()
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: Any = None
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Stdout (a verb's table) swallowed, as `quiet` steps of the demo want."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    """Stdout (a verb's table) swallowed, as `quiet` steps of the demo want.
+
+    Safe across threads (benchmarks label sessions from a thread pool): the first to enter
+    saves the real stdout and the last to leave puts it back. contextlib.redirect_stdout
+    is not: overlapping threads would leave stdout swallowed for good."""
+    global _quiet_depth, _quiet_saved
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _quiet_saved, sys.stdout = sys.stdout, io.StringIO()
+        _quiet_depth += 1
+    try:
         yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                sys.stdout, _quiet_saved = _quiet_saved, None
 
 
 def label_quietly(sessions: Sequence[str | Path], *, jobs: int | None = None, **job: Any) -> None:

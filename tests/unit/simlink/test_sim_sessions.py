@@ -3,6 +3,8 @@ and the benchmarks record and label through the verbs' library functions."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.io.labels_file import read_labels
 from robot_ssl.io.session import SessionReader
+from robot_ssl.simlink import sim_sessions
 from robot_ssl.simlink.sim_sessions import (
     SimRecording,
     labelled_session,
@@ -41,3 +44,26 @@ def test_a_failed_recording_in_a_worker_is_one_line(tmp_path: Path) -> None:
         record_sessions([good, bad], jobs=2)
     assert "no_such_world" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "b.h5").exists()
+
+
+def test_quiet_steps_in_overlapping_threads_give_stdout_back() -> None:
+    """Two threads labelling quietly, the first leaving while the second is still inside
+    (record_sessions' thread pool): stdout is swallowed meanwhile and given back after."""
+    real = sys.stdout
+    inside, leave_a, a_left = threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:
+        with sim_sessions._quiet():
+            inside.set()
+            leave_a.wait(5)
+        a_left.set()
+
+    thread = threading.Thread(target=a)
+    thread.start()
+    assert inside.wait(5)
+    with sim_sessions._quiet():
+        leave_a.set()
+        assert a_left.wait(5)
+        assert sys.stdout is not real  # still quiet: this thread is inside
+    thread.join(5)
+    assert sys.stdout is real

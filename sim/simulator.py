@@ -154,8 +154,8 @@ class SimStreamBatch(NamedTuple):
     streaming: bool
     proximity: list[SimProxSample]
     wheels: list[SimWheelSample]
-    notes: list[tuple[int, str, str]]  # (t_ns, kind, message)
     acc: list[SimAccSample]
+    notes: list[tuple[int, str, str]]  # (t_ns, kind, message)
 
 
 def _wrap(a: float) -> float:
@@ -479,14 +479,14 @@ class Simulator:
         with self.lock:
             notes, self._notes = self._notes, []
             if not self.stream:
-                return SimStreamBatch(False, [], [], notes, [])
+                return SimStreamBatch(False, [], [], [], notes)
             if self._lost:
                 notes.append(
                     (self.t_ns, "stream_overflow", f"{self._lost} samples not drained in time")
                 )
                 self._lost = 0
             batch = SimStreamBatch(
-                True, list(self._prox_out), list(self._wheels_out), notes, list(self._acc_out)
+                True, list(self._prox_out), list(self._wheels_out), list(self._acc_out), notes
             )
             self._prox_out.clear()
             self._wheels_out.clear()

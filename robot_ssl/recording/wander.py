@@ -168,11 +168,15 @@ class KindAwareWander(WanderController):
     def __init__(self, config: WanderConfig, seed: int, robot: RobotSpec) -> None:
         super().__init__(config, seed=seed)
         self.robot = robot
+        self._last: tuple[bytes, np.ndarray] | None = None  # readings refresh at ~10 Hz
 
     def command(self, proximity: np.ndarray, t_ns: int) -> tuple[int, int]:
         prox = np.asarray(proximity)
         if prox.size == self.robot.num_prox:
-            prox = ir_equivalent(prox.reshape(1, -1), self.robot)[0]
+            key = prox.tobytes()
+            if self._last is None or self._last[0] != key:
+                self._last = (key, ir_equivalent(prox.reshape(1, -1), self.robot)[0])
+            prox = self._last[1]
         return super().command(prox, t_ns)
 
     update = command

@@ -41,3 +41,7 @@ _.swmr
 
 # pytest hooks, called by pytest by name (tests/conftest.py: tier markers from folders).
 _.pytest_collection_modifyitems
+
+# rosbags' ROS 1 writer reads its chunk size from this attribute (tests/system/test_bag_recovery.py
+# writes bags of several chunks, as a long recording has).
+_.chunk_threshold

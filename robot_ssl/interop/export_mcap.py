@@ -9,9 +9,9 @@ as the custom types of `ros_types`, the pose again as nav_msgs/Odometry and as a
 tf2_msgs/TFMessage (odom -> base_link), events as std_msgs/String (JSON kind, message),
 and the robot and camera specs and the metadata as one std_msgs/String (JSON) on
 `/robot_ssl/spec`, so that an import restores them. For Foxglove (`export_views`): the
-robot's static frames on /tf_static, each sensor as sensor_msgs/Range, the label and
-prediction grids as PNG images. The output is written beside and renamed: a failure (a
-full disk) leaves nothing.
+robot's static frames on /tf_static, each sensor as sensor_msgs/Range (a scanner's
+sectors also as one LaserScan), the label and prediction grids as PNG images. The output
+is written beside and renamed: a failure (a full disk) leaves nothing.
 """
 
 from __future__ import annotations
@@ -244,6 +244,8 @@ def _write_views(out: _Out, reader: SessionReader) -> None:
     if readings.shape[1:] == (robot.num_prox,):
         for topic, t_ns, msg in views.range_messages(out.types, t, readings, robot, out.header):
             out.write(topic, "sensor_msgs/msg/Range", t_ns, msg)
+        for topic, t_ns, msg in views.scan_messages(out.types, t, readings, robot, out.header):
+            out.write(topic, "sensor_msgs/msg/LaserScan", t_ns, msg)
     image = out.types["sensor_msgs/msg/CompressedImage"]
     for topic, t_ns, png in views.grid_images(reader, Path(reader.path)):
         msg = image(header=out.header(t_ns, "base_link"), format="png", data=png)

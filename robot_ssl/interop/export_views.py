@@ -19,6 +19,11 @@ sensor_msgs/Range and the label and prediction grids as images.
   of core.sensor_rule's curve: a display aid, not a calibration; 0: +inf). field_of_view
   is the spec's fov_rad, max_range its reach. The raw readings stay on
   /robot_ssl/proximity.
+- A scanner: when two or more range sensors share one origin (a LiDAR cut into sectors,
+  data/robots/lidar_bot.yaml), `/robot_ssl/scan` sensor_msgs/LaserScan in frame
+  `range_scan` at that origin, SCAN_BEAMS beams over the full turn, each beam inside a
+  sensor's sector carrying that sensor's range (its nearest return; a sensor of no width
+  its nearest beam), NaN outside every sector.
 - Grids: `/robot_ssl/labels/grid` (from the labels file beside the session, when there
   is one) and `/robot_ssl/predictions/grid` (the session's `predictions` stream, when
   there is one), sensor_msgs/CompressedImage PNG, one per labelled frame or prediction:
@@ -46,15 +51,21 @@ __all__ = [
     "LABELS_GRID_TOPIC",
     "PREDICTIONS_GRID_TOPIC",
     "RANGE_TOPIC",
+    "SCAN_TOPIC",
     "TF_STATIC_TOPIC",
     "grid_images",
     "range_messages",
+    "scan_messages",
     "static_transforms",
     "wall_offset_ns",
 ]
 
 TF_STATIC_TOPIC = "/tf_static"
 RANGE_TOPIC = "/robot_ssl/range/{}"
+SCAN_TOPIC = "/robot_ssl/scan"
+SCAN_FRAME = "range_scan"
+SCAN_BEAMS = 360
+"""Beams of the LaserScan view, over the full turn."""
 LABELS_GRID_TOPIC = "/robot_ssl/labels/grid"
 PREDICTIONS_GRID_TOPIC = "/robot_ssl/predictions/grid"
 WALL_CLOCK_MIN_NS = 10**18
@@ -97,6 +108,9 @@ def static_transforms(types: Any, header: Any, robot: RobotSpec, camera: CameraS
     """tf2_msgs/TFMessage: base_link -> camera and -> each proximity sensor."""
     frames = [("camera", camera.x_m, camera.y_m, camera.z_m, camera.pitch_rad, 0.0)]
     frames += [(s.name, s.x_m, s.y_m, 0.0, 0.0, s.theta_rad) for s in robot.prox_sensors]
+    origin = scanner_origin(robot)
+    if origin is not None:
+        frames.append((SCAN_FRAME, origin[0], origin[1], 0.0, 0.0, 0.0))
     transforms = [
         types["geometry_msgs/msg/TransformStamped"](
             header=header,
@@ -149,6 +163,57 @@ def range_messages(types: Any, t_ns: np.ndarray, readings: np.ndarray, robot: Ro
                 range=float(value),
             )
             yield topic, int(t), msg
+
+
+def scanner_origin(robot: RobotSpec) -> tuple[float, float] | None:
+    """(x, y) shared by all range sensors when there are two or more, else None."""
+    spots = {(s.x_m, s.y_m) for s in robot.prox_sensors if s.kind == "range"}
+    count = sum(s.kind == "range" for s in robot.prox_sensors)
+    return next(iter(spots)) if count >= 2 and len(spots) == 1 else None
+
+
+def scan_beams(robot: RobotSpec) -> np.ndarray:
+    """int64 (SCAN_BEAMS,): the sensor column each beam shows, -1 for none (beam k at
+    angle -pi + k * 2 pi / SCAN_BEAMS)."""
+    angles = -math.pi + np.arange(SCAN_BEAMS) * (2 * math.pi / SCAN_BEAMS)
+    owner = np.full(SCAN_BEAMS, -1, np.int64)
+    for j, s in enumerate(robot.prox_sensors):
+        if s.kind != "range":
+            continue
+        off = np.abs((angles - s.theta_rad + math.pi) % (2 * math.pi) - math.pi)
+        inside = off <= s.fov_rad / 2 if s.fov_rad > 0 else off == off.min()
+        owner[inside] = j
+    return owner
+
+
+def scan_messages(types: Any, t_ns: np.ndarray, readings: np.ndarray, robot: RobotSpec, header):
+    """(topic, t_ns, sensor_msgs/LaserScan) per proximity row, when the robot has a
+    scanner (scanner_origin); nothing otherwise."""
+    if scanner_origin(robot) is None:
+        return
+    owner = scan_beams(robot)
+    values = ranges_m(readings, robot)
+    beams = np.where(owner[None, :] >= 0, values[:, np.maximum(owner, 0)], np.nan)
+    reach = max(robot.reaches_m()[j] for j in set(owner.tolist()) if j >= 0)
+    step = 2 * math.pi / SCAN_BEAMS
+    LaserScan = types["sensor_msgs/msg/LaserScan"]
+    for t, row in zip(t_ns, np.ascontiguousarray(beams, dtype=np.float32)):
+        yield (
+            SCAN_TOPIC,
+            int(t),
+            LaserScan(
+                header=header(int(t), SCAN_FRAME),
+                angle_min=-math.pi,
+                angle_max=-math.pi + (SCAN_BEAMS - 1) * step,
+                angle_increment=step,
+                time_increment=0.0,
+                scan_time=0.0,
+                range_min=0.0,
+                range_max=float(reach),
+                ranges=row,
+                intensities=np.zeros(0, np.float32),
+            ),
+        )
 
 
 _LABEL_COLOURS = np.array([[128, 128, 128], [60, 180, 60], [40, 40, 220]], np.uint8)  # BGR

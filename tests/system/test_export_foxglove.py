@@ -20,12 +20,13 @@ from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from rosbags.highlevel import AnyReader
 
-from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 from robot_ssl.interop import ros_types as rt
 from robot_ssl.interop.export_views import CELL_PX, ranges_m
 from robot_ssl.io.session import SessionReader, SessionWriter
 
 CLI = [sys.executable, "-m", "robot_ssl"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess:
@@ -168,3 +169,30 @@ def test_prediction_grid_and_rosbag2_and_stamps_back(tmp_path):
             np.testing.assert_array_equal(x, y)
         for x, y in zip(a.proximity(), b.proximity(), strict=True):
             np.testing.assert_array_equal(x, y)
+
+
+def test_a_lidar_robot_exports_its_sectors_as_one_laserscan(tmp_path):
+    """A TurtleBot-like spec (11 range sectors of one LiDAR, a bumper): Range per sensor,
+    one LaserScan per row in the scanner's frame, decoded by the mcap library."""
+    robot, camera = load_specs(ROOT / "data" / "robots" / "lidar_bot.yaml")
+    path = tmp_path / "l.h5"
+    with SessionWriter(path, robot, camera) as w:
+        for k in range(5):
+            prox = np.full(robot.num_prox, 32767, np.int16)
+            prox[2], prox[-1] = 100 + 10 * k, k % 2
+            w.write_proximity(1_000_000_000 + k * 100_000_000, prox)
+            w.write_odometry(1_000_000_000 + k * 100_000_000, [0.0, 0.0, 0.0])
+    out = tmp_path / "l.mcap"
+    r = cli("export", path, out)
+    assert r.returncode == 0, r.stderr
+    schemas, counts, decoded = _mcap_summary(out)
+    assert (
+        schemas["/robot_ssl/scan"] == "sensor_msgs/msg/LaserScan" and counts["/robot_ssl/scan"] == 5
+    )
+    scans = [m for _, m in decoded["/robot_ssl/scan"]]
+    assert [s.ranges[180] for s in scans] == pytest.approx([0.1, 0.11, 0.12, 0.13, 0.14])
+    assert {s.header.frame_id for s in scans} == {"range_scan"}
+    bumper = [m.range for _, m in decoded["/robot_ssl/range/bumper_front"]]
+    assert bumper == [np.inf, -np.inf, np.inf, -np.inf, np.inf]
+    tf = decoded["/tf_static"][0][1].transforms
+    assert "range_scan" in [t.child_frame_id for t in tf]

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from robot_ssl.core.sensor_rule import ir_equivalent
-from robot_ssl.core.spec import ProxSensor, RobotSpec
-from robot_ssl.interop.export_views import ranges_m
+from robot_ssl.core.spec import ProxSensor, RobotSpec, load_specs
+from robot_ssl.interop.export_views import (
+    SCAN_BEAMS,
+    SCAN_TOPIC,
+    ranges_m,
+    scan_beams,
+    scan_messages,
+    scanner_origin,
+    static_transforms,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _robot() -> RobotSpec:
@@ -44,3 +55,35 @@ def test_ir_kind_inverts_the_thymio_curve():
     as_range = RobotSpec(prox_sensors=(sensor,), front_sensor_indices=(0,))
     back = ir_equivalent(np.round(r[1:, None] * 1000).astype(np.int16), as_range)[:, 0]
     np.testing.assert_allclose(back, readings[1:, 2], atol=40)
+
+
+def test_a_scanner_cut_into_sectors_is_one_laserscan():
+    """lidar_bot's 11 range sectors share the scanner's origin: one 360-beam LaserScan in
+    its own frame, each beam carrying its sector's range."""
+    from robot_ssl.interop import ros_types as rt
+
+    robot, camera = load_specs(ROOT / "data" / "robots" / "lidar_bot.yaml")
+    assert scanner_origin(robot) == (-0.03, 0.0)
+    owner = scan_beams(robot)
+    assert set(owner.tolist()) - {-1} == set(range(11))  # every sector, not the bumper
+    assert np.sum(owner == 2) in (17, 18, 19) and owner[SCAN_BEAMS // 2] == 2  # 0 rad: front
+    readings = np.full((2, robot.num_prox), 32767, np.int16)
+    readings[:, 2] = [100, 200]
+    readings[:, -1] = 0  # the bumper
+    types = rt.make_typestore().types
+
+    def header(t_ns, frame):
+        stamp = types["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
+        return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
+
+    msgs = list(scan_messages(types, np.array([1, 2]), readings, robot, header))
+    assert [m[0] for m in msgs] == [SCAN_TOPIC] * 2
+    scan = msgs[1][2]
+    assert scan.header.frame_id == "range_scan" and scan.ranges.shape == (SCAN_BEAMS,)
+    assert scan.ranges[SCAN_BEAMS // 2] == np.float32(0.2)
+    assert np.isinf(scan.ranges[0]) and scan.range_max == 0.25
+    tf = static_transforms(types, header(0, "base_link"), robot, camera).transforms
+    assert tf[-1].child_frame_id == "range_scan" and tf[-1].transform.translation.x == -0.03
+    thymio = RobotSpec()
+    assert scanner_origin(thymio) is None
+    assert list(scan_messages(types, np.array([1]), np.zeros((1, 7)), thymio, header)) == []

@@ -148,7 +148,7 @@ class ContactDriveController:
         expired = t_ns >= (self._state_end_ns or 0)
         touched = self._touched()
         if self.state == self.FORWARD:
-            if touched:
+            if touched or (expired and self.monitor.stall_s > 0):  # pushing as the leg ends
                 self.stops += 1
                 self._start_pause(t_ns, self.BACK)
             elif expired:

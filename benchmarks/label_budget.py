@@ -434,6 +434,7 @@ def plot(points: dict[tuple[float, str], Point], path: Path) -> None:
         ylabel="mean ROC AUC vs truth (hard suite)",
         title=f"label budget: mean over seeds, {CONFIDENCE:.0%} t-intervals",
     )
+    ax.set_ylim(top=min(1.0, ax.get_ylim()[1]))  # an AUC is at most 1 (t-intervals are not)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -92,7 +92,7 @@ def format_info(info: SessionInfo) -> str:
         f"started   {info.start_time_utc}",
         f"duration  {info.duration_s:.2f} s",
         f"size      {info.size_bytes / 1e6:.2f} MB",
-        f"robot     {info.robot['name']}  ({len(info.robot['prox_sensors'])} proximity sensors,"
+        f"robot     {info.robot['name']}  ({_sensor_kinds(info.robot['prox_sensors'])},"
         f" {info.robot['speed_m_per_unit'] * 1000:.3f} mm/s per unit)",
         f"camera    {cam['width']}x{cam['height']} @ {cam['fps']:g} fps,"
         f" mount z={cam['z_m']:.3f} m pitch={np.degrees(cam['pitch_rad']):.1f} deg",
@@ -147,3 +147,11 @@ def print_recovered_notes(paths: Iterable[str | Path], verb: str) -> None:
 
     for note in recovered_notes(paths):
         print(f"robot-ssl {verb}: {note}", file=sys.stderr)
+
+
+def _sensor_kinds(sensors: list[dict[str, Any]]) -> str:
+    """'7 proximity sensors: 7 ir' / '12 proximity sensors: 11 range, 1 contact' (kinds in
+    order of first appearance; sensors of sessions before kinds count as ir)."""
+    kinds = [str(s.get("kind", "ir")) for s in sensors]
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return f"{len(kinds)} proximity sensors: " + ", ".join(f"{n} {k}" for k, n in counts.items())

@@ -51,6 +51,8 @@ def test_lidar_robot_records_labels_trains_and_evaluates(lidar_session: Path, tm
     scan = prox[:, :11]
     assert (scan == 32767).any() and ((scan > 0) & (scan < 250)).any()  # mm within reach
     assert set(np.unique(prox[:, 11]).tolist()) <= {0, 1}  # the bumper
+    r = _run("info", str(lidar_session))
+    assert r.returncode == 0 and "(12 proximity sensors: 11 range, 1 contact," in r.stdout
 
     r = _run("label", str(lidar_session), "--truth", "--no-plot", "-j", "1", "--sources", "ir")
     assert r.returncode == 0, r.stderr

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from robot_ssl.core.odometry import OdometryIntegrator
+from robot_ssl.core.sensor_rule import NO_RETURN_MM, ir_equivalent
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.inference.model_config import ModelConfig
 from robot_ssl.inference.predictor import DEFAULT_DISTANCES_M, grid_distances
@@ -155,7 +156,10 @@ class OraclePredictor:
         d = self.distances_m
         ahead = np.stack([x + d * math.cos(th), y + d * math.sin(th), np.full_like(d, th)], 1)
         values = self.sim.ir.values_at(ahead)[:, self.sensor_indices]  # (D, S)
-        return (values > 0).T.astype(np.float32)
+        # a simulated range sensor reads below NO_RETURN_MM only within its reach
+        ranged = np.array([self.sim.ir_params.kind(i) == "range" for i in self.sensor_indices])
+        hit = np.where(ranged[None, :], values < NO_RETURN_MM, values > 0)
+        return hit.T.astype(np.float32)
 
     def preprocess(self, images_bgr: np.ndarray) -> np.ndarray:
         return np.zeros((len(images_bgr), 1), np.uint8)
@@ -246,6 +250,7 @@ def closed_loop_trial(
             tuple(robot_spec.front_sensor_indices),
             prox_max=float(robot_spec.prox_max),
             range_m=robot_spec.prox_range_m,
+            sensor_poses=np.asarray(robot_spec.prox_poses())[list(robot_spec.front_sensor_indices)],
         )
         result = _ir_trial(sim, ir_ctrl, robot_spec, clock, duration_s, latency_s)
         turns = ir_ctrl.law.turns
@@ -285,11 +290,18 @@ def _ir_trial(
     """The IR baseline: the drive loop with a proximity policy, deciding on every
     proximity refresh (the simulated IR rate), through the same watchdog."""
     sensors = RobotSampler(sim.robot, OdometryIntegrator(robot_spec), clock)
+    command = controller.command
+    if any(kind != "ir" for kind in robot_spec.kinds):  # readings as an IR sensor's
+
+        def command(proximity: np.ndarray, *args: Any, **kwargs: Any) -> tuple[int, int]:
+            ir = ir_equivalent(np.asarray(proximity).reshape(1, -1), robot_spec)[0]
+            return controller.command(ir, *args, **kwargs)
+
     loop = DriveLoop(
         clock,
         robot=sim.robot,
         sensors=sensors,
-        policy=ProximityPolicy(controller.command, trigger="proximity"),
+        policy=ProximityPolicy(command, trigger="proximity"),
         config=LoopConfig(prox_hz=sim.ir_params.rate_hz),
     )
     return loop.run_stepped(duration_s, command_latency_s=latency_s)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from robot_ssl.core.spec import RobotSpec, load_specs
+from robot_ssl.simlink.closed_loop import OraclePredictor, closed_loop_trial
 from robot_ssl.simlink.simulator import SimCommandError, make_simulator, sim_params
 from sim.range_sensors import NO_RETURN_MM
 from sim.world import Arena, World
@@ -52,3 +53,14 @@ def test_a_spec_naming_an_unknown_kind_cannot_be_simulated():
         SimCommandError, match="cannot simulate sensor 'front_left': unknown kind 'radar'"
     ):
         sim_params(robot, load_specs(REPO / "data" / "robots" / "thymio.yaml")[1])
+
+
+def test_closed_loop_runs_the_lidar_robot_with_its_oracle_and_ir_baseline():
+    robot, camera = load_specs(REPO / "data" / "robots" / "lidar_bot.yaml")
+    world = World(arena=Arena(1.0, 1.0))
+    sim = make_simulator(world, camera=False, robot_spec=robot, start_pose=(0.0, 0.0, 0.0))
+    grid = OraclePredictor(sim, np.array([0.0, 0.1, 0.2, 0.3])).grid(np.zeros(3))
+    # the front wall is 0.53 m from the scanner: within its 0.25 m reach from d = 0.29 on
+    np.testing.assert_array_equal(grid[2], [0, 0, 0, 1])
+    result = closed_loop_trial(world, 1, "ir", minutes=0.2, robot_spec=robot, camera_spec=camera)
+    assert result["commands"] > 50 and result["mean_forward_speed_m_s"] > 0.0

@@ -450,10 +450,20 @@ def serve_virtual_thymio(
     `duration_s` (None: until interrupted); `announce(url, world_name)` for each.
     `layout`: the Thymio it is on the wire, "playground" or "firmware14". A transport
     that cannot open (port in use, unknown host, no pseudo-terminal) raises
-    sim.errors.ServeError, which the CLI prints as one line (`sim_errors`)."""
+    sim.errors.ServeError, which the CLI prints as one line (`sim_errors`). The robot is
+    a Thymio: a spec whose sensors are not 7 IR is a SimCommandError (its
+    `prox.horizontal` has 7 IR words)."""
     import threading
 
     from sim.virtual_thymio import VirtualThymio
+
+    kinds = tuple(s.kind for s in robot_spec.prox_sensors) if robot_spec is not None else ()
+    if robot_spec is not None and kinds != ("ir",) * 7:
+        raise SimCommandError(
+            f"the virtual Thymio has 7 IR sensors (prox.horizontal): the spec lists"
+            f" {len(kinds)} ({', '.join(dict.fromkeys(kinds))}); record such a robot with"
+            " `sim record --spec` or `record --robot sim`"
+        )
 
     sim = make_simulator(
         world,

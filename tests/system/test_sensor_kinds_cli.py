@@ -104,3 +104,13 @@ def test_a_session_naming_an_unknown_kind_labels_the_other_sensors(tmp_path: Pat
     ) in r.stderr.splitlines()
     labels = read_labels(path.with_name("odd.labels.h5"))
     assert labels.labels.shape[1] == 5 and (labels.labels[:, 2] != 1).all()
+
+
+def test_the_virtual_thymio_refuses_a_robot_that_is_not_a_thymio():
+    r = _run("sim", "serve", "--spec", str(LIDAR_BOT), "--port", "0", "--pty", "--duration", "1")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "robot-ssl sim: error: the virtual Thymio has 7 IR sensors (prox.horizontal): the spec"
+        " lists 12 (range, contact); record such a robot with `sim record --spec` or"
+        " `record --robot sim`"
+    ]

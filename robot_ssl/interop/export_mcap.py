@@ -7,8 +7,11 @@ moves it back): the camera as sensor_msgs/CompressedImage (the stored JPEG bytes
 sessions as sensor_msgs/Image bgr8), the proximity readings, the wheels and the 2D pose
 as the custom types of `ros_types`, the pose again as nav_msgs/Odometry and as a
 tf2_msgs/TFMessage (odom -> base_link), events as std_msgs/String (JSON kind, message),
-and the robot and camera specs and the metadata as one std_msgs/String (JSON) on
-`/robot_ssl/spec`, so that an import restores them. For Foxglove (`export_views`): the
+every other stream of the table the session holds (acc, truth, frame_truth,
+contact_truth, predictions...) as the message `ros_types` generates from its fields, on
+`/robot_ssl/<stream>`, and the robot and camera specs, the metadata, the table streams
+held and their named dimensions as one std_msgs/String (JSON) on `/robot_ssl/spec`, so
+that an import restores them. For Foxglove (`export_views`): the
 robot's static frames on /tf_static, each sensor as sensor_msgs/Range (a scanner's
 sectors also as one LaserScan), the label and prediction grids as PNG images. The output
 is written beside and renamed: a failure (a full disk) leaves nothing.
@@ -30,7 +33,7 @@ from robot_ssl.core.outputs import OutputError, atomic_output, write_error
 from robot_ssl.core.spec import CameraSpec, RobotSpec
 from robot_ssl.interop import export_views as views
 from robot_ssl.interop import ros_types as rt
-from robot_ssl.io.session import SessionReader
+from robot_ssl.io.session import STREAMS, Columns, SessionReader
 
 __all__ = ["FORMATS", "SessionExport", "export_session"]
 
@@ -94,9 +97,11 @@ def _write_bag(reader: SessionReader, path: Path, storage: str, target: Path) ->
     try:
         with Writer(path, version=9, storage_plugin=plugin) as writer:
             out = _Out(writer, store, views.wall_offset_ns(reader, Path(reader.path)))
-            _write_spec(out, reader)
+            tables = _table_columns(reader)
+            _write_spec(out, reader, tables)
             _write_camera(out, reader)
             _write_streams(out, reader)
+            _write_tables(out, tables)
             _write_views(out, reader)
     except OSError as e:
         raise write_error(target, e) from None
@@ -133,7 +138,28 @@ class _Out:
         return self.types["std_msgs/msg/String"](data=text)
 
 
-def _write_spec(out: _Out, reader: SessionReader) -> None:
+def _table_columns(reader: SessionReader) -> dict[str, Columns]:
+    """The streams the session holds that travel as generated messages, read whole."""
+    held = reader.streams
+    tables = {}
+    for stream in rt.table_streams():
+        cols = reader.read(stream.name) if stream.name in held else None
+        if cols is not None:
+            tables[stream.name] = cols
+    return tables
+
+
+def _table_dims(tables: dict[str, Columns]) -> dict[str, int]:
+    """The named dimensions of the streams' fields ("truth_sensors": 7...), as held."""
+    dims: dict[str, int] = {}
+    for name, cols in tables.items():
+        for f in STREAMS[name].fields:
+            shape = cols[f.name].shape[1:]
+            dims |= {d: int(n) for d, n in zip(f.shape, shape) if isinstance(d, str)}
+    return dims
+
+
+def _write_spec(out: _Out, reader: SessionReader, tables: dict[str, Columns]) -> None:
     attrs = reader._file.attrs
     spec = {
         "robot_spec": json.loads(attrs["robot_spec"]),
@@ -141,6 +167,8 @@ def _write_spec(out: _Out, reader: SessionReader) -> None:
         "metadata": json.loads(attrs.get("metadata", "{}")),
         "frame_format": str(attrs.get("frame_format", "jpeg")),
         "wall_offset_ns": out.offset_ns,
+        "table_streams": list(tables),
+        "dims": _table_dims(tables),
     }
     t0 = reader.start_ns or 0
     out.write(rt.SPEC_TOPIC, "std_msgs/msg/String", t0, out.string(json.dumps(spec)))
@@ -188,6 +216,17 @@ def _write_streams(out: _Out, reader: SessionReader) -> None:
     for event in reader.events():
         text = json.dumps({"kind": event.kind, "message": event.message})
         out.write(rt.EVENTS_TOPIC, "std_msgs/msg/String", event.t_ns, out.string(text))
+
+
+def _write_tables(out: _Out, tables: dict[str, Columns]) -> None:
+    """Each table stream's rows as its generated message (ros_types.table_message)."""
+    for name, cols in tables.items():
+        stream, msgtype, topic = STREAMS[name], rt.table_type(name), rt.table_topic(name)
+        names = [f.name for f in stream.fields]
+        for i, t_ns in enumerate(cols.t_ns.tolist()):
+            values = {n: cols[n][i] for n in names}
+            msg = rt.table_message(out.types, stream, out.header(t_ns, "base_link"), values)
+            out.write(topic, msgtype, t_ns, msg)
 
 
 def _write_pose(out: _Out, t_ns: int, x: float, y: float, theta: float) -> None:

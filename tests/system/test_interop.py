@@ -14,7 +14,8 @@ from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from robot_ssl.io.session import SessionReader
+from robot_ssl.core.spec import CameraSpec, RobotSpec
+from robot_ssl.io.session import STREAMS, Record, SessionReader, SessionWriter
 
 CLI = [sys.executable, "-m", "robot_ssl"]
 
@@ -25,11 +26,14 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Path:
-    """A 6-second simulated session, 80x60 JPEG frames."""
+    """A 6-second simulated session, 80x60 JPEG frames, driven into contact: it holds
+    truth, frame_truth, acc and contact_truth besides the required streams."""
     path = tmp_path_factory.mktemp("interop") / "s.h5"
     r = cli(
         "sim",
         "record",
+        "--drive",
+        "contact",
         "--minutes",
         "0.1",
         "--width",
@@ -44,22 +48,23 @@ def session(tmp_path_factory) -> Path:
 
 
 def _streams(path: Path) -> dict:
-    """Everything a round trip must keep, read from a session."""
+    """Everything a round trip must keep, read from a session: every stream of the table
+    it holds, every field as (dtype, shape, bytes), the JPEG bytes and the specs."""
     with SessionReader(path) as r:
+        held = {}
+        for name in r.streams:
+            cols = r.read(name)
+            held[name] = {k: (a.dtype, a.shape, a.tobytes()) for k, a in cols.arrays.items()}
         return {
-            "camera_t_ns": r.camera_t_ns.copy(),
+            "streams": held,
             "jpegs": [r.jpeg(i) for i in range(r.num_frames)],
-            "proximity": r.proximity(),
-            "wheels": r.wheels(),
-            "odometry": r.odometry(),
-            "events": r.events(),
             "robot": r._file.attrs["robot_spec"],
             "camera": r._file.attrs["camera_spec"],
         }
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("mcap", "s.mcap"), ("rosbag2", "s_bag")])
-def test_export_then_import_gives_back_equal_streams(session, tmp_path, fmt, name):
+def _round_trip(session: Path, tmp_path: Path, fmt: str, name: str) -> tuple[dict, dict]:
+    """Export `session` as `fmt`, import it back: (the original's streams, the copy's)."""
     out = tmp_path / name
     r = cli("export", session, out, "--format", fmt)
     assert r.returncode == 0, r.stderr
@@ -68,15 +73,75 @@ def test_export_then_import_gives_back_equal_streams(session, tmp_path, fmt, nam
     back = tmp_path / "back.h5"
     r = cli("import", out, back)
     assert r.returncode == 0, r.stderr
-    a, b = _streams(session), _streams(back)
-    assert len(a["jpegs"]) > 100
+    return _streams(session), _streams(back)
+
+
+def _assert_equal_streams(a: dict, b: dict) -> None:
+    """The same streams, each with the same fields, dtypes, shapes and bytes (NaN too)."""
+    assert list(a["streams"]) == list(b["streams"])
+    for name, fields in a["streams"].items():
+        assert name in STREAMS, name
+        assert list(fields) == list(b["streams"][name]), name
+        for field, (dtype, shape, data) in fields.items():
+            assert (dtype, shape) == b["streams"][name][field][:2], (name, field)
+            assert data == b["streams"][name][field][2], (name, field)  # exactly
     assert a["jpegs"] == b["jpegs"]  # the stored JPEG bytes, unchanged
-    np.testing.assert_array_equal(a["camera_t_ns"], b["camera_t_ns"])
-    for stream in ("proximity", "wheels", "odometry"):
-        for x, y in zip(a[stream], b[stream], strict=True):
-            np.testing.assert_array_equal(x, y)  # exactly: stamps and values
-    assert a["events"] == b["events"]
     assert (a["robot"], a["camera"]) == (b["robot"], b["camera"])  # the specs travel along
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("mcap", "s.mcap"), ("rosbag2", "s_bag")])
+def test_export_then_import_gives_back_equal_streams(session, tmp_path, fmt, name):
+    a, b = _round_trip(session, tmp_path, fmt, name)
+    assert len(a["jpegs"]) > 100
+    held = {"truth", "frame_truth", "acc", "contact_truth"}
+    assert held <= set(a["streams"]), list(a["streams"])
+    assert all(len(np.frombuffer(a["streams"][s]["t_ns"][2], np.int64)) for s in held)
+    _assert_equal_streams(a, b)
+
+
+@pytest.fixture(scope="module")
+def every_stream(tmp_path_factory) -> Path:
+    """A session holding every stream of the table: predictions on a 5 x 10 grid with
+    NaN among the probabilities, truth for 4 sensors (not the robot's 7: the dimension
+    travels on its own), contact_truth opened but empty, 12 JPEG frames."""
+    path = tmp_path_factory.mktemp("every") / "all.h5"
+    optional = [s.name for s in STREAMS if not s.required]
+    rng = np.random.default_rng(3)
+    camera = CameraSpec().with_overrides(width=80, height=60)
+    with SessionWriter(
+        path,
+        RobotSpec(),
+        camera,
+        streams=optional,
+        dims={"truth_sensors": 4},
+        prediction_shape=(5, 10),
+    ) as w:
+        for i in range(12):
+            t = 1_000_000_000 + i * 33_333_333
+            w.write_frame(t, rng.integers(0, 255, (60, 80, 3), dtype=np.uint8))
+            w.write_frame_truth(t, t - 4_000_000)
+            prob = rng.random((5, 10), dtype=np.float32)
+            prob[i % 5, i % 10] = np.nan
+            w.write_prediction(t + 20_000_000, i, prob)
+        for i in range(40):
+            t = 1_000_000_000 + i * 10_000_000
+            w.write_proximity(t, rng.integers(0, 4500, 7, dtype=np.int16))
+            w.write_wheels(t, rng.integers(-500, 500, 2), rng.integers(-500, 500, 2))
+            w.write_odometry(t, rng.normal(size=3))
+            w.write_truth(t, rng.normal(size=3), rng.random(4, dtype=np.float32))
+            w.write(Record.of("acc", t, acc=rng.integers(-30, 30, 3), tap=i % 7 == 0))
+        w.write_event(1_000_000_000, "note", "every stream, once")
+    return path
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("mcap", "all.mcap"), ("rosbag2", "all_bag")])
+def test_a_session_of_every_stream_round_trips_exactly(every_stream, tmp_path, fmt, name):
+    a, b = _round_trip(every_stream, tmp_path, fmt, name)
+    assert set(a["streams"]) == set(STREAMS.names)  # the fixture holds them all
+    assert a["streams"]["contact_truth"]["t_ns"][1] == (0,)  # one empty, kept empty
+    assert a["streams"]["predictions"]["prob"][1] == (12, 5, 10)
+    assert a["streams"]["truth"]["prox_distance_m"][1] == (40, 4)
+    _assert_equal_streams(a, b)
 
 
 def test_export_to_a_full_disk_is_one_line_and_leaves_nothing(session, mount_tmpfs):

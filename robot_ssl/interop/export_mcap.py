@@ -11,10 +11,10 @@ every other stream of the table the session holds (acc, truth, frame_truth,
 contact_truth, predictions...) as the message `ros_types` generates from its fields, on
 `/robot_ssl/<stream>`, and the robot and camera specs, the metadata, the table streams
 held and their named dimensions as one std_msgs/String (JSON) on `/robot_ssl/spec`, so
-that an import restores them. For Foxglove (`export_views`): the
-robot's static frames on /tf_static, each sensor as sensor_msgs/Range (a scanner's
-sectors also as one LaserScan), the label and prediction grids as PNG images. The output
-is written beside and renamed: a failure (a full disk) leaves nothing.
+that an import restores them. For Foxglove (`export_views`): the robot's static frames
+on /tf_static, each sensor as sensor_msgs/Range (a scanner's sectors also as one
+LaserScan), the accelerometer as sensor_msgs/Imu, the label and prediction grids as PNG
+images. The output is written beside and renamed: a failure (a full disk) leaves nothing.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _write_camera(out: _Out, reader: SessionReader) -> None:
                 step=w * 3,
                 data=np.ascontiguousarray(image).reshape(-1),
             )
-            out.write("/camera/image_raw", "sensor_msgs/msg/Image", t_ns, msg)
+            out.write(rt.RAW_CAMERA_TOPIC, "sensor_msgs/msg/Image", t_ns, msg)
         else:
             data = np.frombuffer(reader.jpeg(i), dtype=np.uint8)
             msg = out.types["sensor_msgs/msg/CompressedImage"](
@@ -272,7 +272,7 @@ def _write_pose(out: _Out, t_ns: int, x: float, y: float, theta: float) -> None:
 
 def _write_views(out: _Out, reader: SessionReader) -> None:
     """What Foxglove shows beside the exact streams (export_views): static frames, each
-    sensor as Range, the label and prediction grids."""
+    sensor as Range, the accelerometer as Imu, the label and prediction grids."""
     attrs = reader._file.attrs
     robot = RobotSpec.from_dict(json.loads(attrs["robot_spec"]))
     camera = CameraSpec.from_dict(json.loads(attrs["camera_spec"]))
@@ -285,6 +285,10 @@ def _write_views(out: _Out, reader: SessionReader) -> None:
             out.write(topic, "sensor_msgs/msg/Range", t_ns, msg)
         for topic, t_ns, msg in views.scan_messages(out.types, t, readings, robot, out.header):
             out.write(topic, "sensor_msgs/msg/LaserScan", t_ns, msg)
+    acc = reader.read("acc")
+    if acc is not None:
+        for topic, t_ns, msg in views.imu_messages(out.types, acc.t_ns, acc.acc, out.header):
+            out.write(topic, "sensor_msgs/msg/Imu", t_ns, msg)
     image = out.types["sensor_msgs/msg/CompressedImage"]
     for topic, t_ns, png in views.grid_images(reader, Path(reader.path)):
         msg = image(header=out.header(t_ns, "base_link"), format="png", data=png)

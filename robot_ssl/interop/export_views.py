@@ -30,6 +30,12 @@ sensor_msgs/Range and the label and prediction grids as images.
   one row per sensor of the grid (top: its first sensor), one column per distance (left:
   nearest), CELL_PX pixels a cell. Labels: green free, red obstacle, grey unknown;
   predictions: from green (0) to red (1).
+- Accelerometer: `/robot_ssl/imu` sensor_msgs/Imu in base_link, one per `acc` row, the
+  firmware's acc as REP 145's specific force (at rest +9.8 m/s^2 up): the Thymio's axes
+  (x left, y back, z down; it reads apparent gravity, g - a) turned into base_link's
+  (x forward, y left, z up) and scaled by ACC_UNITS_PER_G, a display aid, not a
+  calibration; no orientation or angular velocity (covariance[0] = -1). The raw values
+  and the tap stay on /robot_ssl/acc.
 """
 
 from __future__ import annotations
@@ -48,12 +54,15 @@ from robot_ssl.io.labels_file import default_labels_path, read_labels
 from robot_ssl.io.session import SessionReader
 
 __all__ = [
+    "ACC_UNITS_PER_G",
+    "IMU_TOPIC",
     "LABELS_GRID_TOPIC",
     "PREDICTIONS_GRID_TOPIC",
     "RANGE_TOPIC",
     "SCAN_TOPIC",
     "TF_STATIC_TOPIC",
     "grid_images",
+    "imu_messages",
     "range_messages",
     "scan_messages",
     "static_transforms",
@@ -70,6 +79,10 @@ LABELS_GRID_TOPIC = "/robot_ssl/labels/grid"
 PREDICTIONS_GRID_TOPIC = "/robot_ssl/predictions/grid"
 WALL_CLOCK_MIN_NS = 10**18
 """Stamps from here on (2001-09-09) are wall clock already."""
+IMU_TOPIC = "/robot_ssl/imu"
+ACC_UNITS_PER_G = 22.0
+"""Accelerometer counts per g: a resting Thymio reads about 22 (MMA7660 nominal 21.3)."""
+G_M_S2 = 9.80665
 CELL_PX = 4
 """Pixels per grid cell, each way, in the grid images."""
 _NO_RETURN = 32767
@@ -239,3 +252,28 @@ def grid_images(reader: SessionReader, session: Path):
             p = np.clip(np.nan_to_num(np.asarray(p, np.float32)), 0.0, 1.0)
             bgr = np.stack([np.full_like(p, 40), 200 * (1 - p), 220 * p], axis=-1)
             yield PREDICTIONS_GRID_TOPIC, int(t), _png(bgr.astype(np.uint8))
+
+
+def imu_messages(types: Any, t_ns: np.ndarray, acc: np.ndarray, header):
+    """(topic, t_ns, sensor_msgs/Imu) per accelerometer row (module doc): base_link's
+    (x, y, z) = (acc[1], -acc[0], acc[2]) * g / ACC_UNITS_PER_G."""
+    a = np.asarray(acc, np.float64).reshape(-1, 3)
+    xyz = np.stack([a[:, 1], -a[:, 0], a[:, 2]], axis=1) * (G_M_S2 / ACC_UNITS_PER_G)
+    unknown = np.zeros(9, np.float64)
+    unknown[0] = -1.0
+    Imu, Vector3 = types["sensor_msgs/msg/Imu"], types["geometry_msgs/msg/Vector3"]
+    still = types["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0)
+    for t, (x, y, z) in zip(t_ns, xyz.tolist()):
+        yield (
+            IMU_TOPIC,
+            int(t),
+            Imu(
+                header=header(int(t), "base_link"),
+                orientation=still,
+                orientation_covariance=unknown,
+                angular_velocity=Vector3(x=0.0, y=0.0, z=0.0),
+                angular_velocity_covariance=unknown,
+                linear_acceleration=Vector3(x=x, y=y, z=z),
+                linear_acceleration_covariance=np.zeros(9, np.float64),
+            ),
+        )

@@ -134,7 +134,15 @@ def import_bag(job: BagImport) -> Path:
         tmp.unlink()
         names, dims = _table_layout(streams)
         try:
-            writer = SessionWriter(tmp, robot, camera, metadata=metadata, streams=names, dims=dims)
+            writer = SessionWriter(
+                tmp,
+                robot,
+                camera,
+                frame_format=_frame_format(streams),
+                metadata=metadata,
+                streams=names,
+                dims=dims,
+            )
         except ValueError as e:  # a table stream's dimension neither the spec nor a row says
             raise BagImportError(f"{bag}: {e}") from None
         with writer:
@@ -233,7 +241,7 @@ def _read_open(job: BagImport, reader: AnyReader) -> _Streams:
             (rt.PROXIMITY,),
             "proximity",
         ),
-        (job.camera, "--camera", rt.CAMERA_TOPIC, _CAMERA_TYPES, "camera"),
+        (_camera_topic(job, topics), "--camera", rt.CAMERA_TOPIC, _CAMERA_TYPES, "camera"),
     ):
         if topic and (topic != default or topic in topics):  # a default may be absent
             _check(topics, topic, option, types)
@@ -261,6 +269,19 @@ def _read_open(job: BagImport, reader: AnyReader) -> _Streams:
     except Exception as e:  # a bag cut short: keep what was read before the damage
         streams.truncated = f"{job.bag} is damaged or cut short ({e}); imported what precedes it"
     return streams
+
+
+def _camera_topic(job: BagImport, topics: dict[str, str]) -> str:
+    """The job's camera topic; in place of the default, when the bag lacks it, the raw
+    frames' topic of an export of a raw session (a bag that carries /robot_ssl/spec)."""
+    if (
+        job.camera == rt.CAMERA_TOPIC
+        and job.camera not in topics
+        and rt.SPEC_TOPIC in topics
+        and topics.get(rt.RAW_CAMERA_TOPIC) == "sensor_msgs/msg/Image"
+    ):
+        return rt.RAW_CAMERA_TOPIC
+    return job.camera
 
 
 def _sensor_topics(job: BagImport, topics: dict[str, str]) -> dict[str, str]:
@@ -468,6 +489,14 @@ def _write(writer: SessionWriter, s: _Streams, num_prox: int) -> None:
         writer.write_odometry(t_ns, pose)
     for t_ns, (kind, message) in _sorted(s.events):
         writer.write_event(t_ns, kind, message)
+
+
+def _frame_format(streams: _Streams) -> str:
+    """The session's frame format: raw for an export of a raw session (its spec says so,
+    no frame is JPEG), whose frames come back bit for bit; else jpeg (the raw frames of
+    other bags are encoded)."""
+    raw = (streams.spec or {}).get("frame_format") == "raw"
+    return "raw" if raw and all("image" in v for _, v in streams.camera) else "jpeg"
 
 
 def _table_layout(streams: _Streams) -> tuple[list[str], dict[str, int]]:

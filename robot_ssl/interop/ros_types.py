@@ -35,6 +35,7 @@ __all__ = [
     "OWN_TYPE_STREAMS",
     "POSE_TOPIC",
     "PROXIMITY_TOPIC",
+    "RAW_CAMERA_TOPIC",
     "SPEC_TOPIC",
     "TF_TOPIC",
     "WHEELS_TOPIC",
@@ -61,6 +62,7 @@ and commanded (left, right), the pose x [m], y [m], theta [rad]."""
 
 # The topics `export` writes and `import` reads by default.
 CAMERA_TOPIC = "/camera/image/compressed"
+RAW_CAMERA_TOPIC = "/camera/image_raw"
 PROXIMITY_TOPIC = "/robot_ssl/proximity"
 WHEELS_TOPIC = "/robot_ssl/wheels"
 POSE_TOPIC = "/robot_ssl/pose"

@@ -22,7 +22,7 @@ from rosbags.highlevel import AnyReader
 
 from robot_ssl.core.spec import CameraSpec, RobotSpec, load_specs
 from robot_ssl.interop import ros_types as rt
-from robot_ssl.interop.export_views import CELL_PX, ranges_m
+from robot_ssl.interop.export_views import CELL_PX, IMU_TOPIC, ranges_m
 from robot_ssl.io.session import SessionReader, SessionWriter
 
 CLI = [sys.executable, "-m", "robot_ssl"]
@@ -118,6 +118,17 @@ def test_foxglove_sees_wall_clock_frames_ranges_and_grids(labelled, tmp_path):
             reader.deserialize(raw, conn.msgtype)
             seen[conn.topic] += 1
     assert seen == counts
+    # each other stream of the table as its generated type (decoded above from the
+    # definition the file carries), the accelerometer also as sensor_msgs/Imu
+    with SessionReader(labelled) as s:
+        rows = {n: len(s.read(n)) for n in s.streams if n not in rt.OWN_TYPE_STREAMS}
+    assert rows["acc"] > 0 and rows["truth"] > 0
+    for name, n in rows.items():
+        topic = rt.table_topic(name)
+        assert (schemas.get(topic), counts.get(topic)) == (
+            (rt.table_type(name), n) if n else (None, None)
+        )
+    assert (schemas[IMU_TOPIC], counts[IMU_TOPIC]) == ("sensor_msgs/msg/Imu", rows["acc"])
 
 
 def test_prediction_grid_and_rosbag2_and_stamps_back(tmp_path):

@@ -57,7 +57,7 @@ def _streams(path: Path) -> dict:
             held[name] = {k: (a.dtype, a.shape, a.tobytes()) for k, a in cols.arrays.items()}
         return {
             "streams": held,
-            "jpegs": [r.jpeg(i) for i in range(r.num_frames)],
+            "jpegs": [r.jpeg(i) for i in range(r.num_frames)] if r.frame_format == "jpeg" else [],
             "robot": r._file.attrs["robot_spec"],
             "camera": r._file.attrs["camera_spec"],
         }
@@ -99,12 +99,10 @@ def test_export_then_import_gives_back_equal_streams(session, tmp_path, fmt, nam
     _assert_equal_streams(a, b)
 
 
-@pytest.fixture(scope="module")
-def every_stream(tmp_path_factory) -> Path:
+def _every_stream(path: Path, frame_format: str) -> Path:
     """A session holding every stream of the table: predictions on a 5 x 10 grid with
     NaN among the probabilities, truth for 4 sensors (not the robot's 7: the dimension
-    travels on its own), contact_truth opened but empty, 12 JPEG frames."""
-    path = tmp_path_factory.mktemp("every") / "all.h5"
+    travels on its own), contact_truth opened but empty, 12 frames of `frame_format`."""
     optional = [s.name for s in STREAMS if not s.required]
     rng = np.random.default_rng(3)
     camera = CameraSpec().with_overrides(width=80, height=60)
@@ -112,6 +110,7 @@ def every_stream(tmp_path_factory) -> Path:
         path,
         RobotSpec(),
         camera,
+        frame_format=frame_format,
         streams=optional,
         dims={"truth_sensors": 4},
         prediction_shape=(5, 10),
@@ -134,10 +133,15 @@ def every_stream(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("mcap", "all.mcap"), ("rosbag2", "all_bag")])
-def test_a_session_of_every_stream_round_trips_exactly(every_stream, tmp_path, fmt, name):
-    a, b = _round_trip(every_stream, tmp_path, fmt, name)
+@pytest.mark.parametrize(
+    ("fmt", "name", "frames"),
+    [("mcap", "all.mcap", "jpeg"), ("rosbag2", "all_bag", "jpeg"), ("mcap", "all.mcap", "raw")],
+)
+def test_a_session_of_every_stream_round_trips_exactly(tmp_path_factory, fmt, name, frames):
+    session = _every_stream(tmp_path_factory.mktemp("every") / "all.h5", frames)
+    a, b = _round_trip(session, tmp_path_factory.mktemp("out"), fmt, name)
     assert set(a["streams"]) == set(STREAMS.names)  # the fixture holds them all
+    assert ("rgb" in a["streams"]["camera"]) == (frames == "raw")  # raw frames stay raw
     assert a["streams"]["contact_truth"]["t_ns"][1] == (0,)  # one empty, kept empty
     assert a["streams"]["predictions"]["prob"][1] == (12, 5, 10)
     assert a["streams"]["truth"]["prox_distance_m"][1] == (40, 4)
@@ -263,3 +267,19 @@ def test_label_runs_on_an_imported_session(session, tmp_path):
     r = cli("label", tmp_path / "back.h5", "--out", tmp_path / "labels")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "labels" / "back.labels.h5").is_file()
+
+
+def test_a_run_recorded_session_with_predictions_round_trips_exactly(onnx_model, tmp_path):
+    """What `run` records (predictions, truth, acc; frame_truth and contact_truth opened
+    and empty) comes back equal through export and import."""
+    live = tmp_path / "rec" / "live.h5"
+    r = cli(
+        "run", "--model", onnx_model, "--robot", "sim", "--camera", "sim", "--drive", "avoid",
+        "--record", live, "--duration", "3",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "out").mkdir()
+    a, b = _round_trip(live, tmp_path / "out", "mcap", "live.mcap")
+    assert len(np.frombuffer(a["streams"]["predictions"]["t_ns"][2], np.int64)) > 10
+    assert {"truth", "acc", "frame_truth", "contact_truth"} <= set(a["streams"])
+    _assert_equal_streams(a, b)

@@ -10,8 +10,10 @@ import numpy as np
 from robot_ssl.core.sensor_rule import ir_equivalent
 from robot_ssl.core.spec import ProxSensor, RobotSpec, load_specs
 from robot_ssl.interop.export_views import (
+    IMU_TOPIC,
     SCAN_BEAMS,
     SCAN_TOPIC,
+    imu_messages,
     ranges_m,
     scan_beams,
     scan_messages,
@@ -87,3 +89,27 @@ def test_a_scanner_cut_into_sectors_is_one_laserscan():
     thymio = RobotSpec()
     assert scanner_origin(thymio) is None
     assert list(scan_messages(types, np.array([1]), np.zeros((1, 7)), thymio, header)) == []
+
+
+def test_the_accelerometer_is_an_imu_message_in_base_link_axes():
+    """At rest (0, 0, 22): +1 g up; a head-on bump (acc[1] < 0): a deceleration along x;
+    pushed to the right (acc[0] > 0): negative y. No orientation (covariance[0] = -1)."""
+    from robot_ssl.interop import ros_types as rt
+
+    types = rt.make_typestore().types
+
+    def header(t_ns, frame):
+        stamp = types["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
+        return types["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
+
+    acc = np.array([[0, 0, 22], [0, -11, 22], [11, 0, 22]], np.int16)
+    msgs = list(imu_messages(types, np.array([1, 2, 3]), acc, header))
+    assert [(topic, t) for topic, t, _ in msgs] == [(IMU_TOPIC, 1), (IMU_TOPIC, 2), (IMU_TOPIC, 3)]
+    a = [
+        (m.linear_acceleration.x, m.linear_acceleration.y, m.linear_acceleration.z)
+        for *_, m in msgs
+    ]
+    g = 9.80665
+    np.testing.assert_allclose(a, [[0, 0, g], [-g / 2, 0, g], [0, -g / 2, g]])
+    assert msgs[0][2].header.frame_id == "base_link"
+    assert msgs[0][2].orientation_covariance[0] == -1.0

@@ -34,6 +34,7 @@ BENCHMARKS = (
     "contact_detector",
     "online_learning",
     "import_speed",
+    "import_robots",
     "demo",
 )
 """Every benchmark, in the order of the README's table."""

@@ -379,6 +379,7 @@ _SUMMARY_KEYS = (
     "auc_by_band",
     "auc_by_band_ci",
     "auc_by_distance",
+    "auc_by_sensor",
 )
 NO_TRUTH = "no truth"
 
@@ -402,7 +403,7 @@ def truth_comparison(
     (other rows are ignored); `frame_worlds` (N,) names each frame's world.
     Each group gives, for "labels" (all its frames) and "truth" (its frames with
     truth; null and `truth_status` "no truth" when none), the mean AUC, the AUC
-    per band and per distance, with block-bootstrap intervals.
+    per band, per distance and per sensor, with block-bootstrap intervals.
     """
     probs = np.asarray(probs, dtype=np.float64)
     labels, truth = np.asarray(labels), np.asarray(truth)

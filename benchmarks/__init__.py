@@ -31,6 +31,7 @@ BENCHMARKS = (
     "hard_suite",
     "train_speed",
     "label_budget",
+    "label_sources",
     "contact_detector",
     "online_learning",
     "import_speed",

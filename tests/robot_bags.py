@@ -314,3 +314,31 @@ def write_range_bag(out: Path) -> Path:
                 conns[topic] = w.add_connection(topic, msgtype, typestore=store)
             w.write(conns[topic], t, store.serialize_cdr(msg, msgtype))
     return out
+
+
+def ros_header(ty: Any, t_ns: int, frame: str, ros1: bool) -> Any:
+    """A std_msgs/Header stamped `t_ns` (ROS 1 headers carry a sequence number too)."""
+    stamp = ty["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
+    extra = {"seq": 0} if ros1 else {}
+    return ty["std_msgs/msg/Header"](stamp=stamp, frame_id=frame, **extra)
+
+
+def straight_odometry(ty: Any, header: Any, x_m: float) -> Any:
+    """A nav_msgs/Odometry at (x_m, 0) heading along x, standing still: the pose tests
+    read back after a round trip or a cut."""
+    z3 = ty["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)
+    return ty["nav_msgs/msg/Odometry"](
+        header=header,
+        child_frame_id="base_link",
+        pose=ty["geometry_msgs/msg/PoseWithCovariance"](
+            pose=ty["geometry_msgs/msg/Pose"](
+                position=ty["geometry_msgs/msg/Point"](x=x_m, y=0.0, z=0.0),
+                orientation=ty["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+            ),
+            covariance=np.zeros(36),
+        ),
+        twist=ty["geometry_msgs/msg/TwistWithCovariance"](
+            twist=ty["geometry_msgs/msg/Twist"](linear=z3, angular=z3),
+            covariance=np.zeros(36),
+        ),
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from robot_bags import ros_header, straight_odometry
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -37,12 +38,9 @@ def _messages(store, ros1: bool):
     t0 = 1_700_000_000 * 10**9
 
     def header(t_ns: int, frame: str):
-        stamp = ty["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
-        extra = {"seq": 0} if ros1 else {}
-        return ty["std_msgs/msg/Header"](stamp=stamp, frame_id=frame, **extra)
+        return ros_header(ty, t_ns, frame, ros1)
 
     rng = np.random.default_rng(0)
-    z3 = ty["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)
     for i in range(N_ODOM):
         t = t0 + i * 50_000_000
         if i % 2 == 0:
@@ -52,21 +50,7 @@ def _messages(store, ros1: bool):
                 header=header(t, "cam"), format="jpeg", data=jpeg
             )
             yield "/cam/compressed", "sensor_msgs/msg/CompressedImage", t, msg
-        odom = ty["nav_msgs/msg/Odometry"](
-            header=header(t, "odom"),
-            child_frame_id="base_link",
-            pose=ty["geometry_msgs/msg/PoseWithCovariance"](
-                pose=ty["geometry_msgs/msg/Pose"](
-                    position=ty["geometry_msgs/msg/Point"](x=0.01 * i, y=0.0, z=0.0),
-                    orientation=ty["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
-                ),
-                covariance=np.zeros(36),
-            ),
-            twist=ty["geometry_msgs/msg/TwistWithCovariance"](
-                twist=ty["geometry_msgs/msg/Twist"](linear=z3, angular=z3),
-                covariance=np.zeros(36),
-            ),
-        )
+        odom = straight_odometry(ty, header(t, "odom"), 0.01 * i)
         yield "/odom", "nav_msgs/msg/Odometry", t, odom
 
 

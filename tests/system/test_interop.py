@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from robot_bags import ros_header, straight_odometry
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
@@ -164,10 +165,7 @@ def _foreign_messages(store, ros1: bool):
     t0 = 1_700_000_000 * 10**9
 
     def header(t_ns: int, frame: str):
-        stamp = ty["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
-        if ros1:
-            return ty["std_msgs/msg/Header"](seq=0, stamp=stamp, frame_id=frame)
-        return ty["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
+        return ros_header(ty, t_ns, frame, ros1)
 
     rng = np.random.default_rng(0)
     for i in range(20):
@@ -185,22 +183,7 @@ def _foreign_messages(store, ros1: bool):
         yield "/camera/image_raw", "sensor_msgs/msg/Image", t, img
     for i in range(40):
         t = t0 + i * 50_000_000
-        z3 = ty["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)
-        odom = ty["nav_msgs/msg/Odometry"](
-            header=header(t, "odom"),
-            child_frame_id="base_link",
-            pose=ty["geometry_msgs/msg/PoseWithCovariance"](
-                pose=ty["geometry_msgs/msg/Pose"](
-                    position=ty["geometry_msgs/msg/Point"](x=0.01 * i, y=0.0, z=0.0),
-                    orientation=ty["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
-                ),
-                covariance=np.zeros(36),
-            ),
-            twist=ty["geometry_msgs/msg/TwistWithCovariance"](
-                twist=ty["geometry_msgs/msg/Twist"](linear=z3, angular=z3),
-                covariance=np.zeros(36),
-            ),
-        )
+        odom = straight_odometry(ty, header(t, "odom"), 0.01 * i)
         yield "/odom", "nav_msgs/msg/Odometry", t, odom
 
 

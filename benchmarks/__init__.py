@@ -28,6 +28,7 @@ BENCHMARKS = (
     "detector",
     "closed_loop",
     "live_record",
+    "live_view_load",
     "hard_suite",
     "train_speed",
     "label_budget",

@@ -69,6 +69,11 @@ def _flags() -> dict[str, Flag]:
             help="watchdog: stop when the newest command's frame is older (--max-staleness-ms:"
             " in ms)",
         ),
+        "live.realtime_priority": Flag(
+            help="the drive loop's threads on real-time round-robin scheduling at this priority"
+            " when the OS allows it (root, CAP_SYS_NICE or an rtprio limit: docs/live.md), so"
+            " that no other program on the robot's cores delays them; 0: normal priority"
+        ),
         "avoid.cruise_speed": Flag(aliases=("--speed",), metavar="UNITS", help="cruise speed"),
         "record": Flag(metavar="OUT.h5", help="record a session file"),
         "overwrite": Flag(help="replace --record's file if it exists"),

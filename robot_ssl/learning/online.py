@@ -54,6 +54,7 @@ from robot_ssl.learning.step import (
     optimisation_step,
 )
 from robot_ssl.learning.train import augment_batch, masked_bce_loss
+from robot_ssl.runtime.priority import normal
 
 __all__ = ["LearnConfig", "LearnError", "OnlineLearner", "OnlineLearning", "learning_for"]
 
@@ -210,6 +211,7 @@ class OnlineLearner:
             return None
 
     def _run(self) -> None:
+        normal()  # not at the drive loop's real-time priority, which it inherits
         try:
             while not self._stop.is_set():
                 if self.feed is not None:

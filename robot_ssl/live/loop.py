@@ -65,6 +65,9 @@ class LiveConfig:
     frame_poll_s: float = bounded(0.002, 0, 1, min_inclusive=False)  # threaded: no new frame
     status_interval_s: float = bounded(1.0, 0, 3600, min_inclusive=False)  # on_status cadence
     health_interval_s: float = bounded(0.25, 0, 60, min_inclusive=False)  # camera health checks
+    # the loop's threads on the real-time round-robin policy at this priority when the OS
+    # allows (0: normal priority): robot_ssl.runtime.priority, docs/live.md
+    realtime_priority: int = bounded(1, 0, 99)
 
     def __post_init__(self) -> None:
         check_bounds(self, "live config", ConfigError)

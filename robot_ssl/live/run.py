@@ -163,6 +163,15 @@ def _live_view(cfg: RunConfig, predictor: Any, distances: Any, robot_spec, camer
     )
 
 
+def _priority(cfg: RunConfig) -> int:
+    """The loop's real-time priority (threads opened inside inherit it: the devices', the
+    loop's), 0 while learning with several torch threads: their pool, shared by predictor
+    and learner, would train at real-time priority."""
+    if cfg.learn.out_dir and cfg.threads > 1:
+        return 0
+    return cfg.live.realtime_priority
+
+
 def _describe(cfg: RunConfig) -> str:
     """`robot sim via pty, camera sim`: the devices as spelled, for the start line."""
     link = getattr(cfg.robot, "link", "direct") if cfg.robot.kind == "sim" else "direct"
@@ -183,6 +192,7 @@ def run(cfg: RunConfig) -> RunResult:
     from robot_ssl.live.loop import LiveLoop
     from robot_ssl.recording.device_setup import Devices, open_devices
     from robot_ssl.recording.sampler import robot_streams, truth_streams
+    from robot_ssl.runtime.priority import realtime_thread
     from robot_ssl.runtime.stopping import stop_at_exit, stop_on_signals
 
     _check(cfg)
@@ -203,7 +213,7 @@ def run(cfg: RunConfig) -> RunResult:
     if view is not None and learning is not None:
         learning.on_labels = view.on_labels
 
-    with Devices() as dev:
+    with realtime_thread(_priority(cfg)) as priority_line, Devices() as dev:
         if view is not None:
             dev.callback(view.close)  # also when the devices fail: the .rrd is not left half
         open_devices(cfg.robot, cfg.camera, dev, robot_spec, camera_spec)
@@ -252,7 +262,8 @@ def run(cfg: RunConfig) -> RunResult:
             observers=[o for o in (learning, view) if o is not None],
         )
         print(
-            f"robot-ssl run: {cfg.live.drive} with {model_line}, {_describe(cfg)}; Ctrl-C stops",
+            f"robot-ssl run: {cfg.live.drive} with {model_line}, {_describe(cfg)}; loop at"
+            f" {priority_line}; Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )

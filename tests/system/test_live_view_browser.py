@@ -64,20 +64,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_run(model: Path) -> tuple[subprocess.Popen, str]:
-    """`robot-ssl run --view` driving the simulated robot; the URL it prints."""
+def _start_run(model: Path, *options: str) -> tuple[subprocess.Popen, list[str]]:
+    """`robot-ssl run` driving the simulated robot with `options`; its stderr up to the live
+    view's URL (with --view) or the start line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "robot_ssl", "run", "--robot", "sim", "--camera", "sim",
-           "--model", str(model), "--drive", "avoid", "--duration", "120",
-           "--view", str(_free_port()), "--view-grpc-port", str(_free_port())]  # fmt: skip
+           "--model", str(model), "--drive", "avoid", *options]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    marker = "live view at" if "--view" in options else "Ctrl-C stops"
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        if "live view at" in line:
-            return proc, line.split("live view at", 1)[1].strip()
+        if marker in line:
+            return proc, seen
     proc.wait(10)
-    raise AssertionError(f"no view URL: {seen}")
+    raise AssertionError(f"no {marker!r} line: {seen}")
+
+
+def _view_url(head: list[str]) -> str:
+    return head[-1].split("live view at", 1)[1].strip()
+
+
+def _open(pw, url: str):
+    """The page at `url` in headless Chromium (WebGL in software), and the browser."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(url + "&renderer=webgl", timeout=30_000)
+    return browser, page
+
+
+def _control_stops(model: Path, duration_s: float) -> int:
+    """Watchdog stops of the control: `run` without --view for `duration_s` while the same
+    browser shows the same kind of live view served by another process
+    (benchmarks/live_view_load.py's synthetic one): the browser's load on the cores
+    without our view in the loop's process."""
+    from playwright.sync_api import sync_playwright
+
+    code = (
+        "import sys; from benchmarks.live_view_load import serve_synthetic as s; "
+        "s(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-c", code, str(_free_port()), str(_free_port()), f"{duration_s + 60:g}"],
+        stdout=subprocess.PIPE, text=True, cwd=root,
+    )  # fmt: skip
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("http"), f"the control's view did not start: {url!r}"
+        proc, head = _start_run(model, "--duration", f"{duration_s:.0f}")
+        with sync_playwright() as pw:
+            browser, _ = _open(pw, url)
+            _, err = proc.communicate(timeout=duration_s + 60)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(30)
+    summary = SUMMARY.search("".join(head) + err)
+    assert summary is not None, err
+    print(f"control (no view in the loop, a browser beside it): {summary.group(0)}")
+    return int(summary.group(5))
 
 
 def _region(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -118,21 +164,23 @@ def _screenshot(page, path: Path) -> np.ndarray:
     )
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_live_view_in_a_browser_shows_the_camera_map_and_grid_and_keeps_up(onnx_model, tmp_path):
     """What a person beside the robot checks: the printed URL opens the view connected to
     the robot (camera image with its cells, map, predicted grid where the layout puts
-    them), the camera image changes, and the drive loop kept its pace meanwhile."""
+    them), the camera image changes, and the drive loop kept its pace meanwhile: no
+    watchdog stop at real-time priority; at normal priority (not permitted here) no more
+    than the control run without our view, with the same browser beside the loop."""
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
-    proc, url = _start_run(onnx_model)
+    proc, head = _start_run(onnx_model, "--duration", "120", "--view", str(_free_port()),
+                            "--view-grpc-port", str(_free_port()))  # fmt: skip
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(url + "&renderer=webgl", timeout=30_000)
-            deadline = time.monotonic() + 75
+            browser, page = _open(pw, _view_url(head))
+            started = time.monotonic()
+            deadline = started + 75
             first = _screenshot(page, tmp_path / "view_first.png")
             while not _shows_the_robot(first):
                 assert time.monotonic() < deadline, f"no live view: see {tmp_path}/view_first.png"
@@ -140,10 +188,12 @@ def test_live_view_in_a_browser_shows_the_camera_map_and_grid_and_keeps_up(onnx_
                 first = _screenshot(page, tmp_path / "view_first.png")
             time.sleep(3.0)
             later = _screenshot(page, tmp_path / "view_later.png")
+            time.sleep(max(0.0, started + 30.0 - time.monotonic()))  # 30 s with a browser
             browser.close()
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
+    err = "".join(head) + err
     assert _shows_the_robot(later), f"see {tmp_path}/view_later.png"
     change = np.abs(_region(first, CAMERA).astype(int) - _region(later, CAMERA)).mean()
     assert change > 0.5, f"the camera panel did not change ({change:.2f}): see {tmp_path}"
@@ -151,9 +201,12 @@ def test_live_view_in_a_browser_shows_the_camera_map_and_grid_and_keeps_up(onnx_
     summary = SUMMARY.search(err)
     assert summary is not None and "wheel targets (0, 0)" in err, err
     print(summary.group(0))
-    _, _, fps, _, trips, _, p99_ms = (float(g) for g in summary.groups())
+    duration_s, _, fps, _, trips, _, p99_ms = (float(g) for g in summary.groups())
     assert fps >= 20 and p99_ms < 100, summary.group(0)
-    # watchdog stops are printed (-s), not asserted: with the browser rendering in
-    # software on the same two cores (on a robot it runs on another machine) a few
-    # 150 ms gaps occur on a loaded machine (docs/live.md gives the figures)
-    print(f"watchdog stops with a browser beside the loop: {trips:.0f}")
+    if "loop at real-time priority" in err:
+        # the browser (its own session: Linux gives it as much CPU as the robot's whole
+        # session) cannot delay the loop's threads: docs/live.md
+        assert trips == 0, summary.group(0)
+    else:  # the browser's share of the cores is not ours: what the control gets
+        control = _control_stops(onnx_model, duration_s)
+        assert trips <= control + 2, f"{summary.group(0)}; control {control} stops"

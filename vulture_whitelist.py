@@ -45,3 +45,7 @@ _.pytest_collection_modifyitems
 # rosbags' ROS 1 writer reads its chunk size from this attribute (tests/system/test_bag_recovery.py
 # writes bags of several chunks, as a long recording has).
 _.chunk_threshold
+
+# started by name in a child process (`python -c "from benchmarks.live_view_load import
+# serve_synthetic ..."`): the live-view benchmark's and browser test's control view.
+_.serve_synthetic

@@ -7,8 +7,14 @@ Formats: an MCAP file (plain, or the storage file of a ROS 2 bag folder) and a R
 definition (MCAP schema and channel, ROS 1 connection) before its first message, so every
 message before the cut can be decoded. Chunks are read as far as they go: an
 uncompressed chunk (what rosbags and rosbag2 write by default) and a compressed one
-(zstd, lz4, bz2: streamed) both give every whole message before the cut. A ROS 2 bag in
-sqlite3 storage is not recovered here.
+(zstd, lz4, bz2: streamed) both give every whole message before the cut.
+
+A ROS 2 bag in sqlite3 storage (.db3) is a database, not a record stream, and SQLite
+refuses a file shorter than its header says, whole. Its pages are read here: the topics
+and their definitions through their tables' b-trees (small, in the file's first pages),
+the messages from the table's leaf pages directly, every row whose leaf and overflow
+pages the cut left, in insertion (rowid) order (through the b-tree, one interior page
+past the cut would hide every leaf under it).
 
 `open_intact(path)` returns an `IntactReader`, which offers what `import_bag` uses of
 rosbags' AnyReader (connections, messages, deserialize, close) plus a one-line summary of
@@ -34,8 +40,10 @@ __all__ = ["BagRecoveryError", "IntactReader", "open_intact"]
 
 _MCAP_MAGIC = b"\x89MCAP0\r\n"
 _ROS1_MAGIC = b"#ROSBAG V2.0\n"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _SCHEMA, _CHANNEL, _MESSAGE, _CHUNK = 0x03, 0x04, 0x05, 0x06
 _ROS1_MSG, _ROS1_CHUNK, _ROS1_CONN = 2, 5, 7
+_TABLE_INTERIOR, _INDEX_INTERIOR, _TABLE_LEAF = 0x05, 0x02, 0x0D  # SQLite's page types
 
 
 class BagRecoveryError(RobotSSLError):
@@ -241,6 +249,195 @@ def _ros1_messages(data: memoryview, conns: dict[int, RecoveredConnection], defs
                 yield cid, sec * 10**9 + nsec, bytes(body)
 
 
+# --- ROS 2 sqlite3 -----------------------------------------------------------------------
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A SQLite varint at `pos`: (value, position after it)."""
+    value = 0
+    for i in range(8):
+        byte = data[pos + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + i + 1
+    return (value << 8) | data[pos + 8], pos + 9
+
+
+def _record(record: bytes) -> list[Any]:
+    """The values of a SQLite record (NULL, integers, floats, text, blobs)."""
+    head, pos = _varint(record, 0)
+    serials = []
+    while pos < head:
+        serial, pos = _varint(record, pos)
+        serials.append(serial)
+    values: list[Any] = []
+    pos = head
+    for serial in serials:
+        if serial in (0, 8, 9):
+            values.append(None if serial == 0 else serial - 8)
+        elif serial <= 6:
+            width = (0, 1, 2, 3, 4, 6, 8)[serial]
+            values.append(int.from_bytes(record[pos : pos + width], "big", signed=True))
+            pos += width
+        elif serial == 7:
+            values.append(struct.unpack_from(">d", record, pos)[0])
+            pos += 8
+        elif serial >= 12:
+            size = (serial - 12) // 2
+            value = record[pos : pos + size]
+            if len(value) != size:
+                raise IndexError(pos)
+            values.append(value if serial % 2 == 0 else value.decode("utf-8", "replace"))
+            pos += size
+        else:
+            raise ValueError(f"serial type {serial}")
+    return values
+
+
+class _SqliteFile:
+    """The whole pages of a cut .db3 and its table b-tree pages read directly: SQLite
+    itself refuses a file shorter than its header says, whole."""
+
+    def __init__(self, raw: bytes, path: Path) -> None:
+        page_size = struct.unpack_from(">H", raw, 16)[0] if len(raw) >= 100 else 0
+        self.page_size = 65536 if page_size == 1 else page_size
+        self.pages = len(raw) // self.page_size if self.page_size >= 512 else 0
+        if self.pages == 0:
+            raise BagRecoveryError(
+                f"{path} is cut short ({len(raw)} bytes) and no message in it is intact"
+            )
+        self.data = raw
+        self.usable = self.page_size - raw[20]  # less the bytes each page reserves
+
+    def page(self, number: int) -> int:
+        """The offset of page `number` (1-based); IndexError when the cut removed it."""
+        if not 1 <= number <= self.pages:
+            raise IndexError(number)
+        return (number - 1) * self.page_size
+
+    def free_pages(self) -> set[int]:
+        """The pages on the freelist (trunks and leaves), as far as its trunks are intact:
+        a freed page may still hold a stale copy of a b-tree page."""
+        free: set[int] = set()
+        trunk = struct.unpack_from(">I", self.data, 32)[0]
+        while trunk and trunk not in free and trunk <= self.pages:
+            free.add(trunk)
+            off = self.page(trunk)
+            trunk, count = struct.unpack_from(">II", self.data, off)
+            count = min(count, self.usable // 4 - 2)
+            free.update(struct.unpack_from(f">{count}I", self.data, off + 8))
+        return free
+
+    def cells(self, number: int) -> tuple[int, list[int]]:
+        """(page type, offsets of its cells) of page `number`."""
+        off = self.page(number)
+        head = off + (100 if number == 1 else 0)  # page 1 starts with the file header
+        kind, count = self.data[head], struct.unpack_from(">H", self.data, head + 3)[0]
+        first = head - off + (12 if kind in (_TABLE_INTERIOR, _INDEX_INTERIOR) else 8)
+        if first + 2 * count > self.usable:
+            return kind, []
+        ptrs = struct.unpack_from(f">{count}H", self.data, off + first)
+        return kind, [off + p for p in ptrs if first + 2 * count <= p < self.usable]
+
+    def payload(self, cell: int) -> tuple[int, bytes]:
+        """(rowid, record) of the table leaf cell at offset `cell`, its overflow pages
+        followed (IndexError when one of them is past the cut)."""
+        size, pos = _varint(self.data, cell)
+        rowid, pos = _varint(self.data, pos)
+        most = self.usable - 35
+        if size <= most:
+            return rowid, self.data[pos : pos + size]
+        least = (self.usable - 12) * 32 // 255 - 23
+        local = least + (size - least) % (self.usable - 4)
+        local = local if local <= most else least
+        parts = [self.data[pos : pos + local]]
+        left = size - local
+        page = struct.unpack_from(">I", self.data, pos + local)[0]
+        while left > 0:
+            off = self.page(page)
+            take = min(left, self.usable - 4)
+            parts.append(self.data[off + 4 : off + 4 + take])
+            left -= take
+            page = struct.unpack_from(">I", self.data, off)[0]
+        return rowid, b"".join(parts)
+
+    def table(self, root: int) -> Iterator[tuple[int, list[Any]]]:
+        """(rowid, values) of each row of the table at page `root` that its b-tree still
+        reaches (a small table of the file's first pages: topics, definitions)."""
+        stack, seen = [root], set()
+        while stack:
+            number = stack.pop()
+            if number in seen or not 1 <= number <= self.pages:
+                continue
+            seen.add(number)
+            kind, cells = self.cells(number)
+            if kind == _TABLE_INTERIOR:
+                head = self.page(number) + (100 if number == 1 else 0)
+                children = [struct.unpack_from(">I", self.data, c)[0] for c in cells]
+                stack.extend(
+                    reversed([*children, struct.unpack_from(">I", self.data, head + 8)[0]])
+                )
+            elif kind == _TABLE_LEAF:
+                for cell in cells:
+                    try:
+                        rowid, record = self.payload(cell)
+                        yield rowid, _record(record)
+                    except (IndexError, ValueError, struct.error):  # past the cut
+                        continue
+
+
+def _sqlite_topics(db: _SqliteFile, conns: dict, defs: dict) -> None:
+    """Fill `conns` from the topics table and `defs` from message_definitions (schema 4
+    and later; an older bag's types come from the default typestore). Both tables keep
+    their columns' order across rosbag2's schemas: (id, name, type, ...) and (id,
+    topic_type, encoding, encoded_message_definition, ...)."""
+    roots = {
+        values[1]: values[3]
+        for _, values in db.table(1)
+        if len(values) == 5 and values[0] == "table" and isinstance(values[3], int)
+    }
+    for rowid, values in db.table(roots.get("topics", 0)):
+        if len(values) >= 3 and isinstance(values[1], str) and isinstance(values[2], str):
+            conns.setdefault(rowid, RecoveredConnection(rowid, values[1], values[2]))
+    for _, values in db.table(roots.get("message_definitions", 0)):
+        if len(values) >= 4 and all(isinstance(v, str) for v in values[1:4]):
+            defs.setdefault(values[1], tuple(values[1:4]))
+
+
+def _message_row(record: bytes) -> tuple[int, int, bytes] | None:
+    """(topic id, timestamp, data) of a record shaped as a rosbag2 messages row (id as
+    the rowid, two integers, a blob), else None: the only table of that shape."""
+    values = _record(record)
+    if len(values) != 4 or values[0] is not None:
+        return None
+    topic_id, timestamp, data = values[1:]
+    if type(topic_id) is not int or type(timestamp) is not int or type(data) is not bytes:
+        return None
+    return topic_id, timestamp, data
+
+
+def _sqlite_messages(db: _SqliteFile, conns: dict[int, RecoveredConnection]):
+    """(topic id, receive time, payload) of each message whose table leaf page and data
+    pages the cut left, in insertion (rowid) order. The leaf pages are read directly,
+    not through the b-tree: an interior page written late (when the tree grew a level)
+    may be past the cut while the leaves under it are intact."""
+    free = db.free_pages()
+    rows: dict[int, tuple[int, int, bytes]] = {}
+    for number in range(2, db.pages + 1):
+        if db.data[db.page(number)] != _TABLE_LEAF or number in free:
+            continue
+        for cell in db.cells(number)[1]:
+            try:
+                rowid, record = db.payload(cell)
+                row = _message_row(record)
+            except (IndexError, ValueError, struct.error):  # a data page past the cut
+                continue
+            if row is not None and row[0] in conns:
+                rows.setdefault(rowid, row)
+    for rowid in sorted(rows):
+        yield rows[rowid]
+
+
 # --- the reader --------------------------------------------------------------------------
 
 
@@ -252,11 +449,19 @@ class IntactReader:
         raw = path.read_bytes()
         self.size_bytes = len(raw)
         self._data = memoryview(raw)
-        self.ros1 = raw.startswith(_ROS1_MAGIC)
-        if not self.ros1 and not raw.startswith(_MCAP_MAGIC):
-            raise BagRecoveryError(f"{path}: neither an MCAP file nor a ROS 1 bag")
+        self._db: _SqliteFile | None = None
         self._conns: dict[int, RecoveredConnection] = {}
-        self._defs: dict[str, Any] = {}
+        self._defs: dict[Any, Any] = {}
+        if raw.startswith(_ROS1_MAGIC):
+            self.storage = "ros1"
+        elif raw.startswith(_MCAP_MAGIC):
+            self.storage = "mcap"
+        elif raw.startswith(_SQLITE_MAGIC):
+            self.storage = "sqlite3"
+            self._db = _SqliteFile(raw, path)
+            _sqlite_topics(self._db, self._conns, self._defs)
+        else:
+            raise BagRecoveryError(f"{path}: neither an MCAP file, a ROS 1 bag nor a .db3")
         count, first, last = 0, None, None
         for _, t_ns, _ in self._scan():
             count += 1
@@ -272,8 +477,10 @@ class IntactReader:
         self.typestore = self._typestore(default_typestore)
 
     def _scan(self) -> Iterator[tuple[int, int, bytes]]:
-        if self.ros1:
+        if self.storage == "ros1":
             return _ros1_messages(self._data, self._conns, self._defs)
+        if self._db is not None:
+            return _sqlite_messages(self._db, self._conns)
         return _mcap_messages(self._data, self._conns, self._defs)
 
     def _typestore(self, default: Typestore) -> Typestore:
@@ -281,7 +488,7 @@ class IntactReader:
         from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
         types: dict = dict(default.fielddefs)
-        if self.ros1:
+        if self.storage == "ros1":
             for msgtype, text in self._defs.items():
                 if text:
                     types.update(get_types_from_msg(text, msgtype))
@@ -305,7 +512,7 @@ class IntactReader:
                 yield self._conns[cid], t_ns, raw
 
     def deserialize(self, raw: bytes, msgtype: str) -> Any:
-        if self.ros1:
+        if self.storage == "ros1":
             return self.typestore.deserialize_ros1(raw, msgtype)
         return self.typestore.deserialize_cdr(raw, msgtype)
 
@@ -319,17 +526,19 @@ class IntactReader:
 
     def close(self) -> None:
         self._data = memoryview(b"")
+        self._db = None
 
 
 def open_intact(path: Path, default_typestore: Typestore) -> IntactReader:
-    """The intact part of the bag at `path`: a .mcap or ROS 1 .bag file, or a ROS 2 bag
-    folder with one MCAP storage file (raises BagRecoveryError when none is intact)."""
+    """The intact part of the bag at `path`: a .mcap, ROS 1 .bag or ROS 2 .db3 file, or a
+    ROS 2 bag folder with one storage file, MCAP or sqlite3 (raises BagRecoveryError when
+    none is intact)."""
     if path.is_dir():
-        files = sorted(path.glob("*.mcap"))
+        files = sorted([*path.glob("*.mcap"), *path.glob("*.db3")])
         if len(files) != 1:
             raise BagRecoveryError(
-                f"{path}: cannot recover a bag folder without exactly one .mcap file "
-                f"({len(files)} found)"
+                f"{path}: cannot recover a bag folder without exactly one .mcap or .db3 "
+                f"file ({len(files)} found)"
             )
         path = files[0]
     return IntactReader(path, default_typestore)

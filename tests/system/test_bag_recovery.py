@@ -1,6 +1,7 @@
 """A bag cut short imports what is intact and says so: bags written by rosbags' own
-writers (ROS 1 plain and compressed, ROS 2 MCAP storage, a plain .mcap), cut at several
-byte offsets, then `robot-ssl import` through the real CLI; nothing intact is exit 2."""
+writers (ROS 1 plain and compressed, ROS 2 MCAP and sqlite3 storage, a plain .mcap, a
+bare .db3), cut at several byte offsets, then `robot-ssl import` through the real CLI;
+nothing intact is exit 2."""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def _messages(store, ros1: bool):
 
 
 def write_bag(path: Path, kind: str) -> Path:
-    """A bag of `kind` ("ros1", "ros1-lz4", "ros1-bz2", "mcap-folder"); returns the file
-    to cut (for a ROS 2 folder, its .mcap storage file)."""
+    """A bag of `kind` ("ros1", "ros1-lz4", "ros1-bz2", "mcap-folder", "sqlite-folder");
+    returns the file to cut (for a ROS 2 folder, its .mcap or .db3 storage file)."""
     if kind.startswith("ros1"):
         store = get_typestore(Stores.ROS1_NOETIC)
         writer = Writer1(path)
@@ -66,7 +67,8 @@ def write_bag(path: Path, kind: str) -> Path:
         serialize = store.serialize_ros1
     else:
         store = get_typestore(Stores.ROS2_HUMBLE)
-        writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        plugin = StoragePlugin.SQLITE3 if kind == "sqlite-folder" else StoragePlugin.MCAP
+        writer = Writer(path, version=9, storage_plugin=plugin)
         serialize = store.serialize_cdr
     with writer as w:
         conns = {}
@@ -74,7 +76,9 @@ def write_bag(path: Path, kind: str) -> Path:
             if topic not in conns:
                 conns[topic] = w.add_connection(topic, msgtype, typestore=store)
             w.write(conns[topic], t, serialize(msg, msgtype))
-    return path if kind.startswith("ros1") else path / f"{path.name}.mcap"
+    if kind.startswith("ros1"):
+        return path
+    return path / f"{path.name}.{'db3' if kind == 'sqlite-folder' else 'mcap'}"
 
 
 def _cut(src: Path, dst: Path, fraction: float) -> Path:
@@ -88,23 +92,24 @@ def bags(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bags")
     return {
         kind: write_bag(root / (kind + (".bag" if kind.startswith("ros1") else "")), kind)
-        for kind in ("ros1", "ros1-lz4", "ros1-bz2", "mcap-folder")
+        for kind in ("ros1", "ros1-lz4", "ros1-bz2", "mcap-folder", "sqlite-folder")
     }
 
 
-@pytest.mark.parametrize("kind", ["ros1", "ros1-lz4", "ros1-bz2", "mcap-folder"])
+@pytest.mark.parametrize("kind", ["ros1", "ros1-lz4", "ros1-bz2", "mcap-folder", "sqlite-folder"])
 def test_the_intact_prefix_is_every_message_before_the_cut(bags, tmp_path, kind):
     """At any cut the reader gives the first messages of the whole bag, exactly, and more
     of them the later the cut."""
     store = rt.make_typestore()
     src = bags[kind]
-    suffix = ".bag" if kind.startswith("ros1") else ".mcap"
+    suffix = src.suffix
     xs_full = None
     counts = []
     for fraction in (1.0, 0.97, 0.8, 0.6, 0.4, 0.2, 0.1, 0.03):
         cut = _cut(src, tmp_path / f"cut{suffix}", fraction)
-        if kind != "ros1" and kind != "mcap-folder" and fraction <= 0.1:
-            try:  # a compressed chunk cut before its first whole block gives nothing
+        if kind not in ("ros1", "mcap-folder") and fraction <= 0.1:
+            try:  # a compressed chunk cut before its first whole block gives nothing,
+                # a .db3 cut within its schema and index pages too
                 reader = open_intact(cut, store)
             except BagRecoveryError:
                 counts.append(0)
@@ -127,17 +132,72 @@ def test_the_intact_prefix_is_every_message_before_the_cut(bags, tmp_path, kind)
     assert counts == sorted(counts, reverse=True)
     if kind in ("ros1", "mcap-folder"):  # uncompressed: a cut loses what follows it only
         assert 0 < counts[-1] < counts[3] < counts[0]
+    if kind == "sqlite-folder":  # a .db3 cut loses its rows past the cut, about
+        total = counts[0]
+        for fraction, count in zip((0.8, 0.6, 0.4, 0.2), counts[2:6], strict=True):
+            assert abs(count / total - fraction) < 0.1, (fraction, counts)
 
 
-@pytest.mark.parametrize("kind", ["ros1", "ros1-lz4", "mcap-folder", "mcap-file"])
+def test_a_deep_db3_cut_early_keeps_the_rows_under_its_lost_interior_pages(tmp_path):
+    """A .db3 whose messages b-tree grew a third level: the interior page over its first
+    leaves was written when the tree grew, far into the file, so a cut before it leaves
+    those leaves intact but unreachable through the tree. Every intact leaf is read."""
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    ty = store.types
+    n = 1200  # one ~3 KB scan per 4 KiB leaf page: more leaves than one interior page holds
+    with Writer(tmp_path / "deep", version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+        conn = w.add_connection("/scan", "sensor_msgs/msg/LaserScan", typestore=store)
+        for i in range(n):
+            t = 1_700_000_000 * 10**9 + i * 100_000_000
+            msg = ty["sensor_msgs/msg/LaserScan"](
+                header=ros_header(ty, t, "scan", False),
+                angle_min=0.0,
+                angle_max=6.28,
+                angle_increment=0.00872,
+                time_increment=0.0,
+                scan_time=0.1,
+                range_min=0.1,
+                range_max=10.0,
+                ranges=np.full(720, float(i), np.float32),
+                intensities=np.zeros(0, np.float32),
+            )
+            w.write(conn, t, store.serialize_cdr(msg, "sensor_msgs/msg/LaserScan"))
+    src = tmp_path / "deep" / "deep.db3"
+    for fraction in (0.9, 0.5, 0.25, 0.1):
+        reader = open_intact(_cut(src, tmp_path / "cut.db3", fraction), rt.make_typestore())
+        first = [reader.deserialize(raw, c.msgtype).ranges[0] for c, _, raw in reader.messages()]
+        assert first == list(range(len(first)))  # the first messages, in order
+        assert abs(len(first) / n - fraction) < 0.03, (fraction, len(first))
+        assert reader.duration_s == pytest.approx(0.1 * (len(first) - 1))
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "ros1",
+        "ros1-lz4",
+        "mcap-folder",
+        "mcap-file",
+        "sqlite-folder",
+        "db3-file",
+        "db3-no-metadata",
+    ],
+)
 @pytest.mark.parametrize("fraction", [0.35, 0.75])
 def test_import_of_a_cut_bag_says_how_much_it_recovered(bags, tmp_path, kind, fraction):
-    if kind == "mcap-folder":  # the ROS 2 folder, its metadata intact, its storage cut
-        bag = tmp_path / "folder"
+    if kind in ("mcap-folder", "sqlite-folder"):  # the ROS 2 folder, metadata intact,
+        bag = tmp_path / "folder"  # its storage cut
         shutil.copytree(bags[kind].parent, bag)
         _cut(bags[kind], bag / bags[kind].name, fraction)
     elif kind == "mcap-file":
         bag = _cut(bags["mcap-folder"], tmp_path / "plain.mcap", fraction)
+    elif kind == "db3-file":
+        bag = _cut(bags["sqlite-folder"], tmp_path / "bare.db3", fraction)
+    elif kind == "db3-no-metadata":  # a recorder killed before it wrote metadata.yaml
+        bag = tmp_path / "folder"
+        bag.mkdir()
+        _cut(bags["sqlite-folder"], bag / "folder_0.db3", fraction)
     else:
         bag = _cut(bags[kind], tmp_path / "cut.bag", fraction)
     out = tmp_path / "o.h5"
@@ -156,11 +216,13 @@ def test_import_of_a_cut_bag_says_how_much_it_recovered(bags, tmp_path, kind, fr
         assert s.frame(frames - 1).shape == (48, 64, 3)  # the last frame decodes
 
 
-@pytest.mark.parametrize("kind", ["ros1", "mcap-folder"])
-def test_a_bag_with_nothing_intact_is_one_line_and_exit_2(bags, tmp_path, kind):
-    suffix = ".bag" if kind.startswith("ros1") else ".mcap"
-    bag = _cut(bags[kind], tmp_path / f"cut{suffix}", 0.0)
-    (tmp_path / f"cut{suffix}").write_bytes(bags[kind].read_bytes()[:40])
+@pytest.mark.parametrize(
+    ("kind", "size"),  # cut in the header; a .db3 also after its tables' first pages
+    [("ros1", 40), ("mcap-folder", 40), ("sqlite-folder", 40), ("sqlite-folder", 6 * 4096)],
+)
+def test_a_bag_with_nothing_intact_is_one_line_and_exit_2(bags, tmp_path, kind, size):
+    bag = tmp_path / f"cut{bags[kind].suffix}"
+    bag.write_bytes(bags[kind].read_bytes()[:size])
     with pytest.raises(BagRecoveryError, match="no message in it is intact"):
         open_intact(bag, rt.make_typestore())
     r = cli("import", bag, tmp_path / "o.h5", "--odom", "/odom")

@@ -185,7 +185,7 @@ class Simulator:
         ir: IRParams | None = None,
         camera: CameraParams | None = _DEFAULT_CAMERA,
         dt_s: float = 0.01,
-        start_pose: tuple[float, float, float] | None = None,
+        start_pose: tuple[float, float, float] | str | None = None,
         start_ns: int = 0,
         realtime: bool = False,
         time_scale: float = 1.0,
@@ -195,7 +195,8 @@ class Simulator:
         acc: AccParams | None = None,
     ) -> None:
         """`camera=None` simulates no camera (faster). `start_pose` overrides the world's;
-        with neither, a free pose is drawn from the seed. `realtime` paces the clock to the
+        with neither, or with "random", a free pose is drawn from the seed (so that drives
+        of one world with different seeds start in different places). `realtime` paces the clock to the
         wall clock (`time_scale` simulated seconds per wall second). `camera_timing` and
         `robot_timing`: the devices' clocks (their `ideal()`: the old simulator's);
         `stream`: the robot pushes its readings (`drain_stream`), else it is polled;
@@ -229,9 +230,13 @@ class Simulator:
         )
         self._sensed = getattr(self.ir, "sensed_distances", None)
         self._ir_rng = np.random.default_rng(s_ir)
+        if isinstance(start_pose, str) and start_pose != "random":
+            raise SimError(
+                f"start_pose must be (x_m, y_m, theta_rad) or 'random', not {start_pose!r}"
+            )
         if start_pose is None:
             start_pose = world.start_pose
-        if start_pose is None:
+        if start_pose is None or isinstance(start_pose, str):
             start_pose = self.random_free_pose(np.random.default_rng(s_start))
         self.drive = DiffDrive(
             self.drive_params,

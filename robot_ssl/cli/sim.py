@@ -72,6 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="'wander' explores with the IR sensors (default); 'contact' by touching: "
         "straight on until a stall, shock or tap, back off, turn (no proximity used)",
     )
+    rec.add_argument(
+        "--random-start",
+        action="store_true",
+        help="start at a free pose drawn from --seed, not the world's start pose (drives of "
+        "one world with different seeds then start apart)",
+    )
     rec.add_argument("--frame-format", choices=("jpeg", "raw"), default="jpeg")
     rec.add_argument("--jpeg-quality", type=t.JPEG_QUALITY, default=90)
     rec.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
@@ -206,6 +212,7 @@ def _record(args: argparse.Namespace) -> int:
         ideal_clocks=args.ideal_clocks,
         ir_model=args.ir_model,
         drive=args.drive,
+        start_pose="random" if args.random_start else None,
     )
     c = stats.counts
     print(

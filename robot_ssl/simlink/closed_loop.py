@@ -190,6 +190,7 @@ def closed_loop_trial(
     pace: float | None = None,
     mark_every_s: float | None = None,
     on_mark: Any = None,
+    start_pose: Any = None,
 ) -> dict[str, Any]:
     """Drive one controller for `minutes` of simulated time in one world; returns a dict:
     world, seed, controller, cruise_speed, minutes, collisions, collisions_per_10min,
@@ -205,7 +206,8 @@ def closed_loop_trial(
     cruise_speed is replaced by `cruise_speed`). `observers` watch the camera loop
     (learning while driving); `pace` caps simulated seconds per wall second (a learner
     thread then gets a robot's share of time); `on_mark(t_s)` is called every
-    `mark_every_s` of simulated time.
+    `mark_every_s` of simulated time. `start_pose`: make_simulator's ("random": a free
+    pose drawn from `seed`).
     """
     from dataclasses import replace
 
@@ -226,6 +228,7 @@ def closed_loop_trial(
         robot_spec=robot_spec,
         camera_spec=camera_spec,
         camera=controller == "camera",
+        start_pose=start_pose,
     )
     clock = TrialClock(sim, debounce_s, pace=pace, mark_every_s=mark_every_s, on_mark=on_mark)
     duration_s = minutes * 60.0

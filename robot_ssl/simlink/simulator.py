@@ -213,6 +213,7 @@ def record_session(
     ideal_clocks: bool = False,
     ir_model: str | None = None,
     drive: str = "wander",
+    start_pose: Any = None,
 ) -> Any:
     """Record `minutes` of simulated driving (`drive`: "wander" with the IR sensors,
     "contact" by touching, see robot_ssl.recording.record.DRIVES) into the session file
@@ -222,7 +223,8 @@ def record_session(
     `sim_clocks`; None keeps a default: latency 80 ms, jitter 8 ms, exposure 20 ms, 1 %
     dropped frames, proximity on its own phase, readings streamed over a 3 ms link).
     The session's metadata says which ("sim_camera_timing", "sim_robot_timing",
-    "truth_geometry", "ir_model")."""
+    "truth_geometry", "ir_model"). `start_pose`: (x_m, y_m, theta_rad), "random" (a free
+    pose drawn from `seed`, whatever the world's) or None (the world's, else random)."""
     from tqdm import tqdm
 
     from robot_ssl.core.outputs import atomic_output
@@ -259,6 +261,7 @@ def record_session(
         robot_timing=robot_timing,
         stream=stream,
         ir_model=ir_model,
+        start_pose=start_pose,
     )
     w = sim.world
     metadata = {

@@ -112,6 +112,22 @@ def test_random_start_pose_is_free_and_seeded():
     assert np.array_equal(p1, p2) and not np.array_equal(p1, p3)
 
 
+def test_random_start_overrides_the_worlds_start_pose():
+    """"random" draws a free pose from the seed even in a world with a start pose, so that
+    drives of one world with different seeds start apart (the hard suite's 3 drives)."""
+    from sim.errors import SimError
+
+    w = load_world("hard_tiles")
+    assert w.start_pose is not None
+    fixed = [Simulator(w, seed=s, camera=None).pose for s in (1, 2)]
+    drawn = [Simulator(w, seed=s, camera=None, start_pose="random").pose for s in (1, 2, 1)]
+    assert np.array_equal(fixed[0], fixed[1]) and np.allclose(fixed[0], w.start_pose)
+    assert not np.array_equal(drawn[0], drawn[1]) and np.array_equal(drawn[0], drawn[2])
+    assert not np.allclose(drawn[0], w.start_pose)
+    with pytest.raises(SimError, match="random"):
+        Simulator(w, seed=1, camera=None, start_pose="anywhere")
+
+
 def test_sim_defaults_mirror_the_robot_and_camera_specs():
     """sim cannot import robot_ssl, so its Thymio defaults are copies: keep them in sync."""
     from robot_ssl.core.spec import CameraSpec, RobotSpec

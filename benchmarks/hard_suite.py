@@ -48,6 +48,42 @@ def record_sessions(
         return list(pool.map(one, worlds))
 
 
+DRIVES = 3
+"""Recorded drives per world in the hard suite's scoring (issue 27)."""
+DRIVE_MINUTES = 3.0
+DRIVE_SEED0 = 100
+"""Drive k of a world has seed DRIVE_SEED0 + k and a random start pose drawn from it."""
+
+
+def record_drives(
+    worlds: tuple[str, ...],
+    folder: Path,
+    drives: int = DRIVES,
+    minutes: float = DRIVE_MINUTES,
+    jobs: int = 2,
+) -> dict[str, list[Path]]:
+    """`drives` labelled sessions per world, `folder/<world>_d<k>.h5`, each from its own
+    seed and random start pose (existing ones are kept): {world: [paths]}."""
+    from robot_ssl.simlink.sim_sessions import labelled_session, world_name
+
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs_list = [(w, k) for w in worlds for k in range(drives)]
+
+    def one(job: tuple[str, int]) -> Path:
+        world, k = job
+        path = folder / f"{world_name(world)}_d{k}.h5"
+        return labelled_session(
+            world, minutes, DRIVE_SEED0 + k, path, folder / "worlds", start_pose="random"
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        paths = list(pool.map(one, jobs_list))
+    out: dict[str, list[Path]] = {w: [] for w in worlds}
+    for (world, _), path in zip(jobs_list, paths):
+        out[world].append(path)
+    return out
+
+
 class HardSuite:
     """The hard suite's frames and truth, loaded once, scoring any number of models."""
 

@@ -1,30 +1,34 @@
-"""Learning while driving: AUC against truth every 30 s, collisions and latency, with and without it.
+"""Learning while driving: AUC against truth every 30 s, over seeds, with and without it.
 
-    python -m benchmarks online_learning --models today=out/bench/train_speed/run_today/best.pt
-    python -m benchmarks online_learning --models a=A.pt b=B.pt --worlds hard_tiles --minutes 2
-    python -m benchmarks online_learning --quick   # 1 world, 1 min, 1 fixed seed, 5 s latency
+    python -m benchmarks online_learning --models demo=out/demo/run/best.pt --latency-s 0
+    python -m benchmarks online_learning --models a=A.pt b=B.pt --worlds hard_tiles --seeds 2
+    python -m benchmarks online_learning --quick   # 1 world, 1 seed, 1 min, 5 s latency
 
-Without --models: the demo's (demo=out/demo/run/best.pt) and label_budget's 5-minute model
-(s5=out/bench/label_budget/runs/5_scratch_s0/last.pt), those that exist.
+Without --models: the demo's model (demo=out/demo/run/best.pt).
 
-For each start model (trained on other worlds) and each unseen hard world:
+For each start model (trained on other worlds), each unseen hard world and each of
+`--seeds` seeds (`--seed` + k), the drives start from a free pose drawn from the seed
+(`closed_loop_trial(start_pose="random")`), so that the seeds meet different places:
 - `learn`: the camera-only loop drives the simulated robot for `--minutes` with the
   learner attached (robot_ssl.learning.online: online labels, replay buffer, one
   torch thread), paced at real time so that the learner gets the compute a robot's
-  computer would give it; every 30 s of driving the live weights are saved;
-- `fixed`: the same drive without learning (same world, seed and speed), and with
-  `--fixed-seeds` more seeds (unpaced, cheap): the collision baseline is their mean.
-Each snapshot (and the start model at 0 s) is scored against simulator truth on a
-*different* session of that world (the hard suite's, benchmarks/hard_suite.py), so
-the score is what the robot would see next time it comes by, not what it trained on.
-Collisions per 10 minutes come from both drives, per half of the run.
+  computer would give it; every `--every-s` of driving the live weights are saved;
+- `fixed`: the same drive (same world, seed, start pose and speed) without learning,
+  unpaced: the collision baseline.
+The start model and each snapshot are scored against simulator truth on the world's
+`--drives` recorded drives of `--drive-minutes` (benchmarks.hard_suite.record_drives:
+seeds 100+k, random start poses, in `--drives-dir`), never the drives it learned on:
+what the robot would see the next times it comes by. The gain of a seed is its last
+snapshot's AUC minus the start model's; per (model, world) the figure is the mean gain
+over seeds with a 95% t-interval over seeds (benchmarks.label_budget.seed_interval).
 
-Latency (`--latency-s`, threaded loop on the wall clock, `realtime_trial`): capture to
-command with ONNX Runtime (what `run` uses without --learn), with PyTorch, and with
-PyTorch while the learner trains on a full buffer.
+Latency (`--latency-s`, threaded loop on the wall clock, `realtime_trial`; 0 skips it):
+capture to command with ONNX Runtime (what `run` uses without --learn), with PyTorch,
+and with PyTorch while the learner trains on a full buffer.
 
-Targets (issue 16): AUC against truth up by >= 0.05 within 5 minutes; p99 capture to
-command within 20% of the figure without learning; no collisions added.
+Targets: from the demo's model, AUC against truth up by >= 0.03 within 5 minutes in both
+unseen hard worlds (mean over seeds per world; issue 27); p99 capture to command within
+20% of the figure without learning; no collisions added.
 Results: WORK/online_learning.json and .png, printed as a table.
 """
 
@@ -43,13 +47,47 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np
 
 from benchmarks import Parser
-from benchmarks.hard_suite import HARD_WORLDS, HardSuite, record_sessions
+from benchmarks.hard_suite import record_drives
+from benchmarks.label_budget import seed_interval
 from benchmarks.results import Figure, Target
 
-DEFAULT_MODELS = {
-    "demo": Path("out/demo/run/best.pt"),
-    "s5": Path("out/bench/label_budget/runs/5_scratch_s0/last.pt"),
-}
+DEFAULT_MODELS = {"demo": Path("out/demo/run/best.pt")}
+TARGET_GAIN = 0.03
+"""AUC against truth gained within 5 minutes from the demo's model, per world (issue 27)."""
+
+
+class DriveScorer:
+    """A world's recorded drives and their truth, loaded once, scoring any number of
+    models against truth (the hard suite's scoring, on a list of sessions)."""
+
+    def __init__(self, sessions: list[Path], cache_dir: Path | None = None) -> None:
+        from robot_ssl.learning.evaluate import load_eval_data
+
+        self.sessions = sessions
+        self.frames, self.targets = load_eval_data(
+            sessions, cache_dir=cache_dir, progress=False, truth=True
+        )
+
+    def score(self, model: Path, n_bootstrap: int = 200, threads: int = 2) -> dict[str, Any]:
+        """Mean AUC against truth with its block-bootstrap interval, and against the labels."""
+        from robot_ssl.learning.evaluate import evaluate
+
+        report = evaluate(
+            model,
+            [],
+            frames=self.frames,
+            targets=self.targets,
+            truth=True,
+            n_bootstrap=n_bootstrap,
+            num_threads=threads,
+            progress=False,
+        )
+        overall = report["truth"]["overall"]
+        return {
+            "truth_auc": overall["truth"]["mean_auc"],
+            "truth_auc_ci": overall["truth"]["mean_auc_ci"],
+            "labels_auc": overall["labels"]["mean_auc"],
+        }
 
 
 def _save_weights(predictor: Any, path: Path) -> Path:
@@ -57,7 +95,15 @@ def _save_weights(predictor: Any, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().clone() for k, v in predictor.module.state_dict().items()}
-    torch.save({"model": state, "model_config": predictor.config.to_dict()}, path)
+    viewpoint = getattr(predictor, "viewpoint", None)  # kept, so scoring checks the camera
+    torch.save(
+        {
+            "model": state,
+            "model_config": predictor.config.to_dict(),
+            "viewpoint": None if viewpoint is None else viewpoint.viewpoint_dict(),
+        },
+        path,
+    )
     return path
 
 
@@ -78,7 +124,8 @@ def drive(
     offset_s: float,
     seed: int,
 ) -> dict:
-    """One drive; with `learn`, snapshots every `--every-s` (paths in the result)."""
+    """One drive from the seed's random start pose; with `learn`, paced at real time and
+    snapshots every `--every-s` (paths in the result)."""
     from robot_ssl.learning.online import LearnConfig, learning_for
     from robot_ssl.learning.torch_predictor import load_any_predictor
     from robot_ssl.simlink.closed_loop import closed_loop_trial
@@ -109,6 +156,7 @@ def drive(
             pace=pace,
             mark_every_s=args.every_s if learn else None,
             on_mark=mark,
+            start_pose="random",
         )
     finally:
         if learning is not None:
@@ -183,37 +231,104 @@ def per_half(trial: dict, half_s: float) -> list[float]:
     ]
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """AUC against truth over driving time; metres driven and collisions, learn vs fixed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def seed_result(
+    seed: int, start: dict[str, Any], snapshots: list[dict[str, Any]], learned: dict, fixed: dict
+) -> dict[str, Any]:
+    """One seed of one (model, world): AUC over time (the start model's at 0 s, then each
+    scored snapshot), its gain (last - start) and best gain, both drives' collisions."""
+    curve = [{"t_s": 0.0, **start}, *snapshots]
+    keys = ("t_s", "truth_auc", "truth_auc_ci", "labels_auc")
+    half_s = learned["minutes"] * 30.0
+    return {
+        "seed": seed,
+        "auc_over_time": [{k: c[k] for k in keys} for c in curve],
+        "auc_gain": curve[-1]["truth_auc"] - curve[0]["truth_auc"],
+        "best_gain": max(c["truth_auc"] for c in curve) - curve[0]["truth_auc"],
+        "drives": {"learn": collision_summary(learned), "fixed": collision_summary(fixed)},
+        "collisions_by_half": {
+            "learn": per_half(learned, half_s),
+            "fixed": per_half(fixed, half_s),
+        },
+        "learner": learned["learner"],
+    }
 
-    fig = Figure(figsize=(12, 4.5))
+
+def mean_curve(seeds: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """AUC against truth at each snapshot time, mean over the seeds that reached it."""
+    by_t: dict[float, list[float]] = {}
+    for s in seeds:
+        for p in s["auc_over_time"]:
+            by_t.setdefault(round(float(p["t_s"]), 1), []).append(p["truth_auc"])
+    return [
+        {"t_s": t, "truth_auc": float(np.mean(v)), "seeds": len(v)} for t, v in sorted(by_t.items())
+    ]
+
+
+def summarise(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A (model, world) over its seeds: mean gain with its t-interval over seeds, the mean
+    best gain, collisions summed and metres driven averaged over the drives."""
+    gain = seed_interval([s["auc_gain"] for s in seeds])
+    best = seed_interval([s["best_gain"] for s in seeds])
+    learn = [s["drives"]["learn"] for s in seeds]
+    fixed = [s["drives"]["fixed"] for s in seeds]
+    return {
+        "start_auc": seeds[0]["auc_over_time"][0]["truth_auc"],
+        "auc_gain": gain.mean,
+        "auc_gain_ci": None if gain.ci is None else list(gain.ci),
+        "auc_gain_by_seed": {str(s["seed"]): s["auc_gain"] for s in seeds},
+        "best_gain": best.mean,
+        "mean_curve": mean_curve(seeds),
+        "collisions": {
+            "learn": int(sum(d["count"] for d in learn)),
+            "fixed": int(sum(d["count"] for d in fixed)),
+        },
+        "path_m": {
+            "learn": float(np.mean([d["path_m"] for d in learn])),
+            "fixed": float(np.mean([d["path_m"] for d in fixed])),
+        },
+        "learner_steps": [s["learner"]["steps"] for s in seeds],
+        "seeds": seeds,
+    }
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """AUC against truth over driving time (mean over seeds, thin: each seed); metres
+    driven and collisions, learn vs fixed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(12, 4.5))
     FigureCanvasAgg(fig)
     ax, bx = fig.subplots(1, 2)
     for i, (key, r) in enumerate(results.items()):
-        t = [p["t_s"] / 60 for p in r["auc_over_time"]]
-        y = [p["truth_auc"] for p in r["auc_over_time"]]
-        colour = ax.plot(t, y, "o-", label=f"{key}: learn")[0].get_color()
-        ax.axhline(r["auc_over_time"][0]["truth_auc"], ls="--", color=colour, lw=0.8)
-        learn, fixed = r["drives"]["learn"], r["drives"]["fixed"]
-        paths = [learn["path_m"], float(np.mean([f["path_m"] for f in fixed]))]
-        counts = [learn["count"], float(np.mean([f["count"] for f in fixed]))]
+        t = [p["t_s"] / 60 for p in r["mean_curve"]]
+        y = [p["truth_auc"] for p in r["mean_curve"]]
+        ci = "" if r["auc_gain_ci"] is None else " [{:+.3f}, {:+.3f}]".format(*r["auc_gain_ci"])
+        label = f"{key}: learn, mean of {len(r['seeds'])} ({r['auc_gain']:+.3f}{ci})"
+        colour = ax.plot(t, y, "o-", lw=2, label=label)[0].get_color()
+        for s in r["seeds"]:
+            ts = [p["t_s"] / 60 for p in s["auc_over_time"]]
+            ax.plot(ts, [p["truth_auc"] for p in s["auc_over_time"]], "-", color=colour, lw=0.6)
+        ax.axhline(r["start_auc"], ls="--", color=colour, lw=0.8)
+        ax.axhline(r["start_auc"] + TARGET_GAIN, ls=":", color=colour, lw=0.8)
+        paths = [r["path_m"]["learn"], r["path_m"]["fixed"]]
+        counts = [r["collisions"]["learn"], r["collisions"]["fixed"]]
         for j, (x, hatch) in enumerate(((i - 0.2, None), (i + 0.2, "//"))):
             bx.bar(x, paths[j], 0.38, color=colour, alpha=1.0 if j == 0 else 0.35, hatch=hatch)
             bx.annotate(f"{counts[j]:g}", (x, paths[j]), ha="center", va="bottom", fontsize=8)
-        bx.plot([i + 0.2] * len(fixed), [f["path_m"] for f in fixed], "k.", ms=4)
+            side = "learn" if j == 0 else "fixed"
+            bx.plot([x] * len(r["seeds"]), [s["drives"][side]["path_m"] for s in r["seeds"]], "k.")
     ax.set(
         xlabel="minutes of driving in the world",
-        ylabel="mean ROC AUC vs truth (another drive)",
-        title="learning while driving (dashed: the start model)",
+        ylabel="mean ROC AUC vs truth (other drives)",
+        title=f"learning while driving (dashed: start model; dotted: +{TARGET_GAIN:g})",
     )
     ax.legend(fontsize=7)
     bx.set_xticks(range(len(results)), [k.replace(" / ", "\n") for k in results], fontsize=8)
     bx.set(
         ylabel="metres driven",
-        title="metres driven, learn (solid) vs without (hatched, mean; dots: seeds);\n"
-        "numbers: collisions",
+        title="metres driven, learn (solid) vs without (hatched), mean; dots: seeds;\n"
+        "numbers: collisions in all seeds",
     )
     for a in (ax, bx):
         a.grid(alpha=0.3)
@@ -229,13 +344,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=Path("out/bench/online_learning"))
     p.add_argument("--models", nargs="+", default=None, metavar="NAME=CHECKPOINT")
     p.add_argument("--worlds", nargs="+", default=["hard_tiles", "hard_shadow"])
-    p.add_argument("--hard", type=Path, help="folder of the hard suite (default WORK/hard)")
+    p.add_argument("--drives-dir", type=Path, help="recorded drives to score on (WORK/drives)")
+    p.add_argument("--drives", type=int, default=3, help="recorded drives per world")
+    p.add_argument("--drive-minutes", type=float, default=3.0)
     p.add_argument("--pool", type=Path, help="a labelled session to fill the latency buffer")
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--every-s", type=float, default=30.0)
     p.add_argument("--speed", type=int, default=150)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--fixed-seeds", type=int, default=3, help="drives without learning")
+    p.add_argument("--seed", type=int, default=7, help="the first seed")
+    p.add_argument("--seeds", type=int, default=3, help="learn (and fixed) drives per world")
     p.add_argument("--lr", type=float, default=3e-4, help="the learner's (LearnConfig.lr)")
     p.add_argument("--ema", type=float, default=0.99, help="LearnConfig.ema")
     p.add_argument("--latency-s", type=float, default=60.0, help="0: skip the latency runs")
@@ -243,87 +360,63 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def run(quick: bool, argv: list[str]) -> list[Figure]:
-    """Drive with and without learning per (model, world), score snapshots, then latency."""
+def parse(quick: bool, argv: list[str]) -> argparse.Namespace | None:
+    """The options, checked; None when there is no start model to learn from."""
     p = parser()
     args = p.parse_args(argv)
-    if args.fixed_seeds < 1:
-        p.error("--fixed-seeds must be >= 1")
+    for name in ("seeds", "drives"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
     if args.models is None:
         args.models = [f"{k}={v}" for k, v in DEFAULT_MODELS.items() if v.is_file()]
         if not args.models:
             print("online_learning skipped: no start model (`make demo`, or --models)")
-            return []
+            return None
+    if any("=" not in m for m in args.models):
+        p.error("--models takes NAME=CHECKPOINT")
+    missing = [m for m in args.models if not Path(m.split("=", 1)[1]).is_file()]
+    if missing:
+        p.error(f"no checkpoint at {', '.join(m.split('=', 1)[1] for m in missing)}")
     if quick:
         args.worlds, args.minutes, args.every_s = args.worlds[:1], 1.0, 30.0
-        args.fixed_seeds, args.latency_s, args.bootstrap = 1, 5.0, 20
+        args.seeds, args.drives, args.drive_minutes = 1, 1, 0.5
+        args.latency_s, args.bootstrap = 5.0, 20
         args.work = args.work / "quick"
+    args.drives_dir = args.drives_dir or args.work / "drives"
+    return args
 
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Per (model, world) and seed: drive with and without learning, score the snapshots
+    on the world's recorded drives; then latency."""
+    args = parse(quick, argv)
+    if args is None:
+        return []
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    hard = args.hard or work / "hard"
-    record_sessions(tuple(w for w in HARD_WORLDS if w in args.worlds), 1.5, 5, hard)
+    drives = record_drives(tuple(args.worlds), args.drives_dir, args.drives, args.drive_minutes)
     models = dict(m.split("=", 1) for m in args.models)
+    seeds = [args.seed + k for k in range(args.seeds)]
     results: dict[str, Any] = {}
     for world in args.worlds:
-        suite = HardSuite(hard / f"{world}.h5")
+        scorer = DriveScorer(drives[world], cache_dir=work / "cache")
+        offset_s = calibrated_offset_s(labels_of(drives[world][0]))
         for name, model in models.items():
             key = f"{name} / {world}"
-            run_dir = work / name / world
-            t0 = time.perf_counter()
-            offset_s = calibrated_offset_s(hard / f"{world}.labels.h5")
-            learned = drive(Path(model), world, args, run_dir, True, offset_s, args.seed)
-            fixed_drives = [  # the first has the learning drive's seed
-                drive(Path(model), world, args, run_dir, False, offset_s, args.seed + k)
-                for k in range(args.fixed_seeds)
+            start = scorer.score(Path(model), args.bootstrap)
+            per_seed = [
+                one_seed(
+                    Path(model), world, seed, args, work / name / world, offset_s, start, scorer
+                )
+                for seed in seeds
             ]
-            fixed = fixed_drives[0]
-            fixed_all = [collision_summary(t) for t in fixed_drives]
-            curve = [{"t_s": 0.0, **suite.score(Path(model), args.bootstrap)}]
-            for t_s, snap in learned["snapshots"]:
-                curve.append({"t_s": t_s, **suite.score(Path(snap), args.bootstrap)})
-
-            results[key] = {
-                "auc_over_time": [
-                    {k: c[k] for k in ("t_s", "truth_auc", "truth_auc_ci", "labels_auc")}
-                    for c in curve
-                ],
-                "auc_gain": curve[-1]["truth_auc"] - curve[0]["truth_auc"],
-                "best_gain": max(c["truth_auc"] for c in curve) - curve[0]["truth_auc"],
-                "collisions_per_10min": {
-                    "learn": learned["collisions_per_10min"],
-                    "fixed": fixed["collisions_per_10min"],
-                    "learn_by_half": per_half(learned, args.minutes * 30.0),
-                    "fixed_by_half": per_half(fixed, args.minutes * 30.0),
-                },
-                "speed_m_s": {
-                    "learn": learned["mean_forward_speed_m_s"],
-                    "fixed": fixed["mean_forward_speed_m_s"],
-                },
-                "drives": {"learn": collision_summary(learned), "fixed": fixed_all},
-                "fixed_mean": {
-                    k: float(np.mean([f[k] for f in fixed_all]))
-                    for k in ("per_10min", "per_m", "forward_speed_m_s")
-                },
-                "learner": learned["learner"],
-                "camera_offset_s": offset_s,
-                "wall_s": time.perf_counter() - t0,
-            }
-            r = results[key]
-            aucs = " ".join(f"{c['truth_auc']:.3f}" for c in curve)
-            print(
-                f"{key}: AUC vs truth every {args.every_s:g} s: {aucs} (gain {r['auc_gain']:+.3f}); "
-                f"collisions / 10 min learn {r['collisions_per_10min']['learn']:.1f}, "
-                f"fixed {r['collisions_per_10min']['fixed']:.1f} (mean of {len(fixed_all)} seeds "
-                f"{r['fixed_mean']['per_10min']:.1f}); speed cm/s learn "
-                f"{100 * r['speed_m_s']['learn']:.2f}, fixed {100 * r['fixed_mean']['forward_speed_m_s']:.2f}; "
-                f"learner {r['learner']}",
-                flush=True,
-            )
+            results[key] = {**summarise(per_seed), "camera_offset_s": offset_s}
+            print_run(key, results[key])
             (work / "online_learning.json").write_text(json.dumps({"runs": results}, indent=1))
-    out: dict[str, Any] = {"argv": sys.argv[1:], "runs": results}
+    out: dict[str, Any] = {"argv": sys.argv[1:], "seeds": seeds, "runs": results}
+    out["scored_on"] = {w: [str(p) for p in drives[w]] for w in args.worlds}
     if args.latency_s > 0:
-        pool = args.pool or hard / f"{args.worlds[0]}.h5"
+        pool = args.pool or drives[args.worlds[0]][0]
         out["latency"] = latency(Path(next(iter(models.values()))), pool, args.latency_s)
         lat = out["latency"]
         out["p99_ratio"] = lat["torch + learning"]["p99_ms"] / lat["onnx"]["p99_ms"]
@@ -333,57 +426,139 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
     return figures(out, args)
 
 
+def labels_of(session: Path) -> Path:
+    """The labels file beside a session."""
+    from robot_ssl.io.labels_file import LABELS_SUFFIX
+
+    return session.with_name(session.stem + LABELS_SUFFIX)
+
+
+def one_seed(
+    model: Path,
+    world: str,
+    seed: int,
+    args: argparse.Namespace,
+    work: Path,
+    offset_s: float,
+    start: dict[str, Any],
+    scorer: DriveScorer,
+) -> dict[str, Any]:
+    """The learn and fixed drives of one seed, the snapshots scored."""
+    t0 = time.perf_counter()
+    run_dir = work / f"s{seed}"
+    learned = drive(model, world, args, run_dir, True, offset_s, seed)
+    fixed = drive(model, world, args, run_dir, False, offset_s, seed)
+    snapshots = [
+        {"t_s": t_s, **scorer.score(Path(snap), args.bootstrap)}
+        for t_s, snap in learned["snapshots"]
+    ]
+    r = seed_result(seed, start, snapshots, learned, fixed)
+    r["wall_s"] = time.perf_counter() - t0
+    aucs = " ".join(f"{c['truth_auc']:.3f}" for c in r["auc_over_time"])
+    d = r["drives"]
+    print(
+        f"  {world} seed {seed}: AUC vs truth every {args.every_s:g} s: {aucs} "
+        f"(gain {r['auc_gain']:+.3f}); collisions learn {d['learn']['count']} "
+        f"{d['learn']['times_s']}, fixed {d['fixed']['count']} {d['fixed']['times_s']}; "
+        f"metres learn {d['learn']['path_m']:.1f}, fixed {d['fixed']['path_m']:.1f}; "
+        f"learner {r['learner']}; {r['wall_s']:.0f} s",
+        flush=True,
+    )
+    return r
+
+
+def gain_text(r: dict[str, Any]) -> str:
+    """`+0.012 [-0.010, +0.034] (+0.001, +0.020, +0.015)`: mean, interval, per seed."""
+    ci = "" if r["auc_gain_ci"] is None else " [{:+.3f}, {:+.3f}]".format(*r["auc_gain_ci"])
+    seeds = ", ".join(f"{g:+.3f}" for g in r["auc_gain_by_seed"].values())
+    return f"{r['auc_gain']:+.3f}{ci} (seeds {seeds})"
+
+
+def print_run(key: str, r: dict[str, Any]) -> None:
+    """One line per (model, world): the mean curve, the gain over seeds, collisions, steps."""
+    curve = " ".join(f"{p['truth_auc']:.3f}" for p in r["mean_curve"])
+    print(
+        f"{key}: mean AUC vs truth over time {curve}; gain {gain_text(r)}; collisions learn "
+        f"{r['collisions']['learn']}, fixed {r['collisions']['fixed']}; metres learn "
+        f"{r['path_m']['learn']:.1f}, fixed {r['path_m']['fixed']:.1f}; learner steps "
+        f"{r['learner_steps']}",
+        flush=True,
+    )
+
+
+def gain_targets(runs: dict[str, Any], minutes: float) -> list[Target]:
+    """Per start model: +TARGET_GAIN AUC within `minutes` in every world (mean over seeds)."""
+    by_model: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for key, r in runs.items():
+        name, world = key.split(" / ", 1)
+        by_model.setdefault(name, []).append((world.removeprefix("hard_"), r))
+    out = []
+    for name, rows in by_model.items():
+        who = "the demo's model" if name == "demo" else f"`{name}`"
+        out.append(
+            Target(
+                f"+{TARGET_GAIN:g} AUC within {minutes:g} min from {who} in {len(rows)} unseen "
+                "hard worlds (mean over seeds)",
+                all(r["auc_gain"] >= TARGET_GAIN for _, r in rows),
+                "; ".join(f"{w} {gain_text(r)}" for w, r in rows),
+            )
+        )
+    return out
+
+
 def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
-    """The README's row: AUC gains, collisions and metres driven, latency, targets."""
+    """The README's row: AUC gains over seeds, collisions and metres driven, latency, targets."""
     runs = out["runs"]
-    gains = {k: r["auc_gain"] for k, r in runs.items()}
     auc = "; ".join(
-        f"{k.replace(' / hard_', '/')} {r['auc_over_time'][0]['truth_auc']:.3f} -> "
-        f"{r['auc_over_time'][-1]['truth_auc']:.3f} ({r['auc_gain']:+.3f}, best "
-        f"{r['best_gain']:+.3f})"
+        f"{k.replace(' / hard_', '/')} {r['start_auc']:.3f} -> "
+        f"{r['mean_curve'][-1]['truth_auc']:.3f}, gain **{gain_text(r)}**, best "
+        f"{r['best_gain']:+.3f}"
         for k, r in runs.items()
     )
     drives = "; ".join(
-        f"{k.replace(' / hard_', '/')} {r['drives']['learn']['count']} / "
-        f"{r['fixed_mean']['per_10min'] * args.minutes / 10:.1f}, "
-        f"{r['drives']['learn']['path_m']:.1f} / "
-        f"{float(np.mean([f['path_m'] for f in r['drives']['fixed']])):.1f} m"
+        f"{k.replace(' / hard_', '/')} {r['collisions']['learn']} / {r['collisions']['fixed']}, "
+        f"{r['path_m']['learn']:.1f} / {r['path_m']['fixed']:.1f} m"
         for k, r in runs.items()
     )
+    steps = "; ".join(
+        f"{k.replace(' / hard_', '/')} {', '.join(map(str, r['learner_steps']))}"
+        for k, r in runs.items()
+    )
+    n = len(out["seeds"])
     text = (
-        f"AUC vs truth, start -> after {args.minutes:g} min: {auc}. Collisions in "
-        f"{args.minutes:g} min, learn / without (mean of {args.fixed_seeds} seeds), metres "
-        f"driven: {drives}"
+        f"AUC vs truth, start -> after {args.minutes:g} min (mean of {n} seeds), gain with its "
+        f"95% interval over seeds: {auc}. Collisions in all {n} drives, learn / without, and "
+        f"mean metres driven: {drives}. Learner steps per drive: {steps}"
     )
     lat, ratio = out.get("latency"), out.get("p99_ratio")
     if lat:
         text += "; capture to command, median / p99: " + ", ".join(
             f"{k} {v['median_ms']:.1f} / {v['p99_ms']:.1f} ms" for k, v in lat.items()
         )
-    added = sum(
-        r["drives"]["learn"]["count"] - r["fixed_mean"]["per_10min"] * args.minutes / 10
-        for r in runs.values()
-    )
+    added = sum(r["collisions"]["learn"] - r["collisions"]["fixed"] for r in runs.values())
+    worlds = ", ".join(w.removeprefix("hard_") for w in args.worlds)
     return [
         Figure(
-            f"`run --learn` in {len(args.worlds)} unseen hard worlds x {len(runs) // max(len(args.worlds), 1)} "
-            f"start models; {args.minutes:g} min of camera-only driving at {args.speed} units, "
-            f"paced at real time; every {args.every_s:g} s the live weights scored against truth "
-            "on another session of the world",
+            f"`run --learn` in {len(args.worlds)} unseen hard worlds ({worlds}) x "
+            f"{len(runs) // max(len(args.worlds), 1)} start models x {n} seeds (random start "
+            f"pose each); {args.minutes:g} min of camera-only driving at {args.speed} units, "
+            f"paced at real time (one learner thread, lr {args.lr:g}, weight average "
+            f"{args.ema:g}); every {args.every_s:g} s the live weights scored against truth on "
+            f"{args.drives} other recorded drives of the world ({args.drive_minutes:g} min each, "
+            "random starts); without learning: the same drives unpaced",
             text,
             (
-                Target(
-                    f"+0.05 AUC within {args.minutes:g} min",
-                    all(g >= 0.05 for g in gains.values()),
-                    ", ".join(f"{g:+.3f}" for g in gains.values()),
-                ),
+                *gain_targets(runs, args.minutes),
                 Target(
                     "p99 within 20%",
                     None if ratio is None else ratio <= 1.2,
-                    "" if ratio is None else f"{ratio:.2f}x",
+                    "not measured (--latency-s 0)" if ratio is None else f"{ratio:.2f}x",
                 ),
-                Target("no collisions added", added <= 0, f"{added:+.1f} in all drives"),
+                Target("no collisions added", added <= 0, f"{added:+d} in all drives"),
             ),
-            {"p99_ratio": ratio, **{f"auc_gain {k}": g for k, g in gains.items()}},
+            {
+                "p99_ratio": ratio,
+                **{f"auc_gain {k}": r["auc_gain"] for k, r in runs.items()},
+            },
         )
     ]

@@ -13,6 +13,13 @@ budget sees every world; the hard suite (12 unseen worlds) is the test set.
 Methods (`--methods` picks some), each trained on the same frames of a budget:
 - `paper`: the paper's network from scratch (the baseline);
 - `scratch`: the default network from scratch;
+- `consistency`: scratch with the state-consistency loss (`train --consistency-weight`,
+  CONSISTENCY_WEIGHT: frames a short straight drive apart must agree, Nava et al.);
+- `uncertainty`: scratch on the pool relabelled with UNCERTAINTY_REPLAYS odometry
+  replays (`label --uncertainty-replays`): each label's confidence weighs its cell in
+  the loss. The labels go to WORK/pool_uncertainty_<replays>/ (the pool's sessions stay
+  where they are), written once when missing (16 s per 5-minute session on one core,
+  9 s of it the nominal labels: 1.5 minutes for the pool);
 - `pretrained_<task>`, one per pretext task of robot_ssl.learning.pretrain_config.TASKS
   (patch, denoise, odometry, rotation, views), and `pretrained_default` (DEFAULT_TASKS
   combined): the default network whose encoder `robot-ssl pretrain` first trained on
@@ -44,7 +51,7 @@ Targets (issue 27): at 2 minutes the best pretraining beats scratch by >= 0.03 (
 of >= 3 seeds, intervals apart); at 30 minutes self-supervised reaches >= 98 % of
 supervised. A point not measured gives no verdict.
 
-Cost: 9 methods x 5 budgets x 3 seeds = 135 training runs (about 100 000 samples per
+Cost: 11 methods x 5 budgets x 3 seeds = 165 training runs (about 100 000 samples per
 method and seed over the 5 budgets), each scored on the hard suite (32 000 frames and the
 bootstrap), and 6 task sets x 3 seeds = 18 pretraining epochs on the pool's 54 000
 frames. Not measured in full; estimated from train_speed (the default network trains
@@ -82,11 +89,18 @@ from robot_ssl.learning.pretrain_config import DEFAULT_TASKS, TASKS
 METHODS = (
     "paper",
     "scratch",
+    "consistency",
+    "uncertainty",
     *(f"pretrained_{t}" for t in TASKS),
     "pretrained_default",
     "supervised",
 )
-"""Every method, in the order of the table and the plot."""
+"""Every method, in the order of the table and the plot (scratch's variants beside it)."""
+CONSISTENCY_WEIGHT = 1.0
+"""`consistency`'s weight of the state-consistency term: the docs recommend none, and 1
+weighs it as the BCE it is added to (pretraining's task weights are 1 too)."""
+UNCERTAINTY_REPLAYS = 16
+"""`uncertainty`'s odometry replays per label (the label option's default is 0: off)."""
 QUICK_METHODS = ("scratch", "pretrained_rotation", "supervised")
 """--quick's methods: one from scratch, one pretrained (the cheapest task), supervised."""
 CONFIDENCE = 0.95
@@ -98,13 +112,17 @@ SHARE_TARGET = 0.98
 
 @dataclass(frozen=True)
 class Method:
-    """How a method trains: network, the pretext tasks of its encoder (() from scratch) and
-    its targets ("labels": the auto-labels, self-supervised; "truth": supervised)."""
+    """How a method trains: network, the pretext tasks of its encoder (() from scratch), its
+    targets ("labels": the auto-labels, self-supervised; "truth": supervised), the weight
+    of the state-consistency loss (0: off) and the odometry replays of its labels'
+    confidence (0: the pool's labels, every cell weighs 1)."""
 
     name: str
     arch: str = "default"
     tasks: tuple[str, ...] = ()
     targets: str = "labels"
+    consistency_weight: float = 0.0
+    label_replays: int = 0
 
     @property
     def pretrained(self) -> bool:
@@ -121,6 +139,10 @@ class Method:
             return cls(name, arch="paper")
         if name == "scratch":
             return cls(name)
+        if name == "consistency":
+            return cls(name, consistency_weight=CONSISTENCY_WEIGHT)
+        if name == "uncertainty":
+            return cls(name, label_replays=UNCERTAINTY_REPLAYS)
         if name == "supervised":
             return cls(name, targets="truth")
         if name == "pretrained_default":
@@ -365,6 +387,87 @@ def _finished_epochs(out: Path) -> int:
     return len(history) if isinstance(history, list) else 0
 
 
+def uncertainty_labels(paths: Sequence[Path], work: Path, replays: int, jobs: int) -> Path:
+    """WORK/pool_uncertainty_<replays>/, the folder of the pool's labels with `replays`
+    odometry replays: the sessions whose labels are missing there are labelled in-process
+    as `robot-ssl label --uncertainty-replays N --out FOLDER` does (the pool's rule
+    otherwise, no coverage plots), in `jobs` processes."""
+    from robot_ssl.core.label_grid import LabelConfig
+    from robot_ssl.io.labels_file import default_labels_path
+    from robot_ssl.simlink.sim_sessions import label_quietly
+
+    folder = work / f"pool_uncertainty_{replays}"
+    missing = [p for p in paths if not default_labels_path(p, folder).exists()]
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        rule = LabelConfig(uncertainty_replays=replays)
+        label_quietly(missing, jobs=jobs, out=str(folder), plot=False, rule=rule)
+        print(
+            f"labelled {len(missing)} pool session(s) with {replays} odometry replays "
+            f"into {folder} in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+    return folder
+
+
+class PoolLabels:
+    """The pool's sessions as each method trains on them: the auto-labels, the simulator's
+    truth (supervised), or the auto-labels with their confidence from odometry replays
+    (uncertainty); each set made and loaded once, on first use."""
+
+    def __init__(self, sessions: list[Any], paths: list[Path], work: Path, jobs: int) -> None:
+        self.paths, self.work, self.jobs = paths, work, jobs
+        self._sets: dict[tuple[str, int], list[Any]] = {("labels", 0): sessions}
+
+    def get(self, method: Method) -> list[Any]:
+        """The SessionData list `method` trains on."""
+        key = (method.targets, method.label_replays)
+        if key not in self._sets:
+            self._sets[key] = self._load(method)
+        return self._sets[key]
+
+    def _load(self, method: Method) -> list[Any]:
+        from robot_ssl.learning.truth_grid import with_truth_targets
+
+        base = self._sets["labels", 0]
+        if method.label_replays:
+            base = self._with_replays(base, method.label_replays)
+        return [with_truth_targets(s) for s in base] if method.targets == "truth" else base
+
+    def _with_replays(self, base: list[Any], replays: int) -> list[Any]:
+        """The pool labelled with `replays` replays; images shared with `base` where the
+        frames are the same (the nominal labels are: only the confidence is new)."""
+        from dataclasses import replace
+
+        from robot_ssl.learning.dataset import load_sessions
+
+        folder = uncertainty_labels(self.paths, self.work, replays, self.jobs)
+        loaded = load_sessions(
+            self.paths, labels_dir=folder, cache_dir=self.work / "cache", progress=False
+        )
+        return [
+            replace(s, images=b.images) if np.array_equal(s.frame_index, b.frame_index) else s
+            for s, b in zip(loaded, base)
+        ]
+
+
+def budget_frames(sessions: list[Any], share_s: float, method: Method) -> Any:
+    """The FrameSet of a budget: the first `share_s` seconds of labels of every session,
+    with the frames' odometry poses when `method` trains with the consistency loss (as
+    `train` adds them to the frames it splits itself)."""
+    from dataclasses import replace
+
+    from robot_ssl.learning.consistency import frame_poses
+    from robot_ssl.learning.dataset import FrameSet
+
+    subsets = [s.subset(s.times_s() < share_s) for s in sessions]
+    frames = FrameSet.from_sessions(subsets)
+    if method.consistency_weight > 0:
+        frames = replace(frames, poses=np.concatenate([frame_poses(s) for s in subsets]))
+    return frames
+
+
 def run_key(budget_min: float, method: str, seed: int) -> str:
     return f"{budget_min:g}_{method}_s{seed}"
 
@@ -562,9 +665,8 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
 
     import torch
 
-    from robot_ssl.learning.dataset import FrameSet, load_sessions
+    from robot_ssl.learning.dataset import load_sessions
     from robot_ssl.learning.train import TrainConfig, train
-    from robot_ssl.learning.truth_grid import with_truth_targets
 
     torch.set_num_threads(args.threads)
     work = args.work
@@ -575,7 +677,7 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
     paths = record_sessions(POOL_WORLDS, 0.5 if quick else 5.0, 3, pool)
     record_sessions(HARD_WORLDS[:2] if quick else HARD_WORLDS, 0.5 if quick else 1.5, 5, hard)
     sessions = load_sessions(paths, cache_dir=cache, progress=False)
-    truth_sessions = None
+    pool_labels = PoolLabels(sessions, paths, work, args.threads)
     suite = HardSuite(hard, cache_dir=cache)
     encoders = Encoders(paths, work, args)
 
@@ -585,10 +687,7 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
     for budget in args.budgets:
         share_s = 60.0 * budget / len(sessions)
         for method in methods:
-            if method.targets == "truth" and truth_sessions is None:
-                truth_sessions = [with_truth_targets(s) for s in sessions]
-            source = truth_sessions if method.targets == "truth" else sessions
-            frames = FrameSet.from_sessions([s.subset(s.times_s() < share_s) for s in source])
+            frames = budget_frames(pool_labels.get(method), share_s, method)
             samples = max(args.min_samples, len(frames))
             epochs = math.ceil(samples / len(frames))
             for seed in range(args.seeds):
@@ -604,6 +703,7 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
                     patience=None,
                     init=None if init is None else str(init),
                     targets=method.targets,
+                    consistency_weight=method.consistency_weight,
                     seed=seed,
                     num_threads=args.threads,
                     device=args.device,
@@ -622,6 +722,8 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
                     "epochs": epochs,
                     "train_s": train_s,
                     "pretrain_s": pretrain_s,
+                    "consistency_weight": method.consistency_weight,
+                    "label_replays": method.label_replays,
                     **score,
                 }
                 lo, hi = score["truth_auc_ci"]

@@ -51,6 +51,11 @@ class DemoConfig:
     replay_frames: int = 450
     jobs: int = 2
     seed: int = 0
+    study_results: str = str(
+        Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "label_budget.json"
+    )
+    """The label-budget study's stored figures, quoted by the report's self-supervised
+    against supervised section (absent outside a checkout: the report says how to get them)."""
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -152,6 +157,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
         out_dir=str(eval_dir),
         json_out=str(out / "eval.json"),
         bootstrap=200,
+        truth=True,
     )
     report.eval_report = timer.run("evaluate (held-out worlds)", run_eval, eval_cfg)
     for caption, name in (
@@ -179,6 +185,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, keep: bool = False) -> int:
     world = world_arg(cfg.closed_loop_world, worlds_dir)
     timer.run("closed loop", _closed_loop, report, world, onnx, cfg)
 
+    from robot_ssl.simlink.report import read_supervised_share
+
+    report.supervised_share = read_supervised_share(cfg.study_results)
     report.timings_s = timer.steps
     path = report.write()
     print(f"report: {path}")

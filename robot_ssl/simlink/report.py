@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,57 @@ class ClosedLoopRow:
         return 10.0 * self.collisions / self.minutes if self.minutes > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class SupervisedShare:
+    """Self-supervised against supervised, as the label-budget study measured it: per
+    budget of labelled minutes, the mean AUC against truth over seeds of the network
+    trained on the auto-labels ("scratch") and of the same network trained on the
+    simulator's truth labels of the same frames ("supervised"), and the best
+    self-supervised method's share of supervised."""
+
+    source: str  # the results file it was read from
+    commit: str
+    date: str
+    share_by_budget_min: dict[float, float]
+    scratch_auc_by_budget_min: dict[float, float]
+    supervised_auc_by_budget_min: dict[float, float]
+
+
+def read_supervised_share(path: str | os.PathLike) -> SupervisedShare | None:
+    """The study's figures from a stored benchmark result (benchmarks/results/
+    label_budget.json); None when the file is absent, unreadable or has no share."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        values = doc["figures"][0]["values"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+    def by_budget(prefix: str, suffix: str = "") -> dict[float, float]:
+        out = {}
+        for key, v in values.items():
+            if key.startswith(prefix) and key.endswith(suffix) and isinstance(v, (int, float)):
+                budget = key[len(prefix) : len(key) - len(suffix)].removesuffix("_min")
+                try:
+                    b = float(budget)
+                except ValueError:
+                    continue
+                if math.isfinite(v):
+                    out[b] = float(v)
+        return dict(sorted(out.items()))
+
+    shares = by_budget("share_of_supervised_")
+    if not shares:
+        return None
+    return SupervisedShare(
+        source=str(path),
+        commit=str(doc.get("commit", "?")),
+        date=str(doc.get("date", "?")),
+        share_by_budget_min=shares,
+        scratch_auc_by_budget_min=by_budget("truth_auc_", "_scratch"),
+        supervised_auc_by_budget_min=by_budget("truth_auc_", "_supervised"),
+    )
+
+
 @dataclass
 class DemoReport:
     """Everything the report page shows; paths are files inside the output folder."""
@@ -38,6 +91,7 @@ class DemoReport:
     video: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    supervised_share: SupervisedShare | None = None
 
     def _rel(self, p: Path) -> str:
         return os.path.relpath(p, self.out_dir)
@@ -78,6 +132,14 @@ class DemoReport:
             lines += ["| band (cm) | mean AUC |", "|---|---|"]
             lines += [f"| {k} | {_fmt(v)} |" for k, v in bands.items()]
             lines.append("")
+            truth = (r.get("truth") or {}).get("overall", {}).get("truth") or {}
+            if truth.get("mean_auc") is not None:
+                lines += [
+                    "Against the simulator's truth (what a perfect annotator would mark) on the",
+                    f"same frames: mean ROC AUC **{_fmt(truth['mean_auc'])}**.",
+                    "",
+                ]
+        lines += self._supervised_section()
         for caption, path in self.images.items():
             lines += [f"### {caption}", "", f"![{caption}]({self._rel(path)})", ""]
         if self.video is not None:
@@ -115,6 +177,40 @@ class DemoReport:
         if self.notes:
             lines += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
         return "\n".join(lines)
+
+    def _supervised_section(self) -> list[str]:
+        """Self-supervised against supervised: the study's figures, or where to get them."""
+        lines = ["## Self-supervised against supervised", ""]
+        share = self.supervised_share
+        if share is None:
+            return [
+                *lines,
+                "Not measured in this run: `python -m benchmarks label_budget` trains the same",
+                "network on the auto-labels and on the simulator's truth labels of the same",
+                "frames (3 seeds per budget) and stores the comparison in",
+                "benchmarks/results/label_budget.json, which this report then quotes.",
+                "",
+            ]
+        budgets = list(share.share_by_budget_min)
+        last = budgets[-1]
+        lines += [
+            f"Self-supervised reaches **{share.share_by_budget_min[last]:.0%}** of supervised "
+            f"at {last:g} minutes of labels: the label-budget study ({share.source}, commit "
+            f"{share.commit}, {share.date}), mean AUC against truth on the hard suite over 3 "
+            "seeds; supervised is the same network trained on the simulator's truth labels of "
+            "the same frames (a stand-in for perfect human annotation).",
+            "",
+            "| minutes of labels | self-supervised (scratch) | supervised | best self-supervised "
+            "/ supervised |",
+            "|---|---|---|---|",
+        ]
+        for b in budgets:
+            own = share.scratch_auc_by_budget_min.get(b)
+            sup = share.supervised_auc_by_budget_min.get(b)
+            lines.append(
+                f"| {b:g} | {_fmt(own)} | {_fmt(sup)} | {share.share_by_budget_min[b]:.1%} |"
+            )
+        return [*lines, ""]
 
     def write(self, name: str = "report.md") -> Path:
         from robot_ssl.core.outputs import atomic_output

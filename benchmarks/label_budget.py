@@ -648,21 +648,20 @@ def parser() -> argparse.ArgumentParser:
         help="training and pretraining device (auto: cuda when available)",
     )
     p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument(
+        "--summarise",
+        action="store_true",
+        help="train nothing: summarise the runs already in WORK for --budgets x --methods "
+        "(points with no run are left out), so that a study run in parts can be stored",
+    )
     return p
 
 
-def run(quick: bool, argv: list[str]) -> list[Figure]:
-    """Train every (budget, method, seed), score each on the hard suite, summarise.
-    Quick: 1 and 2 min, QUICK_METHODS, 2 seeds, 0.5-minute sessions, in WORK/quick."""
-    args = parser().parse_args(argv)
-    if quick:
-        args.work, args.min_samples, args.bootstrap = args.work / "quick", 300, 20
-    args.budgets = args.budgets or ([1.0, 2.0] if quick else [1.0, 2.0, 5.0, 10.0, 30.0])
-    args.methods = args.methods or list(QUICK_METHODS if quick else METHODS)
-    args.seeds = args.seeds or (2 if quick else 3)
-    if args.seeds < 1 or args.min_samples < 1 or args.pretrain_epochs < 1:
-        parser().error("--seeds, --min-samples and --pretrain-epochs must be >= 1")
-
+def train_missing(
+    args: argparse.Namespace, runs: dict[str, Any], out_json: Path, quick: bool
+) -> dict:
+    """Train and score every (budget, method, seed) of `args` not in `runs` yet, saving
+    each into `out_json` as it finishes; returns the runs."""
     import torch
 
     from robot_ssl.learning.dataset import load_sessions
@@ -670,7 +669,6 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
 
     torch.set_num_threads(args.threads)
     work = args.work
-    work.mkdir(parents=True, exist_ok=True)
     pool = args.pool or work / "pool"
     hard = args.hard or work / "hard"
     cache = work / "cache"
@@ -681,8 +679,6 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
     suite = HardSuite(hard, cache_dir=cache)
     encoders = Encoders(paths, work, args)
 
-    out_json = work / "label_budget.json"
-    runs = load_runs(out_json)
     methods = [Method.named(m) for m in METHODS if m in args.methods]
     for budget in args.budgets:
         share_s = 60.0 * budget / len(sessions)
@@ -734,6 +730,27 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
                     flush=True,
                 )
                 runs = save_runs(out_json, runs)
+    return runs
+
+
+def run(quick: bool, argv: list[str]) -> list[Figure]:
+    """Train every (budget, method, seed), score each on the hard suite, summarise.
+    Quick: 1 and 2 min, QUICK_METHODS, 2 seeds, 0.5-minute sessions, in WORK/quick."""
+    args = parser().parse_args(argv)
+    if quick:
+        args.work, args.min_samples, args.bootstrap = args.work / "quick", 300, 20
+    args.budgets = args.budgets or ([1.0, 2.0] if quick else [1.0, 2.0, 5.0, 10.0, 30.0])
+    args.methods = args.methods or list(QUICK_METHODS if quick else METHODS)
+    args.seeds = args.seeds or (2 if quick else 3)
+    if args.seeds < 1 or args.min_samples < 1 or args.pretrain_epochs < 1:
+        parser().error("--seeds, --min-samples and --pretrain-epochs must be >= 1")
+
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    out_json = work / "label_budget.json"
+    runs = load_runs(out_json)
+    if not args.summarise:
+        runs = train_missing(args, runs, out_json, quick)
     runs = load_runs(out_json) | runs
     chosen = [
         r

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.label_budget import seed_interval
@@ -87,7 +88,14 @@ def test_one_seed_has_no_interval() -> None:
 
 def args_of(**kw: object) -> argparse.Namespace:
     base = dict(
-        minutes=5.0, speed=150, lr=3e-4, ema=0.99, every_s=30.0, drives=3, drive_minutes=3.0
+        minutes=5.0,
+        speed=150,
+        lr=3e-4,
+        ema=0.99,
+        every_s=30.0,
+        drives=3,
+        drive_minutes=3.0,
+        score_stride=3,
     )
     return argparse.Namespace(**{**base, **kw})
 
@@ -141,3 +149,22 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "no checkpoint at nope.pt" in r.stderr
+
+
+def test_drive_scorer_keeps_every_stride_th_frame_of_each_drive(tmp_path: Path) -> None:
+    from benchmarks.online_learning import DriveScorer
+    from robot_ssl.simlink.sim_sessions import labelled_session
+
+    drives = [
+        labelled_session("arena_boxes", 0.1, seed, tmp_path / f"d{seed}.h5", tmp_path)
+        for seed in (3, 4)
+    ]
+    full, thin = DriveScorer(drives), DriveScorer(drives, stride=3)
+    for i, (a, b) in enumerate(zip(full.targets, thin.targets)):
+        rows_a = full.frames.session_ids == i
+        rows_b = thin.frames.session_ids == i
+        assert rows_b.sum() == len(b.t_s) == math.ceil(rows_a.sum() / 3) > 5
+        np.testing.assert_array_equal(b.t_s, a.t_s[::3])
+        np.testing.assert_array_equal(b.truth, a.truth[::3])
+        np.testing.assert_array_equal(thin.frames.images[rows_b], full.frames.images[rows_a][::3])
+        np.testing.assert_array_equal(thin.frames.labels[rows_b], full.frames.labels[rows_a][::3])

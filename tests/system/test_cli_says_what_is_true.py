@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import h5py
 import pytest
 from playground import FakeAsebaNode
+from robot_cli import ROBOT_SSL
 
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
+from robot_cli import ROBOT_SSL
 
 # -- the real CLI: the cases a new user met ------------------------------------------------
 
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 RUN = ["run", "--model", "m.onnx", "--robot", "sim", "--camera", "sim"]
 
 

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 from paths import REPO, TESTS
+from robot_cli import run_robot_ssl
 
 from robot_ssl.cli.main import main
 from robot_ssl.io.labels_file import is_labels_file, read_labels, skip_labels_files
@@ -133,10 +134,7 @@ CUTS = {"10%": lambda n: n // 10, "50%": lambda n: n // 2, "90%": lambda n: n * 
 CUTS["-100 bytes"] = lambda n: n - 100
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "robot_ssl", *args], capture_output=True, text=True, timeout=120
-    )
+run_cli = run_robot_ssl
 
 
 def assert_prefix_of_original(r: SessionReader, ref: dict) -> None:

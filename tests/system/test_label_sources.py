@@ -5,12 +5,12 @@ simulator's truth per source, then trained on for an epoch."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from labelling_sessions import write_session
+from robot_cli import run_robot_ssl
 
 from robot_ssl.core.label_grid import SOURCE_CODES
 from robot_ssl.io.labels_file import read_labels
@@ -23,8 +23,7 @@ TRAVERSAL_AGREEMENT_FLOOR = 0.97
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "robot_ssl", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return run_robot_ssl(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@ the live loop's learning hook and `replay --live --learn`."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import DISTANCES_M  # noqa: E402
+from robot_cli import run_robot_ssl  # noqa: E402
 
 from robot_ssl.cli.main import main  # noqa: E402
 from robot_ssl.core.label_grid import LabelConfig  # noqa: E402
@@ -345,9 +344,7 @@ def test_a_full_disk_keeps_learning_says_so_once_and_leaves_no_partial_file(
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "robot_ssl", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    return run_robot_ssl(*args, env={"OMP_NUM_THREADS": "1"})
 
 
 def test_an_unwritable_learn_folder_is_refused_before_anything_starts(

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from paths import REPO
+from robot_cli import ROBOT_SSL
 
 from robot_ssl.cli.main import main
 from robot_ssl.core.outputs import (
@@ -29,8 +30,6 @@ from robot_ssl.core.outputs import (
     remove_stale_temps,
     temp_name_pattern,
 )
-
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 
 
 def temps(folder: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from paths import TESTS
+from robot_cli import ROBOT_SSL
 
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.label_grid import LabelConfig
@@ -34,7 +35,6 @@ from robot_ssl.recording.recorder import Recorder, RecorderConfig
 from robot_ssl.simlink.devices import parse_devices
 
 DOUBLES = TESTS / "doubles"
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 LATENCY_MS, EXPOSURE_US = 50, 20000  # the double's defaults
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from pretrain_data import _odometry_session, _tiny_encoder
+from robot_cli import run_robot_ssl
 
 from robot_ssl.learning.dataset import synthetic_frames, write_synthetic_session
 from robot_ssl.learning.pretrain import (
@@ -20,8 +20,7 @@ from robot_ssl.learning.step import TrainingDiverged
 
 
 def _robot_ssl(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "robot_ssl", *args, "--quiet", "--threads", "1"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return run_robot_ssl(*args, "--quiet", "--threads", "1")
 
 
 def test_a_diverging_pretraining_stops_at_its_step_and_writes_no_encoder(tmp_path):

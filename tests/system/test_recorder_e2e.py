@@ -9,7 +9,6 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from playground import (
     playground_or_skip,
     wait_until_thymio_answers,
 )
+from robot_cli import ROBOT_SSL
 
 from firmware_bridge.thymio import ThymioRobot
 from robot_ssl.cli.main import main
@@ -32,8 +32,6 @@ from robot_ssl.core.spec import CameraSpec
 from robot_ssl.io.session import SessionReader, SessionWriter
 from robot_ssl.recording.cameras import SyntheticCamera
 from robot_ssl.recording.recorder import Recorder, RecorderConfig
-
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 
 
 def info_json(path: Path) -> dict:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -16,6 +15,7 @@ import pytest
 import yaml
 from labelling_sessions import write_session
 from paths import REPO
+from robot_cli import run_robot_ssl
 
 from robot_ssl.io.labels_file import read_labels
 from robot_ssl.io.session import SessionReader
@@ -27,8 +27,7 @@ AGREEMENT_FLOOR = 0.95
 
 
 def _run(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "robot_ssl", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return run_robot_ssl(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

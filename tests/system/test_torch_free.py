@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
+from robot_cli import ROBOT_SSL
 
 
 @pytest.fixture(scope="module")

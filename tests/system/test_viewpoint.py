@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
 import yaml
+from robot_cli import ROBOT_SSL
 
 from pinhole import Pinhole
 from robot_ssl.cli.main import main
@@ -22,7 +22,6 @@ from sim.camera import CameraParams
 
 torch = pytest.importorskip("torch")
 
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 PITCH_35 = math.radians(35.0)
 
 

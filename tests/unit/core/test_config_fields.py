@@ -9,12 +9,12 @@ import sys
 import typing
 
 import pytest
+from robot_cli import ROBOT_SSL
 
 from robot_ssl.cli.main import main
 from robot_ssl.learning.train_config import TrainConfig
 from robot_ssl.live.run import RunConfig
 
-ROBOT_SSL = [sys.executable, "-m", "robot_ssl"]
 RUN = ["--model", "m.onnx", "--robot", "sim", "--camera", "sim"]
 
 

@@ -40,6 +40,11 @@ def _flags() -> dict[str, Flag]:
             help="block bootstrap: resample contiguous S-second blocks of each session "
             "(frames at 30 fps are not independent; 0: resample single frames)",
         ),
+        "bootstrap_unit": Flag(
+            choices=("block", "session"),
+            help="what the bootstrap resamples: S-second blocks of each session (block), or "
+            "whole sessions, per world (session: several recorded drives of each world)",
+        ),
         "truth": Flag(
             help="also score against simulator truth (sessions that have it), per world and band"
         ),

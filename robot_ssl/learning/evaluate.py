@@ -13,7 +13,10 @@
   draws, per session, as many blocks as it has, with replacement. `block_s=0`
   (and :func:`auc_report` without blocks) is the frame bootstrap, whose
   intervals are optimistic on correlated frames; held-out worlds are the real
-  test either way.
+  test either way. `bootstrap_unit="session"` (:meth:`Blocks.by_session`, issue 27)
+  resamples whole sessions instead, per world: with several recorded drives of each
+  world, a replicate draws, per world, as many of its drives as it has, with
+  replacement, so the intervals carry the drive-to-drive spread.
 - With simulator truth (`evaluate(truth=True)`, `robot-ssl eval --truth`), the
   same scores are also compared with the true label grid of each simulated
   session (robot_ssl.learning.truth_grid), and both comparisons are summarised
@@ -53,7 +56,7 @@ from robot_ssl.core.config import MAX_BATCH, MAX_BOOTSTRAP, MAX_THREADS, check_n
 from robot_ssl.core.errors import RobotSSLError
 from robot_ssl.core.outputs import OutputError, atomic_output, check_writable
 from robot_ssl.learning.dataset import DEFAULT_INPUT_SIZE, FrameSet
-from robot_ssl.learning.eval_config import DEFAULT_BLOCK_S, EvalConfig
+from robot_ssl.learning.eval_config import BOOTSTRAP_UNITS, DEFAULT_BLOCK_S, EvalConfig
 
 if TYPE_CHECKING:
     from robot_ssl.learning.truth_grid import SessionTargets
@@ -87,6 +90,7 @@ BAND_DEFINITION = (
 REPORT_FORMAT = "robot-ssl/eval"
 REPORT_VERSION = 1
 FALLBACK_FPS = 30.0  # frame times of a frame set given without stamps
+NO_WORLD = "(none)"  # the world of sessions recorded outside the simulator
 
 
 class EvalError(RobotSSLError):
@@ -107,7 +111,8 @@ class Blocks:
 
     of_frame: np.ndarray  # int64 (N,)
     stratum: np.ndarray  # int64 (B,)
-    block_s: float
+    block_s: float | None  # None: whole sessions (:meth:`by_session`)
+    unit: str = "block"  # "block": time blocks per session; "session": whole sessions
 
     @classmethod
     def from_times(
@@ -127,24 +132,50 @@ class Blocks:
         keys, of_frame = np.unique(np.stack([sid, k], axis=1), axis=0, return_inverse=True)
         return cls(of_frame.reshape(-1), keys[:, 0].copy(), float(max(block_s, 0.0)))
 
+    @classmethod
+    def by_session(cls, session_ids: np.ndarray, session_strata: np.ndarray) -> Blocks:
+        """Each session one block, the sessions of one stratum resampled among themselves.
+
+        The drive bootstrap (issue 27): with `session_strata[s]` the world of session s,
+        a replicate draws, per world, as many of its drives as it has, with replacement,
+        so the intervals carry the drive-to-drive spread that one drive per world hides.
+        A stratum of one session always draws it (no spread from it)."""
+        sid = np.asarray(session_ids, np.int64)
+        strata = np.asarray(session_strata, np.int64)
+        if sid.ndim != 1 or strata.ndim != 1:
+            raise ValueError("session_ids and session_strata must be 1-D arrays")
+        if sid.size and (sid.min() < 0 or sid.max() >= strata.size):
+            raise ValueError("a session id has no stratum")
+        used, of_frame = np.unique(sid, return_inverse=True)
+        return cls(of_frame.reshape(-1), strata[used].copy(), None, "session")
+
     @property
     def num_blocks(self) -> int:
         return int(self.stratum.size)
 
+    @property
+    def num_strata(self) -> int:
+        return int(np.unique(self.stratum).size)
+
     def subset(self, mask: np.ndarray) -> Blocks:
         """The blocks of the frames where `mask` (N,) is true, renumbered."""
         used, of_frame = np.unique(self.of_frame[np.asarray(mask, bool)], return_inverse=True)
-        return Blocks(of_frame.reshape(-1), self.stratum[used], self.block_s)
+        return Blocks(of_frame.reshape(-1), self.stratum[used], self.block_s, self.unit)
 
-    def weights(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
-        """(replicates, N) float32 frame weights of `replicates` block-bootstrap draws."""
+    def block_counts(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
+        """(replicates, B) float32: how often each block is drawn, per stratum as many
+        draws as it has blocks, with replacement."""
         counts = np.zeros((replicates, self.num_blocks), np.float32)
         for s in np.unique(self.stratum):
             idx = np.flatnonzero(self.stratum == s)
             counts[:, idx] = rng.multinomial(
                 idx.size, np.full(idx.size, 1.0 / idx.size), replicates
             )
-        return counts[:, self.of_frame]
+        return counts
+
+    def weights(self, rng: np.random.Generator, replicates: int) -> np.ndarray:
+        """(replicates, N) float32 frame weights of `replicates` block-bootstrap draws."""
+        return self.block_counts(rng, replicates)[:, self.of_frame]
 
 
 # -- AUC -----------------------------------------------------------------------------------
@@ -192,6 +223,36 @@ def weighted_auc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) 
         return np.full(weights.shape[0], np.nan)
     order, pos_sorted, starts = _sort_cell(scores, positive)
     return _auc_sorted(pos_sorted, starts, weights[:, order])
+
+
+def block_pair_counts(
+    scores: np.ndarray, positive: np.ndarray, block: np.ndarray, num_blocks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Mann-Whitney counts between blocks: U (B, B), n_pos (B,), n_neg (B,).
+
+    U[a, b] counts the pairs of a positive of block a and a negative of block b with the
+    positive scored higher (ties 1/2). With frame weights constant within a block (block
+    counts c, one row per replicate) the weighted AUC is c U c^T / ((c n_pos)(c n_neg)):
+    one sort per cell, then each replicate costs O(B^2) instead of O(N), which is what makes
+    the session bootstrap over long sessions cheap."""
+    order = np.argsort(scores, kind="stable")
+    s, pos, b = scores[order], np.asarray(positive, bool)[order], np.asarray(block)[order]
+    group = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1  # tie groups, in score order
+    size = (int(group[-1]) + 1 if s.size else 0) * num_blocks
+    key = group * num_blocks + b
+    pos_gb = np.bincount(key[pos], minlength=size).reshape(-1, num_blocks).astype(np.float64)
+    neg_gb = np.bincount(key[~pos], minlength=size).reshape(-1, num_blocks).astype(np.float64)
+    below = np.cumsum(neg_gb, axis=0) - neg_gb
+    return pos_gb.T @ (below + 0.5 * neg_gb), pos_gb.sum(axis=0), neg_gb.sum(axis=0)
+
+
+def _pair_auc(counts: tuple[np.ndarray, np.ndarray, np.ndarray], c: np.ndarray) -> np.ndarray:
+    """AUC per row of block counts `c` (R, B) from :func:`block_pair_counts` (NaN: one class)."""
+    u, n_pos, n_neg = counts
+    num = np.einsum("ra,ab,rb->r", c, u, c)
+    den = (c @ n_pos) * (c @ n_neg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -310,13 +371,26 @@ def auc_report(
     if n_bootstrap > 0 and n > 0 and defined.any():
         rng = np.random.default_rng(seed)
         boot = np.full((n_bootstrap, n_s, n_d), np.nan)
+        sessions = blocks if blocks is not None and blocks.unit == "session" else None
         cells = []  # per defined cell: frame indices in score order, labels, tie groups
+        pairs = []  # whole sessions: per defined cell, the counts between sessions
         for s, d in zip(*np.nonzero(defined)):
             idx = np.flatnonzero(labels[:, s, d] >= 0)
-            order, pos_sorted, starts = _sort_cell(probs[idx, s, d], labels[idx, s, d] == 1)
+            positive = labels[idx, s, d] == 1
+            if sessions is not None:
+                block_of = sessions.of_frame[idx]
+                pair = block_pair_counts(probs[idx, s, d], positive, block_of, sessions.num_blocks)
+                pairs.append((s, d, pair))
+                continue
+            order, pos_sorted, starts = _sort_cell(probs[idx, s, d], positive)
             cells.append((s, d, idx[order], pos_sorted, starts))
         for start in range(0, n_bootstrap, chunk):
             r = min(chunk, n_bootstrap - start)
+            if sessions is not None:  # the draws of `weights`, per block: O(B^2) a replicate
+                counts = sessions.block_counts(rng, r).astype(np.float64)
+                for s, d, pair in pairs:
+                    boot[start : start + r, s, d] = _pair_auc(pair, counts)
+                continue
             # float32 counts are exact; one weight row per replicate, shared by all cells
             if blocks is None:
                 weights = rng.multinomial(n, np.full(n, 1.0 / n), size=r).astype(np.float32)
@@ -357,9 +431,10 @@ def auc_report(
         "bootstrap": {
             "replicates": int(n_bootstrap),
             "confidence": confidence,
-            "unit": "frame" if blocks is None else "block",
+            "unit": "frame" if blocks is None else blocks.unit,
             "block_s": None if blocks is None else blocks.block_s,
             "num_blocks": int(n) if blocks is None else blocks.num_blocks,
+            "num_strata": None if blocks is None else blocks.num_strata,
         },
         "grid": {
             "auc": _grid(auc),
@@ -439,7 +514,7 @@ def truth_comparison(
         "bootstrap": {
             "replicates": int(n_bootstrap),
             "confidence": confidence,
-            "unit": "block",
+            "unit": blocks.unit,
             "block_s": blocks.block_s,
         },
         "band_definition": BAND_DEFINITION,
@@ -646,6 +721,34 @@ def load_eval_data(
     return FrameSet.from_sessions(sessions), targets
 
 
+def _session_worlds(session_ids: np.ndarray, worlds: Sequence[str | None]) -> np.ndarray:
+    """The world name of each session (NO_WORLD where none), one per session id."""
+    ids = np.asarray(session_ids, np.int64)
+    n_sessions = max(int(ids.max()) + 1 if ids.size else 0, len(worlds))
+    padded = list(worlds) + [None] * (n_sessions - len(worlds))
+    return np.array([NO_WORLD if w is None else str(w) for w in padded], dtype=object)
+
+
+def _session_blocks(session_ids: np.ndarray, worlds: Sequence[str | None]) -> Blocks:
+    """Whole sessions as bootstrap blocks, stratified by world; a one-line warning names
+    the worlds with a single session (always drawn: their intervals lack its spread)."""
+    import sys
+
+    world_of = _session_worlds(session_ids, worlds)
+    names_w, strata = np.unique(world_of.astype(str), return_inverse=True)
+    blocks = Blocks.by_session(session_ids, strata)
+    counts = np.bincount(blocks.stratum, minlength=names_w.size)
+    single = [str(w) for w, c in zip(names_w, counts) if c == 1]
+    if single:
+        print(
+            f"warning: session bootstrap: {len(single)} world(s) with one session "
+            f"({', '.join(single[:6])}{', ...' if len(single) > 6 else ''}) add no "
+            f"session-to-session spread to the intervals ({blocks.num_blocks} sessions)",
+            file=sys.stderr,
+        )
+    return blocks
+
+
 def _check_viewpoint(predictor: Any, frames: FrameSet, allow: bool) -> None:
     """The model's camera viewpoint against the sessions' (one line on stderr when it
     cannot be checked or a mismatch is allowed; ViewpointMismatch otherwise)."""
@@ -685,6 +788,7 @@ def evaluate(
     truth: bool = False,
     block_s: float = DEFAULT_BLOCK_S,
     allow_viewpoint_mismatch: bool = False,
+    bootstrap_unit: str = "block",
 ) -> dict[str, Any]:
     """Evaluate a model file (checkpoint, TorchScript or ONNX) on labelled sessions.
 
@@ -694,7 +798,9 @@ def evaluate(
     `targets` (one SessionTargets per session of `frames`, from
     :func:`load_eval_data`) for stamps, truth and the training-overlap check;
     without `targets`, frames are taken 1/30 s apart, with no truth. Intervals
-    come from a block bootstrap over `block_s`-second blocks (0: over frames).
+    come from a block bootstrap over `block_s`-second blocks (0: over frames), or with
+    `bootstrap_unit` "session" over whole sessions, resampled per world (the drives of a
+    world: :meth:`Blocks.by_session`; a world with one session is warned about).
     With `truth`, the report's `truth` entry compares the scores with the
     auto-labels and with the simulator truth per world and band
     (:func:`truth_comparison`). A session among the model's training sessions
@@ -717,6 +823,8 @@ def evaluate(
     )
     if not (isinstance(block_s, (int, float)) and math.isfinite(block_s) and block_s >= 0):
         raise EvalError(f"block_s must be a number of seconds >= 0, got {block_s}")
+    if bootstrap_unit not in BOOTSTRAP_UNITS:
+        raise EvalError(f"bootstrap_unit must be one of {', '.join(BOOTSTRAP_UNITS)}")
     outputs_to_write: list[Path] = []
     if json_out is not None:
         json_out = Path(json_out)
@@ -766,7 +874,10 @@ def evaluate(
         t_s = np.zeros(len(ids))
         for i in np.unique(ids):
             t_s[ids == i] = np.arange(int((ids == i).sum())) / FALLBACK_FPS
-    blocks = Blocks.from_times(frames.session_ids, t_s, float(block_s))
+    if bootstrap_unit == "session":
+        blocks = _session_blocks(frames.session_ids, frames.worlds)
+    else:
+        blocks = Blocks.from_times(frames.session_ids, t_s, float(block_s))
     probs = predict_frames(predictor, frames.images, batch_size)
     report = auc_report(
         probs,
@@ -803,9 +914,7 @@ def evaluate(
             if t.truth is not None:
                 truth_grid[ids == i] = t.truth
                 has_truth[ids == i] = True
-        n_sessions = int(ids.max()) + 1 if ids.size else 0
-        worlds = list(frames.worlds) + [None] * max(0, n_sessions - len(frames.worlds))
-        world_of = np.array(["(none)" if w is None else str(w) for w in worlds], dtype=object)
+        world_of = _session_worlds(ids, frames.worlds)
         report["truth"] = truth_comparison(
             probs,
             frames.labels,
@@ -857,6 +966,7 @@ def evaluate_config(cfg: EvalConfig) -> dict[str, Any]:
         truth=cfg.truth,
         block_s=cfg.block_s,
         allow_viewpoint_mismatch=cfg.allow_viewpoint_mismatch,
+        bootstrap_unit=cfg.bootstrap_unit,
     )
 
 
@@ -871,11 +981,9 @@ def _with_ci(v: float | None, ci: list[float | None]) -> str:
 
 def _print_truth_table(comparison: dict) -> None:
     """World x band: AUC vs the auto-labels and vs simulator truth, with intervals."""
-    ci = f"{100 * comparison['bootstrap']['confidence']:g}% CI"
-    print(
-        f"AUC vs auto-labels and vs simulator truth ({ci}, "
-        f"{comparison['bootstrap']['block_s']:g} s blocks)"
-    )
+    boot = comparison["bootstrap"]
+    unit = "sessions per world" if boot["unit"] == "session" else f"{boot['block_s']:g} s blocks"
+    print(f"AUC vs auto-labels and vs simulator truth ({100 * boot['confidence']:g}% CI, {unit})")
     print(f"  {'world':<16} {'band':>6}  {'vs labels':<22}  vs truth")
     groups = {"all": comparison["overall"], **comparison["by_world"]}
     for name, g in groups.items():

@@ -412,8 +412,9 @@ def parse(quick: bool, argv: list[str]) -> argparse.Namespace | None:
 
 
 def run(quick: bool, argv: list[str]) -> list[Figure]:
-    """Per (model, world) and seed: drive with and without learning, score the snapshots
-    on the world's recorded drives; then latency."""
+    """Per seed, (model, world): drive with and without learning, score the snapshots on
+    the world's recorded drives (WORK/online_learning.json rewritten after each, "partial");
+    then latency."""
     args = parse(quick, argv)
     if args is None:
         return []
@@ -422,22 +423,30 @@ def run(quick: bool, argv: list[str]) -> list[Figure]:
     drives = record_drives(tuple(args.worlds), args.drives_dir, args.drives, args.drive_minutes)
     models = dict(m.split("=", 1) for m in args.models)
     seeds = [args.seed + k for k in range(args.seeds)]
+    scorers = {w: DriveScorer(drives[w], work / "cache", args.score_stride) for w in args.worlds}
+    offsets = {w: calibrated_offset_s(labels_of(drives[w][0])) for w in args.worlds}
+    keys = {(n, w): f"{n} / {w}" for w in args.worlds for n in models}
+    starts = {k: scorers[w].score(Path(models[n]), args.bootstrap) for (n, w), k in keys.items()}
+    done: dict[str, list[dict[str, Any]]] = {k: [] for k in keys.values()}
     results: dict[str, Any] = {}
-    for world in args.worlds:
-        scorer = DriveScorer(drives[world], work / "cache", args.score_stride)
-        offset_s = calibrated_offset_s(labels_of(drives[world][0]))
-        for name, model in models.items():
-            key = f"{name} / {world}"
-            start = scorer.score(Path(model), args.bootstrap)
-            per_seed = [
-                one_seed(
-                    Path(model), world, seed, args, work / name / world, offset_s, start, scorer
-                )
-                for seed in seeds
-            ]
-            results[key] = {**summarise(per_seed), "camera_offset_s": offset_s}
-            print_run(key, results[key])
-            (work / "online_learning.json").write_text(json.dumps({"runs": results}, indent=1))
+    for seed in seeds:  # seed-major: a run stopped early has whole seeds of every world
+        for (name, world), key in keys.items():
+            r = one_seed(
+                Path(models[name]),
+                world,
+                seed,
+                args,
+                work / name / world,
+                offsets[world],
+                starts[key],
+                scorers[world],
+            )
+            done[key].append(r)
+            results[key] = {**summarise(done[key]), "camera_offset_s": offsets[world]}
+            partial = {"partial": True, "seeds": seeds, "runs": results}
+            (work / "online_learning.json").write_text(json.dumps(partial, indent=1))
+    for key, r in results.items():
+        print_run(key, r)
     out: dict[str, Any] = {"argv": sys.argv[1:], "seeds": seeds, "runs": results}
     out["scored_on"] = {w: [str(p) for p in drives[w]] for w in args.worlds}
     if args.latency_s > 0:

@@ -113,7 +113,7 @@ def test_random_start_pose_is_free_and_seeded():
 
 
 def test_random_start_overrides_the_worlds_start_pose():
-    """"random" draws a free pose from the seed even in a world with a start pose, so that
+    """`start_pose="random"` draws a free pose from the seed even in a world with a start pose, so that
     drives of one world with different seeds start apart (the hard suite's 3 drives)."""
     from sim.errors import SimError
 

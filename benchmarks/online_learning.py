@@ -49,7 +49,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import numpy as np
 
 from benchmarks import Parser
-from benchmarks.hard_suite import record_drives
+from benchmarks.hard_suite import HardSuite, record_drives
 from benchmarks.label_budget import seed_interval
 from benchmarks.results import Figure, Target
 
@@ -58,9 +58,9 @@ TARGET_GAIN = 0.03
 """AUC against truth gained within 5 minutes from the demo's model, per world (issue 27)."""
 
 
-class DriveScorer:
+class DriveScorer(HardSuite):
     """A world's recorded drives and their truth, loaded once, scoring any number of
-    models against truth (the hard suite's scoring, on a list of sessions).
+    models against truth with the hard suite's `score` (here on a list of sessions).
 
     `stride`: every stride-th frame of each drive is kept (3: ~9 frames/s of the 27 the
     simulator records; neighbouring frames see nearly the same view, and the 10 s block
@@ -91,27 +91,6 @@ class DriveScorer:
             )
             for t in targets
         ]
-
-    def score(self, model: Path, n_bootstrap: int = 200, threads: int = 2) -> dict[str, Any]:
-        """Mean AUC against truth with its block-bootstrap interval, and against the labels."""
-        from robot_ssl.learning.evaluate import evaluate
-
-        report = evaluate(
-            model,
-            [],
-            frames=self.frames,
-            targets=self.targets,
-            truth=True,
-            n_bootstrap=n_bootstrap,
-            num_threads=threads,
-            progress=False,
-        )
-        overall = report["truth"]["overall"]
-        return {
-            "truth_auc": overall["truth"]["mean_auc"],
-            "truth_auc_ci": overall["truth"]["mean_auc_ci"],
-            "labels_auc": overall["labels"]["mean_auc"],
-        }
 
 
 def _save_weights(predictor: Any, path: Path) -> Path:
